@@ -1,0 +1,148 @@
+# %% [markdown]
+# # gpt2book
+#
+# > GPT-2 built from scratch, one idea per chapter: a book you can run cell by cell, and the Python package that trains it for real.
+
+# %% [markdown]
+# ## What this is
+#
+# gpt2book builds GPT-2 from its parts. Each chapter takes one idea — attention, normalisation,
+# the feed-forward layer, the residual block, the model, the tokenizer, the data, the optimizer,
+# the training loop — explains why it is there, writes it in a few short cells, shows the tensor
+# shapes and a picture, and proves what it claims with asserts that run in seconds on a laptop CPU.
+#
+# The chapters are also the source code. [nbdev](https://nbdev.fast.ai) exports the cells marked
+# `#| export` to the package `gpt2book`, so the code you read is exactly the code that trains:
+# on a laptop CPU (a small character-level model on Tiny Shakespeare in a few minutes), or on an
+# 8-GPU node (GPT-2 small, 124M parameters, on OpenWebText). The model loads and saves
+# Hugging Face GPT-2 weights, and its logits equal Hugging Face's.
+#
+# The last chapter runs the experiment the project grew from — does SwiGLU + RMSNorm train
+# faster than GPT-2's GELU MLP + LayerNorm? — as a fair 2×2 ablation with a learning-rate sweep,
+# several seeds and confidence intervals.
+
+# %% [markdown]
+# ## How to read it
+#
+# - **On the site**: start at [Attention](01_attention.ipynb) and follow the sidebar; each page is
+#   a chapter with its outputs and plots.
+# - **In Jupyter**: open `nbs/01_attention.ipynb` and run it top to bottom. Every chapter runs on a
+#   CPU in seconds; cells flagged `#| slow` (long training runs) are left for you to start by hand,
+#   and the chapters plot the saved results of those runs.
+# - **As scripts**: every notebook has a twin in `nbs_py/` (a [jupytext](https://jupytext.readthedocs.io)
+#   percent script), for reading and reviewing in an editor.
+#
+# Each chapter opens with *why*, then builds the idea in small cells with prose between them.
+# Shapes are written as trailing comments, `# (B, T, C)`: batch, time (sequence position),
+# channels (embedding width).
+
+# %% [markdown]
+# ## Quick start
+#
+# Set up, then run the main job — train the CPU default model on Tiny Shakespeare (a few
+# minutes on a laptop; it prints the validation loss and a sample of generated text and saves a
+# loss plot in `out/`):
+#
+# ```bash
+# python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.13.0 && pip install -e ".[dev]" && python -m gpt2book.train
+# ```
+#
+# Run the tests — every chapter notebook, the way `nbdev-test` runs it, and the tests in `tests/`:
+#
+# ```bash
+# . .venv/bin/activate && pytest
+# ```
+#
+# `pip install torch==2.13.0` comes first so that pip keeps the CPU build a laptop wants instead of
+# pulling a multi-gigabyte CUDA build; on a GPU machine install the torch build for your CUDA first.
+#
+# **Offline machines.** Four environment variables let everything run without a network:
+#
+# | variable | what it does |
+# |---|---|
+# | `TIKTOKEN_CACHE_DIR` | a folder with tiktoken's GPT-2 BPE files, so the tokenizer does not download them |
+# | `GPT2BOOK_MIRROR` | a folder with local copies of the data sources (`tinyshakespeare.txt`, ...) |
+# | `HF_HUB_OFFLINE=1`, `HF_DATASETS_OFFLINE=1` | Hugging Face libraries never reach the hub |
+# | `WANDB_MODE=disabled` | no Weights & Biases logging (`offline` keeps it local) |
+#
+# `pytest` sets `HF_HUB_OFFLINE`, `HF_DATASETS_OFFLINE` and `WANDB_MODE` itself when they are unset.
+
+# %% [markdown]
+# ## The chapters
+#
+# | # | chapter | module | what it builds |
+# |---|---|---|---|
+# | 01 | [Attention](01_attention.ipynb) | `gpt2book.attention` | scaled dot-product attention from first principles; multi-head causal self-attention with GPT-2's fused `c_attn` |
+# | 02 | [Norms](02_norms.ipynb) | `gpt2book.norms` | LayerNorm and RMSNorm written out, and their invariances |
+# | 03 | [Feed-forward](03_ffn.ipynb) | `gpt2book.ffn` | GPT-2's GELU MLP and SwiGLU, parameter-matched by the 8/3 rule |
+# | 04 | [Block](04_block.ipynb) | `gpt2book.block` | the pre-norm residual block |
+# | 05 | [GPT](05_gpt.ipynb) | `gpt2book.model` | `GPTConfig`, `GPT`, GPT-2's initialisation, Hugging Face weights in and out, `generate` |
+# | 06 | [Tokenizer](06_tokenizer.ipynb) | `gpt2book.tokenizer` | characters and GPT-2's byte-level BPE behind one interface |
+# | 07 | [Data](07_data.ipynb) | `gpt2book.data` | sources, parallel tokenizing into verified shards, a resumable DDP loader |
+# | 08 | [Optimizer](08_optim.ipynb) | `gpt2book.optim` | AdamW parameter groups, warmup + cosine schedule |
+# | 09 | [Training](09_train.ipynb) | `gpt2book.train` | the trainer: presets, DDP, checkpoints and exact resume, the CLI |
+# | 10 | [Ablation](10_ablation.ipynb) | `gpt2book.experiments` | GPT-2 vs SwiGLU + RMSNorm as a fair 2×2 experiment |
+
+# %% [markdown]
+# ## The house map
+#
+# One chapter, one module. Arrows point one way: a lower module never imports a higher one, so
+# the model knows nothing about training and the data nothing about the model. Configuration
+# flows down as plain dataclasses.
+#
+# ```text
+#  attention ─┐
+#  norms ─────┼─▶ block ─▶ model ─┐
+#  ffn ───────┘                   │
+#                                 ├─▶ train ─▶ experiments
+#  tokenizer ─▶ data ─────────────┤
+#                        optim ───┘
+# ```
+#
+# Outside the package:
+#
+# - `data/prepare.py` is a thin command over `gpt2book.data`:
+#   `python data/prepare.py shakespeare` writes `data/shakespeare/` (`meta.json` and raw uint16
+#   shards `train_*.bin`, `val_*.bin`).
+# - A training run writes `out/RUN/`: `config.json`, `metrics.jsonl`, the last few `ckpt_STEP.pt`,
+#   `samples.txt` and plots.
+# - `bench/` holds the benchmarks; `images/` the pictures the README shows; `nbs_py/` the scripts
+#   paired with the notebooks; `tools/` the checks CI runs.
+
+# %% [markdown]
+# ## Train with it
+#
+# Every setting of a run can be given on the command line as `--key=value`; `--config NAME` picks
+# a preset, and the resolved configuration is saved in the run folder.
+#
+# ```bash
+# python -m gpt2book.train                                   # the CPU default: Tiny Shakespeare, a few minutes
+# OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node=2 -m gpt2book.train   # DDP on a CPU (gloo)
+# torchrun --standalone --nproc_per_node=8 -m gpt2book.train --config gpt2-124m  # GPT-2 small on 8 GPUs
+# python -m gpt2book.train --resume                          # continue exactly where the newest checkpoint left off
+# ```
+#
+# The 8-GPU run reads OpenWebText, prepared once with `python data/prepare.py openwebtext`.
+# The [training chapter](09_train.ipynb) explains the presets, the multi-node command and the
+# measured speed.
+
+# %% [markdown]
+# ## Test it, change it
+#
+# `pytest` runs every chapter notebook (cells flagged `#| slow` skipped) and `tests/`;
+# `nbdev-test` runs the notebooks alone, in parallel. `.ci/run` is what CI runs on a clean clone:
+# it installs the project, checks that `gpt2book/` is what `nbdev-export` makes from the
+# notebooks, that notebooks and their `nbs_py/` scripts agree, runs the tests, executes every
+# chapter in a real Jupyter kernel, and checks and screenshots the site.
+#
+# nbdev 3 keeps its settings in `pyproject.toml` (`[tool.nbdev]`); there is no `settings.ini`.
+# To change a chapter, edit `nbs_py/NN_name.py` (or the notebook), then run
+# `tools/nbsync.sh nbs_py/NN_name.py`: it syncs the pair, cleans the notebook and re-exports the
+# package. `CONTRIBUTING.md` has the details and the house rules.
+
+# %% [markdown]
+# ## Headline results
+#
+# The [ablation chapter](10_ablation.ipynb) fills this section with the validation-loss curves of
+# the four arms (LayerNorm or RMSNorm × GELU MLP or SwiGLU), each at its own best learning rate
+# and averaged over seeds, and says which differences are larger than the noise.
