@@ -14,24 +14,23 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# %% ../nbs/01_attention.ipynb #4306e659
+# %% ../nbs/01_attention.ipynb #6a8c8ed0
 def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0):
-    "softmax(q k^T / sqrt(hs)) v, written out; returns the output and the attention weights it used."
+    "softmax(q k^T / sqrt(hs)) v, written out: q, k, v (B, nh, T, hs) -> output (B, nh, T, hs), weights (B, nh, T, T)."
     hs = q.size(-1)
-    att = q @ k.transpose(-2, -1) / math.sqrt(hs)  # (B, nh, T, T)
+    att = q @ k.transpose(-2, -1) / math.sqrt(hs)  # (B, nh, T, T) scores of every query against every key
     if causal:
         T, S = q.size(-2), k.size(-2)
-        # position t may look at positions 0..t only: mask the upper triangle before the softmax
+        # query t may look at keys 0..t only (the same top-left alignment as F.scaled_dot_product_attention)
         allowed = torch.ones(T, S, dtype=torch.bool, device=q.device).tril()  # (T, S)
-        att = att.masked_fill(~allowed, float("-inf"))
+        att = att.masked_fill(~allowed, float("-inf"))  # exp(-inf) = 0: the future gets exactly no weight
     att = F.softmax(att, dim=-1)  # (B, nh, T, T), each row sums to 1
     if dropout_p > 0.0:
-        # the caller decides: it passes dropout_p=0 in eval mode
-        att = F.dropout(att, p=dropout_p, training=True)
-    y = att @ v  # (B, nh, T, hs)
+        att = F.dropout(att, p=dropout_p, training=True)  # the caller passes 0 in eval mode
+    y = att @ v  # (B, nh, T, hs) weighted sum of the values
     return y, att
 
-# %% ../nbs/01_attention.ipynb #dda1899b
+# %% ../nbs/01_attention.ipynb #d17ea061
 ATTN_IMPLS = ("sdpa", "explicit")
 
 class CausalSelfAttention(nn.Module):
@@ -43,25 +42,24 @@ class CausalSelfAttention(nn.Module):
         if attn_impl not in ATTN_IMPLS:
             raise ValueError(f"attn_impl={attn_impl!r} is unknown; use one of {ATTN_IMPLS}")
         self.n_embd, self.n_head, self.attn_impl = n_embd, n_head, attn_impl
-        self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)  # q, k, v for all heads in one matmul
+        self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)  # q, k, v of all heads in one matmul
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)      # mixes the heads back into the residual stream
-        self.attn_dropout = nn.Dropout(dropout)   # on the attention weights
-        self.resid_dropout = nn.Dropout(dropout)  # on the block's output
+        self.attn_dropout = nn.Dropout(dropout)   # its rate p is used on the attention weights, by either kernel
+        self.resid_dropout = nn.Dropout(dropout)  # on the output, before it joins the residual stream
 
     def split_heads(self, x):
-        "Project x (B, T, C) to q, k, v, each (B, nh, T, hs)."
+        "Project x (B, T, C) to queries, keys and values, each (B, nh, T, hs)."
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # 3 x (B, T, C)
         return [t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v)]  # 3 x (B, nh, T, hs)
 
     def forward(self, x):
         B, T, C = x.shape
-        q, k, v = self.split_heads(x)  # (B, nh, T, hs)
-        # attention dropout only while training: the seed project kept it on in eval and generation
-        dropout_p = self.attn_dropout.p if self.training else 0.0
+        q, k, v = self.split_heads(x)  # 3 x (B, nh, T, hs)
+        dropout_p = self.attn_dropout.p if self.training else 0.0  # never in eval or generation
         if self.attn_impl == "sdpa":
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
         else:
             y, _ = scaled_dot_product_attention(q, k, v, causal=True, dropout_p=dropout_p)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
-        return self.resid_dropout(self.c_proj(y))  # (B, T, C)
+        return self.resid_dropout(self.c_proj(y))          # (B, T, C)

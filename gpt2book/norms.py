@@ -1,4 +1,4 @@
-"""LayerNorm (GPT-2) and RMSNorm (LLaMA) written out from their formulas, checked against PyTorch and tested for the invariances that tell them apart.
+"""LayerNorm (GPT-2) and RMSNorm (the variant LLaMA uses) written out from their formulas, checked against PyTorch, and tested for the invariances that tell them apart.
 
 Docs: https://gpt2book.github.io/gpt2book/norms.html.md"""
 
@@ -13,40 +13,40 @@ import torch.nn as nn
 
 # %% ../nbs/02_norms.ipynb #ad845434
 class LayerNorm(nn.Module):
-    "LayerNorm with an optional bias: y = (x - mean) / sqrt(var + eps) * weight + bias over the last dim."
+    "LayerNorm over the last dim: (x - mean) / sqrt(var + eps) * weight + bias, computed in at least float32."
     def __init__(self, ndim, bias=True, eps=1e-5):
         super().__init__()
-        self.weight = nn.Parameter(torch.ones(ndim))
-        self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
+        self.weight = nn.Parameter(torch.ones(ndim))                      # gain gamma
+        self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None     # beta
         self.eps = eps
 
     def forward(self, x):
-        xf = x.to(torch.promote_types(x.dtype, torch.float32))  # bf16/fp16 -> float32, float64 stays
-        mean = xf.mean(-1, keepdim=True)               # (..., 1)
-        var = xf.var(-1, keepdim=True, correction=0)   # (..., 1) biased variance, as in the paper
-        y = (xf - mean) * torch.rsqrt(var + self.eps) * self.weight.to(xf.dtype)
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))  # bf16/fp16 -> float32; float64 stays
+        mean = xf.mean(-1, keepdim=True)                # (..., 1)
+        var = xf.var(-1, keepdim=True, correction=0)    # (..., 1) biased: divide by n
+        y = (xf - mean) * torch.rsqrt(var + self.eps) * self.weight.to(xf.dtype)  # (..., n)
         if self.bias is not None:
             y = y + self.bias.to(xf.dtype)
         return y.to(x.dtype)
 
 # %% ../nbs/02_norms.ipynb #a633954e
 class RMSNorm(nn.Module):
-    "RMSNorm (Zhang & Sennrich 2019): y = x / sqrt(mean(x^2) + eps) * weight; no centring, no bias."
+    "RMSNorm over the last dim: x / sqrt(mean(x^2) + eps) * weight; no centring, no bias; computed in at least float32."
     def __init__(self, ndim, eps=1e-5):
         super().__init__()
-        self.weight = nn.Parameter(torch.ones(ndim))
+        self.weight = nn.Parameter(torch.ones(ndim))  # gain gamma
         self.eps = eps
 
     def forward(self, x):
-        xf = x.to(torch.promote_types(x.dtype, torch.float32))  # bf16/fp16 -> float32, float64 stays
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))  # bf16/fp16 -> float32; float64 stays
         ms = xf.pow(2).mean(-1, keepdim=True)  # (..., 1) mean square
-        return (xf * torch.rsqrt(ms + self.eps) * self.weight.to(xf.dtype)).to(x.dtype)
+        return (xf * torch.rsqrt(ms + self.eps) * self.weight.to(xf.dtype)).to(x.dtype)  # (..., n)
 
-# %% ../nbs/02_norms.ipynb #4836488e
+# %% ../nbs/02_norms.ipynb #c38a08d4
 NORMS = {"layernorm": LayerNorm, "rmsnorm": RMSNorm}
 
 def make_norm(kind, ndim, bias=True):
-    "The norm named `kind` over `ndim` features; `bias` applies to LayerNorm only (RMSNorm has none)."
+    "The norm named `kind` (a key of NORMS) over `ndim` features; `bias` applies to LayerNorm only."
     if kind not in NORMS:
         raise ValueError(f"norm={kind!r} is unknown; use one of {list(NORMS)}")
     return LayerNorm(ndim, bias=bias) if kind == "layernorm" else RMSNorm(ndim)
