@@ -1,4 +1,4 @@
-"""GPT-2's 4x GELU MLP and the SwiGLU that replaces it, with a hidden width chosen so both have the same number of parameters.
+"""GPT-2's 4x GELU MLP and the SwiGLU that replaces it in recent models, with SwiGLU's hidden width chosen so that both have the same number of parameters, and dropout and initialisation applied to both alike.
 
 Docs: https://gpt2book.github.io/gpt2book/ffn.html.md"""
 
@@ -23,36 +23,38 @@ class MLP(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x):
-        h = self.gelu(self.c_fc(x))            # (B, T, 4C)
-        return self.dropout(self.c_proj(h))    # (B, T, C)
-
-# %% ../nbs/03_ffn.ipynb #c976d9d3
-def swiglu_hidden(n_embd, multiple_of=8):
-    "SwiGLU hidden width with the MLP's weight count: 8/3 * n_embd, rounded to the nearest multiple of `multiple_of`."
-    if n_embd < 1 or multiple_of < 1:
-        raise ValueError(f"n_embd={n_embd} and multiple_of={multiple_of} must be positive integers")
-    # 3 C H weights (gate, up, down) = 8 C^2 (MLP's up and down)  =>  H = 8C/3
-    return multiple_of * max(1, round(8 * n_embd / 3 / multiple_of))
+        h = self.gelu(self.c_fc(x))          # (B, T, 4C)
+        return self.dropout(self.c_proj(h))  # (B, T, C)
 
 # %% ../nbs/03_ffn.ipynb #1d554a01
-class SwiGLU(nn.Module):
-    "SwiGLU FFN (Shazeer 2020): c_proj(silu(x W_gate) * (x W_up)), gate and up fused in `c_fc`, dropout after c_proj."
-    def __init__(self, n_embd, dropout=0.0, bias=True, hidden=None):
-        super().__init__()
-        self.hidden = hidden or swiglu_hidden(n_embd)
-        self.c_fc = nn.Linear(n_embd, 2 * self.hidden, bias=bias)  # gate and up in one matmul
-        self.c_proj = nn.Linear(self.hidden, n_embd, bias=bias)     # same name as MLP's: same scaled init
-        self.dropout = nn.Dropout(dropout)                          # same place as MLP's
-
-    def forward(self, x):
-        gate, up = self.c_fc(x).chunk(2, dim=-1)        # 2 x (B, T, H)
-        return self.dropout(self.c_proj(F.silu(gate) * up))  # (B, T, C)
+def swiglu_hidden(n_embd, multiple_of=8):
+    "SwiGLU hidden width with the MLP's weight count: 8/3 * n_embd, rounded to the nearest multiple of `multiple_of`."
+    if not (isinstance(n_embd, int) and isinstance(multiple_of, int) and n_embd > 0 and multiple_of > 0):
+        raise ValueError(f"n_embd={n_embd!r} and multiple_of={multiple_of!r} must be positive integers")
+    # weights: 3 C H (gate, up, down) = 8 C^2 (MLP's c_fc and c_proj)  =>  H = 8C/3
+    return multiple_of * max(1, int(8 * n_embd / (3 * multiple_of) + 0.5))  # nearest, halves up
 
 # %% ../nbs/03_ffn.ipynb #188d8f46
+class SwiGLU(nn.Module):
+    "SwiGLU FFN (Shazeer 2020): c_proj(silu(gate) * up), gate and up from one fused `c_fc` C -> 2H, dropout after c_proj."
+    def __init__(self, n_embd, dropout=0.0, bias=True, hidden=None):
+        super().__init__()
+        self.hidden = swiglu_hidden(n_embd) if hidden is None else hidden
+        if not (isinstance(self.hidden, int) and self.hidden > 0):
+            raise ValueError(f"hidden={hidden!r} must be a positive integer (or None for swiglu_hidden(n_embd))")
+        self.c_fc = nn.Linear(n_embd, 2 * self.hidden, bias=bias)  # W_g and W_u stacked: one matmul
+        self.c_proj = nn.Linear(self.hidden, n_embd, bias=bias)     # W_2; MLP's name, so the same scaled init
+        self.dropout = nn.Dropout(dropout)                          # at the same place as MLP's
+
+    def forward(self, x):
+        gate, up = self.c_fc(x).chunk(2, dim=-1)              # 2 x (B, T, H)
+        return self.dropout(self.c_proj(F.silu(gate) * up))  # (B, T, C)
+
+# %% ../nbs/03_ffn.ipynb #05657bc7
 FFNS = {"mlp": MLP, "swiglu": SwiGLU}
 
 def make_ffn(kind, n_embd, dropout=0.0, bias=True):
-    "The feed-forward network named `kind` (a key of FFNS)."
+    "The feed-forward network named `kind` (a key of FFNS), with the same dropout and bias rule for every kind."
     if kind not in FFNS:
         raise ValueError(f"ffn={kind!r} is unknown; use one of {list(FFNS)}")
     return FFNS[kind](n_embd, dropout=dropout, bias=bias)
