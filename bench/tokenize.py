@@ -1,0 +1,93 @@
+#!/usr/bin/env python
+"""Tokens/s of `prepare` against tiktoken's own `encode_ordinary_batch` on the same documents.
+
+    python bench/tokenize.py [--mb 8] [--repeats 3] [--out nbs/data/bench_tokenize.json]
+
+The text is WikiText-2 (valid + test, split into articles) and WebText documents from $GPT2BOOK_MIRROR,
+repeated up to about --mb megabytes. tiktoken's batch encoder with one thread per core, tokenizing only,
+is the ceiling; `prepare` also reads the .jsonl, splits train/val, adds end-of-text tokens and writes shards.
+Best of --repeats for each. Chapter 7 reads the JSON this writes.
+"""
+import os
+import sys
+
+# This file is called tokenize.py: keep its folder off sys.path so that `import tokenize` (stdlib) still works.
+sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse, json, platform, tempfile, time
+from pathlib import Path
+
+import tiktoken
+
+from gpt2book.data import prepare, load_meta
+
+
+def documents(mirror: Path, mb: float):
+    docs = []
+    for f in ("wiki.valid.raw", "wiki.test.raw"):
+        docs += [a for a in (mirror / "wikitext-2-raw" / f).read_text().split("\n = ") if a.strip()]
+    docs += [p.read_text() for p in sorted((mirror / "webtext_train_10").glob("*.txt"))]
+    docs += [json.loads(l)["text"] for l in open(mirror / "webtext_valid_63tok.jsonl")]
+    out, size = [], 0
+    while size < mb * 1e6:
+        d = docs[len(out) % len(docs)]
+        out.append(d); size += len(d.encode())
+    return out, size
+
+
+def cpu_name():
+    try:
+        return next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mb", type=float, default=8)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "nbs" / "data" / "bench_tokenize.json"))
+    a = ap.parse_args()
+    mirror = Path(os.environ.get("GPT2BOOK_MIRROR", ""))
+    if not (mirror / "wikitext-2-raw").is_dir():
+        sys.exit("set GPT2BOOK_MIRROR to the folder holding wikitext-2-raw/ and webtext_* (see its README)")
+    docs, size = documents(mirror, a.mb)
+    threads = os.cpu_count() or 1
+    enc = tiktoken.get_encoding("gpt2")
+    enc.encode_ordinary_batch(docs[:100], num_threads=threads)  # warm up
+    best_tt, n_tokens = float("inf"), None
+    for _ in range(a.repeats):
+        t0 = time.perf_counter()
+        ids = enc.encode_ordinary_batch(docs, num_threads=threads)
+        best_tt = min(best_tt, time.perf_counter() - t0)
+        n_tokens = sum(map(len, ids))
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "bench.jsonl"
+        with open(src, "w") as f:
+            for d in docs:
+                f.write(json.dumps({"text": d}) + "\n")
+        best_prep = float("inf")
+        for _ in range(a.repeats):
+            t0 = time.perf_counter()
+            out = prepare(src, Path(tmp) / "out", force=True, progress=False)
+            best_prep = min(best_prep, time.perf_counter() - t0)
+        meta = load_meta(out)
+        n_docs = sum(1 for d in docs if d)
+        got = sum(s["tokens"] for s in meta["splits"].values())
+        assert got == n_tokens + n_docs, f"prepare wrote {got} tokens, tiktoken + one eot per document gives {n_tokens + n_docs}"
+    res = {"machine": f"{cpu_name()}, {threads} cores, {platform.system()}",
+           "load_average_1min": os.getloadavg()[0], "python": platform.python_version(),
+           "tiktoken": tiktoken.__version__, "command": "python bench/tokenize.py " + " ".join(sys.argv[1:]),
+           "text_mb": size / 1e6, "documents": len(docs), "tokens": n_tokens, "threads": threads,
+           "tiktoken_s": best_tt, "prepare_s": best_prep,
+           "tiktoken_tok_s": n_tokens / best_tt, "prepare_tok_s": n_tokens / best_prep, "ratio": best_tt / best_prep}
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    tmp_out = a.out + ".tmp"
+    Path(tmp_out).write_text(json.dumps(res, indent=1) + "\n")
+    os.replace(tmp_out, a.out)
+    print(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()
