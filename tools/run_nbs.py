@@ -91,7 +91,7 @@ def run_notebook(path: Path, save: bool = False, timeout: int = 600) -> tuple[bo
         os.close(fd)
         nbformat.write(nb, tmp)
         os.replace(tmp, path)
-        subprocess.run(["nbdev-clean", "--fname", str(path)], cwd=ROOT, check=True)
+        subprocess.run([str(Path(sys.executable).parent / "nbdev-clean"), "--fname", str(path)], cwd=ROOT, check=True)
     return not err, secs, err
 
 

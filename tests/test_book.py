@@ -1,0 +1,108 @@
+"""The book as a whole: README and front page agree, chapter lists are true, the package is what
+the notebooks export, notebooks are clean and paired with their scripts, the site source checks."""
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import check_pairs  # noqa: E402
+import check_site  # noqa: E402
+
+NOTEBOOKS = sorted((ROOT / "nbs").glob("[0-9][0-9]_*.ipynb"))
+
+
+def quick_start(markdown: str) -> list[str]:
+    "The commands in the ```bash blocks of the `## Quick start` section of `markdown`."
+    m = re.search(r"^## Quick start\s*$(.*?)(?=^## |\Z)", markdown, re.M | re.S)
+    assert m, "no '## Quick start' section"
+    return [c.strip() for c in re.findall(r"```bash\n(.*?)```", m.group(1), re.S)]
+
+
+def notebook_markdown(nb: Path) -> str:
+    cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]
+    return "\n\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+
+
+def test_quick_start_is_two_commands_and_the_same_in_readme_and_front_page():
+    readme = quick_start((ROOT / "README.md").read_text(encoding="utf-8"))
+    index = quick_start(notebook_markdown(ROOT / "nbs" / "00_index.ipynb"))
+    assert len(readme) == 2 and all("\n" not in c for c in readme), readme
+    assert readme == index, f"README.md says {readme}\nnbs/00_index.ipynb says {index}"
+    setup, test = readme
+    assert setup.startswith("python3 -m venv .venv") and "pip install torch==2.13.0 && pip install -e \".[dev]\"" in setup
+    assert setup.endswith("python -m gpt2book.train")
+    assert test == ". .venv/bin/activate && pytest"
+
+
+def test_readme_mentions_what_the_issue_asks_for():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for must in ["pyproject.toml", "settings.ini", "nbdev-docs", "CONTRIBUTING.md",
+                 "torchrun --standalone --nproc_per_node=8 -m gpt2book.train --config gpt2-124m",
+                 "TIKTOKEN_CACHE_DIR", "GPT2BOOK_MIRROR", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "WANDB_MODE"]:
+        assert must in readme, f"README.md does not mention {must}"
+
+
+@pytest.mark.parametrize("doc", ["README.md", "CONTRIBUTING.md", "nbs/00_index.ipynb"])
+def test_every_chapter_listed_exists_and_every_chapter_is_listed(doc):
+    path = ROOT / doc
+    text = notebook_markdown(path) if path.suffix == ".ipynb" else path.read_text(encoding="utf-8")
+    listed = set(re.findall(r"\b(\d\d_[a-z0-9_]+)\b", text))
+    have = {p.stem for p in NOTEBOOKS}
+    assert listed, f"{doc} lists no chapters"
+    assert not listed - have, f"{doc} lists chapters that do not exist in nbs/: {sorted(listed - have)}"
+    assert not (have - listed - {"00_index"}), f"{doc} does not list {sorted(have - listed - {'00_index'})}"
+
+
+def test_chapter_numbers_are_unique():
+    nums = [p.name[:2] for p in NOTEBOOKS]
+    assert len(nums) == len(set(nums)), f"two chapters share a number: {[p.name for p in NOTEBOOKS]}"
+
+
+def test_every_chapter_has_title_and_summary():
+    for nb in NOTEBOOKS:
+        first = notebook_markdown(nb).lstrip().splitlines()
+        assert first and first[0].startswith("# "), f"{nb.name}: the first markdown cell must start with '# Title'"
+        rest = [l for l in first[1:] if l.strip()]
+        assert rest and rest[0].startswith("> "), f"{nb.name}: '# Title' must be followed by a '> one-sentence summary' line"
+
+
+def test_notebooks_and_scripts_are_paired():
+    problems = check_pairs.check()
+    assert not problems, "\n".join(problems)
+
+
+def test_notebooks_are_clean(tmp_path):
+    "nbdev-clean changes nothing (no execution counts, no stray metadata)."
+    for nb in NOTEBOOKS:
+        shutil.copy(nb, tmp_path / nb.name)
+    subprocess.run([check_site.tool("nbdev-clean"), "--fname", str(tmp_path)], cwd=ROOT, check=True, capture_output=True)
+    dirty = [nb.name for nb in NOTEBOOKS if (tmp_path / nb.name).read_bytes() != nb.read_bytes()]
+    assert not dirty, f"not clean: {dirty}; run tools/nbsync.sh (or nbdev-clean) and commit"
+
+
+def test_package_is_what_nbdev_export_makes(tmp_path):
+    "gpt2book/ is exactly what nbdev-export writes from the notebooks (nobody edited it by hand)."
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    shutil.copytree(ROOT / "nbs", tmp_path / "nbs", ignore=shutil.ignore_patterns("_*", ".*", "data"))
+    lib = tmp_path / "gpt2book"
+    lib.mkdir()
+    shutil.copy(ROOT / "gpt2book" / "__init__.py", lib)
+    r = subprocess.run([check_site.tool("nbdev-export")], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    made = {p.name: p.read_text(encoding="utf-8") for p in lib.glob("*.py")}
+    have = {p.name: p.read_text(encoding="utf-8") for p in (ROOT / "gpt2book").glob("*.py")}
+    assert made.keys() == have.keys(), f"nbdev-export makes {sorted(made)}, gpt2book/ holds {sorted(have)}"
+    differ = [n for n in made if made[n] != have[n]]
+    assert not differ, f"gpt2book/{differ} differ from nbdev-export's output: run nbdev-export and commit"
+
+
+def test_site_references_resolve():
+    "Every image a chapter or the README shows, and every chapter a chapter links to, exists."
+    problems = check_site.reference_problems()
+    assert not problems, "\n".join(problems)
