@@ -74,7 +74,7 @@ class NotebookItem(pytest.Item):
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, NotebookError):
-            return f"{self.path.name} failed (run it alone: nbdev-test --path nbs/{self.path.name})\n{excinfo.value}"
+            return f"{self.path.name} failed (run it alone: nbdev-test nbs/{self.path.name})\n{excinfo.value}"
         return super().repr_failure(excinfo)
 
     def reportinfo(self):

@@ -68,6 +68,25 @@
 # `pytest` sets `HF_HUB_OFFLINE`, `HF_DATASETS_OFFLINE` and `WANDB_MODE` itself when they are unset.
 
 # %% [markdown]
+# ## The package in a few lines
+#
+# What the chapters build is importable. A tiny GPT-2 (2 layers, 64 wide, GPT-2's tokenizer and
+# vocabulary), untrained, continuing a prompt — so the words are random until the
+# [training chapter](09_train.ipynb) teaches it:
+
+# %%
+import torch
+from gpt2book.model import GPT, GPTConfig
+from gpt2book.tokenizer import GPT2Tokenizer
+
+tok = GPT2Tokenizer()
+model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=64, block_size=64))
+idx = torch.tensor([tok.encode("Hello world")])  # (B, T) = (1, 2): "Hello", " world"
+out = model.generate(idx, max_new_tokens=10, generator=torch.Generator().manual_seed(0))  # (1, 12)
+assert out.shape == (1, 12) and out[0, :2].tolist() == [15496, 995]
+print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
+
+# %% [markdown]
 # ## The chapters
 #
 # | # | chapter | module | what it builds |
