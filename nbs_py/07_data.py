@@ -184,14 +184,14 @@ def _iter_jsonl(path):
                 yield row["text"]
             offset += len(line)
 
-def _iter_datasets(path, name=None, **kw):
+def _iter_datasets(path, name=None, mirror="<source name>", **kw):
     "Stream the `text` column of a Hugging Face dataset (Hub id, or 'parquet' with data_files=...)."
     import datasets  # imported here: a slow import that only these sources need
     try:
         ds = datasets.load_dataset(path, name, split="train", streaming=True, **kw)
     except Exception as e:
         raise RuntimeError(f"could not open {path}{' ' + name if name else ''} through datasets ({e}). Offline? "
-                           "Put its parquet files in $GPT2BOOK_MIRROR/<source name>/") from e
+                           f"Put its parquet files in $GPT2BOOK_MIRROR/{mirror}/") from e
     if ds.features is not None and "text" not in ds.features:
         raise ValueError(f"{path} {kw.get('data_files', '')}: no 'text' column (columns: {list(ds.features)})")
     for batch in ds.select_columns(["text"]).iter(batch_size=1000):
@@ -258,7 +258,7 @@ def resolve(sources) -> Plan:
             open_docs = lambda: _iter_datasets("parquet", data_files=[str(f) for f in files])
             desc = {"source": s.name, "mirror": [f.name for f in files]}
         else:
-            open_docs = lambda: _iter_datasets(s.hf_path, s.hf_name)
+            open_docs = lambda: _iter_datasets(s.hf_path, s.hf_name, mirror=s.mirror)
             desc = {"source": s.name, "hf_path": s.hf_path, "hf_name": s.hf_name}
         return Plan(s.name, s.tokenizer, False, s.val_fraction, s.val_every, desc, open_docs)
     files = _local_files(items)
