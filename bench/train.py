@@ -1,0 +1,122 @@
+#!/usr/bin/env python
+"""Training speed of gpt2book: ms per optimizer step, tokens/s and MFU for a preset on this device.
+
+It times the trainer's own step (`gpt2book.train.train_step`: gradient accumulation, autocast, clipping,
+fused AdamW) on the model `make_model` builds, after a few warm-up steps (which absorb torch.compile):
+
+    python bench/train.py                                   # CPU default (char-level Tiny Shakespeare model)
+    python bench/train.py --config gpt2-124m --device cuda  # GPT-2 small on one GPU, bf16 + compile
+    python bench/train.py --config gpt2-124m --device cuda --total_batch_size=65536 --steps 20
+
+`--data synthetic` (the default) draws uniform random token ids of the model's vocabulary, so it needs no
+prepared data; `--data real` reads the preset's prepared train split. Any `--key=value` of TrainConfig
+is passed through. Prints a JSON result and writes it to `--json` (default
+out/bench/train_<config>_<device>.json).
+"""
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from gpt2book.data import TokenLoader, load_meta
+from gpt2book.optim import configure_optimizer
+from gpt2book.train import (autocast_context, config_from_args, flops_per_token, grad_accum_steps, make_model,
+                            peak_flops, resolve_device, train_step)
+
+
+class RandomTokens:
+    "Uniform random (x, y) batches on `device`: the cost of a step without the cost of reading data."
+    def __init__(self, batch_size, block_size, vocab_size, device, seed=0):
+        self.shape, self.V, self.device = (batch_size, block_size), vocab_size, device
+        self.gen = torch.Generator(device).manual_seed(seed)
+
+    def next_batch(self):
+        xy = torch.randint(self.V, (self.shape[0], self.shape[1] + 1), generator=self.gen, device=self.device)
+        return xy[:, :-1], xy[:, 1:]
+
+
+def sync(device):
+    if device.startswith("cuda"): torch.cuda.synchronize()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog="other --key=value: TrainConfig fields")
+    ap.add_argument("--config", default="cpu")
+    ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 5 on CPU, 3 on GPU)")
+    ap.add_argument("--steps", type=int, default=None, help="timed steps (default 50 on CPU, 10 on GPU)")
+    ap.add_argument("--data", choices=("synthetic", "real"), default="synthetic")
+    ap.add_argument("--vocab_size", type=int, default=None, help="synthetic vocabulary (default: 66 for char "
+                    "presets, 50257 otherwise)")
+    ap.add_argument("--json", default=None, help="where to write the result")
+    args, rest = ap.parse_known_args(argv)
+    cfg = config_from_args(["--config", args.config, *rest])
+    device = resolve_device(cfg.device)
+    on_gpu = device.startswith("cuda")
+    warmup = args.warmup if args.warmup is not None else (3 if on_gpu else 5)
+    steps = args.steps if args.steps is not None else (10 if on_gpu else 50)
+    if on_gpu:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    if args.data == "real":
+        vocab = load_meta(cfg.data_path)["vocab_size"]
+        loader = TokenLoader(cfg.data_path, "train", cfg.batch_size, cfg.block_size, seed=cfg.seed, device=device)
+    else:
+        vocab = args.vocab_size or (66 if cfg.dataset.endswith("_char") else 50257)
+        loader = RandomTokens(cfg.batch_size, cfg.block_size, vocab, device, seed=cfg.seed)
+    torch.manual_seed(cfg.seed)
+    raw = make_model(cfg, vocab).to(device)
+    opt = configure_optimizer(raw, cfg.learning_rate, cfg.weight_decay, (cfg.beta1, cfg.beta2), device.split(":")[0])
+    model = torch.compile(raw) if cfg.compile else raw
+    ctx = autocast_context(device, cfg.dtype)
+    accum = grad_accum_steps(cfg, 1)
+    tokens_per_step = accum * cfg.batch_size * cfg.block_size
+
+    t0 = time.perf_counter()
+    for _ in range(warmup):
+        loss, _ = train_step(model, opt, loader, accum, cfg.learning_rate, cfg.grad_clip, ctx)
+    loss.item(); sync(device)
+    warmup_s = time.perf_counter() - t0
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        loss, _ = train_step(model, opt, loader, accum, cfg.learning_rate, cfg.grad_clip, ctx)
+        loss.item(); sync(device)                     # each step timed to completion
+        times.append(time.perf_counter() - t)
+    ms = statistics.median(times) * 1e3
+    tps = tokens_per_step / (ms / 1e3)
+    peak = peak_flops(device, cfg.peak_tflops)
+    result = {
+        "config": cfg.config, "device": device,
+        "device_name": torch.cuda.get_device_name(device) if on_gpu else platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+        "dtype": "float32" if isinstance(ctx, contextlib.nullcontext) else "bfloat16",
+        "compile": cfg.compile, "data": args.data, "params": raw.num_params(), "vocab_size": raw.config.vocab_size,
+        "batch_size": cfg.batch_size, "block_size": cfg.block_size, "grad_accum": accum,
+        "tokens_per_step": tokens_per_step, "warmup_steps": warmup, "timed_steps": steps,
+        "warmup_s": round(warmup_s, 2), "ms_per_step": round(ms, 2),
+        "ms_per_step_mean": round(statistics.mean(times) * 1e3, 2),
+        "ms_per_step_min": round(min(times) * 1e3, 2), "tokens_per_s": round(tps, 1),
+        "flops_per_token": flops_per_token(raw), "mfu": round(flops_per_token(raw) * tps / peak, 4) if peak else None,
+        "peak_tflops": peak / 1e12 if peak else None, "final_loss": loss.item(),
+        "max_memory_gb": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if on_gpu else None,
+        "command": "python bench/train.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    print(json.dumps(result, indent=2))
+    out = Path(args.json or f"out/bench/train_{cfg.config}_{device.split(':')[0]}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, out)
+    return result
+
+
+if __name__ == "__main__":
+    main()
