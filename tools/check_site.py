@@ -155,7 +155,12 @@ def main(argv=None) -> int:
     p.add_argument("--preview", action="store_true", help="also render the offline preview into _preview/")
     p.add_argument("--screenshots", type=Path, help="with --preview: save screenshots of the front page and first chapter here")
     a = p.parse_args(argv)
+    generated = ["_quarto.yml", "nbdev.yml", "sidebar.yml"]
+    before = {f: (NBS / f).read_text() if (NBS / f).exists() else None for f in generated}
     proc_nbs()
+    for f in generated:
+        if (NBS / f).read_text() != before[f]:
+            print(f"note: nbdev-proc-nbs rewrote nbs/{f}; commit it", file=sys.stderr)
     problems = sidebar_problems() + reference_problems()
     for msg in problems:
         print(msg, file=sys.stderr)
