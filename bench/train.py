@@ -13,15 +13,19 @@ prepared data; `--data real` reads the preset's prepared train split. Any `--key
 is passed through. Prints a JSON result and writes it to `--json` (default
 out/bench/train_<config>_<device>.json).
 """
+import sys
+from pathlib import Path
+# Python puts this script's folder first on sys.path, where a benchmark named like a standard module
+# (bench/tokenize.py) would shadow it; this script imports nothing from bench/, so drop the folder.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 import argparse
 import contextlib
 import json
 import os
 import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
@@ -97,6 +101,7 @@ def main(argv=None):
         "config": cfg.config, "device": device,
         "device_name": torch.cuda.get_device_name(device) if on_gpu else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+        "loadavg_1min_after": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,  # other jobs?
         "dtype": "float32" if isinstance(ctx, contextlib.nullcontext) else "bfloat16",
         "compile": cfg.compile, "data": args.data, "params": raw.num_params(), "vocab_size": raw.config.vocab_size,
         "batch_size": cfg.batch_size, "block_size": cfg.block_size, "grad_accum": accum,

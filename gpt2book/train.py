@@ -470,9 +470,9 @@ def _train(cfg: TrainConfig, d: Dist, device: str, stop: StopFlag) -> dict:
     model = DDP(fwd, device_ids=[d.local_rank] if device.startswith("cuda") else None) if d.ddp else fwd
     ctx = autocast_context(device, cfg.dtype)
 
+    if d.master: run_dir.mkdir(parents=True, exist_ok=True)
     log = RunLog(cfg, run_dir, d.master)
     if d.master:
-        run_dir.mkdir(parents=True, exist_ok=True)
         if ckpt is not None: log.truncate(step)
         else:
             for f in ("metrics.jsonl", "samples.txt"): (run_dir / f).unlink(missing_ok=True)
@@ -554,7 +554,8 @@ def _train(cfg: TrainConfig, d: Dist, device: str, stop: StopFlag) -> dict:
         if summary["val_loss"] is None:                        # resumed a finished run: report its last eval
             summary["val_loss"] = next((m["val_loss"] for m in reversed(metrics) if "val_loss" in m), None)
         plot_metrics(metrics, run_dir / "loss.png", title=f"{cfg.config}: {raw.num_params():,} parameters")
-        log.print(f"done: step {step}, val loss {summary['val_loss']:.4f}, {summary['elapsed_s']:.0f} s; "
+        val_txt = f"{summary['val_loss']:.4f}" if summary["val_loss"] is not None else "n/a"
+        log.print(f"done: step {step}, val loss {val_txt}, {summary['elapsed_s']:.0f} s; "
                   f"outputs in {run_dir}/ (metrics.jsonl, loss.png, samples.txt)")
         if last_sample: log.print(f"--- sample ---\n{last_sample}")
     log.close()
