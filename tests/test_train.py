@@ -145,11 +145,11 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path):
 
 
 def test_cpu_default_learns(data, tmp_path):
-    "The CPU default preset (model, batch, optimizer): 300 of its 2000 steps already take val loss under 2.6."
-    cfg = config_from_args([f"--data_dir={data}", f"--out_dir={tmp_path}", "--max_steps=300", "--eval_interval=300",
-                            "--sample_tokens=100"])
+    "The CPU default preset (model, batch, optimizer), cut to 200 of its 2000 steps: val loss from 4.2 to under 2.7."
+    cfg = config_from_args([])
     assert (cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size, cfg.batch_size) == (4, 4, 128, 64, 12)
-    s = train(cfg)
-    first = read_metrics(tmp_path / "metrics.jsonl")[0]["val_loss"]
-    assert first > 4.0 and s["val_loss"] < 2.6, s["val_loss"]     # ln(66) = 4.19 at the start
-    assert len(s["sample"]) >= 100
+    run(f"--data_dir={data}", f"--out_dir={tmp_path}", "--max_steps=200", "--eval_interval=200", "--eval_iters=20",
+        "--sample_tokens=100")                     # a subprocess with one thread: steady even on a busy machine
+    val = [m["val_loss"] for m in read_metrics(tmp_path / "metrics.jsonl") if "val_loss" in m]
+    assert val[0] > 4.0 and val[-1] < 2.7, val     # ln(66) = 4.19 at the start
+    assert len((tmp_path / "samples.txt").read_text()) > 200 and (tmp_path / "loss.png").exists()
