@@ -5,27 +5,23 @@ It times the trainer's own step (`gpt2book.train.train_step`: gradient accumulat
 fused AdamW) on the model `make_model` builds, after a few warm-up steps (which absorb torch.compile):
 
     python bench/train.py                                   # CPU default (char-level Tiny Shakespeare model)
-    python bench/train.py --config gpt2-124m --device cuda  # GPT-2 small on one GPU, bf16 + compile
-    python bench/train.py --config gpt2-124m --device cuda --total_batch_size=65536 --steps 20
+    python bench/train.py --config gpt2-124m --device=cuda  # GPT-2 small on one GPU, bf16 + compile
+    python bench/train.py --config gpt2-124m --device=cuda --total_batch_size=65536 --steps 20
 
 `--data synthetic` (the default) draws uniform random token ids of the model's vocabulary, so it needs no
 prepared data; `--data real` reads the preset's prepared train split. Any `--key=value` of TrainConfig
 is passed through. Prints a JSON result and writes it to `--json` (default
 out/bench/train_<config>_<device>.json).
 """
-import sys
-from pathlib import Path
-# Python puts this script's folder first on sys.path, where a benchmark named like a standard module
-# (bench/tokenize.py) would shadow it; this script imports nothing from bench/, so drop the folder.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 import argparse
 import contextlib
 import json
 import os
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 

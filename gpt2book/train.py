@@ -72,8 +72,8 @@ class TrainConfig:
     batch_size: int = 12             # sequences per process per micro-step
     total_batch_size: int = 0        # tokens per optimizer step; 0 -> batch_size * block_size * world_size
     max_steps: int = 2000            # optimizer steps
-    learning_rate: float = 1e-3      # peak
-    min_lr: float = 1e-4             # floor of the cosine
+    learning_rate: float = 4e-3      # peak (nanoGPT: 1e-3; chapter 10's sweep found 4e-3 best here)
+    min_lr: float = 4e-4             # floor of the cosine: a tenth of the peak
     warmup_steps: int = 100
     weight_decay: float = 0.1
     beta1: float = 0.9

@@ -162,6 +162,14 @@ print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
 # %% [markdown]
 # ## Headline results
 #
-# The [ablation chapter](10_ablation.ipynb) fills this section with the validation-loss curves of
-# the four arms (LayerNorm or RMSNorm × GELU MLP or SwiGLU), each at its own best learning rate
-# and averaged over seeds, and says which differences are larger than the noise.
+# The seed project's claim, run again as a fair 2×2 ablation in the [ablation
+# chapter](10_ablation.ipynb): {LayerNorm, RMSNorm} × {GELU MLP, SwiGLU}, parameter-matched, each
+# arm at its own best of five learning rates, 3 seeds, every run annealed, at a scale two CPU
+# cores afford (character-level Tiny Shakespeare, 4 layers × 128, 2000 steps).
+#
+# ![Validation loss of the four arms, mean and 95% band over 3 seeds](../images/val-loss-gpt2-swiglu-rmsnorm.png)
+#
+# SwiGLU lowers the final validation loss by about 0.04 (95% interval about $[-0.047, -0.027]$),
+# and reaches GPT-2's final loss in about 1.2 times fewer steps; RMSNorm's effect is within the
+# noise. The seed project read 1.67× off one seed at one learning rate. The trainer runs GPT-2
+# small at 41.5% MFU on one H100 ([training chapter](09_train.ipynb)).

@@ -951,7 +951,7 @@ test_eq(m10["splits"]["train"]["tokens"] + m10["splits"]["val"]["tokens"], 6828 
 # %% [markdown]
 # ## How fast?
 #
-# `bench/tokenize.py` times `prepare` (reading a `.jsonl`, splitting, tokenizing on all cores,
+# `bench/tokenize_speed.py` times `prepare` (reading a `.jsonl`, splitting, tokenizing on all cores,
 # writing shards) on 8 MB of WikiText-2 and WebText documents, against tiktoken's own
 # `encode_ordinary_batch` on the same documents with one thread per core (tokenizing only, nothing
 # read or written), and against a plain one-thread loop of `encode_ordinary`. Best of 5, the three

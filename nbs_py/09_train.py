@@ -68,7 +68,10 @@ from fastcore.test import test_eq, test_close, test_fail
 # run's housekeeping. Flat, so that every field is a `--key=value` on the command line and a key in
 # the run folder's `config.json`. The defaults *are* the CPU default: nanoGPT's CPU recipe for
 # character-level Tiny Shakespeare (4 layers, 4 heads, width 128, context 64, batch 12, no dropout,
-# no biases, learning rate $10^{-3}$ with $\beta_2 = 0.99$, 2000 steps).
+# no biases, $\beta_2 = 0.99$, 2000 steps), with one change: a peak learning rate of
+# $4 \cdot 10^{-3}$ instead of nanoGPT's $10^{-3}$. The learning-rate sweep of chapter 10 found it
+# the best of five rates for this model, about 0.19 lower in validation loss after 2000 steps
+# than $10^{-3}$.
 #
 # Two sizes of batch matter and they are different things:
 #
@@ -117,8 +120,8 @@ class TrainConfig:
     batch_size: int = 12             # sequences per process per micro-step
     total_batch_size: int = 0        # tokens per optimizer step; 0 -> batch_size * block_size * world_size
     max_steps: int = 2000            # optimizer steps
-    learning_rate: float = 1e-3      # peak
-    min_lr: float = 1e-4             # floor of the cosine
+    learning_rate: float = 4e-3      # peak (nanoGPT: 1e-3; chapter 10's sweep found 4e-3 best here)
+    min_lr: float = 4e-4             # floor of the cosine: a tenth of the peak
     warmup_steps: int = 100
     weight_decay: float = 0.1
     beta1: float = 0.9
@@ -970,7 +973,7 @@ shutil.copy(root / "out" / "cpu" / "metrics.jsonl", "train/cpu_default_metrics.j
 samples = (root / "out" / "cpu" / "samples.txt").read_text()
 Path("train/cpu_default.json").write_text(json.dumps({
     "command": "python -m gpt2book.train", "wall_s": round(wall, 1), "cpu_count": os.cpu_count(),
-    "loadavg_15min_after": round(os.getloadavg()[2], 2),     # > cpu_count: other jobs shared the cores
+    "loadavg_15min_after": round(os.getloadavg()[2], 2),     # near or above cpu_count: other jobs shared the cores
     "torch": torch.__version__, "final_sample": samples.split("--- step 2000")[1].split("\n", 1)[1]}, indent=2) + "\n")
 
 # %%
@@ -989,7 +992,10 @@ print(f"val loss at 2000 steps: {val[2000]:.4f}; wall time {run['wall_s']:.0f} s
 
 # %%
 test_eq(max(val), 2000)
-assert val[0] > 4.1 and val[2000] < 1.95                  # from ln(66) = 4.19 to nanoGPT's level
+assert val[0] > 4.1 and val[2000] < 1.89                  # from ln(66) = 4.19 to below nanoGPT's 1.89
+steps = sorted(val)
+reach = next(s for s in steps if val[s] <= 1.89)          # the first evaluation at or below nanoGPT's loss
+print(f"below 1.89 at step {reach} (of 2000), about {reach / 2000 * run['wall_s']:.0f} s into the {run['wall_s']:.0f} s run")
 print(run["final_sample"])
 
 # %% [markdown]
@@ -1001,7 +1007,9 @@ print(run["final_sample"])
 # a few warm-up steps, then timed steps, each run to completion, and reports the median ms/step,
 # tokens/s and MFU as JSON. The reference is nanoGPT's `train.py` on the same configuration on this
 # machine (its CPU recipe: 4 layers, 4 heads, width 128, context 64, batch 12, dropout 0, eager):
-# about **75 ms a step**, and **1.89** validation loss after 2000 steps in about 3 minutes.
+# about **75 ms a step**, and **1.89** validation loss after 2000 steps in about 3 minutes (numbers
+# measured on this machine before this book was written; nanoGPT itself cannot be fetched here, so
+# they are quoted, not rerun).
 #
 # ```bash
 # python bench/train.py --json nbs/train/bench_cpu.json      # the CPU default's model and batch
@@ -1013,23 +1021,19 @@ print(f"{b['command']}\n{b['device_name']}, {b['cpu_count']} cores, {b['threads'
       f"{b['ms_per_step']} ms/step (median of {b['timed_steps']}; min {b['ms_per_step_min']}), "
       f"{b['tokens_per_s']:,.0f} tokens/s, {b['params']:,} parameters; 1-minute load average {b['loadavg_1min_after']}")
 test_eq((b["params"], b["tokens_per_step"], b["dtype"], b["compile"]), (804224, 768, "float32", False))  # the CPU default's step
+assert b["ms_per_step"] < 75  # the recorded run is faster per step than nanoGPT's 75 ms
 
 # %% [markdown]
-# **A caveat on these numbers.** The book was built on a 2-core machine shared with other jobs (the
-# ablation chapter's training runs were using both cores when the benchmark above and the main job
-# ran: a load average near 4 on 2 cores). Under that contention the median step is inflated several
-# times and varies from run to run; the fastest steps show what the code does when it has the cores.
-# Earlier, with less contention (before the ablation runs started), the same `train_step` on the
-# same model took **46 ms median, 43 ms best** over 40 steps (timed by a throwaway script, not this
-# benchmark), against nanoGPT's 75 ms; at that speed the 2000 steps take about 95 s and the whole
-# main job (9 evaluations of 50 batches, 9 samples) about two minutes. The main job recorded above
-# took 1,365 s of wall time because it shared the cores the whole way. Rerun
-# `python bench/train.py` on an idle machine to see yours.
-#
-# The losses, unlike the times, do not depend on the load: the main job's validation loss after
-# 2000 steps is 1.909 against nanoGPT's quoted 1.89. The two are not measured the same way (nanoGPT
-# averages 20 random validation batches, gpt2book the first 50 batches of the validation split, in
-# order), so a difference of 0.02 is within what the choice of batches moves.
+# On this book's build machine (2 cores of an AMD EPYC, idle, PyTorch 2.13 CPU build) a step of
+# the CPU default takes about **41 ms**, against nanoGPT's 75 ms, and the main job, 2000 steps with
+# 9 evaluations of 50 batches and 9 samples, ran in **100 s** of wall time, against nanoGPT's
+# roughly 3 minutes. Its validation loss is below nanoGPT's 1.89 by step 1250 (about a minute in)
+# and ends at 1.739. Most of that loss gain comes from the learning rate: at nanoGPT's $10^{-3}$ the
+# same trainer ends near 1.90 (chapter 10's sweep, gpt2 arm), which is nanoGPT's own result. The
+# two validation numbers are not measured identically (nanoGPT averages 20 random validation
+# batches, gpt2book the first 50 batches of the validation split, in order), a difference of a
+# hundredth or two; the 0.15 gap here is much larger than that. Timings move with whatever else
+# shares the cores: rerun `python bench/train.py` to see yours.
 #
 # Where the time goes: the model is tiny (0.8M parameters), so a step is many small kernels, and
 # anything per-parameter in Python shows. The fused AdamW of chapter 8 does the whole update in one
@@ -1045,13 +1049,49 @@ test_eq((b["params"], b["tokens_per_step"], b["dtype"], b["compile"]), (804224, 
 # The benchmark for one GPU:
 #
 # ```bash
-# python bench/train.py --config gpt2-124m --device cuda                       # 524,288 tokens/step, 16 micro-steps
-# python bench/train.py --config gpt2-124m --device cuda --total_batch_size=65536 --steps 20   # shorter steps
+# python bench/train.py --config gpt2-124m --device=cuda                       # 524,288 tokens/step, 16 micro-steps
+# python bench/train.py --config gpt2-124m --device=cuda --total_batch_size=65536 --steps 20   # shorter steps
 # ```
 #
 # The target is 40% MFU or more on an H100 in bfloat16, about 460,000 tokens/s on one H100 and 3.7M
-# on eight (computed above from $6N + 12LTC$); build-nanogpt reports about 1.5M tokens/s on 8 A100s,
-# about half of their bfloat16 peak by the same count. The full run, one node of 8 GPUs:
+# on eight (computed above from $6N + 12LTC$). `bench/gpu_check.sh` runs these benchmarks and a
+# CUDA kill-and-resume check in one go; we ran it on one H100 and one H200 lent to this book's build
+# (PyTorch 2.11 + CUDA 13.0 on those machines), and saved the results next to this chapter:
+
+# %%
+rows = []
+for f in sorted(Path("train").glob("bench_gpu_*.json")):
+    b = json.loads(f.read_text())
+    rows.append(b)
+    print(f"{b['device_name']:>22} {b['config']:>26}: {b['ms_per_step']:7.1f} ms/step, {b['tokens_per_s']:9,.0f} tokens/s, "
+          f"MFU {b['mfu']:.1%}, {b['max_memory_gb']} GB, {b['tokens_per_step']:,} tokens/step "
+          f"({b['grad_accum']} x {b['batch_size']} x {b['block_size']}), bf16 + compile")
+h100 = next(b for b in rows if "H100" in b["device_name"] and b["config"] == "gpt2-124m")
+assert h100["mfu"] >= 0.40 and h100["dtype"] == "bfloat16"  # the target, met on the H100
+print(f"\n8 x H100 at the measured per-GPU speed (no communication cost counted): "
+      f"{8 * h100['tokens_per_s'] / 1e6:.2f}M tokens/s, 19,073 steps (10B tokens) in "
+      f"{19073 * h100['ms_per_step'] / 1e3 / 8 / 3600:.1f} h")
+
+# %% [markdown]
+# GPT-2 small trains at about 41% MFU on one H100 (1.09 s for a 524,288-token step) and 43% on the
+# H200 (the same bf16 peak, more memory bandwidth: 5% faster). The SwiGLU + RMSNorm arm costs the same per step. On eight GPUs the gradient
+# all-reduce overlaps the backward pass (DDP's buckets) and only the last micro-step of the 2 per
+# step synchronises, so a node should come close to eight times one GPU: about 3.8M tokens/s and
+# 45 minutes for the 10B tokens of the preset (that node-level number is an extrapolation, not a
+# measurement).
+#
+# The same script checked the trainer end to end on the H200: the CPU default's model on CUDA
+# (bf16 autocast, the memory-mapped loader with pinned memory), killed with SIGKILL after its
+# checkpoint at step 200 and resumed, logged the same losses as an uninterrupted run:
+
+# %%
+ref, resumed = (read_metrics(f"train/gpu_resume_{k}_metrics.jsonl") for k in ("ref", "killed"))
+numbers = lambda ms: [{k: v for k, v in m.items() if k not in ("tokens_per_s", "mfu")} for m in ms]  # timings vary
+test_eq(numbers(resumed), numbers(ref))  # every loss, learning rate and gradient norm, bit for bit, on the GPU too
+print(f"{len(ref)} metric lines equal; val loss after {ref[-1]['step']} steps: {ref[-1]['val_loss']:.4f}")
+
+# %% [markdown]
+# The full run, one node of 8 GPUs:
 #
 # ```bash
 # python data/prepare.py openwebtext                  # once: ~9B tokens into data/openwebtext/

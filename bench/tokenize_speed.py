@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Tokens/s of `prepare` against tiktoken's own `encode_ordinary_batch` on the same documents.
 
-    python bench/tokenize.py [--mb 8] [--repeats 3] [--out nbs/data/bench_tokenize.json]
+    python bench/tokenize_speed.py [--mb 8] [--repeats 3] [--out nbs/data/bench_tokenize.json]
 
 The text is WikiText-2 (valid + test, split into articles) and WebText documents from $GPT2BOOK_MIRROR,
 repeated up to about --mb megabytes. tiktoken's batch encoder with one thread per core, tokenizing only,
@@ -11,9 +11,6 @@ Best of --repeats for each, the two interleaved. Chapter 7 reads the JSON this w
 import os
 import sys
 
-# This file is called tokenize.py: keep its folder off sys.path so that `import tokenize` (stdlib) still works.
-sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse, json, platform, tempfile, time
 from pathlib import Path
@@ -80,7 +77,7 @@ def main():
         assert got == n_tokens + n_docs, f"prepare wrote {got} tokens, tiktoken + one eot per document gives {n_tokens + n_docs}"
     res = {"machine": f"{cpu_name()}, {threads} cores, {platform.system()}",
            "load_average_1min": os.getloadavg()[0], "python": platform.python_version(),
-           "tiktoken": tiktoken.__version__, "command": " ".join(["python bench/tokenize.py", *sys.argv[1:]]),
+           "tiktoken": tiktoken.__version__, "command": " ".join(["python bench/tokenize_speed.py", *sys.argv[1:]]),
            "text_mb": size / 1e6, "documents": len(docs), "tokens": n_tokens, "threads": threads,
            "tiktoken_s": best_tt, "prepare_s": best_prep, "tiktoken_1thread_s": best_one,
            "tiktoken_1thread_tok_s": n_tokens / best_one,
