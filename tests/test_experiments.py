@@ -47,11 +47,11 @@ def test_killed_run_is_resumed_to_the_same_rows(toy, tmp_path):
 def test_a_claimed_run_is_left_to_its_owner(toy, tmp_path):
     run_dir = tmp_path / run_name("gpt2", 1e-3, 1)
     run_dir.mkdir(parents=True)
+    short = Scale(lrs=toy.lrs, seeds=toy.seeds, overrides={**toy.overrides, "max_steps": 20})
     owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         (run_dir / "runner.lock").write_text(str(owner.pid))
-        short = Scale(lrs=toy.lrs, seeds=toy.seeds, overrides={**toy.overrides, "max_steps": 20})
-    assert run_one(short, "gpt2", 1e-3, 1, tmp_path, subprocess_=False) == "busy"
+        assert run_one(short, "gpt2", 1e-3, 1, tmp_path, subprocess_=False) == "busy"
     finally:
         owner.kill(); owner.wait()
     # its owner died without finishing: the stale lock is taken over and the run trained
