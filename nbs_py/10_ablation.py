@@ -75,6 +75,9 @@ ARMS = {  # arm name: the model switches that differ between arms (GPTConfig.nor
 }
 BASELINE = "gpt2"
 
+# %%
+ARMS
+
 
 # %% [markdown]
 # ## The scale
@@ -84,8 +87,8 @@ BASELINE = "gpt2"
 # 1.9 validation loss there after 2000 steps. The sweep has $4 \times 5 = 20$ runs to pick each
 # arm's learning rate (factors of 2 from $5 \cdot 10^{-4}$ to $8 \cdot 10^{-3}$, so that the best rate lies
 # inside the sweep, not at its edge) and $4 \times 2 = 8$ more for the extra seeds: 28 runs of the
-# preset's 2000 steps. Two run side by side, one thread each; at about 75 ms a step on one core a run takes
-# under 3 minutes, so the sweep needs about half an hour of 2 cores, inside the hour we allow it.
+# preset's 2000 steps. Two run side by side, one thread each; a run then takes under 3 minutes, so
+# the sweep needs about 40 minutes of 2 cores, inside the hour we allow it.
 # The only settings that differ from the `cpu` preset are the arm, the learning rate (with
 # `min_lr` a tenth of it, as in the preset), the seed, and a denser evaluation (every 100 steps).
 #
