@@ -299,6 +299,8 @@ def main(argv=None):
     r.add_argument("--lr", type=float, required=True)
     r.add_argument("--seed", type=int, required=True)
     r.add_argument("--out", default="out/ablation")
+    r.add_argument("--threads", type=int, default=1, help="threads of the run (the sweep on 2 cores used 1 per run; "
+                   "the same count reproduces its rows bit for bit)")
     f = sub.add_parser("plot", help="draw the figure and print the table from a results CSV")
     f.add_argument("--results", default=RESULTS)
     f.add_argument("--plot", default=PLOT)
@@ -306,7 +308,7 @@ def main(argv=None):
     if args.cmd == "run":
         scale = Scale()
         print("python -m gpt2book.train " + " ".join(run_args(scale, args.arm, args.lr, args.seed, args.out)))
-        run_one(scale, args.arm, args.lr, args.seed, args.out, subprocess_=False)
+        run_one(scale, args.arm, args.lr, args.seed, args.out, subprocess_=True, threads=args.threads, quiet=False)
         w = csv.DictWriter(sys.stdout, fieldnames=RESULT_FIELDS); w.writeheader()
         w.writerows(collect(scale, args.out, [(args.arm, args.lr, args.seed)]))
         return

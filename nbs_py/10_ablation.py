@@ -486,7 +486,9 @@ test_close(tab["gpt2"]["steps_to_baseline"], 10.0, eps=1e-9)
 # 175 s with two side by side, so the sweep needs about 40 minutes of an idle 2-core machine (ours
 # took longer: it shared the cores with the building of the other chapters, and was stopped once
 # and resumed, which the runner's locks and `--resume` handle). Any row can be reproduced alone,
-# e.g. `python -m gpt2book.experiments run --arm swiglu --lr 0.004 --seed 1338`.
+# e.g. `python -m gpt2book.experiments run --arm swiglu --lr 0.004 --seed 1338`, which trains it
+# again with one thread, as in the sweep, and prints its 21 rows: we checked that they equal the
+# file's, bit for bit.
 
 # %%
 #| eval: false
@@ -664,6 +666,8 @@ def main(argv=None):
     r.add_argument("--lr", type=float, required=True)
     r.add_argument("--seed", type=int, required=True)
     r.add_argument("--out", default="out/ablation")
+    r.add_argument("--threads", type=int, default=1, help="threads of the run (the sweep on 2 cores used 1 per run; "
+                   "the same count reproduces its rows bit for bit)")
     f = sub.add_parser("plot", help="draw the figure and print the table from a results CSV")
     f.add_argument("--results", default=RESULTS)
     f.add_argument("--plot", default=PLOT)
@@ -671,7 +675,7 @@ def main(argv=None):
     if args.cmd == "run":
         scale = Scale()
         print("python -m gpt2book.train " + " ".join(run_args(scale, args.arm, args.lr, args.seed, args.out)))
-        run_one(scale, args.arm, args.lr, args.seed, args.out, subprocess_=False)
+        run_one(scale, args.arm, args.lr, args.seed, args.out, subprocess_=True, threads=args.threads, quiet=False)
         w = csv.DictWriter(sys.stdout, fieldnames=RESULT_FIELDS); w.writeheader()
         w.writerows(collect(scale, args.out, [(args.arm, args.lr, args.seed)]))
         return
