@@ -40,7 +40,7 @@ BASELINE = "gpt2"
 class Scale:
     "The shared settings of every run of an ablation: a trainer preset plus overrides."
     preset: str = "cpu"
-    lrs: tuple = (5e-4, 1e-3, 2e-3, 4e-3, 8e-3)  # the learning-rate sweep, per arm: factors of 2 around the preset's 1e-3
+    lrs: tuple = (5e-4, 1e-3, 2e-3, 4e-3, 8e-3)  # the learning-rate sweep, per arm: factors of 2 from nanoGPT's 1e-3 both ways
     seeds: tuple = (1337, 1338, 1339)  # the first picks the learning rate; all are reported at it
     lr_floor: float = 0.1  # min_lr = lr_floor * lr: every arm anneals by the same factor
     overrides: dict = field(default_factory=lambda: dict(
@@ -129,7 +129,7 @@ RESULT_FIELDS = ("arm", "norm", "ffn", "lr", "seed", "step", "val_loss")
 RESULTS = "nbs/data/ablation.csv"  # committed: the chapter reads it
 PLOT = "images/val-loss-gpt2-swiglu-rmsnorm.png"  # committed: the README shows it
 
-def collect(scale, out_root, runs):
+def collect(out_root, runs):
     "Rows (dicts of RESULT_FIELDS) of every evaluation of `runs`, a list of (arm, lr, seed)."
     rows = []
     for arm, lr, seed in runs:
@@ -188,10 +188,10 @@ def ablation(scale=None, out_root="out/ablation", results=RESULTS, workers=2,
             if runs: time.sleep(2)
     phase1 = [(arm, lr, scale.seeds[0]) for lr in scale.lrs for arm in arms]
     run_all(phase1)
-    best = best_lrs(collect(scale, out_root, phase1))
+    best = best_lrs(collect(out_root, phase1))
     phase2 = [(arm, best[arm], seed) for seed in scale.seeds[1:] for arm in arms]
     run_all(phase2)
-    rows = collect(scale, out_root, phase1 + phase2)
+    rows = collect(out_root, phase1 + phase2)
     write_results(rows, results)
     return rows
 
@@ -272,7 +272,7 @@ def plot_ablation(rows, path=None, zoom_from=0.3):
     axes[0].set_title("validation loss")
     cut = int(zoom_from * max(r["step"] for r in rows))
     axes[1].set_xlim(cut, None)
-    ends = [v for r in rows for v in [r["val_loss"]] if r["step"] >= cut]
+    ends = [r["val_loss"] for r in rows if r["step"] >= cut]
     axes[1].set_ylim(min(ends) - 0.01, max(ends) + 0.01)
     axes[1].set_title("the end, zoomed (band: 95% CI over seeds)")
     for ax in axes: ax.set_xlabel("step"); ax.set_ylabel("val loss"); ax.grid(alpha=0.3)
@@ -310,7 +310,7 @@ def main(argv=None):
         print("python -m gpt2book.train " + " ".join(run_args(scale, args.arm, args.lr, args.seed, args.out)))
         run_one(scale, args.arm, args.lr, args.seed, args.out, subprocess_=True, threads=args.threads, quiet=False)
         w = csv.DictWriter(sys.stdout, fieldnames=RESULT_FIELDS); w.writeheader()
-        w.writerows(collect(scale, args.out, [(args.arm, args.lr, args.seed)]))
+        w.writerows(collect(args.out, [(args.arm, args.lr, args.seed)]))
         return
     rows = ablation(out_root=args.out, results=args.results, workers=args.workers) if args.cmd == "ablation" \
         else read_results(args.results)
