@@ -81,13 +81,15 @@ def main(argv=None):
 
     t0 = time.perf_counter()
     for _ in range(warmup):
-        loss, _ = train_step(model, opt, loader, accum, cfg.learning_rate, cfg.grad_clip, ctx)
+        loss, _, _ = train_step(model, opt, loader, accum, cfg.learning_rate, cfg.grad_clip, ctx, raw=raw,
+                                aux_weight=cfg.aux_loss_weight)
     loss.item(); sync(device)
     warmup_s = time.perf_counter() - t0
     times = []
     for _ in range(steps):
         t = time.perf_counter()
-        loss, _ = train_step(model, opt, loader, accum, cfg.learning_rate, cfg.grad_clip, ctx)
+        loss, _, _ = train_step(model, opt, loader, accum, cfg.learning_rate, cfg.grad_clip, ctx, raw=raw,
+                                aux_weight=cfg.aux_loss_weight)
         loss.item(); sync(device)                     # each step timed to completion
         times.append(time.perf_counter() - t)
     ms = statistics.median(times) * 1e3

@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from gpt2book.positions import apply_rope
+
 # %%
 import time
 
@@ -131,16 +133,18 @@ ax2.legend(); plt.tight_layout(); plt.show()
 
 # %%
 #| export
+def causal_mask(T, S, device=None):
+    "(T, S) bool, True where query t may look at key s: the T queries are the last T of the S positions."
+    return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)  # S == T: the lower triangle
+
 def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0):
-    "softmax(q k^T / sqrt(hs)) v, written out: q, k, v (B, nh, T, hs) -> output (B, nh, T, hs), weights (B, nh, T, T)."
+    "softmax(q k^T / sqrt(hs)) v, written out: q (B, nh, T, hs), k, v (B, nh, S, hs) -> output (B, nh, T, hs), weights (B, nh, T, S)."
     hs = q.size(-1)
-    att = q @ k.transpose(-2, -1) / math.sqrt(hs)  # (B, nh, T, T) scores of every query against every key
+    att = q @ k.transpose(-2, -1) / math.sqrt(hs)  # (B, nh, T, S) scores of every query against every key
     if causal:
-        T, S = q.size(-2), k.size(-2)
-        # query t may look at keys 0..t only (the same top-left alignment as F.scaled_dot_product_attention)
-        allowed = torch.ones(T, S, dtype=torch.bool, device=q.device).tril()  # (T, S)
+        allowed = causal_mask(q.size(-2), k.size(-2), q.device)  # (T, S): query t sees keys up to its own position
         att = att.masked_fill(~allowed, float("-inf"))  # exp(-inf) = 0: the future gets exactly no weight
-    att = F.softmax(att, dim=-1)  # (B, nh, T, T), each row sums to 1
+    att = F.softmax(att, dim=-1)  # (B, nh, T, S), each row sums to 1
     if dropout_p > 0.0:
         att = F.dropout(att, p=dropout_p, training=True)  # the caller passes 0 in eval mode
     y = att @ v  # (B, nh, T, hs) weighted sum of the values
@@ -148,6 +152,11 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0):
 
 
 # %% [markdown]
+# With as many queries as keys ($T = S$), query $t$ sees keys $0..t$: the lower triangle. The mask is
+# written for $T \le S$ too, which generation will need (chapter 5): when the keys of $S - T$ earlier
+# positions are kept from before, the $T$ new queries are the *last* $T$ positions, and query $t$
+# sees keys $0..S - T + t$.
+#
 # Shapes, and the two properties the definition promises: rows are distributions, and the future
 # (the upper triangle) gets exactly zero weight.
 
@@ -161,7 +170,35 @@ test_eq(y.shape, (B, nh, T, hs)); test_eq(att.shape, (B, nh, T, T))
 test_close(att.sum(-1), torch.ones(B, nh, T))
 assert (att.triu(diagonal=1) == 0).all()   # no weight on the future
 assert (att[..., torch.ones(T, T, dtype=torch.bool).tril()] > 0).all()  # some weight on every past position
-test_close(y, att @ v)
+
+
+# %% [markdown]
+# And the output is the formula, checked the slow way: for one query at a time, a softmax over the
+# keys it may see, then the weighted sum of their values, in plain loops.
+
+# %%
+def attention_by_loops(q, k, v):
+    "Causal attention for one head, q, k, v (T, hs), one query at a time."
+    out = []
+    for t in range(q.size(0)):
+        scores = torch.stack([q[t] @ k[s] / math.sqrt(q.size(-1)) for s in range(t + 1)])  # keys 0..t
+        w = scores.exp() / scores.exp().sum()
+        out.append(sum(w[s] * v[s] for s in range(t + 1)))
+    return torch.stack(out)
+
+for b in range(B):
+    for h in range(nh):
+        test_close(y[b, h], attention_by_loops(q[b, h], k[b, h], v[b, h]), eps=1e-5)
+
+# %% [markdown]
+# The last $T$ queries over all $S$ keys give the last $T$ rows of the full square computation:
+# the mask for $T < S$ is the bottom of the triangle.
+
+# %%
+y_last, att_last = scaled_dot_product_attention(q[:, :, -2:], k, v)   # T = 2 queries, S = 6 keys
+test_eq(att_last.shape, (B, nh, 2, T))
+test_close(y_last, y[:, :, -2:], eps=1e-6)
+test_eq(causal_mask(2, 4).tolist(), [[True, True, True, False], [True, True, True, True]])
 
 # %% [markdown]
 # ## Looking at attention weights
@@ -267,6 +304,12 @@ for name, fn in [("explicit", lambda: scaled_dot_product_attention(q, k, v)),
 # **only in training mode**. The seed project passed its dropout rate to the kernel unconditionally,
 # so attention dropout stayed on during evaluation and generation; here the rate passed is
 # `0.0` whenever `self.training` is false.
+#
+# `forward` takes two optional inputs that later chapters use and that change nothing when absent:
+# `rope`, the cosines and sines with which rotary position embeddings rotate the queries and keys
+# (chapter 11), and `kv_cache`, which hands back the keys and values of earlier positions during
+# generation so that only the new token's are computed (chapter 5). With a cache there are fewer
+# queries than keys, which is why `attend` builds the mask for that case itself.
 
 # %%
 #| export
@@ -292,16 +335,28 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # 3 x (B, T, C)
         return [t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v)]  # 3 x (B, nh, T, hs)
 
-    def forward(self, x):
+    def attend(self, q, k, v):
+        "Causal attention of q (B, nh, T, hs) over k, v (B, nh, S, hs), the queries being the last T positions."
+        dropout_p = self.attn_dropout.p if self.training else 0.0  # never in eval or generation
+        T, S = q.size(-2), k.size(-2)
+        if self.attn_impl == "explicit":
+            return scaled_dot_product_attention(q, k, v, causal=True, dropout_p=dropout_p)[0]
+        if T == S:   # training, and the first pass of generation
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+        # generation past the first pass: new queries over cached keys (is_causal would align the mask top-left)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(T, S, q.device), dropout_p=dropout_p)
+
+    def forward(self, x, rope=None, kv_cache=None):
+        "x (B, T, C) -> (B, T, C). `rope`: (cos, sin) of these positions (chapter 11); `kv_cache`: the past (chapter 5)."
         B, T, C = x.shape
         q, k, v = self.split_heads(x)  # 3 x (B, nh, T, hs)
-        dropout_p = self.attn_dropout.p if self.training else 0.0  # never in eval or generation
-        if self.attn_impl == "sdpa":
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
-        else:
-            y, _ = scaled_dot_product_attention(q, k, v, causal=True, dropout_p=dropout_p)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
-        return self.resid_dropout(self.c_proj(y))          # (B, T, C)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)  # rotary positions: rotate queries and keys
+        if kv_cache is not None:
+            k, v = kv_cache.update(k, v)                        # (B, nh, S, hs): earlier positions, then these T
+        y = self.attend(q, k, v)                                # (B, nh, T, hs)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)        # (B, T, C): heads side by side again
+        return self.resid_dropout(self.c_proj(y))               # (B, T, C)
 
 
 # %% [markdown]

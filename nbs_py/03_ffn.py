@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 # %%
 import math
+import time
 
 import matplotlib.pyplot as plt
 from fastcore.test import test_close, test_eq, test_fail
@@ -72,25 +73,53 @@ ax2.plot(xs, gelu_tanh(xs) - gelu_exact(xs))
 ax2.set(xlabel="x", title="GELU tanh approximation minus exact GELU"); ax2.grid(alpha=0.3)
 plt.tight_layout(); plt.show()
 
-
 # %% [markdown]
 # The approximation differs from the exact GELU by less than $10^{-3}$ everywhere: small, but
 # not zero, which is why loading GPT-2's weights needs the same one to reproduce its logits.
 #
+# The approximation was made to be *cheaper* than the error function, in 2016, on GPUs. On the CPU
+# this book is built on it is the opposite: PyTorch's exact GELU kernel is about five times faster
+# forward and twice as fast backward (measured below; it depends on the CPU and the PyTorch build).
+# So the MLP takes the form as an option, `gelu="tanh"` (GPT-2's, the default, and what its weights
+# need) or `gelu="exact"` (nanoGPT's, and the book's CPU default model, which is trained from
+# scratch and loses nothing by it; Hugging Face calls it `gelu`).
+
+# %%
+xg = torch.randn(768, 512)   # the CPU default model's hidden activations: 12 x 64 tokens, 4 x 128 wide
+gy = torch.randn_like(xg)
+for approximate in ("none", "tanh"):
+    F.gelu(xg, approximate=approximate)
+    t0 = time.perf_counter()
+    for _ in range(50): F.gelu(xg, approximate=approximate)
+    t1 = time.perf_counter()
+    for _ in range(50): torch.ops.aten.gelu_backward(gy, xg, approximate=approximate)
+    t2 = time.perf_counter()
+    print(f"approximate={approximate!r:7}: forward {(t1 - t0) / 50 * 1e3:.3f} ms, backward {(t2 - t1) / 50 * 1e3:.3f} ms "
+          f"(768 x 512, this machine)")
+#
 # ## GPT-2's MLP
 #
 # The layer names are GPT-2's: `c_fc` ("fully connected", $C \to 4C$) and `c_proj` (the projection
-# back, $4C \to C$). Dropout acts on the output, before it is added to the residual stream.
+# back, $4C \to C$). Dropout acts on the output, before it is added to the residual stream. The
+# hidden width is $4C$ unless `hidden` says otherwise (the experts of a mixture, chapter 12, are
+# narrower MLPs).
 
 # %%
 #| export
+GELUS = {"tanh": "tanh", "exact": "none"}  # our name -> PyTorch's `approximate`
+
 class MLP(nn.Module):
-    "GPT-2's feed-forward network: c_fc C -> 4C, GELU (tanh approximation), c_proj 4C -> C, dropout."
-    def __init__(self, n_embd, dropout=0.0, bias=True):
+    "GPT-2's feed-forward network: c_fc C -> H (4C), GELU (tanh approximation by default), c_proj H -> C, dropout."
+    def __init__(self, n_embd, dropout=0.0, bias=True, hidden=None, gelu="tanh"):
         super().__init__()
-        self.c_fc = nn.Linear(n_embd, 4 * n_embd, bias=bias)
-        self.gelu = nn.GELU(approximate="tanh")  # the approximation GPT-2 was trained with
-        self.c_proj = nn.Linear(4 * n_embd, n_embd, bias=bias)
+        self.hidden = 4 * n_embd if hidden is None else hidden  # GPT-2: 4C; a mixture of experts uses narrower ones
+        if not (isinstance(self.hidden, int) and self.hidden > 0):
+            raise ValueError(f"hidden={hidden!r} must be a positive integer (or None for 4 * n_embd)")
+        if gelu not in GELUS:
+            raise ValueError(f"gelu={gelu!r} is unknown; use one of {list(GELUS)}")
+        self.c_fc = nn.Linear(n_embd, self.hidden, bias=bias)
+        self.gelu = nn.GELU(approximate=GELUS[gelu])  # "tanh": the approximation GPT-2 was trained with
+        self.c_proj = nn.Linear(self.hidden, n_embd, bias=bias)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x):
@@ -105,6 +134,9 @@ x = torch.randn(2, 8, 64)
 print("x", tuple(x.shape), "-> c_fc", tuple(mlp.c_fc(x).shape), "-> c_proj", tuple(mlp(x).shape))
 test_eq(mlp(x).shape, x.shape)
 test_close(mlp(x), mlp.c_proj(gelu_tanh(mlp.c_fc(x))), eps=1e-5)  # the formula, nothing more
+exact = MLP(64, gelu="exact").eval(); exact.load_state_dict(mlp.state_dict())
+test_close(exact(x), mlp.c_proj(gelu_exact(mlp.c_fc(x))), eps=1e-5)
+test_fail(lambda: MLP(64, gelu="relu"), contains="'tanh', 'exact'")
 # each token is processed alone: changing token 3 changes output 3 only
 x2 = x.clone(); x2[:, 3] += 1
 changed = (mlp(x2) != mlp(x)).any(-1)  # (B, T)
@@ -285,17 +317,19 @@ for cls in (MLP, SwiGLU):
 # ## Choosing an FFN by name
 #
 # The model's config names the FFN (`ffn="mlp"` or `"swiglu"`); `make_ffn` builds it with the
-# same dropout and bias arguments whichever it is.
+# same dropout and bias arguments whichever it is. (A third kind, `"moe"`, a mixture of these
+# FFNs, is chapter 12's; the block builds it.)
 
 # %%
 #| export
 FFNS = {"mlp": MLP, "swiglu": SwiGLU}
 
-def make_ffn(kind, n_embd, dropout=0.0, bias=True):
+def make_ffn(kind, n_embd, dropout=0.0, bias=True, hidden=None, gelu="tanh"):
     "The feed-forward network named `kind` (a key of FFNS), with the same dropout and bias rule for every kind."
     if kind not in FFNS:
         raise ValueError(f"ffn={kind!r} is unknown; use one of {list(FFNS)}")
-    return FFNS[kind](n_embd, dropout=dropout, bias=bias)
+    extra = {"gelu": gelu} if kind == "mlp" else {}  # SwiGLU's gate is a SiLU: no GELU to choose
+    return FFNS[kind](n_embd, dropout=dropout, bias=bias, hidden=hidden, **extra)
 
 
 # %%
@@ -304,7 +338,10 @@ for kind, cls in FFNS.items():
     m = make_ffn(kind, 64, dropout=0.1, bias=False)
     assert type(m) is cls and m.dropout.p == 0.1 and m.c_fc.bias is None and m.c_proj.bias is None
     test_eq(m(x).shape, x.shape)
-test_fail(lambda: make_ffn("moe", 64), contains="'mlp', 'swiglu'")
+test_eq(make_ffn("mlp", 64, hidden=96).c_fc.out_features, 96)      # an expert-sized MLP
+test_eq(make_ffn("swiglu", 64, hidden=96).c_fc.out_features, 2 * 96)
+test_fail(lambda: make_ffn("relu", 64), contains="'mlp', 'swiglu'")
+test_fail(lambda: MLP(64, hidden=0), contains="positive")
 test_fail(lambda: swiglu_hidden(0), contains="positive")
 test_fail(lambda: SwiGLU(64, hidden=0), contains="positive")
 

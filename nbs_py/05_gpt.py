@@ -26,35 +26,43 @@
 #| export
 import json
 import math
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from fastcore.basics import patch
+from safetensors.torch import load_file, save
 
 from gpt2book.attention import ATTN_IMPLS
 from gpt2book.block import Block
-from gpt2book.ffn import FFNS
+from gpt2book.ffn import FFNS, GELUS
+from gpt2book.files import atomic_write_bytes, atomic_write_json
+from gpt2book.moe import MoE, expert_params
 from gpt2book.norms import NORMS, make_norm
+from gpt2book.positions import RotaryEmbedding
 
 # %%
+import os
+import shutil
+import tempfile
+
 import matplotlib.pyplot as plt
 import tiktoken
 from fastcore.test import test_close, test_eq, test_fail
+from safetensors.torch import save_file
 
 # %% [markdown]
 # ## The config
 #
 # Everything that fixes the model's shape lives in one dataclass. Its defaults are GPT-2 small;
-# `norm`, `ffn` and `attn_impl` are the switches of chapters 1-3. OpenAI released GPT-2 in four
-# sizes, which differ only in depth, width and number of heads (all use a 1024-token context and
-# the 50,257-token BPE vocabulary). A config that cannot work (a width that does not split into
-# heads, an unknown norm) fails when it is made, not deep inside a forward pass.
+# `norm`, `ffn`, `gelu` and `attn_impl` are the switches of chapters 1-3, `pos` the position
+# scheme (chapter 11) and the `expert` fields the mixture of experts (`ffn="moe"`, chapter 12).
+# OpenAI released GPT-2 in four sizes, which differ only in depth, width and number of heads (all
+# use a 1024-token context and the 50,257-token BPE vocabulary). A config that cannot work (a width
+# that does not split into heads, an unknown norm) fails when it is made, not deep inside a
+# forward pass.
 
 # %%
 #| export
@@ -65,10 +73,12 @@ GPT_PRESETS = {  # OpenAI's four GPT-2 sizes (Radford et al., 2019, table 2)
     "gpt2-xl":     dict(n_layer=48, n_head=25, n_embd=1600),
 }
 
+POSITIONS = ("learned", "rope")
+
 @dataclass
 class GPTConfig:
     "Shape and architecture switches of a GPT; the defaults are GPT-2 small (124M)."
-    block_size: int = 1024   # longest context, in tokens (rows of the position embedding)
+    block_size: int = 1024   # longest context, in tokens
     vocab_size: int = 50257  # GPT-2's BPE: 50,000 merges + 256 bytes + <|endoftext|>
     n_layer: int = 12
     n_head: int = 12
@@ -76,11 +86,18 @@ class GPTConfig:
     dropout: float = 0.0     # on embeddings, attention weights and both residual branches; training only
     bias: bool = True        # biases in Linears and LayerNorms, as GPT-2
     norm: str = "layernorm"  # a key of NORMS: "layernorm" | "rmsnorm"
-    ffn: str = "mlp"         # a key of FFNS: "mlp" | "swiglu"
+    ffn: str = "mlp"         # a key of FFNS, "mlp" | "swiglu", or "moe" (a mixture of experts)
+    gelu: str = "tanh"       # the MLP's GELU: "tanh" (GPT-2's approximation) | "exact"
     attn_impl: str = "sdpa"  # "sdpa" (fast) | "explicit" (chapter 1's softmax, for teaching)
+    pos: str = "learned"     # "learned" (GPT-2's table wpe) | "rope" (rotary, chapter 11)
+    rope_theta: float = 10000.0  # RoPE's base: pair i turns by rope_theta^(-2i/head_size) per position
+    n_expert: int = 8        # ffn="moe": experts per block (chapter 12)
+    expert_top_k: int = 2    # ffn="moe": experts per token
+    expert_ffn: str = "mlp"  # ffn="moe": each expert's kind, "mlp" | "swiglu"
+    expert_hidden: int = 0   # ffn="moe": each expert's hidden width; 0: the dense FFN's (4C, or SwiGLU's 8C/3)
 
     def __post_init__(self):
-        for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"):
+        for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd", "n_expert", "expert_top_k"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"GPTConfig.{name}={v!r} must be a positive integer")
@@ -89,9 +106,17 @@ class GPTConfig:
                              f"each head gets n_embd // n_head channels")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout!r} must be in [0, 1)")
-        for name, valid in (("norm", NORMS), ("ffn", FFNS), ("attn_impl", ATTN_IMPLS)):
+        for name, valid in (("norm", NORMS), ("ffn", [*FFNS, "moe"]), ("expert_ffn", FFNS), ("gelu", GELUS),
+                            ("attn_impl", ATTN_IMPLS), ("pos", POSITIONS)):
             if getattr(self, name) not in valid:
                 raise ValueError(f"{name}={getattr(self, name)!r} is unknown; use one of {list(valid)}")
+        if self.expert_top_k > self.n_expert:
+            raise ValueError(f"expert_top_k={self.expert_top_k} must be at most n_expert={self.n_expert}")
+        if self.pos == "rope" and (self.n_embd // self.n_head) % 2:
+            raise ValueError(f"pos='rope' rotates pairs of channels: the head size n_embd // n_head = "
+                             f"{self.n_embd // self.n_head} must be even")
+        if self.expert_hidden < 0 or self.rope_theta <= 1:
+            raise ValueError(f"expert_hidden={self.expert_hidden} must be >= 0 and rope_theta={self.rope_theta} > 1")
 
     @classmethod
     def from_preset(cls, name, **overrides):
@@ -111,7 +136,9 @@ cfg = GPTConfig.from_preset("gpt2-xl", norm="rmsnorm", ffn="swiglu", dropout=0.1
 test_eq((cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.norm, cfg.ffn), (48, 25, 1600, "rmsnorm", "swiglu"))
 test_fail(lambda: GPTConfig(n_embd=100, n_head=12), contains="divisible by n_head")
 test_fail(lambda: GPTConfig(norm="batchnorm"), contains="'layernorm', 'rmsnorm'")
-test_fail(lambda: GPTConfig(ffn="moe"), contains="'mlp', 'swiglu'")
+test_fail(lambda: GPTConfig(ffn="relu"), contains="'mlp', 'swiglu', 'moe'")
+test_fail(lambda: GPTConfig(pos="alibi"), contains="'learned', 'rope'")
+test_fail(lambda: GPTConfig(ffn="moe", n_expert=2, expert_top_k=3), contains="at most n_expert")
 test_fail(lambda: GPTConfig(attn_impl="flash"), contains="'sdpa', 'explicit'")
 test_fail(lambda: GPTConfig(n_layer=0), contains="positive integer")
 test_fail(lambda: GPTConfig.from_preset("gpt3"), contains="gpt2-medium")
@@ -127,14 +154,29 @@ test_fail(lambda: GPTConfig.from_preset("gpt2", n_layers=6), contains="n_layer")
 # **Weight tying** (Press & Wolf, 2017; GPT-2 does it): the classifier $(V, C)$ and the token
 # embedding $(V, C)$ are *the same matrix*. Reading a token in and scoring it out use one vector
 # per token; this saves $V \cdot C$ = 38.6M parameters in GPT-2 small, almost a third of it.
+# Why it works: the logit of token $j$ is the dot product of the final hidden vector with row $j$
+# of the matrix, so the output layer scores the next token by how well the hidden state matches
+# that token's vector, and the same matrix at the input maps a token to a vector of that space.
+# Tokens that can follow the same contexts need similar output rows; tokens that appear in similar
+# contexts get similar input rows from training; tying says these are one and the same geometry,
+# and each row is trained by both roles (a rare token's input row, rarely updated as input, also
+# learns each time it is *predicted*, or predicted against). Press & Wolf found the tied matrix
+# behaves like the output embedding and gives lower perplexity than either untied one. The cell
+# after the model shows the sharing: one tensor, whose gradient collects both uses.
 #
 # **Initialisation** (GPT-2, as in nanoGPT and Hugging Face): every Linear and Embedding weight is
 # drawn from $\mathcal{N}(0, 0.02^2)$, biases start at zero, norms at the identity. The two
 # projections that *write* into the residual stream, `c_proj` in attention and in the FFN, are
 # scaled down further to $0.02/\sqrt{2L}$: the stream is a sum of $2L$ such contributions
 # (chapter 4), and the scaling keeps the variance of the sum near the variance of one term.
-# The rule goes by name, so SwiGLU's `c_proj` gets it exactly like the MLP's (the seed project
-# scaled one arm and not the other).
+# The rule goes by name, so SwiGLU's `c_proj` gets it exactly like the MLP's, and so do the experts'
+# of a mixture (the seed project scaled one arm and not the other).
+#
+# **Positions** are GPT-2's learned table `wpe` by default; with `pos="rope"` there is no table and
+# a `RotaryEmbedding` (chapter 11, no parameters) hands every attention layer the rotation of the
+# positions in hand. The class is written in pieces: the modules and their initialisation first,
+# the forward pass next, the rest in later cells (fastcore's `@patch` adds a method to a class
+# defined earlier; the exported module holds them all).
 
 # %%
 #| export
@@ -145,16 +187,18 @@ class GPT(nn.Module):
         self.config = config
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd),  # token id -> vector
-            wpe=nn.Embedding(config.block_size, config.n_embd),  # position -> vector
+            **({"wpe": nn.Embedding(config.block_size, config.n_embd)} if config.pos == "learned" else {}),
             drop=nn.Dropout(config.dropout),
             h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
             ln_f=make_norm(config.norm, config.n_embd, bias=config.bias),  # the configured kind, also here
         ))
+        hs = config.n_embd // config.n_head
+        self.rope = RotaryEmbedding(hs, config.block_size, config.rope_theta) if config.pos == "rope" else None
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.lm_head.weight = self.transformer.wte.weight  # weight tying: one (V, C) matrix in and out
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
-            if name.endswith("c_proj.weight"):  # attention's and the FFN's output projections, both arms
+            if name.endswith("c_proj.weight"):  # attention's and every FFN's output projection, all arms
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
 
     def _init_weights(self, module):
@@ -163,80 +207,66 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def hidden(self, idx):
-        "The final, normalised residual stream (B, T, C) for token ids `idx` (B, T)."
-        if idx.dim() != 2:
-            raise ValueError(f"idx must be token ids of shape (B, T), got shape {tuple(idx.shape)}")
-        T = idx.size(1)
-        if T > self.config.block_size:
-            raise ValueError(f"sequence length {T} exceeds block_size={self.config.block_size}: the model has "
-                             f"only {self.config.block_size} position embeddings. Crop the input to its last "
-                             f"{self.config.block_size} tokens (generate does) or build a model with a larger block_size.")
-        pos = torch.arange(T, device=idx.device)  # (T,)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
-        for block in self.transformer.h:
-            x = block(x)  # (B, T, C)
-        return self.transformer.ln_f(x)  # (B, T, C)
 
-    def forward(self, idx, targets=None):
-        "Logits (B, T, V) for token ids `idx` (B, T), and the cross entropy against `targets` (B, T) if given (-1: ignored)."
-        logits = self.lm_head(self.hidden(idx))  # (B, T, V)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1)
-        return logits, loss
+# %% [markdown]
+# The forward pass. `hidden` runs the body: embed, add positions (or prepare the rotations), the
+# blocks, the final norm. `forward` adds the head and the loss. The optional `kv_cache` is for
+# generation (below): it says how many positions came before these `T` tokens, so that they get
+# the right positions, and it keeps every layer's keys and values.
 
-    def num_params(self, non_embedding=False):
-        """Number of parameters, each tensor counted once: `lm_head` shares `wte`'s matrix and adds nothing.
-        `non_embedding=True` also leaves out the position embedding `wpe` (nanoGPT's convention; `wte`
-        stays in because it doubles as the output layer)."""
-        n = sum(p.numel() for p in self.parameters())  # parameters() yields a shared tensor once
-        if non_embedding:
-            n -= self.transformer.wpe.weight.numel()
-        return n
+# %%
+#| export
+@patch
+def hidden(self: GPT, idx, kv_cache=None):
+    "The final, normalised residual stream (B, T, C) for token ids `idx` (B, T)."
+    if idx.dim() != 2:
+        raise ValueError(f"idx must be token ids of shape (B, T), got shape {tuple(idx.shape)}")
+    start, T = (kv_cache.pos if kv_cache is not None else 0), idx.size(1)
+    if start + T > self.config.block_size:
+        raise ValueError(f"sequence length {start + T} exceeds block_size={self.config.block_size}: crop the input "
+                         f"to its last {self.config.block_size} tokens (generate does) or build a model with a larger "
+                         f"block_size{' (with pos=rope the weights load into it as they are)' if self.rope else ''}.")
+    x = self.transformer.wte(idx)                                       # (B, T, C)
+    rope = None
+    if self.rope is None:
+        x = x + self.transformer.wpe(torch.arange(start, start + T, device=idx.device))  # + (T, C) position vectors
+    else:
+        rope = self.rope(start, T)                                      # (cos, sin), each (T, hs)
+    x = self.transformer.drop(x)
+    for i, block in enumerate(self.transformer.h):
+        x = block(x, rope, kv_cache.layer(i) if kv_cache is not None else None)  # (B, T, C)
+    if kv_cache is not None:
+        kv_cache.pos += T
+    return self.transformer.ln_f(x)                                     # (B, T, C)
 
-    @torch.no_grad()
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None):
-        """Extend `idx` (B, T) by `max_new_tokens` sampled tokens; returns (B, T + max_new_tokens).
-        `temperature` divides the logits (0 means greedy: always the most likely token); `top_k` keeps the
-        k most likely tokens only. Samples in eval mode (no dropout) and restores the previous mode."""
-        if temperature < 0:
-            raise ValueError(f"temperature={temperature} must be >= 0 (0 is greedy decoding)")
-        if top_k is not None and top_k < 1:
-            raise ValueError(f"top_k={top_k} must be a positive integer or None (no cut)")
-        was_training = self.training
-        self.eval()
-        try:
-            for _ in range(max_new_tokens):
-                idx_cond = idx[:, -self.config.block_size:]  # (B, <= block_size): the context the model can see
-                logits = self.lm_head(self.hidden(idx_cond)[:, -1, :])  # (B, V): scores for the next token only
-                if temperature == 0:
-                    idx_next = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
-                else:
-                    logits = logits / temperature
-                    if top_k is not None:
-                        kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, [-1]]  # (B, 1)
-                        logits = logits.masked_fill(logits < kth, float("-inf"))
-                    probs = F.softmax(logits, dim=-1)  # (B, V)
-                    idx_next = torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
-                idx = torch.cat((idx, idx_next), dim=1)  # (B, T + 1)
-        finally:
-            self.train(was_training)
-        return idx
+@patch
+def forward(self: GPT, idx, targets=None, kv_cache=None):
+    "Logits (B, T, V) for token ids `idx` (B, T), and the cross entropy against `targets` (B, T) if given (-1: ignored)."
+    logits = self.lm_head(self.hidden(idx, kv_cache))  # (B, T, V)
+    loss = None
+    if targets is not None:
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1)
+    return logits, loss
 
-    @classmethod
-    def from_pretrained(cls, name_or_dir, **overrides):
-        """A GPT with Hugging Face GPT-2 weights, in eval mode, from a local directory (config.json +
-        model.safetensors, as `save_pretrained` writes) or a hub name such as "gpt2" or "gpt2-xl".
-        `overrides` may set `dropout` and `attn_impl`."""
-        config_file, weights_file = _pretrained_files(name_or_dir)
-        model = cls(config_from_hf(json.loads(Path(config_file).read_text()), **overrides))
-        load_hf_weights(model, load_file(weights_file))
-        return model.eval()
 
-    def save_pretrained(self, save_dir):
-        "Write config.json + model.safetensors that `transformers.GPT2LMHeadModel.from_pretrained` loads."
-        return save_hf(self, save_dir)
+# %% [markdown]
+# A mixture of experts (chapter 12) adds a second loss, the load-balancing loss, which each MoE
+# layer computes in its forward pass. `aux_loss` averages them for the trainer, which adds it to the
+# cross-entropy with a small weight; `forward`'s loss stays the cross-entropy alone, so that
+# validation numbers of dense and MoE models compare.
+
+# %%
+#| export
+@patch
+def moe_layers(self: GPT) -> list:
+    "The MoE layers of the model (none for a dense model)."
+    return [b.mlp for b in self.transformer.h if isinstance(b.mlp, MoE)]
+
+@patch
+def aux_loss(self: GPT):
+    "The mean of the MoE layers' load-balancing losses of the last forward pass (1: balanced); None for a dense model."
+    losses = [m.aux_loss for m in self.moe_layers()]
+    return torch.stack(losses).mean() if losses else None
 
 
 # %% [markdown]
@@ -253,11 +283,30 @@ assert tiny.lm_head.weight is tiny.transformer.wte.weight  # tied: one tensor, t
 print(tiny)
 
 # %% [markdown]
-# The context cannot be longer than the number of position embeddings, and the error says what
-# to do:
+# Tying, seen from the gradient: the shared matrix receives the gradient of its use as the output
+# layer *plus* that of its use as the embedding. An untied copy of the same model (two separate
+# matrices with the same values) gets the two parts separately, and they add up to the tied one's.
 
 # %%
-test_fail(lambda: tiny(torch.zeros(1, 17, dtype=torch.long)), contains="Crop the input")
+idx = torch.randint(0, 100, (2, 10))
+tiny.zero_grad()
+tiny(idx[:, :-1], idx[:, 1:])[1].backward()
+untied = GPT(tiny.config); untied.load_state_dict(tiny.state_dict())
+untied.lm_head.weight = nn.Parameter(tiny.lm_head.weight.detach().clone())   # now two matrices
+untied(idx[:, :-1], idx[:, 1:])[1].backward()
+as_output, as_input = untied.lm_head.weight.grad, untied.transformer.wte.weight.grad
+test_close(tiny.transformer.wte.weight.grad, as_output + as_input, eps=1e-6)
+rows_used = idx[:, :-1].unique()
+assert as_input.abs().sum(1)[rows_used].min() > 0 and as_input.abs().sum() == as_input[rows_used].abs().sum()
+print(f"output-layer gradient reaches {(as_output.abs().sum(1) > 0).sum().item()} of 100 rows, "
+      f"the embedding gradient only the {len(rows_used)} tokens in the input")
+tiny.zero_grad()
+
+# %% [markdown]
+# The context cannot be longer than `block_size`, and the error says what to do:
+
+# %%
+test_fail(lambda: tiny(torch.zeros(1, 17, dtype=torch.long)), contains="crop the input")
 test_fail(lambda: tiny(torch.zeros(17, dtype=torch.long)), contains="shape (B, T)")
 
 # %% [markdown]
@@ -332,6 +381,25 @@ for impl in ("sdpa", "explicit"):
 # `num_params` counts every tensor once, so the tied head is not counted twice. GPT-2 small has
 # exactly 124,439,808 parameters. We build the four sizes on PyTorch's `meta` device, which records
 # shapes and allocates nothing, so counting GPT-2 XL's 1.5 billion parameters takes milliseconds.
+# Two variants of the count matter later: without the position table (`non_embedding=True`, the
+# count of the training FLOPs in chapter 9 and of the scaling laws in chapter 13) and, for a
+# mixture of experts, the parameters a single token uses (`active=True`: the router and `top_k` of
+# the experts of each MoE layer, chapter 12).
+
+# %%
+#| export
+@patch
+def num_params(self: GPT, non_embedding: bool = False, active: bool = False) -> int:
+    """Number of parameters, each tensor counted once (`lm_head` shares `wte`'s matrix and adds nothing).
+    `non_embedding`: without the position table `wpe` (nanoGPT's convention; `wte` stays in because it
+    doubles as the output layer). `active`: for a mixture of experts, only `top_k` experts per MoE layer."""
+    n = sum(p.numel() for p in self.parameters())  # parameters() yields a shared tensor once
+    if non_embedding and self.rope is None:
+        n -= self.transformer.wpe.weight.numel()
+    if active:
+        n -= sum((m.n_expert - m.top_k) * expert_params(m) for m in self.moe_layers())
+    return n
+
 
 # %%
 def count(config):
@@ -360,28 +428,175 @@ with torch.device("meta"):
     small = GPT(GPTConfig())
 test_eq(small.num_params() - small.num_params(non_embedding=True), 1024 * 768)
 
+
 # %% [markdown]
 # ## Sampling
 #
-# A language model gives a distribution over the next token; `generate` draws from it, appends the
-# draw and repeats. Two knobs shape the distribution before the draw: the **temperature** $\tau$
-# divides the logits, $p_i \propto \exp(z_i / \tau)$ (below 1 sharpens it, above 1 flattens it,
-# $\tau \to 0$ is greedy decoding), and **top-k** keeps only the $k$ most likely tokens. The
-# context is cropped to the last `block_size` tokens, so generation can run past the context length.
-# Here is what temperature does to one set of logits:
+# A language model gives a distribution over the next token; generation draws from it, appends the
+# draw and repeats. Three knobs shape the distribution before the draw (chapter 14 shows each on a
+# trained model's distributions):
+#
+# - the **temperature** $\tau$ divides the logits, $p_i \propto \exp(z_i / \tau)$: below 1 it
+#   sharpens the distribution, above 1 it flattens it, and $\tau = 0$ means greedy decoding (the most
+#   likely token, always);
+# - **top-k** keeps only the $k$ most likely tokens;
+# - **top-p** (nucleus sampling, Holtzman et al. 2019) keeps the smallest set of most likely tokens
+#   whose probabilities add up to at least $p$: many candidates where the model is unsure, few
+#   where it is sure.
+#
+# What is kept is renormalised; the draw uses an explicit random generator when one is given, so a
+# seed reproduces the text without touching the global random state.
+
+# %%
+#| export
+def next_token_probs(logits, temperature=1.0, top_k=None, top_p=None):
+    "Probabilities (B, V) to sample the next token from, given logits (B, V): temperature, then top-k, then top-p."
+    if temperature <= 0:
+        raise ValueError(f"temperature={temperature}: next_token_probs needs a positive temperature (0 is greedy)")
+    logits = logits.float() / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, [-1]]  # (B, 1) the k-th largest
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = F.softmax(logits, dim=-1)                                           # (B, V)
+    if top_p is not None and top_p < 1.0:
+        p_sorted, order = probs.sort(dim=-1, descending=True)
+        outside = p_sorted.cumsum(-1) - p_sorted >= top_p     # the mass before a token already reaches top_p
+        probs = probs.scatter(-1, order, p_sorted.masked_fill(outside, 0.0))
+        probs = probs / probs.sum(-1, keepdim=True)
+    return probs
+
+def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
+    "The next token ids (B, 1) for logits (B, V): the argmax at temperature 0, else a draw from `next_token_probs`."
+    if temperature < 0:
+        raise ValueError(f"temperature={temperature} must be >= 0 (0 is greedy decoding)")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k={top_k} must be a positive integer or None (no cut)")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p={top_p} must be in (0, 1] or None (no cut)")
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    return torch.multinomial(next_token_probs(logits, temperature, top_k, top_p), 1, generator=generator)
+
+
+# %% [markdown]
+# Here is what temperature does to one set of logits, and what top-k and top-p keep of them:
 
 # %%
 z = torch.tensor([3.0, 2.0, 1.5, 1.0, 0.5, 0.0, -0.5, -1.0])
 fig, ax = plt.subplots(figsize=(6, 3))
 for i, tau in enumerate((0.5, 1.0, 2.0)):
-    ax.bar(torch.arange(8) + (i - 1) * 0.27, F.softmax(z / tau, dim=-1), width=0.27, label=f"$\\tau$ = {tau}")
+    ax.bar(torch.arange(8) + (i - 1) * 0.27, next_token_probs(z[None], tau)[0], width=0.27, label=f"$\\tau$ = {tau}")
 ax.set_xlabel("token (by logit)"); ax.set_ylabel("probability"); ax.legend()
 ax.set_title("Temperature: sharper below 1, flatter above"); plt.show()
+p = next_token_probs(z[None])[0]
+test_close(next_token_probs(z[None], top_k=3)[0][:3], p[:3] / p[:3].sum())
+kept = (next_token_probs(z[None], top_p=0.8)[0] > 0).sum().item()
+assert p[:kept - 1].sum() < 0.8 <= p[:kept].sum()       # the smallest prefix reaching 0.8
+test_eq(sample_next(z[None], temperature=0).item(), 0)
+test_fail(lambda: sample_next(z[None], top_p=0), contains="top_p")
+
 
 # %% [markdown]
-# A small untrained GPT with GPT-2's vocabulary, decoded with GPT-2's tokenizer (tiktoken). An
-# untrained model knows nothing, so the text is noise; chapter 9 returns to this cell's question
-# with a trained model.
+# ## Generating fast: the KV cache
+#
+# The obvious generation loop feeds the whole context through the model for every new token and
+# keeps only the last position's logits. Everything it computes for the earlier positions is thrown
+# away, and it is the same every time: the model is causal, so the keys and values of position $s$
+# depend on tokens $0..s$ only and never change as the text grows. Computing token $t + 1$ from a
+# context of $t$ tokens costs $O(t)$ in every matrix multiplication (all $t$ positions again) and
+# $O(t^2)$ in attention (every position against every earlier one).
+#
+# A **KV cache** keeps, for every layer, the keys and values of the positions already seen. A new
+# token then goes through the model alone: its own query, key and value are computed, its key and
+# value appended to the cache, and its query attends over all the cached keys. The cost per new
+# token is $O(1)$ in the matrix multiplications and $O(t)$ in attention: generating $N$ tokens
+# costs $O(N^2)$ in all instead of $O(N^3)$. The price is memory: $2 \times n_\text{layer}
+# \times t \times C$ numbers per sequence, 75 MB for GPT-2 small at 1024 tokens in float32.
+#
+# The first pass (the prompt) fills the cache for all its positions at once. Positions come from
+# the cache (`pos`: how many positions it holds), so learned positions and rotary ones are both
+# right. When the text outgrows `block_size`, the model cannot see all of it: from then on every
+# step recomputes the last `block_size` tokens, as the uncached loop does, so the two give the
+# same tokens at any length (a cache that slides would give different logits with learned
+# positions, whose table says where the window starts).
+
+# %%
+#| export
+class KVCache:
+    "Keys and values of every layer for the `pos` positions seen so far: (B, nh, max_len, hs) buffers filled in order."
+    def __init__(self, max_len: int):
+        self.max_len, self.pos, self.kv = max_len, 0, {}
+
+    def layer(self, i: int):
+        "The view of layer `i` that its attention calls `update` on."
+        return _LayerKV(self, i)
+
+class _LayerKV:
+    def __init__(self, cache, i): self.cache, self.i = cache, i
+
+    def update(self, k, v):
+        "Store the keys and values (B, nh, T, hs) of the next T positions; return all of them so far, (B, nh, pos + T, hs)."
+        c, T = self.cache, k.size(2)
+        if self.i not in c.kv:   # allocated on first use, in the dtype and on the device of the keys
+            c.kv[self.i] = (k.new_zeros(*k.shape[:2], c.max_len, k.size(3)), v.new_zeros(*v.shape[:2], c.max_len, v.size(3)))
+        K, V = c.kv[self.i]
+        K[:, :, c.pos:c.pos + T], V[:, :, c.pos:c.pos + T] = k, v
+        return K[:, :, :c.pos + T], V[:, :, :c.pos + T]
+
+
+# %%
+#| export
+@patch
+@torch.no_grad()
+def generate(self: GPT, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, generator=None,
+             stop_token=None, use_cache=True):
+    """Extend `idx` (B, T) by up to `max_new_tokens` tokens; returns (B, T + n). `temperature`, `top_k`, `top_p`:
+    see `next_token_probs` (temperature 0 is greedy). Stops early once every row has produced `stop_token`.
+    Runs in eval mode (no dropout) and restores the previous mode; `use_cache=False` recomputes every step."""
+    bs, was_training = self.config.block_size, self.training
+    cache, done = KVCache(bs) if use_cache else None, torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
+    self.eval()
+    try:
+        for _ in range(max_new_tokens):
+            if cache is not None and idx.size(1) <= bs:
+                h = self.hidden(idx[:, cache.pos:], cache)[:, -1]   # only the tokens the cache has not seen
+            else:
+                h = self.hidden(idx[:, -bs:])[:, -1]                # no cache, or past the context: the last bs tokens
+            idx_next = sample_next(self.lm_head(h), temperature, top_k, top_p, generator)  # (B, 1)
+            idx = torch.cat((idx, idx_next), dim=1)                 # (B, T + 1)
+            if stop_token is not None:
+                done |= idx_next[:, 0] == stop_token
+                if done.all(): break
+    finally:
+        self.train(was_training)
+    return idx
+
+
+# %% [markdown]
+# **The cache changes nothing but the speed.** Every logit of a cached pass equals the uncached
+# model's at the same position (to float rounding), for learned and rotary positions, for a
+# prompt followed by one token at a time and for a batch; greedy generation gives the same tokens
+# with and without the cache, also past `block_size`.
+
+# %%
+for pos in ("learned", "rope"):
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(block_size=32, vocab_size=100, n_layer=2, n_head=4, n_embd=32, pos=pos)).eval()
+    seq = torch.randint(0, 100, (3, 20))
+    full = m(seq)[0]                                                   # (3, 20, V), no cache
+    cache = KVCache(32)
+    pieces = [m(seq[:, :12], kv_cache=cache)[0]] + [m(seq[:, t:t + 1], kv_cache=cache)[0] for t in range(12, 20)]
+    test_eq(cache.pos, 20)
+    torch.testing.assert_close(torch.cat(pieces, dim=1), full, rtol=0, atol=1e-5)
+    for n in (10, 40):                                                 # within, and past, block_size = 32
+        a = m.generate(seq[:, :8], n, temperature=0)
+        test_eq(a, m.generate(seq[:, :8], n, temperature=0, use_cache=False))
+    print(f"pos={pos}: cached logits == uncached; greedy tokens equal at 18 and 48 tokens")
+
+# %% [markdown]
+# A small untrained GPT with GPT-2's vocabulary. The tokenizer is chapter 6's subject; here we only
+# need it to turn text into ids and back, so we call tiktoken, the library chapter 6 wraps. An
+# untrained model knows nothing, so the text is noise (chapter 14 samples from trained models).
 
 # %%
 enc = tiktoken.get_encoding("gpt2")
@@ -396,19 +611,22 @@ print(enc.decode(out[0].tolist()))
 # %% [markdown]
 # The properties that make `generate` trustworthy: the same generator seed gives the same text;
 # temperature 0 is the argmax of the logits; top-k 1 is greedy too; sampling runs without dropout
-# and leaves the model in the mode it found it in; and it runs past `block_size` by cropping.
+# and leaves the model in the mode it found it in; it runs past `block_size` by cropping; and it
+# stops once every row has produced the stop token.
 
 # %%
 g = lambda: torch.Generator().manual_seed(1)
 test_eq(m.generate(prompt, 4, generator=g()), m.generate(prompt, 4, generator=g()))
 greedy = m.generate(prompt, 4, temperature=0)
 test_eq(m.generate(prompt, 4, top_k=1, generator=g()), greedy)
+test_eq(m.generate(prompt, 4, top_p=1e-6, generator=g()), greedy)   # a nucleus of one token is greedy too
 test_eq(greedy[0, 5], m(prompt)[0][0, -1].argmax())
 m.train()
 m.generate(prompt, 1)
 assert m.training  # mode restored
 long = torch.randint(0, enc.n_vocab, (1, 30))
 test_eq(m.eval().generate(long, 4, temperature=0).shape, (1, 34))  # 34 > block_size = 32
+test_eq(m.generate(prompt, 10, temperature=0, stop_token=int(greedy[0, 5])).shape, (1, 6))  # stopped after 1
 test_fail(lambda: m.generate(prompt, 1, temperature=-1), contains="temperature")
 
 # %% [markdown]
@@ -463,16 +681,19 @@ def load_hf_weights(model, sd):
 
 # %% [markdown]
 # The config goes the same way. Only the GPT-2 architecture has a Hugging Face GPT-2 config:
-# `rmsnorm`, `swiglu` or `bias=False` cannot be expressed in it, so `save_pretrained` refuses them
+# `rmsnorm`, `swiglu`, `moe`, `rope` or `bias=False` cannot be expressed in it (the exact GELU can:
+# Hugging Face calls it `gelu`, and the tanh one `gelu_new`), so `save_pretrained` refuses them
 # (and says so) rather than writing a file that would load as a different model. Reading, we
 # refuse the `GPT2Config` options that change the computation in ways our model does not have.
 
 # %%
 #| export
+HF_GELU = {"tanh": "gelu_new", "exact": "gelu"}  # our gelu -> Hugging Face's activation_function
+
 def check_gpt2_architecture(config):
-    "Raise unless `config` is the GPT-2 architecture (LayerNorm, GELU MLP, biases), the one Hugging Face's GPT-2 can hold."
-    problems = [f"{k}={getattr(config, k)!r} (GPT-2: {v!r})"
-                for k, v in (("norm", "layernorm"), ("ffn", "mlp"), ("bias", True)) if getattr(config, k) != v]
+    "Raise unless `config` is the GPT-2 architecture (LayerNorm, GELU MLP, biases, learned positions), the one Hugging Face's GPT-2 holds."
+    problems = [f"{k}={getattr(config, k)!r} (GPT-2: {v!r})" for k, v in
+                (("norm", "layernorm"), ("ffn", "mlp"), ("bias", True), ("pos", "learned")) if getattr(config, k) != v]
     if problems:
         raise ValueError(f"Hugging Face's GPT-2 cannot express {', '.join(problems)}: only the GPT-2 architecture "
                          f"can be saved in its format. Keep this variant in gpt2book's own checkpoints instead.")
@@ -482,7 +703,7 @@ def hf_config(model):
     c = model.config
     check_gpt2_architecture(c)
     eot = min(50256, c.vocab_size - 1)  # GPT-2's <|endoftext|>, kept inside a smaller vocabulary
-    return dict(model_type="gpt2", architectures=["GPT2LMHeadModel"], activation_function="gelu_new",
+    return dict(model_type="gpt2", architectures=["GPT2LMHeadModel"], activation_function=HF_GELU[c.gelu],
                 n_positions=c.block_size, n_embd=c.n_embd, n_layer=c.n_layer, n_head=c.n_head, n_inner=None,
                 vocab_size=c.vocab_size, layer_norm_epsilon=model.transformer.ln_f.eps,
                 resid_pdrop=c.dropout, embd_pdrop=c.dropout, attn_pdrop=c.dropout,
@@ -494,8 +715,9 @@ def config_from_hf(hf, dropout=0.0, attn_impl="sdpa"):
     if hf.get("model_type") != "gpt2":
         raise ValueError(f"model_type={hf.get('model_type')!r}: from_pretrained loads GPT-2 checkpoints only")
     n_embd = hf["n_embd"]
+    act = hf.get("activation_function", "gelu_new")
     unsupported = {  # option: (value in this checkpoint, the values our GPT computes)
-        "activation_function": (hf.get("activation_function", "gelu_new"), ("gelu_new", "gelu_pytorch_tanh")),
+        "activation_function": (act, ("gelu_new", "gelu_pytorch_tanh", "gelu")),
         "n_inner": (hf.get("n_inner"), (None, 4 * n_embd)),
         "layer_norm_epsilon": (hf.get("layer_norm_epsilon", 1e-5), (1e-5,)),
         "tie_word_embeddings": (hf.get("tie_word_embeddings", True), (True,)),
@@ -506,14 +728,15 @@ def config_from_hf(hf, dropout=0.0, attn_impl="sdpa"):
     if bad:
         raise ValueError(f"this GPT-2 checkpoint uses options gpt2book's GPT does not implement: {'; '.join(bad)}")
     return GPTConfig(block_size=hf["n_positions"], vocab_size=hf["vocab_size"], n_layer=hf["n_layer"],
-                     n_head=hf["n_head"], n_embd=n_embd, dropout=dropout, attn_impl=attn_impl)
+                     n_head=hf["n_head"], n_embd=n_embd, dropout=dropout, attn_impl=attn_impl,
+                     gelu="exact" if act == "gelu" else "tanh")
 
 
 # %% [markdown]
-# Saving writes both files into a fresh temporary directory next to the target and then renames
-# it into place (or, when the target exists, renames each file into it), so a crash never leaves
-# a half-written checkpoint behind. Loading takes a directory, or a hub name that `huggingface_hub`
-# downloads (and caches) where the network allows.
+# Saving writes each file atomically (appendix A: a temporary file, fsync'd, renamed into place),
+# the weights first and the config last, so a crash never leaves a half-written file behind, and a
+# directory whose `config.json` is new has new weights too. Loading takes a directory, or a hub name
+# that `huggingface_hub` downloads (and caches) where the network allows.
 
 # %%
 #| export
@@ -525,19 +748,8 @@ def save_hf(model, save_dir):
     save_dir = Path(save_dir)
     if save_dir.exists() and not save_dir.is_dir():
         raise NotADirectoryError(f"{save_dir} exists and is not a directory; pass a directory path")
-    save_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{save_dir.name}.tmp", dir=save_dir.parent))
-    try:
-        save_file(sd, tmp / "model.safetensors", metadata={"format": "pt"})
-        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private
-        if save_dir.exists():
-            for f in ("model.safetensors", "config.json"):
-                os.replace(tmp / f, save_dir / f)
-        else:
-            os.replace(tmp, save_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    atomic_write_bytes(save_dir / "model.safetensors", save(sd, metadata={"format": "pt"}))
+    atomic_write_json(save_dir / "config.json", config)
     return save_dir
 
 def _pretrained_files(name_or_dir):
@@ -558,6 +770,21 @@ def _pretrained_files(name_or_dir):
                       f"({type(e).__name__}: {e}). Pass a directory holding config.json and model.safetensors, e.g. one "
                       f"made with `hf download {name_or_dir} config.json model.safetensors --local-dir DIR` on a machine "
                       f"with network access, or allow network access (HF_HUB_OFFLINE unset).") from e
+
+@patch(cls_method=True)
+def from_pretrained(cls: GPT, name_or_dir, **overrides):
+    """A GPT with Hugging Face GPT-2 weights, in eval mode, from a local directory (config.json +
+    model.safetensors, as `save_pretrained` writes) or a hub name such as "gpt2" or "gpt2-xl".
+    `overrides` may set `dropout` and `attn_impl`."""
+    config_file, weights_file = _pretrained_files(name_or_dir)
+    model = cls(config_from_hf(json.loads(Path(config_file).read_text()), **overrides))
+    load_hf_weights(model, load_file(weights_file))
+    return model.eval()
+
+@patch
+def save_pretrained(self: GPT, save_dir):
+    "Write config.json + model.safetensors that `transformers.GPT2LMHeadModel.from_pretrained` loads."
+    return save_hf(self, save_dir)
 
 
 # %% [markdown]

@@ -113,8 +113,15 @@ class TrainConfig:
     dropout: float = 0.0
     bias: bool = False
     norm: str = "layernorm"          # layernorm | rmsnorm
-    ffn: str = "mlp"                 # mlp | swiglu
+    ffn: str = "mlp"                 # mlp | swiglu | moe (a mixture of experts)
+    gelu: str = "exact"              # the MLP's GELU: exact (nanoGPT's; fast on CPUs) | tanh (GPT-2's)
     attn_impl: str = "sdpa"          # sdpa | explicit
+    pos: str = "learned"             # learned (GPT-2's position table) | rope (rotary embeddings)
+    rope_theta: float = 10000.0      # pos=rope: the base of the rotation frequencies
+    n_expert: int = 8                # ffn=moe: experts per block
+    expert_top_k: int = 2            # ffn=moe: experts per token
+    expert_ffn: str = "mlp"          # ffn=moe: each expert's kind, mlp | swiglu
+    expert_hidden: int = 0           # ffn=moe: each expert's hidden width (0: the dense FFN's)
     vocab_multiple: int = 1          # pad the vocabulary to a multiple of this (64: 50257 -> 50304)
     # -- optimisation
     batch_size: int = 12             # sequences per process per micro-step
@@ -127,6 +134,7 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0           # 0: no clipping (the norm is still logged)
+    aux_loss_weight: float = 0.01    # ffn=moe: weight of the load-balancing loss added to the training loss
     # -- logging, evaluation, checkpoints
     log_interval: int = 10           # steps between metrics.jsonl lines (and the only host syncs)
     eval_interval: int = 250
@@ -174,7 +182,7 @@ class TrainConfig:
 # %%
 #| export
 _GPT2_124M = dict(
-    dataset="openwebtext", n_layer=12, n_head=12, n_embd=768, block_size=1024, dropout=0.0, bias=True,
+    dataset="openwebtext", n_layer=12, n_head=12, n_embd=768, block_size=1024, dropout=0.0, bias=True, gelu="tanh",
     vocab_multiple=64, batch_size=32, total_batch_size=524_288, max_steps=19_073,
     learning_rate=6e-4, min_lr=6e-5, warmup_steps=700, weight_decay=0.1, beta1=0.9, beta2=0.95,
     grad_clip=1.0, dtype="auto", compile=True, log_interval=10, eval_interval=500, eval_iters=80,
@@ -184,6 +192,9 @@ TRAIN_PRESETS: dict[str, dict] = {
     "cpu": {},                                                   # the defaults of TrainConfig
     "gpt2-124m": _GPT2_124M,
     "gpt2-124m-swiglu-rmsnorm": {**_GPT2_124M, "norm": "rmsnorm", "ffn": "swiglu"},
+    "gpt2-124m-rope": {**_GPT2_124M, "pos": "rope"},             # chapter 11
+    # chapter 12: 8 experts of half the MLP's width, top-2: the dense model's compute per token, 2.1x its size
+    "gpt2-124m-moe": {**_GPT2_124M, "ffn": "moe", "n_expert": 8, "expert_top_k": 2, "expert_hidden": 1536},
 }
 
 # %% [markdown]
@@ -374,23 +385,26 @@ def autocast_context(device: str, dtype: str):
     return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
 
 def train_step(model, optimizer, loader, grad_accum: int, lr: float, grad_clip: float,
-               ctx=contextlib.nullcontext(), ddp: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    "One optimizer step over `grad_accum` micro-batches; returns (mean loss, grad norm before clipping) as tensors."
+               ctx=contextlib.nullcontext(), ddp: bool = False, raw: GPT | None = None, aux_weight: float = 0.0):
+    """One optimizer step over `grad_accum` micro-batches; returns (mean loss, grad norm before clipping, mean
+    auxiliary loss or None) as tensors. `raw`: the unwrapped GPT, whose `aux_loss()` a mixture of experts fills."""
     for group in optimizer.param_groups: group["lr"] = lr
-    loss_sum = None
+    loss_sum = aux_sum = None
     for micro in range(grad_accum):
         x, y = loader.next_batch()                                              # (B, T), (B, T)
         last = micro == grad_accum - 1
         with (model.no_sync() if ddp and not last else contextlib.nullcontext()):  # all-reduce once, at the end
             with ctx:
                 _, loss = model(x, y)
-            loss = loss / grad_accum                                            # mean over the micro-steps
-            loss.backward()
-        loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
+                aux = raw.aux_loss() if raw is not None else None              # MoE load balancing, else None
+            total = loss if aux is None else loss + aux_weight * aux
+            (total / grad_accum).backward()                                     # mean over the micro-steps
+        loss_sum = loss.detach() / grad_accum if loss_sum is None else loss_sum + loss.detach() / grad_accum
+        if aux is not None: aux_sum = aux.detach() / grad_accum if aux_sum is None else aux_sum + aux.detach() / grad_accum
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip > 0 else math.inf)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return loss_sum, norm
+    return loss_sum, norm, aux_sum
 
 
 # %% [markdown]
@@ -549,9 +563,9 @@ PEAK_BF16_TFLOPS = {  # dense (no sparsity) bfloat16 tensor-core peak from NVIDI
 }
 
 def flops_per_token(model: GPT) -> int:
-    "Training FLOPs per token: 6N (weights, forward + backward) + 12 L T C (attention scores and mixing)."
+    "Training FLOPs per token: 6N (the weights a token uses, forward + backward) + 12 L T C (attention scores and mixing)."
     c = model.config
-    n = sum(p.numel() for p in model.parameters()) - model.transformer.wpe.weight.numel()  # tied wte once; no wpe
+    n = model.num_params(non_embedding=True, active=True)   # tied wte once; no wpe; MoE: top_k experts, not all
     return 6 * n + 12 * c.n_layer * c.block_size * c.n_embd
 
 def peak_flops(device: str, peak_tflops: float = 0.0) -> float | None:
@@ -626,31 +640,34 @@ class RunLog:
 # %% [markdown]
 # ## Evaluation and samples
 #
-# The validation loss is the mean over `eval_iters` batches of the validation split, always *the
-# same* batches (a fresh loader with the run's seed), so consecutive evaluations differ only by the
-# model, not by which text they happened to draw. Samples are generated with the random generators
-# *their own generator*: generating text must not change the training's random stream, or a run that samples
-# would not be the same run as one that does not (and resume would not be exact).
+# The validation loss is the mean over the first `eval_iters` batches of the validation split, in
+# order: always *the same* batches, so consecutive evaluations differ only by the model, not by
+# which text they happened to draw. Under DDP the ranks share the work: rank $r$ computes batches
+# $r, r + W, r + 2W, \dots$ of the $W$ processes, and the sums are all-reduced, so the result is the
+# number one process computes (to float rounding), for any `eval_iters` and any world size.
+# Samples are drawn with their own random generator: generating text must not change the
+# training's random stream, or a run that samples would not be the same run as one that does not
+# (and resume would not be exact).
 
 # %%
 #| export
 @torch.no_grad()
 def evaluate(model, data_dir, cfg: TrainConfig, d: Dist, device: str, ctx=contextlib.nullcontext()) -> float:
-    "Mean validation loss over the first `eval_iters` batches of the validation split, shared among the processes."
-    loader = TokenLoader(data_dir, "val", cfg.batch_size, cfg.block_size, rank=d.rank, world_size=d.world_size,
-                         seed=cfg.seed, device=device, shuffle=False)   # the first eval_iters global batches
+    "Mean validation loss over the first `eval_iters` batches of the validation split (one process's), shared among the processes."
+    loader = TokenLoader(data_dir, "val", cfg.batch_size, cfg.block_size, seed=cfg.seed, device=device,
+                         shuffle=False)                 # one process's batches, in order
     was_training = model.training
     model.eval()
-    n = max(1, cfg.eval_iters // d.world_size)          # the eval_iters batches are shared among the ranks
     total = torch.zeros((), device=device)
-    for _ in range(n):
+    for i in range(d.rank, cfg.eval_iters, d.world_size):  # this rank's share: batches r, r + W, ...
+        loader.pos = i * cfg.batch_size                 # batch i of the stream
         x, y = loader.next_batch()
         with ctx:
             _, loss = model(x, y)
         total += loss.float()
     model.train(was_training)
     if d.ddp: dist.all_reduce(total)                    # sum over ranks (gloo has no AVG)
-    return total.item() / (n * d.world_size)
+    return total.item() / cfg.eval_iters
 
 def sample(model: GPT, tokenizer, n_tokens: int, device: str, seed: int = 0, prompt: str = "",
            temperature: float = 0.8, top_k: int = 200, ctx=contextlib.nullcontext()) -> str:
@@ -686,12 +703,18 @@ def sample(model: GPT, tokenizer, n_tokens: int, device: str, seed: int = 0, pro
 #| export
 AUTO_PREPARE = ("shakespeare", "shakespeare_char")   # small enough to prepare on first use
 
+def model_config(cfg: TrainConfig, vocab_size: int) -> GPTConfig:
+    "The GPTConfig of `cfg` (every GPTConfig field has a TrainConfig field of the same name), vocabulary padded."
+    padded = -(-vocab_size // cfg.vocab_multiple) * cfg.vocab_multiple
+    shared = {f.name: getattr(cfg, f.name) for f in fields(GPTConfig) if f.name != "vocab_size"}
+    try:
+        return GPTConfig(vocab_size=padded, **shared)
+    except ValueError as e:
+        raise TrainError(str(e)) from None
+
 def make_model(cfg: TrainConfig, vocab_size: int) -> GPT:
     "The GPT `cfg` describes, its vocabulary padded up to a multiple of `cfg.vocab_multiple`."
-    padded = -(-vocab_size // cfg.vocab_multiple) * cfg.vocab_multiple
-    return GPT(GPTConfig(block_size=cfg.block_size, vocab_size=padded, n_layer=cfg.n_layer, n_head=cfg.n_head,
-                         n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias, norm=cfg.norm, ffn=cfg.ffn,
-                         attn_impl=cfg.attn_impl))
+    return GPT(model_config(cfg, vocab_size))
 
 def _load_data(cfg: TrainConfig, d: Dist) -> dict:
     "meta.json of the run's data, preparing the small Shakespeare sources if they are missing."
@@ -801,26 +824,30 @@ def _train(cfg: TrainConfig, d: Dist, device: str, stop: StopFlag) -> dict:
     t_last, steps_since = time.perf_counter(), 0
     while step < cfg.max_steps:
         lr = get_lr(step, cfg.learning_rate, cfg.min_lr, cfg.warmup_steps, cfg.max_steps)
-        loss, norm = train_step(model, optimizer, loader, grad_accum, lr, cfg.grad_clip, ctx, d.ddp)
+        loss, norm, aux = train_step(model, optimizer, loader, grad_accum, lr, cfg.grad_clip, ctx, d.ddp, raw,
+                                     cfg.aux_loss_weight)
         step += 1; steps_since += 1
         pbar.update()
         is_eval = step % cfg.eval_interval == 0 or step == cfg.max_steps
         is_ckpt = step % cfg.checkpoint_interval == 0 or step == cfg.max_steps
         if not (step % cfg.log_interval == 0 or is_eval or is_ckpt or (stop.signum and not d.ddp)):
             continue                                           # no host sync on this step
-        stats = torch.stack([loss.float(), norm.float(), torch.tensor(float(stop.signum is not None), device=device)])
+        stats = torch.stack([loss.float(), norm.float(), torch.tensor(float(stop.signum is not None), device=device),
+                             aux.float() if aux is not None else torch.zeros((), device=device)])
         if d.ddp: dist.all_reduce(stats)                       # sum over ranks: mean loss over the global batch
-        loss_v, norm_v, n_stop = (stats / torch.tensor([d.world_size, d.world_size, 1.0], device=device)).tolist()
+        loss_v, norm_v, n_stop, aux_v = (stats / torch.tensor([d.world_size, d.world_size, 1.0, d.world_size],
+                                                             device=device)).tolist()
         dt = time.perf_counter() - t_last
-        tps = steps_since * tokens_per_step / dt
-        mfu = fpt * tps / peak if peak else None
+        tps = steps_since * tokens_per_step / dt                # over all processes
+        mfu = fpt * tps / (peak * d.world_size) if peak else None   # per device: each process has one
+        extra = {"aux_loss": aux_v} if aux is not None else {}
         if not (math.isfinite(loss_v) and math.isfinite(norm_v)):
             good = checkpoints(run_dir)
             what = f"loss {loss_v}" if not math.isfinite(loss_v) else f"gradient norm {norm_v} (loss {loss_v:.4f})"
             raise TrainError(f"non-finite {what} at step {step}: stopped. "
                              f"The last good checkpoint is {good[-1] if good else 'none (no checkpoint yet)'}; "
                              "lower --learning_rate or check the data, then --resume")
-        log.log(step=step, loss=loss_v, lr=lr, grad_norm=norm_v, tokens_per_s=round(tps, 1), mfu=mfu)
+        log.log(step=step, loss=loss_v, lr=lr, grad_norm=norm_v, tokens_per_s=round(tps, 1), mfu=mfu, **extra)
         pbar.set_postfix(loss=f"{loss_v:.4f}", lr=f"{lr:.2e}", tok_s=f"{tps:,.0f}", refresh=False)
         if is_eval:
             val = run_eval(step)

@@ -39,6 +39,7 @@
 #| export
 import argparse
 import csv
+import io
 import json
 import math
 import os
@@ -51,7 +52,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gpt2book.train import checkpoints, config_from_args, make_model, read_metrics, train
+from gpt2book.files import atomic_write, atomic_write_text, folder_lock
+from gpt2book.train import TrainError, checkpoints, config_from_args, make_model, read_metrics, train
 
 # %%
 import matplotlib.pyplot as plt
@@ -60,23 +62,35 @@ from gpt2book.data import prepare
 from fastcore.test import test_close, test_eq, test_fail
 
 # %% [markdown]
-# ## The four arms
+# ## Arms
 #
-# An arm is a choice of norm and FFN; everything else (init, dropout, data, schedule, steps) is
-# shared. The names say what differs from GPT-2.
+# An **arm** is a name and the trainer settings that differ from the baseline; everything else
+# (init, dropout, data, schedule, steps) is shared. The 2x2 of this chapter has four arms, named for
+# what differs from GPT-2. The runner below takes any such dictionary: chapters 11 and 12 compare
+# positions and mixtures of experts with it (`ARCHITECTURES`), and the book's experiments are
+# listed by name in `EXPERIMENTS` for the command line.
 
 # %%
 #| export
-ARMS = {  # arm name: the model switches that differ between arms (GPTConfig.norm, GPTConfig.ffn)
-    "gpt2":           dict(norm="layernorm", ffn="mlp"),
-    "rmsnorm":        dict(norm="rmsnorm",   ffn="mlp"),
-    "swiglu":         dict(norm="layernorm", ffn="swiglu"),
-    "swiglu-rmsnorm": dict(norm="rmsnorm",   ffn="swiglu"),
-}
 BASELINE = "gpt2"
+ABLATION = {  # arm name: the trainer settings that differ from the baseline
+    "gpt2":           {},
+    "rmsnorm":        dict(norm="rmsnorm"),
+    "swiglu":         dict(ffn="swiglu"),
+    "swiglu-rmsnorm": dict(norm="rmsnorm", ffn="swiglu"),
+}
+ARCHITECTURES = {  # chapters 11 and 12, at this chapter's scale (4 x 128: the dense FFN is 128 -> 512 -> 128)
+    "gpt2":       {},
+    "rope":       dict(pos="rope"),
+    "moe-active": dict(ffn="moe", n_expert=8, expert_top_k=2, expert_hidden=256),  # 2 of 8 experts of 256: dense compute
+    "moe-total":  dict(ffn="moe", n_expert=8, expert_top_k=2, expert_hidden=64),   # 8 experts of 64: dense size
+}
+EXPERIMENTS = {"ablation": ABLATION, "architectures": ARCHITECTURES}
+RESULTS = {name: f"nbs/data/{name}.csv" for name in EXPERIMENTS}  # committed: the chapters read them
+PLOTS = {"ablation": "images/val-loss-gpt2-swiglu-rmsnorm.png", "architectures": "images/val-loss-architectures.png"}
 
 # %%
-ARMS
+ABLATION
 
 
 # %% [markdown]
@@ -93,13 +107,15 @@ ARMS
 # `min_lr` a tenth of it, as in the preset), the seed, and a denser evaluation (every 100 steps).
 #
 # `Scale` holds those choices; every field becomes a `--key=value` of `python -m gpt2book.train`,
-# so any run of the sweep is one plain trainer command.
+# so any run of the sweep is one plain trainer command. Runs live in `out/runs/ARM_lrLR_sSEED/`,
+# shared by every experiment at this scale: the baseline runs of the ablation are also the
+# baseline of chapters 11 and 12.
 
 # %%
 #| export
 @dataclass
 class Scale:
-    "The shared settings of every run of an ablation: a trainer preset plus overrides."
+    "The shared settings of every run of an experiment: a trainer preset plus overrides."
     preset: str = "cpu"
     lrs: tuple = (5e-4, 1e-3, 2e-3, 4e-3, 8e-3)  # the learning-rate sweep, per arm: factors of 2 from nanoGPT's 1e-3 both ways
     seeds: tuple = (1337, 1338, 1339)  # the first picks the learning rate; all are reported at it
@@ -112,17 +128,17 @@ def run_name(arm, lr, seed):
     "The folder name of one run: `swiglu-rmsnorm_lr0.001_s1337`."
     return f"{arm}_lr{lr:g}_s{seed}"
 
-def run_args(scale, arm, lr, seed, out_root):
-    "The `python -m gpt2book.train` arguments of one run."
-    if arm not in ARMS: raise ValueError(f"unknown arm {arm!r}; the arms are {list(ARMS)}")
-    settings = {**scale.overrides, **ARMS[arm], "learning_rate": lr, "min_lr": lr * scale.lr_floor,
+def run_args(scale, arm, lr, seed, out_root, arms=ABLATION):
+    "The `python -m gpt2book.train` arguments of one run of `arms[arm]`."
+    if arm not in arms: raise ValueError(f"unknown arm {arm!r}; the arms are {list(arms)}")
+    settings = {**scale.overrides, **arms[arm], "learning_rate": lr, "min_lr": lr * scale.lr_floor,
                 "seed": seed, "out_dir": str(Path(out_root) / run_name(arm, lr, seed))}
     return [f"--config={scale.preset}"] + [f"--{k}={v}" for k, v in settings.items()]
 
 
 # %%
 s = Scale()
-args = run_args(s, "swiglu-rmsnorm", 1e-3, 1337, "out/ablation")
+args = run_args(s, "swiglu-rmsnorm", 1e-3, 1337, "out/runs")
 print("python -m gpt2book.train " + " ".join(args))
 cfg = config_from_args(args)
 test_eq((cfg.norm, cfg.ffn, cfg.learning_rate, cfg.min_lr, cfg.seed), ("rmsnorm", "swiglu", 1e-3, 1e-4, 1337))
@@ -139,12 +155,12 @@ test_fail(lambda: run_args(s, "swiglu_rmsnorm", 1e-3, 0, "out"), contains="the a
 
 # %%
 #| export
-def arm_params(scale, vocab_size):
-    "Parameter count of each arm's model at `scale`."
+def arm_params(scale, vocab_size, arms=ABLATION, active=False):
+    "Parameter count of each arm's model at `scale` (`active`: per token, for mixtures of experts)."
     out = {}
-    for arm in ARMS:
-        cfg = config_from_args(run_args(scale, arm, scale.lrs[0], scale.seeds[0], "unused"))
-        out[arm] = make_model(cfg, vocab_size).num_params()
+    for arm in arms:
+        cfg = config_from_args(run_args(scale, arm, scale.lrs[0], scale.seeds[0], "unused", arms))
+        out[arm] = make_model(cfg, vocab_size).num_params(active=active)
     return out
 
 
@@ -161,8 +177,10 @@ for arm, n in params.items():
 # A run is finished when its newest checkpoint is at `max_steps` and its `metrics.jsonl` holds
 # the evaluation of that step; then the runner skips it. A run with checkpoints but not finished
 # (killed, or stopped by a signal) is continued with `--resume`, which the trainer makes bitwise
-# identical to an uninterrupted run (chapter 9). A lock file claims a run, so two runners (two
-# terminals, or `--workers 2`) never train the same run twice.
+# identical to an uninterrupted run (chapter 9). A runner holds an operating-system lock on the
+# run's folder while it trains it (`folder_lock`, appendix A), so two runners (two terminals, or
+# `--workers 2`) never train the same run twice, and a runner that dies, however it dies, leaves
+# no lock behind.
 
 # %%
 #| export
@@ -173,29 +191,6 @@ def run_finished(run_dir, max_steps):
     if not ck or int(ck[-1].stem.split("_")[1]) < max_steps or not metrics.exists(): return False
     return any(m.get("step") == max_steps and "val_loss" in m for m in read_metrics(metrics))
 
-def _claim(run_dir):
-    "Atomically claim `run_dir` with a lock file holding our pid; False if a live process holds it."
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock = run_dir / "runner.lock"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try: pid = int(lock.read_text() or 0)
-            except (OSError, ValueError): pid = 0
-            if pid and _alive(pid): return False
-            lock.unlink(missing_ok=True)  # a runner that died left it
-            continue
-        with os.fdopen(fd, "w") as f: f.write(str(os.getpid()))
-        return True
-    return False
-
-def _alive(pid):
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: pass
-    return True
-
 
 # %% [markdown]
 # `run_one` trains one run to its end. With `subprocess=False` it calls the trainer in this process
@@ -204,43 +199,42 @@ def _alive(pid):
 
 # %%
 #| export
-def run_one(scale, arm, lr, seed, out_root, subprocess_=True, threads=1, quiet=True):
-    "Train one run of the ablation to its end unless finished or claimed; returns 'done', 'skipped' or 'busy'."
+def run_one(scale, arm, lr, seed, out_root, subprocess_=True, threads=1, quiet=True, arms=ABLATION):
+    "Train one run to its end unless it is finished or another runner holds it; returns 'done', 'skipped' or 'busy'."
     run_dir = Path(out_root) / run_name(arm, lr, seed)
-    args = run_args(scale, arm, lr, seed, out_root)
+    args = run_args(scale, arm, lr, seed, out_root, arms)
     max_steps = config_from_args(args).max_steps
     if run_finished(run_dir, max_steps): return "skipped"
-    if not _claim(run_dir): return "busy"
-    try:
-        if checkpoints(run_dir): args.append("--resume")
-        if not subprocess_:
-            train(config_from_args(args))
-        else:
-            env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-            log = open(run_dir / "train.log", "a")
-            with log:
-                r = subprocess.run([sys.executable, "-m", "gpt2book.train", *args], env=env,
-                                   stdout=log if quiet else None, stderr=subprocess.STDOUT if quiet else None)
-            if r.returncode != 0:
-                raise RuntimeError(f"run {run_dir.name} failed (exit {r.returncode}); see {run_dir / 'train.log'}")
-        if not run_finished(run_dir, max_steps):
-            raise RuntimeError(f"run {run_dir.name} stopped before step {max_steps}; run the ablation again to resume it")
-        return "done"
-    finally:
-        (run_dir / "runner.lock").unlink(missing_ok=True)
+    with folder_lock(run_dir, blocking=False, name="runner.lock") as mine:
+        if not mine: return "busy"
+        if run_finished(run_dir, max_steps): return "skipped"   # finished while we looked
+        return _train_run(run_dir, args, max_steps, subprocess_, threads, quiet)
+
+def _train_run(run_dir, args, max_steps, subprocess_, threads, quiet):
+    if checkpoints(run_dir): args = [*args, "--resume"]
+    if not subprocess_:
+        train(config_from_args(args))
+    else:
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        with open(run_dir / "train.log", "a") as log:
+            r = subprocess.run([sys.executable, "-m", "gpt2book.train", *args], env=env,
+                               stdout=log if quiet else None, stderr=subprocess.STDOUT if quiet else None)
+        if r.returncode != 0:
+            raise RuntimeError(f"run {run_dir.name} failed (exit {r.returncode}); see {run_dir / 'train.log'}")
+    if not run_finished(run_dir, max_steps):
+        raise RuntimeError(f"run {run_dir.name} stopped before step {max_steps}; run the sweep again to resume it")
+    return "done"
 
 
 # %% [markdown]
 # ## Collecting the results
 #
-# Every evaluation of every run becomes one row: arm, seed, learning rate, step, validation loss.
-# The file is written to a temporary name and renamed, so a half-written results file never exists.
+# Every evaluation of every run becomes one row: arm, learning rate, seed, step, validation loss.
+# The file is written atomically (appendix A), so a half-written results file never exists.
 
 # %%
 #| export
-RESULT_FIELDS = ("arm", "norm", "ffn", "lr", "seed", "step", "val_loss")
-RESULTS = "nbs/data/ablation.csv"  # committed: the chapter reads it
-PLOT = "images/val-loss-gpt2-swiglu-rmsnorm.png"  # committed: the README shows it
+RESULT_FIELDS = ("arm", "lr", "seed", "step", "val_loss")
 
 def collect(out_root, runs):
     "Rows (dicts of RESULT_FIELDS) of every evaluation of `runs`, a list of (arm, lr, seed)."
@@ -250,17 +244,15 @@ def collect(out_root, runs):
         if not metrics.exists(): continue
         for m in read_metrics(metrics):
             if "val_loss" in m:
-                rows.append(dict(arm=arm, **ARMS[arm], lr=lr, seed=seed, step=m["step"], val_loss=m["val_loss"]))
+                rows.append(dict(arm=arm, lr=lr, seed=seed, step=m["step"], val_loss=m["val_loss"]))
     return rows
 
-def write_results(rows, path):
-    "Write `rows` as CSV to `path` atomically."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=RESULT_FIELDS)
-        w.writeheader(); w.writerows(rows)
-    os.replace(tmp, path)
+def write_results(rows, path, fields=RESULT_FIELDS):
+    "Write `rows` as CSV to `path`, atomically."
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader(); w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
 
 def read_results(path):
     "The rows of a results CSV, with numbers parsed."
@@ -273,7 +265,9 @@ def read_results(path):
 # ## The sweep
 #
 # Phase 1 trains every arm at every learning rate with the first seed. Each arm's best learning
-# rate is the one with the lowest final validation loss. Phase 2 trains the other seeds at that
+# rate is the one with the lowest final validation loss; if that is the largest or the smallest rate
+# tried, the best is not known to be inside the sweep, and phase 1 goes on with the next rate out
+# (twice or half the edge) for that arm until it is. Phase 2 trains the other seeds at the best
 # rate. (Picking the rate on seed 1 and then averaging seed 1 in, favours every arm a little, the
 # same way for each; the other seeds are untouched by the choice.)
 
@@ -293,29 +287,38 @@ def best_lrs(rows):
     for (arm, lr, seed), v in final_losses(rows).items(): by.setdefault(arm, {}).setdefault(lr, []).append(v)
     return {arm: min(lrs, key=lambda lr: np.mean(lrs[lr])) for arm, lrs in by.items()}
 
-def ablation(scale=None, out_root="out/ablation", results=RESULTS, workers=2,
-             arms=tuple(ARMS), subprocess_=True):
-    "Run the whole sweep (phase 1: learning rates; phase 2: seeds at each arm's best rate); write `results`."
-    scale = scale or Scale()
+def run_all(scale, runs, out_root, arms, workers=2, subprocess_=True):
+    "Train `runs`, a list of (arm, lr, seed), `workers` at a time; wait for the ones another runner holds."
     threads = max(1, len(os.sched_getaffinity(0)) // workers) if hasattr(os, "sched_getaffinity") else 1
-    def run_all(runs):
-        "Train `runs`; runs another runner holds are waited for, so phase 2 sees every phase-1 result."
-        while runs:
-            if workers == 1 or not subprocess_:
-                status = [run_one(scale, *r, out_root, subprocess_, threads) for r in runs]
-            else:
-                with ThreadPoolExecutor(workers) as ex:
-                    status = list(ex.map(lambda r: run_one(scale, *r, out_root, True, threads), runs))
-            for r, st in zip(runs, status): print(f"{run_name(*r)}: {st}", flush=True)
-            runs = [r for r, st in zip(runs, status) if st == "busy"]
-            if runs: time.sleep(2)
-    phase1 = [(arm, lr, scale.seeds[0]) for lr in scale.lrs for arm in arms]
-    run_all(phase1)
-    best = best_lrs(collect(out_root, phase1))
+    one = lambda r: run_one(scale, *r, out_root, subprocess_, threads, arms=arms)
+    while runs:
+        if workers == 1 or not subprocess_:
+            status = [one(r) for r in runs]
+        else:
+            with ThreadPoolExecutor(workers) as ex:
+                status = list(ex.map(one, runs))
+        for r, st in zip(runs, status): print(f"{run_name(*r)}: {st}", flush=True)
+        runs = [r for r, st in zip(runs, status) if st == "busy"]
+        if runs: time.sleep(2)
+
+def sweep(arms, scale=None, out_root="out/runs", results=None, workers=2, subprocess_=True):
+    "Learning rates (phase 1, widened until each arm's best is inside), then seeds at each best rate; write `results`."
+    scale = scale or Scale()
+    lrs = {arm: sorted(scale.lrs) for arm in arms}
+    while True:                                            # phase 1
+        phase1 = [(arm, lr, scale.seeds[0]) for lr in sorted({l for v in lrs.values() for l in v})
+                  for arm in arms if lr in lrs[arm]]
+        run_all(scale, phase1, out_root, arms, workers, subprocess_)
+        best, wider = best_lrs(collect(out_root, phase1)), False
+        for arm in arms:
+            if len(lrs[arm]) > 1 and best[arm] in (lrs[arm][0], lrs[arm][-1]):   # at an edge: go one step further
+                lrs[arm] = sorted([*lrs[arm], best[arm] * (2 if best[arm] == lrs[arm][-1] else 0.5)])
+                wider = True
+        if not wider: break
     phase2 = [(arm, best[arm], seed) for seed in scale.seeds[1:] for arm in arms]
-    run_all(phase2)
+    run_all(scale, phase2, out_root, arms, workers, subprocess_)
     rows = collect(out_root, phase1 + phase2)
-    write_results(rows, results)
+    if results: write_results(rows, results)
     return rows
 
 
@@ -334,14 +337,20 @@ toy = Scale(lrs=(1e-3, 3e-3), seeds=(1, 2), overrides=dict(
     data_dir=data_dir, n_layer=1, n_head=2, n_embd=16, block_size=16, batch_size=4, max_steps=20, warmup_steps=2,
     eval_interval=10, eval_iters=2, checkpoint_interval=10, log_interval=10, keep_checkpoints=2,
     sample_tokens=0, device="cpu"))
-rows = ablation(toy, tmp / "runs", tmp / "toy.csv", workers=1, arms=("gpt2", "swiglu-rmsnorm"), subprocess_=False)
-# phase 1: 2 arms x 2 lrs; phase 2: 2 arms x 1 more seed; 3 evaluations each (steps 0, 10, 20)
-test_eq(len(rows), (2 * 2 + 2) * 3)
+toy_arms = {k: ABLATION[k] for k in ("gpt2", "swiglu-rmsnorm")}
+rows = sweep(toy_arms, toy, tmp / "runs", tmp / "toy.csv", workers=1, subprocess_=False)
+n_runs = len(final_losses(rows))
+# phase 1: 2 arms x at least 2 lrs (more if a best rate sat at an edge); phase 2: 2 arms x 1 more seed
+assert n_runs >= 2 * 2 + 2 and len(rows) == 3 * n_runs    # 3 evaluations each (steps 0, 10, 20)
+for arm, lr in best_lrs(rows).items():                     # every best rate is inside its sweep
+    tried = sorted({r["lr"] for r in rows if r["arm"] == arm and r["seed"] == 1})
+    assert tried[0] < lr < tried[-1], (arm, lr, tried)
 test_eq(read_results(tmp / "toy.csv"), rows)
 test_eq(sorted({r["step"] for r in rows}), [0, 10, 20])
 
 # %%
 test_eq(run_one(toy, "gpt2", 1e-3, 1, tmp / "runs", subprocess_=False), "skipped")
+test_eq(sweep(toy_arms, toy, tmp / "runs", workers=1, subprocess_=False), rows)   # everything is there: nothing trains
 
 # %% [markdown]
 # A run that was killed is the other case the runner must handle. A kill cannot be staged cleanly
@@ -445,6 +454,10 @@ test_eq(best_lrs(syn + [dict(arm="a", lr=2.0, seed=1, step=10, val_loss=1.5)]), 
 
 # %%
 #| export
+def arms_in(rows):
+    "The arms of `rows`, in order of first appearance."
+    return list(dict.fromkeys(r["arm"] for r in rows))
+
 def summary(rows, baseline=BASELINE):
     "One dict per arm at its best learning rate: final loss + CI, difference to the baseline + CI, steps to the baseline's final loss."
     best, finals = best_lrs(rows), final_losses(rows)
@@ -453,7 +466,7 @@ def summary(rows, baseline=BASELINE):
     base = seeds_final(baseline)
     st, bmean, _, _ = curve_band(rows, baseline, best[baseline])
     target, out = bmean[-1], []
-    for arm in [a for a in ARMS if a in best]:
+    for arm in arms_in(rows):
         x = seeds_final(arm)
         m, lo, hi = ci95(x)
         d = x.mean() - base.mean()
@@ -470,7 +483,7 @@ def summary(rows, baseline=BASELINE):
 
 
 # %%
-test_eq([r["arm"] for r in summary(syn, baseline="a")], [])  # arms outside ARMS are not reported
+test_eq([r["arm"] for r in summary(syn, baseline="a")], ["a"])
 syn2 = [dict(r, arm=arm, val_loss=r["val_loss"] + d) for r in syn for arm, d in (("gpt2", 0.0), ("swiglu", -0.5))]
 tab = {r["arm"]: r for r in summary(syn2)}
 test_close(tab["swiglu"]["diff"], -0.5, eps=1e-12)
@@ -513,7 +526,7 @@ best
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.5))
 finals = final_losses(results)
-for arm in ARMS:
+for arm in ABLATION:
     pts = sorted((lr, v) for (a, lr, s), v in finals.items() if a == arm and s == Scale().seeds[0])
     ax.plot(*zip(*pts), "o-", label=arm)
 ax.set_xscale("log"); ax.set_xlabel("peak learning rate"); ax.set_ylabel("final val loss")
@@ -527,12 +540,12 @@ ax.set_title("learning-rate sweep (seed 1337)"); ax.legend(); plt.tight_layout()
 
 # %%
 #| export
-def plot_ablation(rows, path=None, zoom_from=0.3):
+def plot_arms(rows, path=None, zoom_from=0.3):
     "Validation curves of every arm at its best learning rate (mean and 95% band over seeds), full and zoomed on the end."
     import matplotlib.pyplot as plt  # here, not at import: the runner itself needs no plotting
     best = best_lrs(rows)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for arm in [a for a in ARMS if a in best]:
+    for arm in arms_in(rows):
         st, mean, lo, hi = curve_band(rows, arm, best[arm])
         n = len({r["seed"] for r in rows if r["arm"] == arm and r["lr"] == best[arm]})
         for ax in axes:
@@ -548,14 +561,12 @@ def plot_ablation(rows, path=None, zoom_from=0.3):
     axes[0].legend()
     fig.tight_layout()
     if path:
-        path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-        fig.savefig(tmp, dpi=120); os.replace(tmp, path)
+        with atomic_write(path) as f: fig.savefig(f, dpi=120, format=Path(path).suffix[1:] or "png")
     return fig
 
 
 # %%
-plot_ablation(results)
+plot_arms(results)
 plt.show()
 
 # %% [markdown]
@@ -646,43 +657,62 @@ print(f"one 10B-token run: {gpu_h:.1f} GPU hours ({gpu_h / 8:.2f} h on 8 GPUs); 
 # %% [markdown]
 # ## The command line
 #
-# `python -m gpt2book.experiments ablation [--workers N] [--out DIR] [--results CSV]` runs (or
-# continues) the sweep; `python -m gpt2book.experiments run --arm ARM --lr LR --seed SEED` trains
-# one run of it and prints the rows it adds, which reproduces any row of the results file.
+# `python -m gpt2book.experiments sweep NAME [--workers N] [--out DIR]` runs (or continues) one of
+# the book's experiments (`ablation`, `architectures`), writes its results file and figure and
+# prints the summary table; `run NAME --arm ARM --lr LR --seed SEED` trains one run of it and prints
+# its rows, which reproduces any row of a results file; `plot NAME` redraws the figure and the
+# table from the committed results.
 
 # %%
 #| export
 def main(argv=None):
     "The `python -m gpt2book.experiments` command."
-    p = argparse.ArgumentParser(prog="python -m gpt2book.experiments", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m gpt2book.experiments",
+                                description="Run the book's experiments: learning-rate sweeps and seeds of named arms.",
+                                epilog="examples:\n  python -m gpt2book.experiments sweep ablation --workers 2\n"
+                                       "  python -m gpt2book.experiments run architectures --arm rope --lr 0.004 --seed 1338\n"
+                                       "  python -m gpt2book.experiments plot ablation",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    a = sub.add_parser("ablation", help="run or continue the whole 2x2 sweep, then write the results CSV")
-    a.add_argument("--workers", type=int, default=2, help="runs side by side (each gets cores/workers threads)")
-    a.add_argument("--out", default="out/ablation", help="folder of the runs")
-    a.add_argument("--results", default=RESULTS, help="the results CSV to write")
-    a.add_argument("--plot", default=PLOT, help="the figure to write from the results")
-    r = sub.add_parser("run", help="train (or continue) one run of the sweep and print its rows")
-    r.add_argument("--arm", required=True, choices=list(ARMS))
+    a = sub.add_parser("sweep", help="run or continue a whole experiment, then write its results CSV and figure")
+    a.add_argument("experiment", choices=list(EXPERIMENTS))
+    a.add_argument("--workers", type=int, default=2, help="runs side by side, each with cores/workers threads (default 2)")
+    a.add_argument("--out", default="out/runs", help="folder of the runs (default out/runs)")
+    a.add_argument("--results", help="the results CSV to write (default nbs/data/NAME.csv)")
+    a.add_argument("--plot", help="the figure to write (default images/...png)")
+    r = sub.add_parser("run", help="train (or continue) one run of an experiment and print its rows")
+    r.add_argument("experiment", choices=list(EXPERIMENTS))
+    r.add_argument("--arm", required=True)
     r.add_argument("--lr", type=float, required=True)
     r.add_argument("--seed", type=int, required=True)
-    r.add_argument("--out", default="out/ablation")
-    r.add_argument("--threads", type=int, default=1, help="threads of the run (the sweep on 2 cores used 1 per run; "
-                   "the same count reproduces its rows bit for bit)")
+    r.add_argument("--out", default="out/runs")
+    r.add_argument("--threads", type=int, default=1, help="threads of the run (the sweeps on 2 cores used 1 per run; "
+                   "the same count reproduces their rows bit for bit)")
     f = sub.add_parser("plot", help="draw the figure and print the table from a results CSV")
-    f.add_argument("--results", default=RESULTS)
-    f.add_argument("--plot", default=PLOT)
+    f.add_argument("experiment", choices=list(EXPERIMENTS))
+    f.add_argument("--results")
+    f.add_argument("--plot")
     args = p.parse_args(argv)
+    arms = EXPERIMENTS[args.experiment]
     if args.cmd == "run":
-        scale = Scale()
-        print("python -m gpt2book.train " + " ".join(run_args(scale, args.arm, args.lr, args.seed, args.out)))
-        run_one(scale, args.arm, args.lr, args.seed, args.out, subprocess_=True, threads=args.threads, quiet=False)
-        w = csv.DictWriter(sys.stdout, fieldnames=RESULT_FIELDS); w.writeheader()
+        if args.arm not in arms: p.error(f"argument --arm: {args.arm!r} is not an arm of {args.experiment}: {list(arms)}")
+        print("python -m gpt2book.train " + " ".join(run_args(Scale(), args.arm, args.lr, args.seed, args.out, arms)))
+        try:
+            run_one(Scale(), args.arm, args.lr, args.seed, args.out, threads=args.threads, quiet=False, arms=arms)
+        except (RuntimeError, TrainError) as e:
+            p.exit(1, f"error: {e}\n")
+        w = csv.DictWriter(sys.stdout, fieldnames=RESULT_FIELDS, lineterminator="\n"); w.writeheader()
         w.writerows(collect(args.out, [(args.arm, args.lr, args.seed)]))
         return
-    rows = ablation(out_root=args.out, results=args.results, workers=args.workers) if args.cmd == "ablation" \
-        else read_results(args.results)
-    plot_ablation(rows, args.plot)
-    print(f"wrote {args.plot}")
+    results = args.results or RESULTS[args.experiment]
+    if args.cmd == "sweep":
+        rows = sweep(arms, out_root=args.out, results=results, workers=args.workers)
+    elif not Path(results).exists():
+        p.error(f"no results file {results}: run `python -m gpt2book.experiments sweep {args.experiment}` first")
+    else:
+        rows = read_results(results)
+    plot_arms(rows, args.plot or PLOTS[args.experiment])
+    print(f"wrote {args.plot or PLOTS[args.experiment]}")
     for row in summary(rows): print(json.dumps(row))
 
 

@@ -1,0 +1,258 @@
+# %% [markdown]
+# # Mixture of experts
+#
+# > Many feed-forward networks per block and a router that sends each token to a few of them: more parameters for the same compute per token, the load-balancing loss that keeps the experts busy, and what it costs on a CPU.
+
+# %%
+#| default_exp moe
+
+# %% [markdown]
+# A dense model spends the same compute on every token: every weight of every FFN multiplies every
+# token's vector. A **mixture of experts** (MoE; Shazeer et al. 2017, GShard 2020, Switch
+# Transformer 2021, Mixtral 2024) replaces a block's FFN by $E$ FFNs, the *experts*, and a small
+# **router** that picks, for each token, the $k$ experts that process it. The model has about $E$
+# times the FFN parameters, but each token uses only $k$ of the $E$ experts: parameters grow, the
+# compute per token does not. The seed project had a switch for a top-2 mixture of 8 experts, never
+# tested; this chapter builds one that is.
+#
+# ## Routing
+#
+# For a token with vector $x \in \mathbb{R}^C$ (after the block's second norm), the router is one
+# linear layer without bias, $W_r \in \mathbb{R}^{E \times C}$, giving a score per expert. The
+# token goes to the $k$ experts with the largest scores, and their outputs are mixed with weights
+# given by a softmax over *those $k$ scores only*:
+#
+# $$\mathcal{T} = \operatorname{top-}k(W_r x), \qquad
+# g_e = \frac{e^{(W_r x)_e}}{\sum_{j \in \mathcal{T}} e^{(W_r x)_j}} \;(e \in \mathcal{T}), \qquad
+# \mathrm{MoE}(x) = \sum_{e \in \mathcal{T}} g_e\, \mathrm{FFN}_e(x).$$
+#
+# (The softmax over the chosen $k$ equals the softmax over all $E$, renormalised over the chosen:
+# we compute it that way, since the full softmax is needed for the balancing loss below.) With
+# $k = 1$ this is the Switch Transformer; with $k = 2$ of $E = 8$, Mixtral. The weights $g_e$ are
+# what the router learns from: the choice of $\mathcal{T}$ is discrete and passes no gradient, but
+# the output depends smoothly on $g$, so the router is pushed to weigh the better expert more,
+# and then to choose it.
+#
+# ## Every token, exactly: dropless routing with a loop over experts
+#
+# The simplest exact implementation loops over the experts: gather the tokens that chose expert
+# $e$ (and in which of their $k$ slots), run the expert on just those rows, scale by the gate and
+# add the result back into the tokens' rows (`index_add_`). Every token is processed by exactly
+# its $k$ experts, none is dropped, and a token's output depends on that token alone.
+#
+# Production systems do it differently, for speed on GPUs. GShard and Switch give each expert a
+# fixed **capacity** (a capacity factor times the fair share $N k / E$ of the $N$ tokens) so that
+# every expert's batch has a static shape, and **drop** the tokens past it (they skip the FFN and
+# ride the residual stream): then a token's output depends on which other tokens were in the batch.
+# Newer systems (MegaBlocks, 2022; the grouped GEMM kernels of current frameworks) are dropless:
+# they sort the tokens by expert and run all experts as one grouped matrix multiplication of
+# variable-size groups, which is our loop done in one kernel.
+
+# %%
+#| export
+import torch
+import torch.nn as nn
+
+from gpt2book.ffn import FFNS, make_ffn, swiglu_hidden
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import torch.nn.functional as F
+from fastcore.test import test_close, test_eq, test_fail
+
+from gpt2book.ffn import MLP
+
+
+# %% [markdown]
+# ## The load-balancing loss
+#
+# Left alone, routing collapses: an expert that is picked a little more often gets more gradient,
+# gets better, and is picked even more, until a few experts do all the work and the rest are dead
+# weight. The fix of GShard and Switch is an auxiliary loss that is smallest when the load is
+# even. Over the $N$ tokens of a batch, let
+#
+# - $f_e$ be the fraction of the $N k$ routing slots that went to expert $e$ (counted, no gradient),
+# - $P_e = \frac1N \sum_{\text{tokens}} p_e(x)$ the mean router probability of $e$ (softmax over all $E$; differentiable).
+#
+# $$\mathcal{L}_\text{balance} = E \sum_{e=1}^{E} f_e\, P_e .$$
+#
+# With a perfectly even load, $f_e = P_e = 1/E$ and $\mathcal{L}_\text{balance} = 1$; if everything
+# goes to one expert it is $E$. Its gradient flows through $P_e$ and lowers the probability of the
+# experts that are over-used ($f_e$ large). It is added to the training loss with a small weight
+# (Switch: $\alpha = 0.01$; the trainer's `--aux_loss_weight`), and the validation loss stays the
+# cross-entropy alone.
+
+# %%
+#| export
+def balance_loss(probs, chosen, n_expert):
+    "Switch/GShard load-balancing loss E * sum_e f_e P_e: probs (N, E) router softmax, chosen (N, k) expert ids."
+    f = torch.bincount(chosen.flatten(), minlength=n_expert).to(probs.dtype) / chosen.numel()  # (E,) share of slots
+    P = probs.mean(0)                                                                           # (E,) mean probability
+    return n_expert * (f * P).sum()
+
+
+# %%
+E = 4
+even = torch.full((8, E), 1 / E)
+test_close(balance_loss(even, torch.arange(8).view(8, 1) % E, E), torch.tensor(1.0))       # balanced: 1
+collapsed = F.one_hot(torch.zeros(8, dtype=torch.long), E).float()
+test_close(balance_loss(collapsed, torch.zeros(8, 1, dtype=torch.long), E), torch.tensor(float(E)))  # one expert: E
+
+
+# %% [markdown]
+# ## The layer
+#
+# `MoE` holds the router and the experts, named so that a state dict says what is what
+# (`mlp.router.weight`, `mlp.experts.3.c_fc.weight`; it sits in the block's `mlp` slot). Each expert
+# is one of the book's FFNs, `MLP` or `SwiGLU`, with its own hidden width: by default the dense
+# FFN's ($4C$, or SwiGLU's $\frac83 C$), the convention of Switch and Mixtral. The router computes in
+# float32 (a softmax over few, close scores is where bfloat16's 3 digits would decide the routing).
+# After each forward the layer keeps its balancing loss (`aux_loss`, with gradient, for the
+# trainer) and how many tokens each expert got (`tokens_per_expert`, for the plots).
+
+# %%
+#| export
+class MoE(nn.Module):
+    "Top-k mixture of `n_expert` FFNs (the book's MLP or SwiGLU) behind a linear router; dropless, exact."
+    def __init__(self, n_embd, n_expert=8, top_k=2, expert="mlp", hidden=None, dropout=0.0, bias=True, gelu="tanh"):
+        super().__init__()
+        if not 1 <= top_k <= n_expert:
+            raise ValueError(f"top_k={top_k} must be between 1 and n_expert={n_expert}")
+        self.n_expert, self.top_k = n_expert, top_k
+        self.router = nn.Linear(n_embd, n_expert, bias=False)
+        self.experts = nn.ModuleList(make_ffn(expert, n_embd, dropout, bias, hidden, gelu) for _ in range(n_expert))
+        self.aux_loss = self.tokens_per_expert = None   # set by forward
+
+    def route(self, x):
+        "Router probabilities (N, E), the chosen experts (N, k) and their gates (N, k) for tokens x (N, C)."
+        probs = self.router(x).float().softmax(dim=-1)               # (N, E)
+        top_p, chosen = probs.topk(self.top_k, dim=-1)               # (N, k) each, best first
+        return probs, chosen, top_p / top_p.sum(-1, keepdim=True)    # gates: softmax over the chosen k
+
+    def forward(self, x):
+        B, T, C = x.shape
+        xf = x.reshape(B * T, C)                                      # (N, C): each token on its own
+        probs, chosen, gates = self.route(xf)
+        out = torch.zeros_like(xf)
+        for e, expert in enumerate(self.experts):                     # an expert with no token still runs
+            tok, slot = torch.where(chosen == e)                      # (n_e,) tokens that chose e, and the slot
+            y = expert(xf[tok]) * gates[tok, slot, None]              # (n_e, C)
+            out.index_add_(0, tok, y.to(out.dtype))                   # (on 0 rows, so DDP sees every weight used)
+        self.aux_loss = balance_loss(probs, chosen, self.n_expert)
+        self.tokens_per_expert = torch.bincount(chosen.flatten(), minlength=self.n_expert).detach()
+        return out.view(B, T, C)
+
+
+# %% [markdown]
+# The layer is the formula: one token at a time, by hand, against the batched loop.
+
+# %%
+torch.manual_seed(0)
+moe = MoE(n_embd=16, n_expert=4, top_k=2).eval()
+x = torch.randn(2, 5, 16)
+y = moe(x)
+test_eq(y.shape, x.shape)
+for b in range(2):
+    for t in range(5):
+        scores = moe.router(x[b, t])                                   # (E,)
+        top = scores.topk(2).indices
+        g = scores[top].softmax(-1)                                    # softmax over the chosen two
+        by_hand = sum(g[j] * moe.experts[int(e)](x[b, t]) for j, e in enumerate(top))
+        test_close(y[b, t], by_hand, eps=1e-5)
+test_eq(int(moe.tokens_per_expert.sum()), 2 * 5 * 2)                   # N tokens x k slots
+print("tokens per expert:", moe.tokens_per_expert.tolist(), " balance loss:", round(moe.aux_loss.item(), 3))
+
+# %% [markdown]
+# **Dropless means batch-independent.** A sequence gives the same output alone and in a batch with
+# other sequences. Against it, a capacity-limited router (written here only to show the difference,
+# not exported): with a capacity factor of 1, a token whose expert is full is dropped, and which
+# tokens are dropped depends on the rest of the batch.
+
+# %%
+torch.manual_seed(1)
+moe = MoE(n_embd=16, n_expert=4, top_k=1).eval()
+seq = torch.randn(1, 6, 16)
+others = torch.randn(7, 6, 16)
+with torch.no_grad():
+    alone, batched = moe(seq), moe(torch.cat([seq, others]))[:1]
+test_close(batched, alone, eps=1e-6)
+
+def capacity_moe(moe, x, capacity_factor=1.0):
+    "Switch-style top-1 routing with a fixed capacity per expert; tokens past it are dropped (output 0)."
+    xf = x.reshape(-1, x.size(-1))
+    _, chosen, gates = moe.route(xf)
+    cap = math.ceil(capacity_factor * len(xf) / moe.n_expert)
+    out = torch.zeros_like(xf)
+    for e, expert in enumerate(moe.experts):
+        tok = torch.where(chosen[:, 0] == e)[0][:cap]                 # first come, first served
+        out[tok] = expert(xf[tok]) * gates[tok, 0, None]
+    return out.view_as(x)
+
+with torch.no_grad():
+    cap_alone, cap_batched = capacity_moe(moe, seq), capacity_moe(moe, torch.cat([seq, others]))[:1]
+dropped = (cap_batched == 0).all(-1).sum().item()
+print(f"capacity routing: {dropped} of 6 tokens of the sequence dropped in the batch of 8, "
+      f"{(cap_alone == 0).all(-1).sum().item()} when alone")
+assert not torch.allclose(cap_batched, cap_alone)
+
+# %% [markdown]
+# **Gradients reach every part**: the experts through their outputs, the router through the
+# gates and through the balancing loss; an expert that no token chose still gets a (zero)
+# gradient, so distributed training (DDP) never finds an unused parameter.
+
+# %%
+torch.manual_seed(0)
+moe = MoE(n_embd=16, n_expert=8, top_k=2)
+x = torch.randn(1, 3, 16)                      # 3 tokens x 2 slots: at most 6 of 8 experts used
+(moe(x).pow(2).sum() + 0.01 * moe.aux_loss).backward()
+unused = [e for e in range(8) if moe.tokens_per_expert[e] == 0]
+assert unused, "every expert was used: the check below proves nothing"
+for e, expert in enumerate(moe.experts):
+    for p in expert.parameters():
+        assert p.grad is not None and (p.grad.abs().sum() > 0) == (e not in unused)
+assert moe.router.weight.grad.abs().sum() > 0
+print("experts with no token (zero gradient, but a gradient):", unused)
+test_fail(lambda: MoE(16, n_expert=4, top_k=5), contains="between 1 and n_expert")
+
+
+# %% [markdown]
+# ## Counting parameters: total and active
+#
+# A token passes through the router and $k$ of the $E$ experts. So a layer has
+# $E \cdot n_\text{expert}$ expert parameters but each token uses $k \cdot n_\text{expert}$ of them,
+# plus the router's $EC$. The **active** parameters per token are what sets the compute,
+# $6 N_\text{active}$ FLOPs per token in training (chapter 9), and what MFU counts.
+#
+# Two ways of comparing an MoE with a dense model follow, and the experiment below runs both:
+#
+# - **matched active parameters** (the same compute per token): $k$ experts of width $4C / k$ each
+#   have the dense FFN's weights between them; the model holds $E / k$ times the dense FFN's
+#   parameters. This is the MoE promise: more parameters for free.
+# - **matched total parameters** (the same memory): $E$ experts of width $4C / E$; each token uses
+#   only $k / E$ of the FFN compute. This asks whether routing beats a dense layer of the same size.
+
+# %%
+#| export
+def expert_params(moe: MoE) -> int:
+    "Parameters of one expert."
+    return sum(p.numel() for p in moe.experts[0].parameters())
+
+def moe_active_params(moe: MoE) -> int:
+    "Parameters a token uses in `moe`: the router and top_k experts."
+    return moe.router.weight.numel() + moe.top_k * expert_params(moe)
+
+
+# %%
+C = 128
+dense = MLP(C)
+n_dense = sum(p.numel() for p in dense.parameters())
+matched_active = MoE(C, n_expert=8, top_k=2, hidden=4 * C // 2)
+matched_total = MoE(C, n_expert=8, top_k=2, hidden=4 * C // 8)
+for name, m in [("matched active", matched_active), ("matched total", matched_total)]:
+    total = sum(p.numel() for p in m.parameters())
+    print(f"{name:15s} total {total:8,d} ({total / n_dense:.2f} x dense), active {moe_active_params(m):7,d} "
+          f"({moe_active_params(m) / n_dense:.2f} x dense); dense FFN {n_dense:,d}")
+assert abs(moe_active_params(matched_active) / n_dense - 1) < 0.03    # same compute (+ router, biases)
+assert abs(sum(p.numel() for p in matched_total.parameters()) / n_dense - 1) < 0.03  # same size
