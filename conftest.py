@@ -29,6 +29,17 @@ if "GPT2BOOK_MIRROR" not in os.environ and _mirror.is_dir():
 CHAPTER_GLOB = "[0-9][0-9]_*.ipynb"
 
 
+@pytest.fixture(scope="session")
+def shakespeare_char(tmp_path_factory):
+    """Tiny Shakespeare prepared as characters, the one data set the tests use: what the main job fetches itself
+    (downloaded, or from $GPT2BOOK_MIRROR offline). Skips, saying why, only when it truly cannot be had."""
+    from gpt2book.data import prepare
+    try:
+        return prepare("shakespeare_char", out_dir=tmp_path_factory.mktemp("data") / "shakespeare_char", progress=False)
+    except RuntimeError as e:  # no network and no mirror
+        pytest.skip(f"Tiny Shakespeare cannot be had here: {e}")
+
+
 def pytest_collect_file(parent, file_path):
     "Collect `nbs/NN_name.ipynb` (not the copies nbdev-proc-nbs or Jupyter leave elsewhere)."
     if file_path.suffix == ".ipynb" and file_path.match(CHAPTER_GLOB) and file_path.parent.name == "nbs":

@@ -18,6 +18,7 @@ from pathlib import Path
 import tiktoken
 
 from gpt2book.data import prepare, load_meta
+from gpt2book.files import atomic_write_json
 
 
 def documents(mirror: Path, mb: float):
@@ -83,9 +84,7 @@ def main():
            "tiktoken_1thread_tok_s": n_tokens / best_one,
            "tiktoken_tok_s": n_tokens / best_tt, "prepare_tok_s": n_tokens / best_prep, "ratio": best_tt / best_prep}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = a.out + ".tmp"
-    Path(tmp_out).write_text(json.dumps(res, indent=1) + "\n")
-    os.replace(tmp_out, a.out)
+    atomic_write_json(a.out, res, indent=1)
     print(json.dumps(res, indent=1))
 
 

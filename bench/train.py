@@ -14,7 +14,6 @@ is passed through. Prints a JSON result and writes it to `--json` (default
 out/bench/train_<config>_<device>.json).
 """
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -26,9 +25,10 @@ from pathlib import Path
 import torch
 
 from gpt2book.data import TokenLoader, load_meta
+from gpt2book.files import atomic_write_json
 from gpt2book.optim import configure_optimizer
-from gpt2book.train import (autocast_context, config_from_args, flops_per_token, grad_accum_steps, make_model,
-                            peak_flops, resolve_device, train_step)
+from gpt2book.train import (autocast_context, choose_dtype, config_from_args, flops_per_token, grad_accum_steps,
+                            make_model, make_scaler, peak_flops, resolve_device, train_step)
 
 
 class RandomTokens:
@@ -75,20 +75,22 @@ def main(argv=None):
     raw = make_model(cfg, vocab).to(device)
     opt = configure_optimizer(raw, cfg.learning_rate, cfg.weight_decay, (cfg.beta1, cfg.beta2), device.split(":")[0])
     model = torch.compile(raw) if cfg.compile else raw
-    ctx = autocast_context(device, cfg.dtype)
+    dtype = choose_dtype(device, cfg.dtype)
+    ctx, scaler = autocast_context(device, dtype), make_scaler(device, dtype)
+    scaler = scaler if scaler.is_enabled() else None
     accum = grad_accum_steps(cfg, 1)
     tokens_per_step = accum * cfg.batch_size * cfg.block_size
 
     t0 = time.perf_counter()
     for _ in range(warmup):
-        loss, _, _ = train_step(model, opt, loader, accum, cfg.learning_rate, cfg.grad_clip, ctx, raw=raw,
+        loss, _, _ = train_step(model, opt, loader, accum, cfg.learning_rate, cfg.grad_clip, ctx, raw=raw, scaler=scaler,
                                 aux_weight=cfg.aux_loss_weight)
     loss.item(); sync(device)
     warmup_s = time.perf_counter() - t0
     times = []
     for _ in range(steps):
         t = time.perf_counter()
-        loss, _, _ = train_step(model, opt, loader, accum, cfg.learning_rate, cfg.grad_clip, ctx, raw=raw,
+        loss, _, _ = train_step(model, opt, loader, accum, cfg.learning_rate, cfg.grad_clip, ctx, raw=raw, scaler=scaler,
                                 aux_weight=cfg.aux_loss_weight)
         loss.item(); sync(device)                     # each step timed to completion
         times.append(time.perf_counter() - t)
@@ -100,7 +102,7 @@ def main(argv=None):
         "device_name": torch.cuda.get_device_name(device) if on_gpu else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
         "loadavg_1min_after": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,  # other jobs?
-        "dtype": "float32" if isinstance(ctx, contextlib.nullcontext) else "bfloat16",
+        "dtype": dtype,
         "compile": cfg.compile, "data": args.data, "params": raw.num_params(), "vocab_size": raw.config.vocab_size,
         "batch_size": cfg.batch_size, "block_size": cfg.block_size, "grad_accum": accum,
         "tokens_per_step": tokens_per_step, "warmup_steps": warmup, "timed_steps": steps,
@@ -113,11 +115,7 @@ def main(argv=None):
         "command": "python bench/train.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     print(json.dumps(result, indent=2))
-    out = Path(args.json or f"out/bench/train_{cfg.config}_{device.split(':')[0]}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, out)
+    atomic_write_json(Path(args.json or f"out/bench/train_{cfg.config}_{device.split(':')[0]}.json"), result)
     return result
 
 

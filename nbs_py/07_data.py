@@ -30,8 +30,6 @@ import hashlib
 import itertools
 import json
 import os
-import shutil
-import tempfile
 import urllib.request
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -42,10 +40,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from gpt2book.files import atomic_write, atomic_write_json, folder_lock
 from gpt2book.tokenizer import Tokenizer, get_tokenizer, tokenizer_from_dict
 
 # %%
-import subprocess, sys, time
+import shutil, subprocess, sys, tempfile, time
 
 import matplotlib.pyplot as plt
 import pyarrow as pa, pyarrow.parquet as pq
@@ -123,37 +122,41 @@ def _sha256(path, bufsize=1 << 20):
             h.update(chunk)
     return h.hexdigest()
 
-def _mirror():
+def mirror_dir() -> Path | None:
+    "$GPT2BOOK_MIRROR: a folder of local copies of the sources, for machines without a network (None if unset)."
     m = os.environ.get("GPT2BOOK_MIRROR")
     return Path(m) if m else None
 
+def cache_dir() -> Path:
+    "Where downloads are kept: $GPT2BOOK_CACHE, or ~/.cache/gpt2book."
+    return Path(os.environ.get("GPT2BOOK_CACHE", Path.home() / ".cache" / "gpt2book"))
+
+def download(url: str, dest, sha256: str | None = None, offline_hint: str = "") -> Path:
+    "Download `url` to `dest` atomically (sha256-checked if given); a RuntimeError that says what to do if it fails."
+    h = hashlib.sha256()
+    try:
+        with atomic_write(dest) as f, urllib.request.urlopen(url, timeout=60) as r:
+            while chunk := r.read(1 << 20):
+                h.update(chunk); f.write(chunk)
+            if sha256 is not None and h.hexdigest() != sha256:   # raised inside: the download is not kept
+                raise ValueError(f"the download of {url} does not match its known sha256 {sha256}")
+    except OSError as e:
+        raise RuntimeError(f"could not download {url} ({e}). Offline? {offline_hint}".rstrip()) from e
+    return Path(dest)
+
 def fetch(source: Source) -> Path:
     "The local path of `source`'s file: from $GPT2BOOK_MIRROR, the cache, or downloaded; sha256-checked."
-    m = _mirror()
+    m = mirror_dir()
     if m is not None and (m / source.mirror).is_file():
         path = m / source.mirror
         if _sha256(path) != source.sha256:
             raise ValueError(f"{path} does not match the sha256 of {source.name} ({source.sha256}); replace or remove it")
         return path
-    cache = Path(os.environ.get("GPT2BOOK_CACHE", Path.home() / ".cache" / "gpt2book"))
-    path = cache / source.mirror
+    path = cache_dir() / source.mirror
     if path.is_file() and _sha256(path) == source.sha256:
         return path
-    cache.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(source.url, timeout=60) as r:
-            shutil.copyfileobj(r, f)
-        if _sha256(tmp) != source.sha256:
-            raise ValueError(f"the download of {source.url} does not match its known sha256 {source.sha256}")
-        os.replace(tmp, path)
-    except OSError as e:
-        raise RuntimeError(f"could not download {source.name} from {source.url} ({e}). Offline? Put the file at "
-                           f"$GPT2BOOK_MIRROR/{source.mirror} (sha256 {source.sha256}).") from e
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return download(source.url, path, source.sha256,
+                    f"Put the file at $GPT2BOOK_MIRROR/{source.mirror} (sha256 {source.sha256}).")
 
 
 # %% [markdown]
@@ -252,7 +255,7 @@ def resolve(sources) -> Plan:
             open_docs = lambda: iter([_decode(fetch(s).read_bytes(), s.mirror)])
             return Plan(s.name, s.tokenizer, True, s.val_fraction, s.val_every,
                         {"source": s.name, "url": s.url, "sha256": s.sha256}, open_docs)
-        m = _mirror()
+        m = mirror_dir()
         files = sorted((m / s.mirror).glob("*.parquet")) if m is not None and (m / s.mirror).is_dir() else []
         if files:
             open_docs = lambda: _iter_datasets("parquet", data_files=[str(f) for f in files])
@@ -308,12 +311,6 @@ def _pieces(plan: Plan, docs):
 #| export
 DTYPE = np.dtype("<u2")  # little-endian uint16 on every machine
 PROGRESS = "progress.json.partial"
-
-def _write_json(path, obj):
-    "Write JSON atomically: a temporary name in the same folder, then os.replace."
-    tmp = Path(f"{path}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    os.replace(tmp, path)
 
 class _ShardWriter:
     "Appends tokens of one split to fixed-size shards `{split}_{i:06d}.bin`, each written as .tmp then renamed."
@@ -391,7 +388,8 @@ class _ShardWriter:
 
 # %%
 #| export
-def _default_out(name):
+def default_data_dir(name) -> Path:
+    "Where a data set is prepared unless told otherwise: data/NAME, or $GPT2BOOK_DATA/NAME."
     return Path(os.environ.get("GPT2BOOK_DATA", "data")) / name
 
 def _make_tokenizer(plan: Plan, tokenizer):
@@ -426,7 +424,7 @@ def _chunks(pieces, chunk_chars):
         yield chunk
 
 def _our_files(out: Path):
-    return [p for p in out.glob("*") if p.name.startswith(("train_", "val_", "meta.json", PROGRESS, ".prepare.lock"))]
+    return [p for p in out.glob("*") if p.name.startswith(("train_", "val_", "meta.json", PROGRESS))]
 
 
 # %%
@@ -443,7 +441,7 @@ def prepare(sources, out_dir=None, tokenizer=None, shard_tokens=100_000_000, val
         plan.val_every = val_every
     if shard_tokens < 1:
         raise ValueError(f"shard_tokens={shard_tokens} must be positive")
-    out = Path(out_dir) if out_dir is not None else _default_out(plan.name)
+    out = Path(out_dir) if out_dir is not None else default_data_dir(plan.name)
     split_desc = ({"by": "position", "val_fraction": plan.val_fraction} if plan.one_document
                   else {"by": "documents", "val_every": plan.val_every})
     tok_desc = tokenizer.to_dict() if tokenizer is not None and not isinstance(tokenizer, str) else tokenizer or plan.tokenizer
@@ -455,27 +453,19 @@ def prepare(sources, out_dir=None, tokenizer=None, shard_tokens=100_000_000, val
         raise ValueError(f"vocabulary of {tok.vocab_size:,} ids is too large for uint16 shards (at most 65,536)")
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        with open(out / ".prepare.lock", "w") as lock:
-            try:
-                import fcntl
-                fcntl.flock(lock, fcntl.LOCK_EX)  # another process preparing this folder (a DDP rank?): wait for it
-            except ImportError:
-                pass  # no fcntl (Windows): prepare one folder from one process at a time
-            if not force and _is_prepared(out, fingerprint):  # it finished while we waited
-                return out
-            try:
-                return _prepare_locked(plan, tok, out, fingerprint, split_desc, shard_tokens, workers, chunk_chars,
-                                       progress, force)
-            except Exception:  # a refusal leaves nothing behind; an interrupt (not an Exception) keeps files to resume
-                for p in _our_files(out):
-                    p.unlink()
-                if created and not any(out.iterdir()):
-                    out.rmdir()
-                raise
-    finally:
-        if (out / "meta.json").exists() and (out / ".prepare.lock").exists():
-            (out / ".prepare.lock").unlink()
+    with folder_lock(out, name=".prepare.lock"):  # another process preparing this folder (a DDP rank?): wait for it
+        if not force and _is_prepared(out, fingerprint):  # it finished while we waited
+            return out
+        try:
+            return _prepare_locked(plan, tok, out, fingerprint, split_desc, shard_tokens, workers, chunk_chars,
+                                   progress, force)
+        except Exception:  # a refusal leaves nothing behind; an interrupt (not an Exception) keeps files to resume
+            for p in _our_files(out):
+                p.unlink()
+            (out / ".prepare.lock").unlink(missing_ok=True)
+            if created and not any(out.iterdir()):
+                out.rmdir()
+            raise
 
 def _is_prepared(out, fingerprint):
     "True if `out` holds the data set `fingerprint` describes; an error if it holds a different one."
@@ -511,8 +501,7 @@ def _prepare_locked(plan, tok, out, fingerprint, split_desc, shard_tokens, worke
         state = None  # files missing or short: start over
     if state is None:
         for p in _our_files(out):
-            if p.name != ".prepare.lock":
-                p.unlink()
+            p.unlink()
     writers = {s: _ShardWriter(out, s, shard_tokens, state and state["splits"][s]) for s in ("train", "val")}
     done = state["pieces"] if state else 0
     counts = state["documents"] if state else {"train": 0, "val": 0}
@@ -535,7 +524,7 @@ def _prepare_locked(plan, tok, out, fingerprint, split_desc, shard_tokens, worke
                 counts[s] += splits.count(s)
             done += n
             bar.update(sum(len(a) for a in arrays.values()))
-            _write_json(out / PROGRESS, {"fingerprint": fingerprint, "pieces": done, "documents": counts,
+            atomic_write_json(out / PROGRESS, {"fingerprint": fingerprint, "pieces": done, "documents": counts,
                                          "splits": {s: w.state() for s, w in writers.items()}})
             for w in writers.values():
                 w.commit()
@@ -554,7 +543,7 @@ def _prepare_locked(plan, tok, out, fingerprint, split_desc, shard_tokens, worke
     meta = {"format": "gpt2book-shards-1", "dtype": "uint16", "byteorder": "little", "name": plan.name,
             "input": plan.description, "tokenizer": tok.to_dict(), "vocab_size": tok.vocab_size, "eot": tok.eot,
             "split": split_desc, "shard_tokens": shard_tokens, "splits": splits, "fingerprint": fingerprint}
-    _write_json(out / "meta.json", meta)
+    atomic_write_json(out / "meta.json", meta, indent=1)
     (out / PROGRESS).unlink()
     if progress:
         print(f"{out}: " + ", ".join(f"{s} {v['tokens']:,} tokens in {len(v['shards'])} shard(s)" for s, v in splits.items()))

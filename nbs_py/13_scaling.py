@@ -65,6 +65,7 @@ def scaling_arms(arch):
                                                 "n_embd": n_embd, "max_steps": steps, "warmup_steps": steps // 20}
     return out
 
+
 # %% [markdown]
 # The learning rate is swept at both ends of the size range and interpolated between: for the
 # smallest and the largest model, at 1000 steps, factors of two from $10^{-3}$ (widened until the
@@ -92,6 +93,7 @@ def size_params(vocab_size: int = 66, arch: str = "gpt2") -> dict:
         out[size] = (m.num_params(non_embedding=True), m.num_params(non_embedding=True, active=True), m.num_params())
     return out
 
+
 # %%
 ps = size_params()
 for size, (n, na, total) in ps.items(): print(f"{size:7s} N = {n:9,d} non-embedding ({total:9,d} in all)")
@@ -99,6 +101,7 @@ rule = lr_rule({s: v[0] for s, v in ps.items()}, 8e-3, 2e-3)
 test_eq((rule["L2C32"], rule["L6C160"]), (8e-3, 2e-3))
 assert 2e-3 < rule["L4C96"] < 8e-3
 test_close(ps["L6C160"][0] / ps["L2C32"][0], 75, eps=10)          # the sizes span about 75x
+
 
 # %% [markdown]
 # `scaling_sweep` runs one architecture: the two learning-rate sweeps (with `sweep` of chapter 10,
@@ -128,6 +131,7 @@ def scaling_sweep(arch="gpt2", out_root="out/scaling", workers=2, scale=SCALE, s
     run_all(scale, todo, out_root, arms, workers, subprocess_)
     sweep_runs = sorted({(r["arm"], r["lr"], r["seed"]) for r in lr_rows})
     return sweep_runs + grid + noise, lrs
+
 
 # %% [markdown]
 # ## The results files
@@ -174,6 +178,7 @@ def _merge(path, rows, fields, arch):
         with open(path, newline="") as f: keep = [r for r in csv.DictReader(f) if r["arch"] != arch]
     write_results(keep + rows, path, fields)
 
+
 # %% [markdown]
 # ## The command line
 #
@@ -202,6 +207,7 @@ def main(argv=None):
     _merge(args.results, rows, RUN_FIELDS, args.arch)
     _merge(args.curves, curves, CURVE_FIELDS, args.arch)
     print(f"{args.arch}: {len(rows)} runs; learning rates {lrs}; wrote {args.results} and {args.curves}")
+
 
 # %%
 #| export

@@ -35,8 +35,11 @@
 import contextlib
 import json
 import os
+import re
 import secrets
 from pathlib import Path
+
+import torch
 
 # %%
 import signal
@@ -256,4 +259,58 @@ with folder_lock(runs, blocking=False) as got:
 h.kill(); h.wait()
 with folder_lock(runs, blocking=False) as got:
     test_eq(got, True)                   # the kernel released it when the holder died
+
+# %% [markdown]
+# ## Checkpoints: find the newest one that can be read
+#
+# The trainer (chapter 9) writes `ckpt_STEP.pt` files with `atomic_write`, so a kill never leaves a
+# half-written checkpoint under that name. Disks and copies still fail: a checkpoint copied with an
+# interrupted `rsync`, a bit flipped on a bad disk, a file truncated by a full quota. Resuming must
+# not end in a traceback then: it names the damaged file, moves it aside (renamed to
+# `ckpt_STEP.pt.damaged`, kept for a human to look at), and takes the newest checkpoint that loads.
+#
+# Loading is `torch.load(weights_only=True)`: a checkpoint is untrusted input (anyone can hand you
+# a file), and the default unpickler would run any code the file asks it to. `weights_only` accepts
+# tensors and plain containers only, which is all a gpt2book checkpoint holds.
+
+# %%
+#| export
+_CKPT_RE = re.compile(r"ckpt_(\d+)\.pt$")
+
+def checkpoints(folder) -> list[Path]:
+    "The checkpoints `ckpt_STEP.pt` in `folder`, oldest first (by step)."
+    found = [(int(m.group(1)), p) for p in Path(folder).glob("ckpt_*.pt") if (m := _CKPT_RE.search(p.name))]
+    return [p for _, p in sorted(found)]
+
+def load_checkpoint(path) -> dict:
+    "Load a checkpoint safely: tensors and plain containers only (`weights_only=True`), onto the CPU."
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+def newest_readable_checkpoint(folder, report=print) -> tuple[Path | None, dict | None]:
+    "(path, contents) of the newest checkpoint in `folder` that loads; damaged newer ones are reported and renamed *.damaged."
+    for path in reversed(checkpoints(folder)):
+        try:
+            return path, load_checkpoint(path)
+        except Exception as e:
+            aside = path.with_name(path.name + ".damaged")
+            os.replace(path, aside)
+            report(f"{path} is damaged ({type(e).__name__}: {str(e).splitlines()[0][:120]}); moved it to {aside.name} "
+                   f"and trying the one before")
+    return None, None
+
+
+# %%
+for step in (100, 200, 300):
+    with atomic_write(folder / f"ckpt_{step:07d}.pt") as f: torch.save({"step": step}, f)
+(folder / "ckpt_0000300.pt").write_bytes((folder / "ckpt_0000300.pt").read_bytes()[:40])   # truncated by a bad copy
+(folder / "ckpt_0000200.pt").write_bytes(b"not a checkpoint at all")                        # overwritten
+said = []
+path, ckpt = newest_readable_checkpoint(folder, report=said.append)
+test_eq((path.name, ckpt["step"]), ("ckpt_0000100.pt", 100))
+print(*said, sep="\n")
+test_eq(len(said), 2); assert "ckpt_0000300.pt is damaged" in said[0]
+test_eq([p.name for p in checkpoints(folder)], ["ckpt_0000100.pt"])
+assert (folder / "ckpt_0000300.pt.damaged").exists()
+torch.save({"code": print}, folder / "ckpt_0000400.pt")                                    # not plain data
+test_fail(lambda: load_checkpoint(folder / "ckpt_0000400.pt"), contains="Weights only load failed")
 import shutil; shutil.rmtree(folder)

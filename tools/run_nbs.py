@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import nbformat
+from gpt2book.files import atomic_write
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
@@ -87,10 +88,8 @@ def run_notebook(path: Path, save: bool = False, timeout: int = 600) -> tuple[bo
     secs = time.time() - start
     if save and not err:
         # atomic write, then the same cleaning as tools/nbsync.sh (keeps outputs, drops counts/metadata)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".ipynb")
-        os.close(fd)
-        nbformat.write(nb, tmp)
-        os.replace(tmp, path)
+        with atomic_write(path, "w", encoding="utf-8") as f:
+            nbformat.write(nb, f)
         subprocess.run([str(Path(sys.executable).parent / "nbdev-clean"), "--fname", str(path)], cwd=ROOT, check=True)
     return not err, secs, err
 
