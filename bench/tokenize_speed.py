@@ -1,12 +1,19 @@
 #!/usr/bin/env python
 """Tokens/s of `prepare` against tiktoken's own `encode_ordinary_batch` on the same documents.
 
-    python bench/tokenize_speed.py [--mb 8] [--repeats 3] [--out nbs/data/bench_tokenize.json]
+    python bench/tokenize_speed.py [--mb 8] [--repeats 5] [--text auto|web|shakespeare] [--out nbs/data/bench_tokenize.json]
 
-The text is WikiText-2 (valid + test, split into articles) and WebText documents from $GPT2BOOK_MIRROR,
-repeated up to about --mb megabytes. tiktoken's batch encoder with one thread per core, tokenizing only,
-is the reference (and a plain one-thread loop of `encode_ordinary` shows what the threads add); `prepare` also reads the .jsonl, splits train/val, adds end-of-text tokens and writes shards.
-Best of --repeats for each, the two interleaved. Chapter 7 reads the JSON this writes.
+The text (repeated up to about --mb megabytes; the JSON's `text` field says which was used):
+- `web`: WikiText-2 (valid + test, split into articles) and the WebText documents of a local mirror
+  ($GPT2BOOK_MIRROR with wikitext-2-raw/, webtext_train_10/ and webtext_valid_63tok.jsonl). The committed
+  nbs/data/bench_tokenize.json was measured on this text (it predates the `text` field).
+- `shakespeare`: the paragraphs of Tiny Shakespeare (about 7,200 short documents), fetched as every data set
+  of the book is (downloaded once, or $GPT2BOOK_MIRROR/tinyshakespeare.txt offline): needs nothing else.
+- `auto` (the default): `web` when the mirror holds those files, else `shakespeare`.
+tiktoken's batch encoder with one thread per core, tokenizing only, is the reference (and a plain one-thread
+loop of `encode_ordinary` shows what the threads add); `prepare` also reads the .jsonl, splits train/val, adds
+end-of-text tokens and writes shards. Best of --repeats for each, the three interleaved. Chapter 7 reads the
+JSON this writes.
 """
 import os
 import sys
@@ -17,21 +24,39 @@ from pathlib import Path
 
 import tiktoken
 
-from gpt2book.data import prepare, load_meta
+from gpt2book.data import SOURCES, fetch, load_meta, mirror_dir, prepare
 from gpt2book.files import atomic_write_json
 
 
-def documents(mirror: Path, mb: float):
+WEB_FILES = ("wikitext-2-raw/wiki.valid.raw", "wikitext-2-raw/wiki.test.raw", "webtext_train_10", "webtext_valid_63tok.jsonl")
+
+
+def web_documents(mirror: Path):
     docs = []
     for f in ("wiki.valid.raw", "wiki.test.raw"):
         docs += [a for a in (mirror / "wikitext-2-raw" / f).read_text().split("\n = ") if a.strip()]
     docs += [p.read_text() for p in sorted((mirror / "webtext_train_10").glob("*.txt"))]
     docs += [json.loads(l)["text"] for l in open(mirror / "webtext_valid_63tok.jsonl")]
+    return docs, "WikiText-2 articles and WebText documents"
+
+
+def shakespeare_documents():
+    text = fetch(SOURCES["shakespeare"]).read_text(encoding="utf-8")
+    return [p for p in text.split("\n\n") if p.strip()], "Tiny Shakespeare, one document per paragraph"
+
+
+def documents(kind: str, mb: float):
+    "About `mb` MB of documents of `kind` (auto, web, shakespeare), repeated as needed, their size and a description."
+    mirror = mirror_dir()
+    have_web = mirror is not None and all((mirror / f).exists() for f in WEB_FILES)
+    if kind == "web" and not have_web:
+        sys.exit(f"--text web needs $GPT2BOOK_MIRROR holding {', '.join(WEB_FILES)}; or use --text shakespeare")
+    docs, what = web_documents(mirror) if kind == "web" or (kind == "auto" and have_web) else shakespeare_documents()
     out, size = [], 0
     while size < mb * 1e6:
         d = docs[len(out) % len(docs)]
         out.append(d); size += len(d.encode())
-    return out, size
+    return out, size, what
 
 
 def cpu_name():
@@ -45,12 +70,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=float, default=8)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--text", choices=["auto", "web", "shakespeare"], default="auto", help="which documents (see above)")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "nbs" / "data" / "bench_tokenize.json"))
     a = ap.parse_args()
-    mirror = Path(os.environ.get("GPT2BOOK_MIRROR", ""))
-    if not (mirror / "wikitext-2-raw").is_dir():
-        sys.exit("set GPT2BOOK_MIRROR to the folder holding wikitext-2-raw/ and webtext_* (see its README)")
-    docs, size = documents(mirror, a.mb)
+    docs, size, what = documents(a.text, a.mb)
     threads = os.cpu_count() or 1
     enc = tiktoken.get_encoding("gpt2")
     enc.encode_ordinary_batch(docs[:100], num_threads=threads)  # warm up
@@ -79,7 +102,7 @@ def main():
     res = {"machine": f"{cpu_name()}, {threads} cores, {platform.system()}",
            "load_average_1min": os.getloadavg()[0], "python": platform.python_version(),
            "tiktoken": tiktoken.__version__, "command": " ".join(["python bench/tokenize_speed.py", *sys.argv[1:]]),
-           "text_mb": size / 1e6, "documents": len(docs), "tokens": n_tokens, "threads": threads,
+           "text": what, "text_mb": size / 1e6, "documents": len(docs), "tokens": n_tokens, "threads": threads,
            "tiktoken_s": best_tt, "prepare_s": best_prep, "tiktoken_1thread_s": best_one,
            "tiktoken_1thread_tok_s": n_tokens / best_one,
            "tiktoken_tok_s": n_tokens / best_tt, "prepare_tok_s": n_tokens / best_prep, "ratio": best_tt / best_prep}

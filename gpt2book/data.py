@@ -1,4 +1,4 @@
-"""Sources, parallel tokenization into uint16 shards with meta.json, a prepare that survives being killed, and a memory-mapped loader whose global batch does not depend on the number of processes.
+"""Text becomes token ids, ids become uint16 shards on disk, shards become (x, y) batches: the idea in a few lines, then a parallel prepare that checks its work and survives being killed, and a memory-mapped loader whose global batch does not depend on the number of processes.
 
 Docs: https://gpt2book.github.io/gpt2book/data.html.md"""
 
@@ -15,14 +15,16 @@ import os
 import urllib.request
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from fastcore.basics import patch
 from tqdm.auto import tqdm
 
-from .files import atomic_write, atomic_write_json, folder_lock
+from .files import atomic_write, atomic_write_json, folder_lock, stale_temporaries
 from .tokenizer import Tokenizer, get_tokenizer, tokenizer_from_dict
 
 # %% auto #0
@@ -72,6 +74,7 @@ def cache_dir() -> Path:
     "Where downloads are kept: $GPT2BOOK_CACHE, or ~/.cache/gpt2book."
     return Path(os.environ.get("GPT2BOOK_CACHE", Path.home() / ".cache" / "gpt2book"))
 
+# %% ../nbs/07_data.ipynb #526bd540
 def download(url: str, dest, sha256: str | None = None, offline_hint: str = "") -> Path:
     "Download `url` to `dest` atomically (sha256-checked if given); a RuntimeError that says what to do if it fails."
     h = hashlib.sha256()
@@ -99,7 +102,7 @@ def fetch(source: Source) -> Path:
     return download(source.url, path, source.sha256,
                     f"Put the file at $GPT2BOOK_MIRROR/{source.mirror} (sha256 {source.sha256}).")
 
-# %% ../nbs/07_data.ipynb #ccdcca03
+# %% ../nbs/07_data.ipynb #c9fd5ecb
 def _decode(raw: bytes, path, offset=0) -> str:
     try:
         return raw.decode("utf-8")
@@ -118,6 +121,7 @@ def _iter_jsonl(path):
                 yield row["text"]
             offset += len(line)
 
+# %% ../nbs/07_data.ipynb #bd9055d6
 def _iter_datasets(path, name=None, mirror="<source name>", **kw):
     "Stream the `text` column of a Hugging Face dataset (Hub id, or 'parquet' with data_files=...)."
     import datasets  # imported here: a slow import that only these sources need
@@ -139,7 +143,7 @@ def _iter_file(path):
     else:
         yield from _iter_datasets("parquet", data_files=[str(path)])
 
-# %% ../nbs/07_data.ipynb #c9fd5ecb
+# %% ../nbs/07_data.ipynb #da767e51
 @dataclass
 class Plan:
     name: str
@@ -150,6 +154,23 @@ class Plan:
     description: dict
     open_docs: object          # () -> iterator of document strings
 
+def _source_plan(s: Source) -> Plan:
+    "What to read for the named source `s`: its file, its parquet mirror, or the Hub."
+    if s.url:
+        open_docs = lambda: iter([_decode(fetch(s).read_bytes(), s.mirror)])
+        return Plan(s.name, s.tokenizer, True, s.val_fraction, s.val_every,
+                    {"source": s.name, "url": s.url, "sha256": s.sha256}, open_docs)
+    m = mirror_dir()
+    files = sorted((m / s.mirror).glob("*.parquet")) if m is not None and (m / s.mirror).is_dir() else []
+    if files:
+        open_docs = lambda: _iter_datasets("parquet", data_files=[str(f) for f in files])
+        desc = {"source": s.name, "mirror": [f.name for f in files]}
+    else:
+        open_docs = lambda: _iter_datasets(s.hf_path, s.hf_name, mirror=s.mirror)
+        desc = {"source": s.name, "hf_path": s.hf_path, "hf_name": s.hf_name}
+    return Plan(s.name, s.tokenizer, False, s.val_fraction, s.val_every, desc, open_docs)
+
+# %% ../nbs/07_data.ipynb #075c4fa3
 def _local_files(items):
     files = []
     for it in items:
@@ -173,20 +194,7 @@ def resolve(sources) -> Plan:
     if not items:
         raise ValueError(f"no source given; name one of {list(SOURCES)} or local files")
     if len(items) == 1 and str(items[0]) in SOURCES:
-        s = SOURCES[str(items[0])]
-        if s.url:
-            open_docs = lambda: iter([_decode(fetch(s).read_bytes(), s.mirror)])
-            return Plan(s.name, s.tokenizer, True, s.val_fraction, s.val_every,
-                        {"source": s.name, "url": s.url, "sha256": s.sha256}, open_docs)
-        m = mirror_dir()
-        files = sorted((m / s.mirror).glob("*.parquet")) if m is not None and (m / s.mirror).is_dir() else []
-        if files:
-            open_docs = lambda: _iter_datasets("parquet", data_files=[str(f) for f in files])
-            desc = {"source": s.name, "mirror": [f.name for f in files]}
-        else:
-            open_docs = lambda: _iter_datasets(s.hf_path, s.hf_name, mirror=s.mirror)
-            desc = {"source": s.name, "hf_path": s.hf_path, "hf_name": s.hf_name}
-        return Plan(s.name, s.tokenizer, False, s.val_fraction, s.val_every, desc, open_docs)
+        return _source_plan(SOURCES[str(items[0])])
     files = _local_files(items)
     if all(f.stat().st_size == 0 for f in files):
         raise ValueError(f"empty input: {', '.join(map(str, files))} hold no text")
@@ -206,69 +214,7 @@ def _pieces(plan: Plan, docs):
         yield ("val" if i % plan.val_every == 0 else "train", d, True)
 
 # %% ../nbs/07_data.ipynb #76defdf9
-DTYPE = np.dtype("<u2")  # little-endian uint16 on every machine
-PROGRESS = "progress.json.partial"
-
-class _ShardWriter:
-    "Appends tokens of one split to fixed-size shards `{split}_{i:06d}.bin`, each written as .tmp then renamed."
-    def __init__(self, out: Path, split, shard_tokens, state=None):
-        self.out, self.split, self.shard_tokens = out, split, shard_tokens
-        self.done = list(state["done"]) if state else []  # [{"file", "tokens", "sha256"}] of full shards
-        self.n = state["tmp_tokens"] if state else 0      # tokens in the open .tmp shard
-        self.f = None
-        for d in self.done:  # finish renames that a kill interrupted
-            if not (out / d["file"]).exists():
-                os.replace(out / (d["file"] + ".tmp"), out / d["file"])
-        for p in out.glob(f"{split}_*.bin*"):  # shards begun after the last progress record: redone
-            if int(p.name[len(split) + 1:].split(".")[0]) >= len(self.done) and p != self._tmp():
-                p.unlink()
-        if self._tmp().exists():  # cut the open shard back to what the progress file vouches for
-            with open(self._tmp(), "r+b") as f:
-                f.truncate(self.n * DTYPE.itemsize)
-
-    def _tmp(self):
-        return self.out / f"{self.split}_{len(self.done):06d}.bin.tmp"
-
-    def write(self, tokens):
-        while len(tokens):
-            if self.f is None:
-                self.f = open(self._tmp(), "ab")
-            take = tokens[: self.shard_tokens - self.n]
-            self.f.write(take.astype(DTYPE, copy=False).tobytes())
-            self.n += len(take)
-            tokens = tokens[len(take):]
-            if self.n == self.shard_tokens:
-                self._close_shard()
-
-    def _close_shard(self):
-        if self.f is not None:
-            self.f.close()
-            self.f = None
-        tmp = self._tmp()
-        self.done.append({"file": tmp.name[:-4], "tokens": self.n, "sha256": _sha256(tmp), "pending": True})
-        self.n = 0
-
-    def state(self):
-        if self.f is not None:
-            self.f.flush()
-        return {"done": [{k: v for k, v in d.items() if k != "pending"} for d in self.done], "tmp_tokens": self.n}
-
-    def commit(self):
-        "Rename the shards that filled up (call after the progress file records them)."
-        for d in self.done:
-            if d.pop("pending", False):
-                os.replace(self.out / (d["file"] + ".tmp"), self.out / d["file"])
-
-    def finish(self):
-        "Close the last, partial shard."
-        if self.n:
-            self._close_shard()
-        self.commit()
-
-# %% ../nbs/07_data.ipynb #46c06fda
-def default_data_dir(name) -> Path:
-    "Where a data set is prepared unless told otherwise: data/NAME, or $GPT2BOOK_DATA/NAME."
-    return Path(os.environ.get("GPT2BOOK_DATA", "data")) / name
+DTYPE = np.dtype("<u2")  # little-endian uint16 on every machine: the shards' one format
 
 def _make_tokenizer(plan: Plan, tokenizer):
     if tokenizer is not None and not isinstance(tokenizer, str):
@@ -301,10 +247,80 @@ def _chunks(pieces, chunk_chars):
     if chunk:
         yield chunk
 
-def _our_files(out: Path):
-    return [p for p in out.glob("*") if p.name.startswith(("train_", "val_", "meta.json", PROGRESS))]
+# %% ../nbs/07_data.ipynb #46c06fda
+def _encoded(tok, pieces, workers=None, chunk_chars=1 << 20):
+    "Yield (n_pieces, [split of each piece], {split: uint16 tokens}) per chunk, in order; `workers` threads work ahead."
+    workers = workers or os.cpu_count() or 1
+    with ThreadPoolExecutor(workers) as pool:
+        inflight, chunks = deque(), _chunks(pieces, chunk_chars)
+        while True:
+            while len(inflight) < 2 * workers and (chunk := next(chunks, None)) is not None:
+                inflight.append((len(chunk), [p[0] for p in chunk], pool.submit(_encode_chunk, tok, chunk)))
+            if not inflight:
+                return
+            n, splits, fut = inflight.popleft()
+            yield n, splits, fut.result()
 
-# %% ../nbs/07_data.ipynb #4c5b22ca
+# %% ../nbs/07_data.ipynb #db9a45d9
+PROGRESS = "progress.json.partial"  # the progress file of an unfinished prepare (under the hood, at the end)
+
+class _ShardWriter:
+    "Appends tokens of one split to fixed-size shards `{split}_{i:06d}.bin`, each written as .tmp then renamed."
+    def __init__(self, out: Path, split, shard_tokens, state=None):
+        self.out, self.split, self.shard_tokens = out, split, shard_tokens
+        self.done, self.n, self.f = [], 0, None  # full shards [{"file", "tokens", "sha256"}]; tokens in the open .tmp
+        if state:
+            self._recover(state)  # a killed prepare left shards behind (under the hood, at the end)
+
+    def _tmp(self):
+        return self.out / f"{self.split}_{len(self.done):06d}.bin.tmp"
+
+    def write(self, tokens):
+        while len(tokens):
+            if self.f is None:
+                self.f = open(self._tmp(), "ab")
+            take = tokens[: self.shard_tokens - self.n]
+            self.f.write(take.astype(DTYPE, copy=False).tobytes())
+            self.n += len(take)
+            tokens = tokens[len(take):]
+            if self.n == self.shard_tokens:
+                self._close_shard()
+
+    def _close_shard(self):
+        if self.f is not None:
+            self.f.close()
+            self.f = None
+        tmp = self._tmp()
+        self.done.append({"file": tmp.name[:-4], "tokens": self.n, "sha256": _sha256(tmp), "pending": True})
+        self.n = 0
+
+# %% ../nbs/07_data.ipynb #548315fb
+@patch
+def state(self: _ShardWriter):
+    "What the progress file records: the full shards, and how many tokens the open .tmp holds."
+    if self.f is not None:
+        self.f.flush()
+    return {"done": [{k: v for k, v in d.items() if k != "pending"} for d in self.done], "tmp_tokens": self.n}
+
+@patch
+def commit(self: _ShardWriter):
+    "Rename the shards that filled up (call after the progress file records them)."
+    for d in self.done:
+        if d.pop("pending", False):
+            os.replace(self.out / (d["file"] + ".tmp"), self.out / d["file"])
+
+@patch
+def finish(self: _ShardWriter):
+    "Close the last, partial shard."
+    if self.n:
+        self._close_shard()
+    self.commit()
+
+# %% ../nbs/07_data.ipynb #b06dca77
+def default_data_dir(name) -> Path:
+    "Where a data set is prepared unless told otherwise: data/NAME, or $GPT2BOOK_DATA/NAME."
+    return Path(os.environ.get("GPT2BOOK_DATA", "data")) / name
+
 def prepare(sources, out_dir=None, tokenizer=None, shard_tokens=100_000_000, val_every=None, workers=None,
             chunk_chars=1 << 20, progress=True, force=False) -> Path:
     """Tokenize `sources` (a name in SOURCES, or local files/folders) into uint16 shards + meta.json in `out_dir`
@@ -318,30 +334,21 @@ def prepare(sources, out_dir=None, tokenizer=None, shard_tokens=100_000_000, val
     if shard_tokens < 1:
         raise ValueError(f"shard_tokens={shard_tokens} must be positive")
     out = Path(out_dir) if out_dir is not None else default_data_dir(plan.name)
-    split_desc = ({"by": "position", "val_fraction": plan.val_fraction} if plan.one_document
-                  else {"by": "documents", "val_every": plan.val_every})
-    tok_desc = tokenizer.to_dict() if tokenizer is not None and not isinstance(tokenizer, str) else tokenizer or plan.tokenizer
-    fingerprint = {"input": plan.description, "tokenizer": tok_desc, "split": split_desc, "shard_tokens": shard_tokens}
+    fingerprint = _fingerprint(plan, tokenizer, shard_tokens)
     if not force and _is_prepared(out, fingerprint):  # fast path, before any work
         return out
     tok = _make_tokenizer(plan, tokenizer)
     if tok.vocab_size > 2 ** 16:
         raise ValueError(f"vocabulary of {tok.vocab_size:,} ids is too large for uint16 shards (at most 65,536)")
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    with folder_lock(out, name=".prepare.lock"):  # another process preparing this folder (a DDP rank?): wait for it
-        if not force and _is_prepared(out, fingerprint):  # it finished while we waited
-            return out
-        try:
-            return _prepare_locked(plan, tok, out, fingerprint, split_desc, shard_tokens, workers, chunk_chars,
-                                   progress, force)
-        except Exception:  # a refusal leaves nothing behind; an interrupt (not an Exception) keeps files to resume
-            for p in _our_files(out):
-                p.unlink()
-            (out / ".prepare.lock").unlink(missing_ok=True)
-            if created and not any(out.iterdir()):
-                out.rmdir()
-            raise
+    return _prepare_in_folder(plan, tok, out, fingerprint, workers, chunk_chars, progress, force)
+
+# %% ../nbs/07_data.ipynb #14cd17ae
+def _fingerprint(plan, tokenizer, shard_tokens):
+    "The settings that make a data set: two prepares with the same fingerprint write the same bytes."
+    split = ({"by": "position", "val_fraction": plan.val_fraction} if plan.one_document
+             else {"by": "documents", "val_every": plan.val_every})
+    tok = tokenizer.to_dict() if tokenizer is not None and not isinstance(tokenizer, str) else tokenizer or plan.tokenizer
+    return {"input": plan.description, "tokenizer": tok, "split": split, "shard_tokens": shard_tokens}
 
 def _is_prepared(out, fingerprint):
     "True if `out` holds the data set `fingerprint` describes; an error if it holds a different one."
@@ -353,58 +360,63 @@ def _is_prepared(out, fingerprint):
                               "choose another --out, or pass --force to replace it")
     return True
 
-# %% ../nbs/07_data.ipynb #db9a45d9
-def _state_ok(out, state):
-    "Do the files on disk hold at least what the progress file records?"
-    size = lambda p: p.stat().st_size if p.exists() else -1
-    for split, st in state["splits"].items():
-        for d in st["done"]:
-            if d["tokens"] * DTYPE.itemsize not in (size(out / d["file"]), size(out / (d["file"] + ".tmp"))):
-                return False
-        if st["tmp_tokens"] and size(out / f"{split}_{len(st['done']):06d}.bin.tmp") < st["tmp_tokens"] * DTYPE.itemsize:
-            return False
-    return True
+# %% ../nbs/07_data.ipynb #30df6833
+def _our_files(out: Path):
+    "What a prepare writes in `out` (shards, progress, meta.json), and the temporaries of writers that were killed."
+    return ([p for p in out.glob("*") if p.name.startswith(("train_", "val_", "meta.json", PROGRESS))]
+            + stale_temporaries(out, PROGRESS) + stale_temporaries(out, "meta.json"))
 
-def _prepare_locked(plan, tok, out, fingerprint, split_desc, shard_tokens, workers, chunk_chars, progress, force):
-    state = None
-    if (out / PROGRESS).exists() and not force:
-        state = json.loads((out / PROGRESS).read_text())
-        if state.get("fingerprint") != fingerprint:
-            state = None  # left by a different prepare: start over
-    if state is not None and not _state_ok(out, state):
-        state = None  # files missing or short: start over
-    if state is None:
+def _prepare_in_folder(plan, tok, out, fingerprint, workers, chunk_chars, progress, force):
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, name=".prepare.lock"):  # another process preparing this folder (a DDP rank?): wait for it
+        if not force and _is_prepared(out, fingerprint):  # it finished while we waited
+            return out
+        try:
+            return _prepare_locked(plan, tok, out, fingerprint, workers, chunk_chars, progress, force)
+        except Exception:  # a refusal leaves nothing behind; an interrupt (not an Exception) keeps files to resume
+            for p in _our_files(out):
+                p.unlink()
+            (out / ".prepare.lock").unlink(missing_ok=True)
+            if created and not any(out.iterdir()):
+                out.rmdir()
+            raise
+
+# %% ../nbs/07_data.ipynb #15d9b851
+def _prepare_locked(plan, tok, out, fingerprint, workers, chunk_chars, progress, force):
+    state = _resume_state(out, fingerprint) if not force and (out / PROGRESS).exists() else None
+    if state is None:  # start afresh: remove what another or an unusable run left
         for p in _our_files(out):
             p.unlink()
-    writers = {s: _ShardWriter(out, s, shard_tokens, state and state["splits"][s]) for s in ("train", "val")}
+    st = fingerprint["shard_tokens"]
+    writers = {s: _ShardWriter(out, s, st, state and state["splits"][s]) for s in ("train", "val")}
     done = state["pieces"] if state else 0
     counts = state["documents"] if state else {"train": 0, "val": 0}
-    workers = workers or os.cpu_count() or 1
     bar = tqdm(desc=f"prepare {plan.name}", unit="tok", unit_scale=True, disable=not progress)
     bar.update(sum(d["tokens"] for w in writers.values() for d in w.done) + sum(w.n for w in writers.values()))
     pieces = itertools.islice(_pieces(plan, plan.open_docs()), done, None)  # skip what a killed run finished
-    with ThreadPoolExecutor(workers) as pool:
-        inflight = deque()
-        chunks = _chunks(pieces, chunk_chars)
-        while True:
-            while len(inflight) < 2 * workers and (chunk := next(chunks, None)) is not None:
-                inflight.append((len(chunk), [p[0] for p in chunk], pool.submit(_encode_chunk, tok, chunk)))
-            if not inflight:
-                break
-            n, splits, fut = inflight.popleft()
-            arrays = fut.result()
+    with closing(_encoded(tok, pieces, workers, chunk_chars)) as results:
+        for n, splits, arrays in results:
             for s in ("train", "val"):
                 writers[s].write(arrays[s])
                 counts[s] += splits.count(s)
             done += n
             bar.update(sum(len(a) for a in arrays.values()))
-            atomic_write_json(out / PROGRESS, {"fingerprint": fingerprint, "pieces": done, "documents": counts,
-                                         "splits": {s: w.state() for s, w in writers.items()}})
-            for w in writers.values():
-                w.commit()
+            _save_progress(out, fingerprint, done, counts, writers)
     bar.close()
     for w in writers.values():
         w.finish()
+    return _write_meta(plan, tok, out, fingerprint, writers, counts, progress)
+
+def _save_progress(out, fingerprint, done, counts, writers):
+    "Record how far the prepare got (atomically), then rename the shards that filled up."
+    atomic_write_json(out / PROGRESS, {"fingerprint": fingerprint, "pieces": done, "documents": counts,
+                                       "splits": {s: w.state() for s, w in writers.items()}})
+    for w in writers.values():
+        w.commit()
+
+# %% ../nbs/07_data.ipynb #163a3edb
+def _write_meta(plan, tok, out, fingerprint, writers, counts, progress):
     splits = {s: {"tokens": sum(d["tokens"] for d in w.done), "documents": counts[s],
                   "shards": [{k: d[k] for k in ("file", "tokens", "sha256")} for d in w.done]}
               for s, w in writers.items()}
@@ -416,7 +428,8 @@ def _prepare_locked(plan, tok, out, fingerprint, split_desc, shard_tokens, worke
                              f"one in {plan.val_every} validates); give more documents or a smaller --val-every")
     meta = {"format": "gpt2book-shards-1", "dtype": "uint16", "byteorder": "little", "name": plan.name,
             "input": plan.description, "tokenizer": tok.to_dict(), "vocab_size": tok.vocab_size, "eot": tok.eot,
-            "split": split_desc, "shard_tokens": shard_tokens, "splits": splits, "fingerprint": fingerprint}
+            "split": fingerprint["split"], "shard_tokens": fingerprint["shard_tokens"], "splits": splits,
+            "fingerprint": fingerprint}
     atomic_write_json(out / "meta.json", meta, indent=1)
     (out / PROGRESS).unlink()
     if progress:
@@ -451,15 +464,7 @@ class TokenLoader:
         self.rank, self.world_size, self.seed, self.shuffle = rank, world_size, seed, shuffle
         self.device = torch.device(device)
         self.vocab_size = self.meta["vocab_size"]
-        self.shards, self._checked = [], set()
-        for sh in self.meta["splits"][split]["shards"]:
-            path = self.data_dir / sh["file"]
-            size = path.stat().st_size if path.exists() else None
-            if size != sh["tokens"] * DTYPE.itemsize:
-                raise ValueError(f"{path}: {'missing' if size is None else f'{size} bytes'}, meta.json says "
-                                 f"{sh['tokens'] * DTYPE.itemsize}; the data folder is damaged, prepare it again "
-                                 f"(python data/prepare.py ... --out {self.data_dir} --force)")
-            self.shards.append(np.memmap(path, dtype=DTYPE, mode="r"))
+        self.shards, self._checked = self._open_shards(), set()  # memory maps, sizes checked against meta.json
         self.starts = np.cumsum([0] + [len(s) for s in self.shards])  # (n_shards + 1,) first token of each shard
         self.n_tokens = int(self.starts[-1])
         self.n_seqs = (self.n_tokens - 1) // block_size
@@ -467,69 +472,131 @@ class TokenLoader:
             raise ValueError(f"the {split} split has {self.n_tokens} tokens, fewer than block_size + 1 = {block_size + 1}")
         self.pos, self._perms = 0, {}
 
-    def _perm(self, epoch):
-        if epoch not in self._perms:
-            self._perms = {epoch: np.random.default_rng([self.seed, epoch]).permutation(self.n_seqs)}
-        return self._perms[epoch]
+# %% ../nbs/07_data.ipynb #38497dd6
+@patch
+def _open_shards(self: TokenLoader):
+    shards = []
+    for sh in self.meta["splits"][self.split]["shards"]:
+        path = self.data_dir / sh["file"]
+        size = path.stat().st_size if path.exists() else None
+        if size != sh["tokens"] * DTYPE.itemsize:
+            raise ValueError(f"{path}: {'missing' if size is None else f'{size} bytes'}, meta.json says "
+                             f"{sh['tokens'] * DTYPE.itemsize}; the data folder is damaged, prepare it again "
+                             f"(python data/prepare.py ... --out {self.data_dir} --force)")
+        shards.append(np.memmap(path, dtype=DTYPE, mode="r"))
+    return shards
 
-    def seq_ids(self, start, n):
-        "Sequence ids at stream positions start..start+n-1."
-        k = np.arange(start, start + n)
-        if not self.shuffle:
-            return k % self.n_seqs
-        return np.array([self._perm(int(e))[i] for e, i in zip(k // self.n_seqs, k % self.n_seqs)], dtype=np.int64)
+@patch
+def _shard(self: TokenLoader, j):
+    if j not in self._checked:  # first read of this shard: are its ids valid for this vocabulary?
+        top = int(self.shards[j].max())
+        if top >= self.vocab_size:
+            raise ValueError(f"{self.shards[j].filename} holds id {top} >= vocab_size {self.vocab_size} of "
+                             f"meta.json; the shard does not belong to this data set, prepare it again")
+        self._checked.add(j)
+    return self.shards[j]
 
-    def _shard(self, j):
-        if j not in self._checked:  # first read of this shard: are its ids valid for this vocabulary?
-            top = int(self.shards[j].max())
-            if top >= self.vocab_size:
-                raise ValueError(f"{self.shards[j].filename} holds id {top} >= vocab_size {self.vocab_size} of "
-                                 f"meta.json; the shard does not belong to this data set, prepare it again")
-            self._checked.add(j)
-        return self.shards[j]
+# %% ../nbs/07_data.ipynb #da4a8e28
+@patch
+def _perm(self: TokenLoader, epoch):
+    if epoch not in self._perms:
+        self._perms = {epoch: np.random.default_rng([self.seed, epoch]).permutation(self.n_seqs)}
+    return self._perms[epoch]
 
-    def _read(self, start, n):
-        "Tokens start..start+n-1 of the split, across shard borders."
-        out, j = [], int(np.searchsorted(self.starts, start, side="right")) - 1
-        while n:
-            lo = start - self.starts[j]
-            piece = self._shard(j)[lo: lo + n]
-            out.append(piece); start += len(piece); n -= len(piece); j += 1
-        return np.concatenate(out) if len(out) > 1 else out[0]
+@patch
+def seq_ids(self: TokenLoader, start, n):
+    "Sequence ids at stream positions start..start+n-1."
+    k = np.arange(start, start + n)
+    if not self.shuffle:
+        return k % self.n_seqs
+    return np.array([self._perm(int(e))[i] for e, i in zip(k // self.n_seqs, k % self.n_seqs)], dtype=np.int64)
 
-    def next_batch(self):
-        "This rank's (x, y), each (batch_size, block_size) int64 on `device`; advances the global stream."
-        ids = self.seq_ids(self.pos + self.rank * self.B, self.B)  # (B,) this rank's slice of the global batch
-        buf = np.stack([self._read(int(i) * self.T, self.T + 1) for i in ids]).astype(np.int64)  # (B, T+1)
-        self.pos += self.B * self.world_size
-        x, y = torch.from_numpy(buf[:, :-1].copy()), torch.from_numpy(buf[:, 1:].copy())  # (B, T) each
-        if self.device.type == "cuda":
-            return x.pin_memory().to(self.device, non_blocking=True), y.pin_memory().to(self.device, non_blocking=True)
-        return x.to(self.device), y.to(self.device)
+# %% ../nbs/07_data.ipynb #d8d644b0
+@patch
+def _read(self: TokenLoader, start, n):
+    "Tokens start..start+n-1 of the split, across shard borders."
+    out, j = [], int(np.searchsorted(self.starts, start, side="right")) - 1
+    while n:
+        lo = start - self.starts[j]
+        piece = self._shard(j)[lo: lo + n]
+        out.append(piece); start += len(piece); n -= len(piece); j += 1
+    return np.concatenate(out) if len(out) > 1 else out[0]
 
-    def reset(self):
-        "Back to the start of the stream (before each evaluation, with shuffle=False)."
-        self.pos = 0
+@patch
+def next_batch(self: TokenLoader):
+    "This rank's (x, y), each (batch_size, block_size) int64 on `device`; advances the global stream."
+    ids = self.seq_ids(self.pos + self.rank * self.B, self.B)  # (B,) this rank's slice of the global batch
+    buf = np.stack([self._read(int(i) * self.T, self.T + 1) for i in ids]).astype(np.int64)  # (B, T+1)
+    self.pos += self.B * self.world_size
+    x, y = torch.from_numpy(buf[:, :-1].copy()), torch.from_numpy(buf[:, 1:].copy())  # (B, T) each
+    if self.device.type == "cuda":
+        return x.pin_memory().to(self.device, non_blocking=True), y.pin_memory().to(self.device, non_blocking=True)
+    return x.to(self.device), y.to(self.device)
 
-    def state_dict(self):
-        return {"split": self.split, "pos": self.pos, "seed": self.seed, "shuffle": self.shuffle,
-                "block_size": self.T, "n_tokens": self.n_tokens}
+# %% ../nbs/07_data.ipynb #553542fa
+@patch
+def reset(self: TokenLoader):
+    "Back to the start of the stream (before each evaluation, with shuffle=False)."
+    self.pos = 0
 
-    def load_state_dict(self, sd):
-        mine = self.state_dict()
-        for k in ("split", "seed", "shuffle", "block_size", "n_tokens"):
-            if sd[k] != mine[k]:
-                raise ValueError(f"loader state has {k}={sd[k]!r} but this loader has {mine[k]!r}; "
-                                 "resume with the data and settings of the run that saved it")
-        self.pos = int(sd["pos"])
+@patch
+def state_dict(self: TokenLoader):
+    return {"split": self.split, "pos": self.pos, "seed": self.seed, "shuffle": self.shuffle,
+            "block_size": self.T, "n_tokens": self.n_tokens}
 
-    @property
-    def tokenizer(self) -> Tokenizer:
-        return tokenizer_from_dict(self.meta["tokenizer"])
+@patch
+def load_state_dict(self: TokenLoader, sd):
+    mine = self.state_dict()
+    for k in ("split", "seed", "shuffle", "block_size", "n_tokens"):
+        if sd[k] != mine[k]:
+            raise ValueError(f"loader state has {k}={sd[k]!r} but this loader has {mine[k]!r}; "
+                             "resume with the data and settings of the run that saved it")
+    self.pos = int(sd["pos"])
 
-    def __repr__(self):
-        return (f"TokenLoader({self.data_dir}, {self.split}: {self.n_tokens:,} tokens in {len(self.shards)} shard(s), "
-                f"{self.n_seqs:,} sequences of {self.T}; B={self.B}, rank {self.rank}/{self.world_size})")
+@patch(as_prop=True)
+def tokenizer(self: TokenLoader) -> Tokenizer:
+    return tokenizer_from_dict(self.meta["tokenizer"])
+
+@patch
+def __repr__(self: TokenLoader):
+    return (f"TokenLoader({self.data_dir}, {self.split}: {self.n_tokens:,} tokens in {len(self.shards)} shard(s), "
+            f"{self.n_seqs:,} sequences of {self.T}; B={self.B}, rank {self.rank}/{self.world_size})")
+
+# %% ../nbs/07_data.ipynb #32e93e88
+def _state_ok(out, state):
+    "Do the files on disk hold at least what the progress file records?"
+    size = lambda p: p.stat().st_size if p.exists() else -1
+    for split, st in state["splits"].items():
+        for d in st["done"]:
+            if d["tokens"] * DTYPE.itemsize not in (size(out / d["file"]), size(out / (d["file"] + ".tmp"))):
+                return False
+        if st["tmp_tokens"] and size(out / f"{split}_{len(st['done']):06d}.bin.tmp") < st["tmp_tokens"] * DTYPE.itemsize:
+            return False
+    return True
+
+def _resume_state(out, fingerprint):
+    "The progress a killed prepare of the same data set left in `out`, if its files still hold it; else None."
+    state = json.loads((out / PROGRESS).read_text())
+    if state.get("fingerprint") != fingerprint or not _state_ok(out, state):
+        return None  # left by a different prepare, or files missing or short: start over
+    for p in stale_temporaries(out, PROGRESS) + stale_temporaries(out, "meta.json"):
+        p.unlink()  # a kill in the middle of an atomic write
+    return state
+
+# %% ../nbs/07_data.ipynb #5aa7a82a
+@patch
+def _recover(self: _ShardWriter, state):
+    "Continue from a progress record: finish interrupted renames, drop what came after the record."
+    self.done, self.n = list(state["done"]), state["tmp_tokens"]
+    for d in self.done:  # finish renames that a kill interrupted
+        if not (self.out / d["file"]).exists():
+            os.replace(self.out / (d["file"] + ".tmp"), self.out / d["file"])
+    for p in self.out.glob(f"{self.split}_*.bin*"):  # shards begun after the last progress record: redone
+        if int(p.name[len(self.split) + 1:].split(".")[0]) >= len(self.done) and p != self._tmp():
+            p.unlink()
+    if self._tmp().exists():  # cut the open shard back to what the progress file vouches for
+        with open(self._tmp(), "r+b") as f:
+            f.truncate(self.n * DTYPE.itemsize)
 
 # %% ../nbs/07_data.ipynb #f9599762
 def main(argv=None):

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import atomic_write, atomic_write_text, folder_lock
-from .train import TrainError, checkpoints, config_from_args, make_model, read_metrics, train
+from .files import atomic_write, atomic_write_text, checkpoints, folder_lock
+from .train import TrainError, config_from_args, make_model, read_metrics, train
 
 # %% ../nbs/10_ablation.ipynb #2bf0b2f0
 BASELINE = "gpt2"
@@ -118,12 +118,14 @@ def _train_run(run_dir, args, max_steps, subprocess_, threads, quiet):
 RESULT_FIELDS = ("arm", "lr", "seed", "step", "val_loss")
 
 def collect(out_root, runs):
-    "Rows (dicts of RESULT_FIELDS) of every evaluation of `runs`, a list of (arm, lr, seed)."
+    "Rows (dicts of RESULT_FIELDS) of every evaluation of the finished runs among `runs`, a list of (arm, lr, seed)."
     rows = []
     for arm, lr, seed in runs:
-        metrics = Path(out_root) / run_name(arm, lr, seed) / "metrics.jsonl"
-        if not metrics.exists(): continue
-        for m in read_metrics(metrics):
+        run_dir = Path(out_root) / run_name(arm, lr, seed)
+        if not (run_dir / "config.json").exists(): continue
+        if not run_finished(run_dir, json.loads((run_dir / "config.json").read_text())["max_steps"]):
+            continue                                      # unfinished, or failed: not a result
+        for m in read_metrics(run_dir / "metrics.jsonl"):
             if "val_loss" in m:
                 rows.append(dict(arm=arm, lr=lr, seed=seed, step=m["step"], val_loss=m["val_loss"]))
     return rows
@@ -156,10 +158,14 @@ def best_lrs(rows):
     for (arm, lr, seed), v in final_losses(rows).items(): by.setdefault(arm, {}).setdefault(lr, []).append(v)
     return {arm: min(lrs, key=lambda lr: np.mean(lrs[lr])) for arm, lrs in by.items()}
 
-def run_all(scale, runs, out_root, arms, workers=2, subprocess_=True):
-    "Train `runs`, a list of (arm, lr, seed), `workers` at a time; wait for the ones another runner holds."
+def run_all(scale, runs, out_root, arms, workers=2, subprocess_=True) -> dict:
+    """Train `runs`, a list of (arm, lr, seed), `workers` at a time; wait for the ones another runner holds.
+    Returns {run: 'done' | 'skipped' | 'failed: why'}: a run that fails (a diverging learning rate) does not stop the rest."""
     threads = max(1, len(os.sched_getaffinity(0)) // workers) if hasattr(os, "sched_getaffinity") else 1
-    one = lambda r: run_one(scale, *r, out_root, subprocess_, threads, arms=arms)
+    def one(r):
+        try: return run_one(scale, *r, out_root, subprocess_, threads, arms=arms)
+        except (RuntimeError, TrainError) as e: return f"failed: {e}"
+    out = {}
     while runs:
         if workers == 1 or not subprocess_:
             status = [one(r) for r in runs]
@@ -167,25 +173,30 @@ def run_all(scale, runs, out_root, arms, workers=2, subprocess_=True):
             with ThreadPoolExecutor(workers) as ex:
                 status = list(ex.map(one, runs))
         for r, st in zip(runs, status): print(f"{run_name(*r)}: {st}", flush=True)
+        out.update({r: st for r, st in zip(runs, status) if st != "busy"})
         runs = [r for r, st in zip(runs, status) if st == "busy"]
         if runs: time.sleep(2)
+    return out
 
 def sweep(arms, scale=None, out_root="out/runs", results=None, workers=2, subprocess_=True):
     "Learning rates (phase 1, widened until each arm's best is inside), then seeds at each best rate; write `results`."
     scale = scale or Scale()
-    lrs = {arm: sorted(scale.lrs) for arm in arms}
+    lrs, status = {arm: sorted(scale.lrs) for arm in arms}, {}
     while True:                                            # phase 1
         phase1 = [(arm, lr, scale.seeds[0]) for lr in sorted({l for v in lrs.values() for l in v})
                   for arm in arms if lr in lrs[arm]]
-        run_all(scale, phase1, out_root, arms, workers, subprocess_)
-        best, wider = best_lrs(collect(out_root, phase1)), False
+        status.update(run_all(scale, phase1, out_root, arms, workers, subprocess_))
+        best, wider = best_lrs(collect(out_root, phase1)), False   # over finished runs; a failed rate bounds the sweep
         for arm in arms:
             if len(lrs[arm]) > 1 and best[arm] in (lrs[arm][0], lrs[arm][-1]):   # at an edge: go one step further
                 lrs[arm] = sorted([*lrs[arm], best[arm] * (2 if best[arm] == lrs[arm][-1] else 0.5)])
                 wider = True
         if not wider: break
     phase2 = [(arm, best[arm], seed) for seed in scale.seeds[1:] for arm in arms]
-    run_all(scale, phase2, out_root, arms, workers, subprocess_)
+    status.update(run_all(scale, phase2, out_root, arms, workers, subprocess_))
+    failed = {r: st for r, st in status.items() if st.startswith("failed")}
+    if any(r in phase2 for r in failed):
+        raise RuntimeError(f"runs at the chosen learning rates failed: {failed}")
     rows = collect(out_root, phase1 + phase2)
     if results: write_results(rows, results)
     return rows
@@ -333,4 +344,5 @@ def main(argv=None):
     for row in summary(rows): print(json.dumps(row))
 
 # %% ../nbs/10_ablation.ipynb #1a49b917
-if __name__ == "__main__": main()
+if __name__ == "__main__" and "ipykernel" not in sys.modules:  # a Jupyter kernel runs a notebook as __main__ too
+    main()

@@ -131,14 +131,17 @@ def load_checkpoint(path) -> dict:
     "Load a checkpoint safely: tensors and plain containers only (`weights_only=True`), onto the CPU."
     return torch.load(path, map_location="cpu", weights_only=True)
 
-def newest_readable_checkpoint(folder, report=print) -> tuple[Path | None, dict | None]:
-    "(path, contents) of the newest checkpoint in `folder` that loads; damaged newer ones are reported and renamed *.damaged."
+def newest_readable_checkpoint(folder, report=print, move_aside=True) -> tuple[Path | None, dict | None]:
+    """(path, contents) of the newest checkpoint in `folder` that loads; damaged newer ones are reported and, with
+    `move_aside` (the trainer resuming; not a reader that only loads weights), renamed *.damaged."""
     for path in reversed(checkpoints(folder)):
         try:
             return path, load_checkpoint(path)
         except Exception as e:
-            aside = path.with_name(path.name + ".damaged")
-            os.replace(path, aside)
-            report(f"{path} is damaged ({type(e).__name__}: {str(e).splitlines()[0][:120]}); moved it to {aside.name} "
-                   f"and trying the one before")
+            why = f"{path} is damaged ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:120]})"
+            if move_aside:
+                aside = path.with_name(path.name + ".damaged")
+                os.replace(path, aside)
+                why += f"; moved it to {aside.name}"
+            report(why + " and trying the one before")
     return None, None

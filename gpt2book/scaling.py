@@ -6,8 +6,9 @@ Docs: https://gpt2book.github.io/gpt2book/scaling.html.md"""
 
 # %% auto #0
 __all__ = ['SIZES', 'BUDGETS', 'LR_BUDGET', 'ARCHS', 'SCALE', 'NOISE_BUDGETS', 'RESULTS', 'CURVES', 'FIT', 'RUN_FIELDS',
-           'CURVE_FIELDS', 'arm_name', 'scaling_arms', 'lr_rule', 'size_params', 'scaling_sweep', 'scaling_rows',
-           'main']
+           'CURVE_FIELDS', 'LAW', 'GRID', 'arm_name', 'scaling_arms', 'lr_rule', 'size_params', 'scaling_sweep',
+           'scaling_rows', 'law_objective', 'law_loss', 'fit_law', 'bootstrap_law', 'loss_at_tokens',
+           'isoflop_profiles', 'isoflop_optimum', 'power_fit', 'tokens_for_loss', 'compute_multiplier', 'main']
 
 # %% ../nbs/13_scaling.ipynb #e49f4d72
 import argparse
@@ -15,6 +16,7 @@ import csv
 import dataclasses
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,7 @@ import numpy as np
 from .experiments import (ABLATION, ARCHITECTURES, Scale, best_lrs, collect, final_losses, run_all, sweep,
                                   write_results)
 from .files import atomic_write, atomic_write_json
-from .train import config_from_args, make_model, read_metrics
+from .train import config_from_args, flops_per_token, make_model
 
 # %% ../nbs/13_scaling.ipynb #b153b91c
 SIZES = {  # name: (n_layer, n_head, n_embd)
@@ -131,6 +133,109 @@ def _merge(path, rows, fields, arch):
         with open(path, newline="") as f: keep = [r for r in csv.DictReader(f) if r["arch"] != arch]
     write_results(keep + rows, path, fields)
 
+# %% ../nbs/13_scaling.ipynb #5753d656
+LAW = ("E", "A", "B", "alpha", "beta")
+GRID = dict(a=np.arange(0, 30, 5), b=np.arange(0, 30, 5), e=np.arange(-1, 1.5, 0.5),
+            alpha=np.arange(0, 2.5, 0.5), beta=np.arange(0, 2.5, 0.5))   # Chinchilla's grid of starting points
+
+def law_objective(p, logN, logD, logL, delta=1e-3):
+    "(Huber loss of the log-loss residuals, its gradient) at p = (a, b, e, alpha, beta)."
+    a, b, e, alpha, beta = p
+    t = np.stack([a - alpha * logN, b - beta * logD, np.full_like(logN, e)])   # (3, n): log of each term
+    top = t.max(0)
+    w = np.exp(t - top)
+    pred = top + np.log(w.sum(0))                                             # (n,) log(A/N^a + B/D^b + E)
+    w /= w.sum(0)                                                             # (3, n) softmax weights
+    r = pred - logL
+    loss = np.where(np.abs(r) <= delta, 0.5 * r ** 2, delta * (np.abs(r) - 0.5 * delta)).sum()
+    h = np.clip(r, -delta, delta)                                             # Huber's derivative
+    grad = np.array([(h * w[0]).sum(), (h * w[1]).sum(), (h * w[2]).sum(),
+                     -(h * w[0] * logN).sum(), -(h * w[1] * logD).sum()])
+    return loss, grad
+
+def law_loss(law: dict, N, D):
+    "L(N, D) = E + A / N^alpha + B / D^beta."
+    return law["E"] + law["A"] / np.asarray(N, float) ** law["alpha"] + law["B"] / np.asarray(D, float) ** law["beta"]
+
+# %% ../nbs/13_scaling.ipynb #550fdb06
+def fit_law(N, D, L, delta=1e-3, starts=8, init=None) -> dict:
+    "Chinchilla's approach 3: E, A, B, alpha, beta minimising the Huber loss of log-loss residuals (BFGS from the best of a grid)."
+    from scipy.optimize import minimize
+    logN, logD, logL = (np.log(np.asarray(x, float)) for x in (N, D, L))
+    if init is None:
+        grid = np.stack(np.meshgrid(*GRID.values(), indexing="ij"), -1).reshape(-1, 5)          # (4500, 5)
+        scores = [law_objective(q, logN, logD, logL, delta)[0] for q in grid]
+        p0s = grid[np.argsort(scores)[:starts]]
+    else:
+        p0s = [np.array([math.log(init["A"]), math.log(init["B"]), math.log(init["E"]), init["alpha"], init["beta"]])]
+    opts = dict(gtol=1e-12, maxiter=2000)   # the objective is small (Huber with delta = 1e-3): a tight tolerance
+    best = min((minimize(law_objective, p0, args=(logN, logD, logL, delta), jac=True, method="BFGS", options=opts)
+                for p0 in p0s), key=lambda r: r.fun)
+    a, b, e, alpha, beta = best.x
+    return dict(E=math.exp(e), A=math.exp(a), B=math.exp(b), alpha=float(alpha), beta=float(beta),
+                objective=float(best.fun), n_runs=len(logL))
+
+# %% ../nbs/13_scaling.ipynb #58b06894
+def bootstrap_law(N, D, L, law: dict, n_boot=200, seed=0, delta=1e-3) -> dict:
+    "{param: (2.5%, 97.5%) quantiles} of refits of `law` on runs resampled with replacement."
+    rng = np.random.default_rng(seed)
+    N, D, L = (np.asarray(x, float) for x in (N, D, L))
+    fits = []
+    for _ in range(n_boot):
+        i = rng.integers(0, len(L), len(L))
+        fits.append(fit_law(N[i], D[i], L[i], delta, init=law))
+    return {k: tuple(float(q) for q in np.quantile([f[k] for f in fits], [0.025, 0.975])) for k in LAW}
+
+# %% ../nbs/13_scaling.ipynb #7fde5bf4
+def loss_at_tokens(tokens, losses, D):
+    "A size's loss at `D` tokens, interpolated in log-log between its runs (`tokens`, `losses`); None outside them."
+    t, l = np.log(np.asarray(tokens, float)), np.log(np.asarray(losses, float))
+    order = np.argsort(t)
+    if not t.min() <= math.log(D) <= t.max(): return None
+    return float(np.exp(np.interp(math.log(D), t[order], l[order])))
+
+def isoflop_profiles(runs: list[dict], levels) -> dict:
+    "{C: [(N, L), ...]} for each compute level: every size whose runs span D = C / flops_per_token."
+    by_size = {}
+    for r in runs: by_size.setdefault(r["n_params"], []).append(r)
+    out = {}
+    for C in levels:
+        pts = []
+        for n, rs in sorted(by_size.items()):
+            L = loss_at_tokens([r["tokens"] for r in rs], [r["val_loss"] for r in rs], C / rs[0]["flops_per_token"])
+            if L is not None: pts.append((n, L))
+        if len(pts) >= 3: out[C] = pts
+    return out
+
+def isoflop_optimum(points, window=5) -> dict | None:
+    "Fit L = p0 + p1 x + p2 x^2 in x = log N to the `window` sizes around the lowest loss; its minimum N* (None if none)."
+    points = sorted(points)
+    i = min(range(len(points)), key=lambda k: points[k][1])
+    lo = min(max(0, i - window // 2), max(0, len(points) - window))
+    points = points[lo:lo + window]                        # a parabola describes a profile near its minimum only
+    x, y = np.log([n for n, _ in points]), np.array([l for _, l in points])
+    p2, p1, p0 = np.polyfit(x, y, 2)
+    if p2 <= 0: return None
+    x_opt = -p1 / (2 * p2)
+    if not x.min() <= x_opt <= x.max(): return None
+    return dict(N_opt=float(math.exp(x_opt)), L_opt=float(p0 + p1 * x_opt + p2 * x_opt ** 2), coef=(p2, p1, p0))
+
+def power_fit(x, y) -> tuple[float, float]:
+    "(k, a) of y = k x^a, least squares in log-log."
+    a, logk = np.polyfit(np.log(x), np.log(y), 1)
+    return float(math.exp(logk)), float(a)
+
+# %% ../nbs/13_scaling.ipynb #aa773481
+def tokens_for_loss(law: dict, N, L):
+    "D such that law(N, D) = L; inf where L is out of reach at size N."
+    gap = np.asarray(L, float) - law["E"] - law["A"] / np.asarray(N, float) ** law["alpha"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(gap > 0, (law["B"] / np.where(gap > 0, gap, 1.0)) ** (1 / law["beta"]), np.inf)
+
+def compute_multiplier(base_law: dict, N, D, L_variant):
+    "How many times more tokens (compute, at equal N) the baseline needs to reach the variant's loss L_variant at (N, D)."
+    return tokens_for_loss(base_law, N, L_variant) / np.asarray(D, float)
+
 # %% ../nbs/13_scaling.ipynb #b3420d89
 def main(argv=None):
     "The `python -m gpt2book.scaling` command."
@@ -153,4 +258,5 @@ def main(argv=None):
     print(f"{args.arch}: {len(rows)} runs; learning rates {lrs}; wrote {args.results} and {args.curves}")
 
 # %% ../nbs/13_scaling.ipynb #1a217417
-if __name__ == "__main__": main()
+if __name__ == "__main__" and "ipykernel" not in sys.modules:  # a Jupyter kernel runs a notebook as __main__ too
+    main()

@@ -22,6 +22,28 @@
 # several seeds and confidence intervals.
 
 # %% [markdown]
+# ## The seed project
+#
+# The book grew from a from-scratch GPT-2 on GitHub, [veetil/gpt](https://github.com/veetil/gpt),
+# which the chapters call **the seed project**. Its aim was "to study the architecture, impacts of
+# other architectures and scaling laws"; it trained GPT-2 small with DDP on OpenWebText, and its
+# headline was one plot: a GPT-2 with SwiGLU and RMSNorm "reaches the validation loss of 50k
+# iterations with 30k iterations". Its code also had switches for rotary position embeddings and a
+# top-2 mixture of 8 experts.
+#
+# Read closely, it had defects a careful reimplementation must not repeat, and each chapter that
+# meets one says how it avoids it: attention dropout stayed on in evaluation and generation
+# (chapter 1); the comparison was confounded (the final norm stayed LayerNorm in the RMSNorm arm,
+# SwiGLU had no dropout and missed GPT-2's scaled initialisation, one seed, one learning rate, both
+# changes at once; chapters 2, 3, 5, 10); it was read at step 50k of a 600k-step cosine schedule,
+# where no arm had annealed (chapters 8, 10); resume was broken and nothing could be set from the
+# command line (chapter 9); its data preparation used a dataset script that current `datasets`
+# no longer runs (chapter 7); wandb was required and initialised on every rank (chapter 9); and
+# its rotary embeddings only worked at the full context length (chapter 11). The book then does
+# what the seed set out to do: the ablation done fairly (chapter 10), other architectures (11, 12)
+# and scaling laws (13).
+
+# %% [markdown]
 # ## How to read it
 #
 # - **On the site**: start at [Attention](01_attention.ipynb) and follow the sidebar; each page is
@@ -56,7 +78,7 @@
 # `pip install torch==2.13.0` comes first so that pip keeps the CPU build a laptop wants instead of
 # pulling a multi-gigabyte CUDA build; on a GPU machine install the torch build for your CUDA first.
 #
-# **Offline machines.** Four environment variables let everything run without a network:
+# **Offline machines.** These environment variables let everything run without a network:
 #
 # | variable | what it does |
 # |---|---|
@@ -100,7 +122,13 @@ print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
 # | 07 | [Data](07_data.ipynb) | `gpt2book.data` | sources, parallel tokenizing into verified shards, a resumable DDP loader |
 # | 08 | [Optimizer](08_optim.ipynb) | `gpt2book.optim` | AdamW parameter groups, warmup + cosine schedule |
 # | 09 | [Training](09_train.ipynb) | `gpt2book.train` | the trainer: presets, DDP, checkpoints and exact resume, the CLI |
-# | 10 | [Ablation](10_ablation.ipynb) | `gpt2book.experiments` | GPT-2 vs SwiGLU + RMSNorm as a fair 2×2 experiment |
+# | 10 | [Ablation](10_ablation.ipynb) | `gpt2book.experiments` | the experiment runner; GPT-2 vs SwiGLU + RMSNorm as a fair 2×2 experiment |
+# | 11 | [Positions](11_positions.ipynb) | `gpt2book.positions` | why attention needs positions; GPT-2's learned table and rotary embeddings (RoPE); beyond the training length |
+# | 12 | [Mixture of experts](12_moe.ipynb) | `gpt2book.moe` | a router, top-k experts, dropless routing, the load-balancing loss; total and active parameters |
+# | 13 | [Scaling laws](13_scaling.ipynb) | `gpt2book.scaling` | Chinchilla's two fits on CPU-sized runs, tested on held-out larger runs; SwiGLU's gain at every size |
+# | 14 | [Using the model](14_sample.ipynb) | `gpt2book.sample` | loading a model, generation with a KV cache, sampling controls, `python -m gpt2book.sample`, fine-tuning |
+# | 15 | [Evaluation](15_eval.ipynb) | `gpt2book.eval` | HellaSwag in two conventions, WikiText perplexity, `python -m gpt2book.eval` |
+# | 90 | [Appendix A: files](90_files.ipynb) | `gpt2book.files` | atomic writes, OS locks, damaged checkpoints |
 
 # %% [markdown]
 # ## The house map
@@ -110,12 +138,13 @@ print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
 # flows down as plain dataclasses.
 #
 # ```text
-#  attention ─┐
-#  norms ─────┼─▶ block ─▶ model ─┐
-#  ffn ───────┘                   │
-#                                 ├─▶ train ─▶ experiments
-#  tokenizer ─▶ data ─────────────┤
-#                        optim ───┘
+#  positions ─▶ attention ─┐
+#               norms ─────┼─▶ block ─▶ model ──┬──────────────────────┐
+#  ffn ─▶ moe ─────────────┘                    │                      ├─▶ train ─▶ experiments ─▶ scaling
+#                                               └─▶ sample ─▶ eval ────┤
+#  tokenizer ─▶ data ──────────────────────────────────────────────────┤
+#                                                           optim ─────┘
+#  files (appendix A): under every module that writes a file
 # ```
 #
 # Outside the package:

@@ -301,7 +301,7 @@ for name, fn in [("explicit", lambda: scaled_dot_product_attention(q, k, v)),
 #
 # `attn_impl` chooses the attention kernel: `"sdpa"` (PyTorch's fused kernel, the default) or
 # `"explicit"` (the function above). Dropout, on the attention weights and on the output, acts
-# **only in training mode**. The seed project passed its dropout rate to the kernel unconditionally,
+# **only in training mode**. [The seed project](00_index.ipynb#the-seed-project) passed its dropout rate to the kernel unconditionally,
 # so attention dropout stayed on during evaluation and generation; here the rate passed is
 # `0.0` whenever `self.training` is false.
 #

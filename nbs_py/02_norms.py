@@ -320,7 +320,7 @@ for ref_cls, fused_cls, kw in [(LayerNorm, FusedLayerNorm, {}), (LayerNorm, Fuse
 #
 # The model's config names the norm (`norm="layernorm"` or `"rmsnorm"`); `make_norm` builds its
 # fused version. The same choice applies everywhere a norm sits, including the final norm after
-# the last block (the seed project left that one a LayerNorm in its RMSNorm arm). `bias` applies to
+# the last block ([the seed project](00_index.ipynb#the-seed-project) left that one a LayerNorm in its RMSNorm arm). `bias` applies to
 # LayerNorm only: RMSNorm has no bias.
 
 # %%

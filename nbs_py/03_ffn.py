@@ -167,7 +167,7 @@ assert changed[:, 3].all() and not changed[:, :3].any() and not changed[:, 4:].a
 # **Names.** LLaMA calls these `gate_proj`, `up_proj`, `down_proj`; we keep GPT-2's `c_fc` and
 # `c_proj`, so that every rule written by name (GPT-2's scaled initialisation of `c_proj`, weight
 # decay groups) applies to both FFNs the same way. **Biases** follow the same `bias` switch as the
-# MLP (GPT-2 has them; the seed project's SwiGLU had none, one more difference between its arms).
+# MLP (GPT-2 has them; [the seed project](00_index.ipynb#the-seed-project)'s SwiGLU had none, one more difference between its arms).
 
 # %%
 #| export

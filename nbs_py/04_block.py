@@ -218,7 +218,7 @@ assert all(abs(n - 8.0) < 0.01 for n in post_norms[1:])  # post-norm: renormalis
 #
 # The block inherits dropout from its parts: attention weights, attention output and FFN output.
 # In training mode two passes differ; in eval mode dropout is off everywhere (attention dropout
-# included, which the seed project got wrong), so two passes are identical and equal to a block
+# included, which [the seed project](00_index.ipynb#the-seed-project) got wrong), so two passes are identical and equal to a block
 # built without dropout.
 
 # %%

@@ -37,29 +37,28 @@ import numpy as np
 import tiktoken
 
 # %%
-import hashlib, json, random, urllib.request
-from pathlib import Path
+import json, random, unicodedata
 
 import matplotlib.pyplot as plt
 import regex
+import torch
 from fastcore.test import test_eq, test_fail
 from IPython.display import HTML, display
+
+from gpt2book.data import SOURCES, fetch  # chapter 7: where the data comes from
+from gpt2book.model import GPT, GPTConfig  # chapter 5: to count parameters
 
 # %% [markdown]
 # ## The data: Tiny Shakespeare
 #
 # Tiny Shakespeare (Karpathy's char-rnn corpus, 1.1 MB of plays) is the first data set of the book.
-# We read it from the local mirror folder named by `GPT2BOOK_MIRROR` when there is one, otherwise
-# from GitHub, and check its sha256 either way (chapter 7's `prepare` does the same, with a cache).
+# `fetch` (from chapter 7, where the data pipeline is built) downloads it from GitHub once into a
+# cache, or reads it from the local mirror folder named by `GPT2BOOK_MIRROR` on a machine without a
+# network, and checks its sha256 either way.
 
 # %%
-URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
-SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
-mirror = Path(os.environ.get("GPT2BOOK_MIRROR", "/nonexistent")) / "tinyshakespeare.txt"
-raw = mirror.read_bytes() if mirror.exists() else urllib.request.urlopen(URL, timeout=60).read()
-assert hashlib.sha256(raw).hexdigest() == SHA256, "Tiny Shakespeare does not match its known sha256"
-shakespeare = raw.decode("utf-8")
-print(len(shakespeare), "characters")
+shakespeare = fetch(SOURCES["shakespeare"]).read_text(encoding="utf-8")
+print(f"{len(shakespeare):,} characters")
 print(shakespeare[:200])
 
 # %% [markdown]
@@ -81,9 +80,9 @@ assert len(chars) == 65
 # the ids match nanoGPT's `shakespeare_char`), and `eot = len(chars)`. So the character vocabulary
 # of Tiny Shakespeare has $V = 66$ (nanoGPT's has 65 and no end-of-text id).
 #
-# `encode` maps code points to ids with one vectorised `searchsorted` over the sorted code points
-# (a Python dict lookup per character is 10x slower on a megabyte of text). A character that is not
-# in the vocabulary is an error that names it: the vocabulary is fixed by the training text.
+# `encode` maps code points to ids with one vectorised `searchsorted` over the sorted code points,
+# which also finds every character that is missing in one pass. A character that is not in the
+# vocabulary is an error that names it: the vocabulary is fixed by the training text.
 
 # %%
 #| export
@@ -143,11 +142,23 @@ test_fail(lambda: ctok.encode("café"), contains="'é'")
 # Two problems make characters a poor choice beyond toy data:
 #
 # 1. **Sequences are long.** Every character is a token, so a context of 1024 tokens holds 1024
-#    characters, about 15 lines of a play, and attention's cost grows with the square of that.
+#    characters: a few dozen short lines of a play (counted below), and attention's cost grows with
+#    the square of the context.
 # 2. **The vocabulary is closed.** It is whatever the training text contained. Tiny Shakespeare has
 #    no `é`, no `{`, no emoji; a model with this vocabulary cannot even read them. Taking all of
-#    Unicode instead would give about 150,000 ids, most of which the model never sees.
-#
+#    Unicode instead would give one id per assigned character, well over 100,000 (counted below),
+#    most of which the model never sees.
+
+# %%
+line = len(shakespeare) / shakespeare.count("\n")  # characters per line, with its newline
+print(f"{line:.1f} characters per line: 1024 characters are {1024 / line:.0f} lines of the play on average")
+assert 24 <= 1024 / line <= 48  # "a few dozen"
+n_assigned = sum(unicodedata.category(chr(c)) not in ("Cn", "Co", "Cs") for c in range(0x110000))
+print(f"Unicode {unicodedata.unidata_version} (this Python's): {n_assigned:,} assigned characters, "
+      "not counting private-use code points and surrogates")
+assert n_assigned > 100_000
+
+# %% [markdown]
 # ## GPT-2's byte-level BPE
 #
 # GPT-2 (Radford et al. 2019, section 2.2) solves both with **byte-level byte-pair encoding**:
@@ -374,13 +385,23 @@ test_eq(tokenizer_from_dict(gtok.to_dict()).encode("Hello world"), [15496, 995])
 print(ctok.to_dict())
 
 # %% [markdown]
-# Seen side by side on Tiny Shakespeare: characters give a 66-id vocabulary and 1.1 M tokens;
-# GPT-2 gives 50,257 ids and 338 k tokens, 3.3x fewer, so a context of 1024 GPT-2 tokens holds
-# about 3,300 characters of play. The price is the vocabulary: with $V = 50{,}257$ and width 768 the
-# embedding table alone is 38.6 M parameters, a third of GPT-2 small. Chapter 7 turns both into
-# token files for training.
+# Seen side by side on Tiny Shakespeare, with what the vocabulary costs the model: the token
+# embedding table has $V \times d$ parameters ($d$ = 768 in GPT-2 small, whose parameters chapter 5
+# counted on the `meta` device).
 
 # %%
 for tok in (ctok, gtok):
     n = len(tok.encode(shakespeare))
-    print(f"{tok.name:5s} vocab {tok.vocab_size:6,d}  tokens {n:9,d}  chars/token {len(shakespeare) / n:.2f}")
+    print(f"{tok.name:5s} vocab {tok.vocab_size:6,d}  tokens {n:9,d}  chars/token {len(shakespeare) / n:.2f}  "
+          f"1024 tokens hold {1024 * len(shakespeare) / n:,.0f} characters")
+with torch.device("meta"):
+    small = GPT(GPTConfig())
+emb = gtok.vocab_size * small.config.n_embd
+print(f"GPT-2 embedding table: {emb / 1e6:.1f} M parameters, {emb / small.num_params():.0%} of GPT-2 small's "
+      f"{small.num_params() / 1e6:.1f} M")
+
+# %% [markdown]
+# Characters give a 66-id vocabulary and 1.1 M tokens; GPT-2 gives 50,257 ids and 3.3x fewer
+# tokens, so a context of 1024 GPT-2 tokens holds over three thousand characters of play.
+# The price is the vocabulary: the embedding table alone is about a third of GPT-2 small. Chapter 7
+# turns both into token files for training.

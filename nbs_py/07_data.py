@@ -1,25 +1,16 @@
 # %% [markdown]
 # # Data: from raw text to verified token shards, and a loader that resumes exactly
 #
-# > Sources, parallel tokenization into uint16 shards with meta.json, a prepare that survives being killed, and a memory-mapped loader whose global batch does not depend on the number of processes.
+# > Text becomes token ids, ids become uint16 shards on disk, shards become (x, y) batches: the idea in a few lines, then a parallel prepare that checks its work and survives being killed, and a memory-mapped loader whose global batch does not depend on the number of processes.
 
 # %%
 #| default_exp data
 
 # %% [markdown]
 # Training reads the same tokens many times, from many processes. So we tokenize once, write the
-# ids to disk in the simplest format there is, and let every process memory-map them:
-#
-# - **Shards**: files of raw little-endian `uint16` token ids (`train_000000.bin`, `train_000001.bin`,
-#   ..., `val_000000.bin`), each holding a fixed number of tokens (the last one fewer). This is the
-#   format nanoGPT and llm.c memory-map: no header, no parsing; token $i$ is at byte $2i$. GPT-2's
-#   ids go up to 50,256, so two bytes are enough, half of int32.
-# - **`meta.json`** next to them: the source, the tokenizer (enough to rebuild it, including a
-#   character vocabulary), the vocabulary size, the token count and sha256 of every shard, and the
-#   split sizes. The loader checks the shards against it.
-#
-# One command makes a data set: `python data/prepare.py NAME_OR_PATHS... [--out DIR]`.
-# This chapter builds what it runs, `prepare`, and the `TokenLoader` that reads the result.
+# ids to disk in the simplest format there is, and let every process memory-map them. The whole
+# idea fits in a few short cells: **text -> token ids -> a file of `uint16` -> (x, y) batches**.
+# The rest of the chapter makes each arrow hold up for billions of tokens.
 
 # %%
 #| export
@@ -33,24 +24,87 @@ import os
 import urllib.request
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from fastcore.basics import patch
 from tqdm.auto import tqdm
 
-from gpt2book.files import atomic_write, atomic_write_json, folder_lock
+from gpt2book.files import atomic_write, atomic_write_json, folder_lock, stale_temporaries
 from gpt2book.tokenizer import Tokenizer, get_tokenizer, tokenizer_from_dict
 
 # %%
-import shutil, subprocess, sys, tempfile, time
+import random, shutil, subprocess, sys, tempfile, threading, time
 
 import matplotlib.pyplot as plt
 import pyarrow as pa, pyarrow.parquet as pq
 import tiktoken
 from fastcore.test import test_eq, test_fail
 
+# %% [markdown]
+# ## The idea in three steps
+#
+# **Text to token ids.** The opening lines of Tiny Shakespeare, through GPT-2's tokenizer from
+# chapter 6:
+
+# %%
+opening = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
+           "All:\nSpeak, speak.\n\nFirst Citizen:\nYou are all resolved rather to die than to famish?\n\n")
+enc = tiktoken.get_encoding("gpt2")
+ids = enc.encode_ordinary(opening)  # (N,) ints in range(50257)
+print(len(opening), "characters ->", len(ids), "tokens:", ids[:12], "...")
+
+# %% [markdown]
+# **Token ids to a file.** GPT-2's largest id is 50,256, so two bytes per token are enough: `uint16`
+# holds up to 65,535, half the size of `int32`. The file is nothing but the ids, little-endian, one
+# after another, so token $i$ is at byte $2i$ and a memory map reads any window without loading the file.
+
+# %%
+tmp = Path(tempfile.mkdtemp())
+np.array(ids, dtype="<u2").tofile(tmp / "opening.bin")            # 2 bytes per token, nothing else
+print((tmp / "opening.bin").stat().st_size, "bytes for", len(ids), "tokens")
+tokens = np.memmap(tmp / "opening.bin", dtype="<u2", mode="r")     # (N,) read lazily from disk
+assert tokens.tolist() == ids
+
+# %% [markdown]
+# **A file to batches.** A training example is $T+1$ consecutive tokens: the model reads the first
+# $T$ (`x`) and must predict, at every position, the token that follows (`y`: the same window
+# shifted by one). A batch stacks $B$ windows cut from the file.
+
+# %%
+B, T = 2, 8
+starts = [0, 2 * T]                                                  # where the B windows begin
+buf = np.stack([tokens[s:s + T + 1] for s in starts]).astype(np.int64)  # (B, T+1)
+x, y = torch.from_numpy(buf[:, :-1]), torch.from_numpy(buf[:, 1:])    # (B, T) each
+print(x.shape, repr(enc.decode(x[0].tolist())), "->", repr(enc.decode(y[0].tolist())))
+test_eq(x[:, 1:], y[:, :-1])
+
+
+# %% [markdown]
+# That is the whole pipeline. Making it real takes the rest of the chapter:
+#
+# 1. **Sources**: Tiny Shakespeare is one file; OpenWebText and FineWeb-Edu are millions of
+#    documents streamed from the Hugging Face Hub; a reader's own `.txt`, `.jsonl` and `.parquet`
+#    files too. Each needs a train/validation split.
+# 2. **`prepare`** tokenizes on every core and writes **shards**: files of a fixed number of tokens
+#    (100 M by default; `train_000000.bin`, `train_000001.bin`, ..., `val_000000.bin`), so no file
+#    grows without bound. Next to them, **`meta.json`** says what the shards hold: the source, the
+#    tokenizer (enough to rebuild it, including a character vocabulary), the vocabulary size, the
+#    token count and sha256 of every shard, the split sizes.
+# 3. **`TokenLoader`** picks the windows: a shuffled order that every process agrees on, so that
+#    the global batch of a step is the same on 1 or 8 GPUs, and a state small enough to resume
+#    exactly from a checkpoint.
+# 4. **Under the hood**, at the end: how a prepare killed after hours resumes without redoing the
+#    finished shards, the lock that keeps two processes from preparing one folder at once, and the
+#    command line, `python data/prepare.py NAME_OR_PATHS... [--out DIR]`.
+#
+# Our shards are headerless, like nanoGPT's `train.bin`: raw tokens, with `meta.json` saying what a
+# header would. llm.c's `.bin` shards instead begin with a header of 256 `int32` (the magic number
+# 20240520, a version, the token count) before the same `uint16` tokens, so its files and ours are
+# not interchangeable.
 
 # %% [markdown]
 # ## Sources
@@ -64,7 +118,7 @@ from fastcore.test import test_eq, test_fail
 # - **OpenWebText** (`Skylion007/openwebtext`, 8 M documents, 9 B tokens) and **FineWeb-Edu**
 #   (`HuggingFaceFW/fineweb-edu`, its `sample-10BT`) stream from the Hugging Face Hub through
 #   `datasets` (`streaming=True`: documents arrive one batch at a time, memory stays bounded). Current
-#   `datasets` no longer runs dataset scripts, which is why the seed project's
+#   `datasets` no longer runs dataset scripts, which is why [the seed project](00_index.ipynb#the-seed-project)'s
 #   `load_dataset("openwebtext")` fails: these are the parquet versions.
 # - **Local files**: `.txt` (one document per file), `.jsonl` (one document per line, in a `text`
 #   field) and `.parquet` (a `text` column); a folder means the files with those suffixes in it.
@@ -109,9 +163,9 @@ LOCAL_SUFFIXES = (".txt", ".jsonl", ".parquet")
 
 
 # %% [markdown]
-# Downloads are checked before they are used: the file goes to a temporary name, its sha256 is
-# compared with the known one, and only then is it renamed into the cache (`$GPT2BOOK_CACHE`, by
-# default `~/.cache/gpt2book`). A file in the mirror is checked the same way.
+# A file can be in two places before it is downloaded: the mirror (`$GPT2BOOK_MIRROR`, for a
+# machine without a network) and the cache of earlier downloads (`$GPT2BOOK_CACHE`, by default
+# `~/.cache/gpt2book`).
 
 # %%
 #| export
@@ -131,6 +185,14 @@ def cache_dir() -> Path:
     "Where downloads are kept: $GPT2BOOK_CACHE, or ~/.cache/gpt2book."
     return Path(os.environ.get("GPT2BOOK_CACHE", Path.home() / ".cache" / "gpt2book"))
 
+
+# %% [markdown]
+# Downloads are checked before they are used: the file goes to a temporary name, its sha256 is
+# compared with the known one, and only then is it renamed into the cache. A file in the mirror is
+# checked the same way.
+
+# %%
+#| export
 def download(url: str, dest, sha256: str | None = None, offline_hint: str = "") -> Path:
     "Download `url` to `dest` atomically (sha256-checked if given); a RuntimeError that says what to do if it fails."
     h = hashlib.sha256()
@@ -160,12 +222,21 @@ def fetch(source: Source) -> Path:
 
 
 # %% [markdown]
+# Tiny Shakespeare, fetched (from the mirror offline, otherwise downloaded once into the cache). It
+# begins with the lines we tokenized above.
+
+# %%
+text = fetch(SOURCES["shakespeare"]).read_text(encoding="utf-8")
+print(f"{len(text):,} characters")
+assert text.startswith(opening)
+
+
+# %% [markdown]
 # ## Documents
 #
 # Every input becomes a stream of documents (strings), read lazily so that memory stays bounded.
 # Text must be UTF-8, and a file that is not gets an error naming the file and the byte offset of
-# the first bad byte. Parquet, from the mirror or from local files, goes through the same
-# `datasets` streaming code as the Hub, so the tested path is the path the big sources take.
+# the first bad byte.
 
 # %%
 #| export
@@ -187,6 +258,13 @@ def _iter_jsonl(path):
                 yield row["text"]
             offset += len(line)
 
+
+# %% [markdown]
+# Parquet, from the mirror or from local files, goes through the same `datasets` streaming code as
+# the Hub, so the path we test offline is the path the big sources take.
+
+# %%
+#| export
 def _iter_datasets(path, name=None, mirror="<source name>", **kw):
     "Stream the `text` column of a Hugging Face dataset (Hub id, or 'parquet' with data_files=...)."
     import datasets  # imported here: a slow import that only these sources need
@@ -213,7 +291,8 @@ def _iter_file(path):
 # `resolve` turns what the user typed (a source name, or files and folders) into a `Plan`: a name
 # (the default output folder `data/NAME`), the default tokenizer, how to split, a description for
 # `meta.json`, and a function that opens a fresh document stream (a resumed prepare opens it again
-# and skips what is done). An unknown name lists the known ones.
+# and skips what is done). A named source reads its one file, or the parquet files of its mirror
+# folder, or the Hub.
 
 # %%
 #| export
@@ -227,6 +306,29 @@ class Plan:
     description: dict
     open_docs: object          # () -> iterator of document strings
 
+def _source_plan(s: Source) -> Plan:
+    "What to read for the named source `s`: its file, its parquet mirror, or the Hub."
+    if s.url:
+        open_docs = lambda: iter([_decode(fetch(s).read_bytes(), s.mirror)])
+        return Plan(s.name, s.tokenizer, True, s.val_fraction, s.val_every,
+                    {"source": s.name, "url": s.url, "sha256": s.sha256}, open_docs)
+    m = mirror_dir()
+    files = sorted((m / s.mirror).glob("*.parquet")) if m is not None and (m / s.mirror).is_dir() else []
+    if files:
+        open_docs = lambda: _iter_datasets("parquet", data_files=[str(f) for f in files])
+        desc = {"source": s.name, "mirror": [f.name for f in files]}
+    else:
+        open_docs = lambda: _iter_datasets(s.hf_path, s.hf_name, mirror=s.mirror)
+        desc = {"source": s.name, "hf_path": s.hf_path, "hf_name": s.hf_name}
+    return Plan(s.name, s.tokenizer, False, s.val_fraction, s.val_every, desc, open_docs)
+
+
+# %% [markdown]
+# Local files and folders: a single `.txt` file is one document (split by position, like Tiny
+# Shakespeare); anything else is many documents. An unknown name lists the known ones.
+
+# %%
+#| export
 def _local_files(items):
     files = []
     for it in items:
@@ -250,20 +352,7 @@ def resolve(sources) -> Plan:
     if not items:
         raise ValueError(f"no source given; name one of {list(SOURCES)} or local files")
     if len(items) == 1 and str(items[0]) in SOURCES:
-        s = SOURCES[str(items[0])]
-        if s.url:
-            open_docs = lambda: iter([_decode(fetch(s).read_bytes(), s.mirror)])
-            return Plan(s.name, s.tokenizer, True, s.val_fraction, s.val_every,
-                        {"source": s.name, "url": s.url, "sha256": s.sha256}, open_docs)
-        m = mirror_dir()
-        files = sorted((m / s.mirror).glob("*.parquet")) if m is not None and (m / s.mirror).is_dir() else []
-        if files:
-            open_docs = lambda: _iter_datasets("parquet", data_files=[str(f) for f in files])
-            desc = {"source": s.name, "mirror": [f.name for f in files]}
-        else:
-            open_docs = lambda: _iter_datasets(s.hf_path, s.hf_name, mirror=s.mirror)
-            desc = {"source": s.name, "hf_path": s.hf_path, "hf_name": s.hf_name}
-        return Plan(s.name, s.tokenizer, False, s.val_fraction, s.val_every, desc, open_docs)
+        return _source_plan(SOURCES[str(items[0])])
     files = _local_files(items)
     if all(f.stat().st_size == 0 for f in files):
         raise ValueError(f"empty input: {', '.join(map(str, files))} hold no text")
@@ -274,10 +363,38 @@ def resolve(sources) -> Plan:
 
 
 # %% [markdown]
+# ## Many documents to try things on
+#
+# The big sources are gigabytes, so to see (and test) the many-documents path we make documents
+# ourselves from Tiny Shakespeare: runs of 1 to about 300 consecutive lines, so that lengths span
+# orders of magnitude as web pages do, and now and then an odd one (empty, whitespace only,
+# accents, Chinese, emoji, Windows line ends, the *text* `<|endoftext|>`).
+
+# %%
+odd = ["", "naïve café, “quoted”, ½ — Ω≈ç√", "注意力就是你所需要的一切。", "👩‍👩‍👧‍👦 🤖🚀", " ",
+       "<|endoftext|> is only text here", "windows line ends\r\nend\r\n", "\u200b zero width", "x"]
+
+def make_documents(text, n, seed=0, max_lines=300):
+    "`n` documents cut from `text`: runs of 1..`max_lines` consecutive lines (log-uniform), every 50th an odd one."
+    rng, lines = random.Random(seed), text.splitlines(keepends=True)
+    docs = []
+    for i in range(n):
+        if i % 50 == 7:
+            docs.append(odd[(i // 50) % len(odd)])
+        else:
+            start = rng.randrange(len(lines))
+            docs.append("".join(lines[start:start + int(max_lines ** rng.random())]))
+    return docs
+
+rows = make_documents(text, 1500)
+print(f"{len(rows)} documents, {sum(map(len, rows)):,} characters, {sum(1 for r in rows if not r)} empty")
+
+
+# %% [markdown]
 # The split turns the document stream into a stream of *pieces*: `(split, text, eot_first)`. One
 # document becomes two pieces cut at 90% of its characters, without end-of-text tokens (so Tiny
 # Shakespeare gives exactly nanoGPT's token counts). Many documents become one piece each, with an
-# end-of-text token in front. Empty documents are skipped (they carry no text).
+# end-of-text token in front. Empty documents are skipped (they carry no text) and are not counted.
 
 # %%
 #| export
@@ -291,106 +408,25 @@ def _pieces(plan: Plan, docs):
         yield ("val" if i % plan.val_every == 0 else "train", d, True)
 
 
-# %% [markdown]
-# ## Writing shards that survive a kill
-#
-# A prepare of OpenWebText runs for hours; it will be interrupted. The rule: **a file under a final
-# name is always complete**. Each shard is written under `NAME.bin.tmp` and renamed when full
-# (`os.replace` is atomic). After every batch of documents, a small progress file (itself written to
-# a temporary name and renamed) records how many pieces are done and how many tokens each split's
-# open `.tmp` shard holds. A rerun reads it, keeps the finished shards, cuts the open `.tmp` back to
-# the recorded length (anything after it came from pieces that will be redone), skips the done
-# pieces and carries on. The order matters: a shard that fills up is first recorded as done in the
-# progress file, then renamed, so a kill between the two finds a done shard still under `.tmp` and
-# renames it.
-#
-# The token stream does not depend on where a run was killed, so the resumed shards are the bytes of
-# an uninterrupted run (tested below, by killing a real `prepare` subprocess).
-
 # %%
-#| export
-DTYPE = np.dtype("<u2")  # little-endian uint16 on every machine
-PROGRESS = "progress.json.partial"
-
-class _ShardWriter:
-    "Appends tokens of one split to fixed-size shards `{split}_{i:06d}.bin`, each written as .tmp then renamed."
-    def __init__(self, out: Path, split, shard_tokens, state=None):
-        self.out, self.split, self.shard_tokens = out, split, shard_tokens
-        self.done = list(state["done"]) if state else []  # [{"file", "tokens", "sha256"}] of full shards
-        self.n = state["tmp_tokens"] if state else 0      # tokens in the open .tmp shard
-        self.f = None
-        for d in self.done:  # finish renames that a kill interrupted
-            if not (out / d["file"]).exists():
-                os.replace(out / (d["file"] + ".tmp"), out / d["file"])
-        for p in out.glob(f"{split}_*.bin*"):  # shards begun after the last progress record: redone
-            if int(p.name[len(split) + 1:].split(".")[0]) >= len(self.done) and p != self._tmp():
-                p.unlink()
-        if self._tmp().exists():  # cut the open shard back to what the progress file vouches for
-            with open(self._tmp(), "r+b") as f:
-                f.truncate(self.n * DTYPE.itemsize)
-
-    def _tmp(self):
-        return self.out / f"{self.split}_{len(self.done):06d}.bin.tmp"
-
-    def write(self, tokens):
-        while len(tokens):
-            if self.f is None:
-                self.f = open(self._tmp(), "ab")
-            take = tokens[: self.shard_tokens - self.n]
-            self.f.write(take.astype(DTYPE, copy=False).tobytes())
-            self.n += len(take)
-            tokens = tokens[len(take):]
-            if self.n == self.shard_tokens:
-                self._close_shard()
-
-    def _close_shard(self):
-        if self.f is not None:
-            self.f.close()
-            self.f = None
-        tmp = self._tmp()
-        self.done.append({"file": tmp.name[:-4], "tokens": self.n, "sha256": _sha256(tmp), "pending": True})
-        self.n = 0
-
-    def state(self):
-        if self.f is not None:
-            self.f.flush()
-        return {"done": [{k: v for k, v in d.items() if k != "pending"} for d in self.done], "tmp_tokens": self.n}
-
-    def commit(self):
-        "Rename the shards that filled up (call after the progress file records them)."
-        for d in self.done:
-            if d.pop("pending", False):
-                os.replace(self.out / (d["file"] + ".tmp"), self.out / d["file"])
-
-    def finish(self):
-        "Close the last, partial shard."
-        if self.n:
-            self._close_shard()
-        self.commit()
-
+plan = resolve("shakespeare")
+print([(s, len(t), eot) for s, t, eot in _pieces(plan, plan.open_docs())])   # one document: two pieces
+many = list(_pieces(Plan("rows", "gpt2", False, 0.1, 10, {}, None), rows))
+print([s for s, _, _ in many[:12]])                                          # document 0, 10, 20, ... validate
+test_eq([t for s, t, _ in many if s == "val"], [r for r in rows if r][::10])
 
 # %% [markdown]
-# ## `prepare`
+# ## Tokenizing in parallel
 #
 # Tokenizing is the slow part, and it parallelises: pieces are grouped into chunks of about a
 # megabyte of text, and a pool of threads (one per core) tokenizes chunks concurrently. Threads
-# suffice because tiktoken's Rust encoder releases Python's GIL. Results are taken in submission
-# order, so the output does not depend on which thread finished first, and at most two chunks per
-# thread are in flight, so memory stays bounded however large the corpus. tqdm shows tokens/s.
-#
-# The character tokenizer is built from the data itself (a first pass collects the characters), so
-# its vocabulary is exactly the training text's. Refused before anything is written: an unknown
-# source, empty input, a vocabulary too large for `uint16` (more than 65,536 ids). An error while
-# preparing (a file that is not UTF-8, a split that ends up empty) removes everything this prepare
-# wrote. An interrupt (Ctrl-C, a kill) keeps it, for the rerun to resume. A lock file serialises
-# two processes preparing the same folder (say, two DDP ranks): the second waits, then finds the
-# data ready.
+# suffice because tiktoken's Rust encoder releases Python's GIL. The character tokenizer is built
+# from the data itself (a first pass collects the characters), so its vocabulary is exactly the
+# training text's.
 
 # %%
 #| export
-def default_data_dir(name) -> Path:
-    "Where a data set is prepared unless told otherwise: data/NAME, or $GPT2BOOK_DATA/NAME."
-    return Path(os.environ.get("GPT2BOOK_DATA", "data")) / name
+DTYPE = np.dtype("<u2")  # little-endian uint16 on every machine: the shards' one format
 
 def _make_tokenizer(plan: Plan, tokenizer):
     if tokenizer is not None and not isinstance(tokenizer, str):
@@ -423,12 +459,137 @@ def _chunks(pieces, chunk_chars):
     if chunk:
         yield chunk
 
-def _our_files(out: Path):
-    return [p for p in out.glob("*") if p.name.startswith(("train_", "val_", "meta.json", PROGRESS))]
+
+# %% [markdown]
+# Results are taken in submission order, so the output does not depend on which thread finished
+# first, and at most two chunks per thread are in flight, so memory stays bounded however large the
+# corpus.
+
+# %%
+#| export
+def _encoded(tok, pieces, workers=None, chunk_chars=1 << 20):
+    "Yield (n_pieces, [split of each piece], {split: uint16 tokens}) per chunk, in order; `workers` threads work ahead."
+    workers = workers or os.cpu_count() or 1
+    with ThreadPoolExecutor(workers) as pool:
+        inflight, chunks = deque(), _chunks(pieces, chunk_chars)
+        while True:
+            while len(inflight) < 2 * workers and (chunk := next(chunks, None)) is not None:
+                inflight.append((len(chunk), [p[0] for p in chunk], pool.submit(_encode_chunk, tok, chunk)))
+            if not inflight:
+                return
+            n, splits, fut = inflight.popleft()
+            yield n, splits, fut.result()
+
+
+# %% [markdown]
+# The token stream is the same with one thread or three, and the same as tokenizing piece by piece:
+
+# %%
+gtok = get_tokenizer("gpt2")
+def stream(workers):
+    return np.concatenate([a["train"] for _, _, a in _encoded(gtok, iter(many), workers, chunk_chars=1 << 14)])
+one_thread = stream(1)
+test_eq(stream(3), one_thread)
+assert one_thread.tolist() == [t for s, d, _ in many if s == "train" for t in [gtok.eot] + gtok.encode(d)]
+print(f"{len(one_thread):,} train tokens")
+
+# %% [markdown]
+# ## Writing shards
+#
+# A shard is written under a temporary name `NAME.bin.tmp` and renamed (`os.replace`, atomic) when
+# it is full, so **a file under a final name is always complete**. The rename of a full shard
+# waits for `commit()`: `prepare` first records the shard in a progress file, then commits (why,
+# under the hood at the end). `finish()` closes the last, partial shard. Each shard's sha256 goes
+# into `meta.json`.
+
+# %%
+#| export
+PROGRESS = "progress.json.partial"  # the progress file of an unfinished prepare (under the hood, at the end)
+
+class _ShardWriter:
+    "Appends tokens of one split to fixed-size shards `{split}_{i:06d}.bin`, each written as .tmp then renamed."
+    def __init__(self, out: Path, split, shard_tokens, state=None):
+        self.out, self.split, self.shard_tokens = out, split, shard_tokens
+        self.done, self.n, self.f = [], 0, None  # full shards [{"file", "tokens", "sha256"}]; tokens in the open .tmp
+        if state:
+            self._recover(state)  # a killed prepare left shards behind (under the hood, at the end)
+
+    def _tmp(self):
+        return self.out / f"{self.split}_{len(self.done):06d}.bin.tmp"
+
+    def write(self, tokens):
+        while len(tokens):
+            if self.f is None:
+                self.f = open(self._tmp(), "ab")
+            take = tokens[: self.shard_tokens - self.n]
+            self.f.write(take.astype(DTYPE, copy=False).tobytes())
+            self.n += len(take)
+            tokens = tokens[len(take):]
+            if self.n == self.shard_tokens:
+                self._close_shard()
+
+    def _close_shard(self):
+        if self.f is not None:
+            self.f.close()
+            self.f = None
+        tmp = self._tmp()
+        self.done.append({"file": tmp.name[:-4], "tokens": self.n, "sha256": _sha256(tmp), "pending": True})
+        self.n = 0
 
 
 # %%
 #| export
+@patch
+def state(self: _ShardWriter):
+    "What the progress file records: the full shards, and how many tokens the open .tmp holds."
+    if self.f is not None:
+        self.f.flush()
+    return {"done": [{k: v for k, v in d.items() if k != "pending"} for d in self.done], "tmp_tokens": self.n}
+
+@patch
+def commit(self: _ShardWriter):
+    "Rename the shards that filled up (call after the progress file records them)."
+    for d in self.done:
+        if d.pop("pending", False):
+            os.replace(self.out / (d["file"] + ".tmp"), self.out / d["file"])
+
+@patch
+def finish(self: _ShardWriter):
+    "Close the last, partial shard."
+    if self.n:
+        self._close_shard()
+    self.commit()
+
+
+# %% [markdown]
+# Ten tokens into shards of four: two fill up and wait under `.tmp` until `commit`, the last holds two.
+
+# %%
+(tmp / "w").mkdir()
+w = _ShardWriter(tmp / "w", "train", shard_tokens=4)
+w.write(np.arange(10))
+print(sorted(p.name for p in (tmp / "w").iterdir()))
+w.commit(); w.finish()
+print(sorted(p.name for p in (tmp / "w").iterdir()), [d["tokens"] for d in w.done])
+test_eq(np.concatenate([np.fromfile(tmp / "w" / d["file"], DTYPE) for d in w.done]).tolist(), list(range(10)))
+
+
+# %% [markdown]
+# ## `prepare`
+#
+# `prepare` puts the pieces together: resolve the sources, build the tokenizer, tokenize in
+# parallel into shards, write `meta.json` last. tqdm shows tokens/s. Refused before anything is
+# written: an unknown source, empty input, a vocabulary too large for `uint16` (more than 65,536
+# ids). A *fingerprint* of the settings (input, tokenizer, split, shard size) goes into `meta.json`:
+# asked again for the same data set, `prepare` returns at once (the trainer relies on that to prepare
+# on demand); asked for a different one in the same folder, it refuses.
+
+# %%
+#| export
+def default_data_dir(name) -> Path:
+    "Where a data set is prepared unless told otherwise: data/NAME, or $GPT2BOOK_DATA/NAME."
+    return Path(os.environ.get("GPT2BOOK_DATA", "data")) / name
+
 def prepare(sources, out_dir=None, tokenizer=None, shard_tokens=100_000_000, val_every=None, workers=None,
             chunk_chars=1 << 20, progress=True, force=False) -> Path:
     """Tokenize `sources` (a name in SOURCES, or local files/folders) into uint16 shards + meta.json in `out_dir`
@@ -442,30 +603,23 @@ def prepare(sources, out_dir=None, tokenizer=None, shard_tokens=100_000_000, val
     if shard_tokens < 1:
         raise ValueError(f"shard_tokens={shard_tokens} must be positive")
     out = Path(out_dir) if out_dir is not None else default_data_dir(plan.name)
-    split_desc = ({"by": "position", "val_fraction": plan.val_fraction} if plan.one_document
-                  else {"by": "documents", "val_every": plan.val_every})
-    tok_desc = tokenizer.to_dict() if tokenizer is not None and not isinstance(tokenizer, str) else tokenizer or plan.tokenizer
-    fingerprint = {"input": plan.description, "tokenizer": tok_desc, "split": split_desc, "shard_tokens": shard_tokens}
+    fingerprint = _fingerprint(plan, tokenizer, shard_tokens)
     if not force and _is_prepared(out, fingerprint):  # fast path, before any work
         return out
     tok = _make_tokenizer(plan, tokenizer)
     if tok.vocab_size > 2 ** 16:
         raise ValueError(f"vocabulary of {tok.vocab_size:,} ids is too large for uint16 shards (at most 65,536)")
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    with folder_lock(out, name=".prepare.lock"):  # another process preparing this folder (a DDP rank?): wait for it
-        if not force and _is_prepared(out, fingerprint):  # it finished while we waited
-            return out
-        try:
-            return _prepare_locked(plan, tok, out, fingerprint, split_desc, shard_tokens, workers, chunk_chars,
-                                   progress, force)
-        except Exception:  # a refusal leaves nothing behind; an interrupt (not an Exception) keeps files to resume
-            for p in _our_files(out):
-                p.unlink()
-            (out / ".prepare.lock").unlink(missing_ok=True)
-            if created and not any(out.iterdir()):
-                out.rmdir()
-            raise
+    return _prepare_in_folder(plan, tok, out, fingerprint, workers, chunk_chars, progress, force)
+
+
+# %%
+#| export
+def _fingerprint(plan, tokenizer, shard_tokens):
+    "The settings that make a data set: two prepares with the same fingerprint write the same bytes."
+    split = ({"by": "position", "val_fraction": plan.val_fraction} if plan.one_document
+             else {"by": "documents", "val_every": plan.val_every})
+    tok = tokenizer.to_dict() if tokenizer is not None and not isinstance(tokenizer, str) else tokenizer or plan.tokenizer
+    return {"input": plan.description, "tokenizer": tok, "split": split, "shard_tokens": shard_tokens}
 
 def _is_prepared(out, fingerprint):
     "True if `out` holds the data set `fingerprint` describes; an error if it holds a different one."
@@ -478,59 +632,83 @@ def _is_prepared(out, fingerprint):
     return True
 
 
+# %% [markdown]
+# The work happens inside a lock on the folder (two processes preparing the same folder, say two DDP
+# ranks: the second waits, then finds the data ready). An error while preparing (a file that is not
+# UTF-8, a split that ends up empty) removes everything this prepare wrote; an interrupt (Ctrl-C, a
+# kill) keeps it, for the rerun to resume. Both are under the hood, at the end.
+
 # %%
 #| export
-def _state_ok(out, state):
-    "Do the files on disk hold at least what the progress file records?"
-    size = lambda p: p.stat().st_size if p.exists() else -1
-    for split, st in state["splits"].items():
-        for d in st["done"]:
-            if d["tokens"] * DTYPE.itemsize not in (size(out / d["file"]), size(out / (d["file"] + ".tmp"))):
-                return False
-        if st["tmp_tokens"] and size(out / f"{split}_{len(st['done']):06d}.bin.tmp") < st["tmp_tokens"] * DTYPE.itemsize:
-            return False
-    return True
+def _our_files(out: Path):
+    "What a prepare writes in `out` (shards, progress, meta.json), and the temporaries of writers that were killed."
+    return ([p for p in out.glob("*") if p.name.startswith(("train_", "val_", "meta.json", PROGRESS))]
+            + stale_temporaries(out, PROGRESS) + stale_temporaries(out, "meta.json"))
 
-def _prepare_locked(plan, tok, out, fingerprint, split_desc, shard_tokens, workers, chunk_chars, progress, force):
-    state = None
-    if (out / PROGRESS).exists() and not force:
-        state = json.loads((out / PROGRESS).read_text())
-        if state.get("fingerprint") != fingerprint:
-            state = None  # left by a different prepare: start over
-    if state is not None and not _state_ok(out, state):
-        state = None  # files missing or short: start over
-    if state is None:
+def _prepare_in_folder(plan, tok, out, fingerprint, workers, chunk_chars, progress, force):
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, name=".prepare.lock"):  # another process preparing this folder (a DDP rank?): wait for it
+        if not force and _is_prepared(out, fingerprint):  # it finished while we waited
+            return out
+        try:
+            return _prepare_locked(plan, tok, out, fingerprint, workers, chunk_chars, progress, force)
+        except Exception:  # a refusal leaves nothing behind; an interrupt (not an Exception) keeps files to resume
+            for p in _our_files(out):
+                p.unlink()
+            (out / ".prepare.lock").unlink(missing_ok=True)
+            if created and not any(out.iterdir()):
+                out.rmdir()
+            raise
+
+
+# %% [markdown]
+# The loop: pieces go through the thread pool, the tokens of each chunk to the writer of their
+# split. After every chunk a small progress file records how far we got (`_save_progress`), and a
+# rerun after a kill picks up from it (`_resume_state`; both under the hood).
+
+# %%
+#| export
+def _prepare_locked(plan, tok, out, fingerprint, workers, chunk_chars, progress, force):
+    state = _resume_state(out, fingerprint) if not force and (out / PROGRESS).exists() else None
+    if state is None:  # start afresh: remove what another or an unusable run left
         for p in _our_files(out):
             p.unlink()
-    writers = {s: _ShardWriter(out, s, shard_tokens, state and state["splits"][s]) for s in ("train", "val")}
+    st = fingerprint["shard_tokens"]
+    writers = {s: _ShardWriter(out, s, st, state and state["splits"][s]) for s in ("train", "val")}
     done = state["pieces"] if state else 0
     counts = state["documents"] if state else {"train": 0, "val": 0}
-    workers = workers or os.cpu_count() or 1
     bar = tqdm(desc=f"prepare {plan.name}", unit="tok", unit_scale=True, disable=not progress)
     bar.update(sum(d["tokens"] for w in writers.values() for d in w.done) + sum(w.n for w in writers.values()))
     pieces = itertools.islice(_pieces(plan, plan.open_docs()), done, None)  # skip what a killed run finished
-    with ThreadPoolExecutor(workers) as pool:
-        inflight = deque()
-        chunks = _chunks(pieces, chunk_chars)
-        while True:
-            while len(inflight) < 2 * workers and (chunk := next(chunks, None)) is not None:
-                inflight.append((len(chunk), [p[0] for p in chunk], pool.submit(_encode_chunk, tok, chunk)))
-            if not inflight:
-                break
-            n, splits, fut = inflight.popleft()
-            arrays = fut.result()
+    with closing(_encoded(tok, pieces, workers, chunk_chars)) as results:
+        for n, splits, arrays in results:
             for s in ("train", "val"):
                 writers[s].write(arrays[s])
                 counts[s] += splits.count(s)
             done += n
             bar.update(sum(len(a) for a in arrays.values()))
-            atomic_write_json(out / PROGRESS, {"fingerprint": fingerprint, "pieces": done, "documents": counts,
-                                         "splits": {s: w.state() for s, w in writers.items()}})
-            for w in writers.values():
-                w.commit()
+            _save_progress(out, fingerprint, done, counts, writers)
     bar.close()
     for w in writers.values():
         w.finish()
+    return _write_meta(plan, tok, out, fingerprint, writers, counts, progress)
+
+def _save_progress(out, fingerprint, done, counts, writers):
+    "Record how far the prepare got (atomically), then rename the shards that filled up."
+    atomic_write_json(out / PROGRESS, {"fingerprint": fingerprint, "pieces": done, "documents": counts,
+                                       "splits": {s: w.state() for s, w in writers.items()}})
+    for w in writers.values():
+        w.commit()
+
+
+# %% [markdown]
+# Last, `meta.json` (written atomically, so a folder with a `meta.json` is a finished data set),
+# after checking that both splits hold tokens.
+
+# %%
+#| export
+def _write_meta(plan, tok, out, fingerprint, writers, counts, progress):
     splits = {s: {"tokens": sum(d["tokens"] for d in w.done), "documents": counts[s],
                   "shards": [{k: d[k] for k in ("file", "tokens", "sha256")} for d in w.done]}
               for s, w in writers.items()}
@@ -542,7 +720,8 @@ def _prepare_locked(plan, tok, out, fingerprint, split_desc, shard_tokens, worke
                              f"one in {plan.val_every} validates); give more documents or a smaller --val-every")
     meta = {"format": "gpt2book-shards-1", "dtype": "uint16", "byteorder": "little", "name": plan.name,
             "input": plan.description, "tokenizer": tok.to_dict(), "vocab_size": tok.vocab_size, "eot": tok.eot,
-            "split": split_desc, "shard_tokens": shard_tokens, "splits": splits, "fingerprint": fingerprint}
+            "split": fingerprint["split"], "shard_tokens": fingerprint["shard_tokens"], "splits": splits,
+            "fingerprint": fingerprint}
     atomic_write_json(out / "meta.json", meta, indent=1)
     (out / PROGRESS).unlink()
     if progress:
@@ -555,14 +734,11 @@ def _prepare_locked(plan, tok, out, fingerprint, split_desc, shard_tokens, worke
 # The counts are nanoGPT's: 301,966 train and 36,059 val tokens. The decoded shards are the text.
 
 # %%
-tmp = Path(tempfile.mkdtemp())
 t0 = time.time()
 d = prepare("shakespeare", tmp / "shakespeare", progress=False)
 print(f"{time.time() - t0:.2f} s")
 meta = json.loads((d / "meta.json").read_text())
 test_eq((meta["splits"]["train"]["tokens"], meta["splits"]["val"]["tokens"]), (301966, 36059))
-text = fetch(SOURCES["shakespeare"]).read_text()
-enc = tiktoken.get_encoding("gpt2")
 train_ids = np.fromfile(d / "train_000000.bin", dtype="<u2")
 assert train_ids.tolist() == enc.encode_ordinary(text[:int(len(text) * 0.9)])  # plain ==: fast on long lists
 assert enc.decode(np.fromfile(d / "val_000000.bin", dtype="<u2").tolist()) == text[int(len(text) * 0.9):]
@@ -584,7 +760,7 @@ assert ctok.decode(np.fromfile(dc / "train_000000.bin", dtype="<u2").tolist()) =
 
 # %% [markdown]
 # Prepare is deterministic, so a second run of the same prepare into another folder gives the same
-# bytes; in the same folder it returns at once (the trainer relies on that to prepare on demand).
+# bytes; in the same folder it returns at once.
 
 # %%
 d2 = prepare("shakespeare", tmp / "again", progress=False)
@@ -594,31 +770,35 @@ t0 = time.time(); prepare("shakespeare", d, progress=False); assert time.time() 
 
 # %% [markdown]
 # Many documents: the OpenWebText and FineWeb-Edu paths read `$GPT2BOOK_MIRROR/<name>/*.parquet`.
-# We build such a mirror from the WebText documents in the offline data (4,724 short web documents)
-# with FineWeb-Edu's columns, with shards of 50,000 tokens so that several are written, and check
-# that each shard's hash in `meta.json` is the file's and that every document comes back, preceded
-# by `eot`, in the split its index says.
+# We build such a mirror in a temporary folder from our 1,500 documents, in three files with
+# FineWeb-Edu's columns, point `GPT2BOOK_MIRROR` at it for the one call, and prepare with shards of
+# 50,000 tokens so that several are written. Each shard's hash in `meta.json` must be the file's,
+# and every non-empty document must come back, preceded by `eot`, in the split its index says.
 
 # %%
-rows = [json.loads(l)["text"] for l in open(Path(os.environ["GPT2BOOK_MIRROR"]) / "webtext_valid_63tok.jsonl")]
 mirror = tmp / "mirror"; (mirror / "fineweb-edu-10B").mkdir(parents=True)
 for i in range(3):  # three files, as the Hub splits a dataset; same columns as fineweb-edu
-    part = rows[i * 1600:(i + 1) * 1600]
+    part = rows[i * 500:(i + 1) * 500]
     pq.write_table(pa.table({"text": part, "id": [f"<urn:{j}>" for j in range(len(part))], "dump": ["CC-MAIN-2024-10"] * len(part),
                              "url": ["https://example.org"] * len(part), "score": [3.1] * len(part)}),
                    mirror / "fineweb-edu-10B" / f"train-{i:05d}.parquet")
-os.environ["GPT2BOOK_MIRROR"], old_mirror = str(mirror), os.environ["GPT2BOOK_MIRROR"]
+old_mirror, os.environ["GPT2BOOK_MIRROR"] = os.environ.get("GPT2BOOK_MIRROR"), str(mirror)
 try:
     dw = prepare("fineweb-edu-10B", tmp / "fw", shard_tokens=50_000, progress=False)
-finally:
-    os.environ["GPT2BOOK_MIRROR"] = old_mirror
+finally:  # put the reader's setting back
+    if old_mirror is None: del os.environ["GPT2BOOK_MIRROR"]
+    else: os.environ["GPT2BOOK_MIRROR"] = old_mirror
+
+# %%
 mw = json.loads((dw / "meta.json").read_text())
 for s in ("train", "val"):
     for sh in mw["splits"][s]["shards"]:
         test_eq(sh["sha256"], hashlib.sha256((dw / sh["file"]).read_bytes()).hexdigest())
 val = np.concatenate([np.fromfile(dw / sh["file"], dtype="<u2") for sh in mw["splits"]["val"]["shards"]])
-want = [t for i, r in enumerate(rows) if i % 100 == 0 for t in [50256] + enc.encode_ordinary(r)]
-assert val.tolist() == want
+nonempty = [r for r in rows if r]
+assert val.tolist() == [t for i, r in enumerate(nonempty) if i % 100 == 0 for t in [50256] + enc.encode_ordinary(r)]
+test_eq(mw["splits"]["train"]["documents"] + mw["splits"]["val"]["documents"], len(nonempty))
+print(mw["input"])
 print({s: (v["documents"], v["tokens"], len(v["shards"])) for s, v in mw["splits"].items()})
 
 # %% [markdown]
@@ -636,30 +816,62 @@ assert not (tmp / "x").exists()
 # ## The shards, pictured
 #
 # Where the tokens of the FineWeb-shaped example went (left): train fills shards of 50,000 tokens
-# in order, the last one partial; validation, one document in 100, fills part of one. Right:
-# documents vary in length by orders of magnitude (WikiText articles from a few tokens to
-# thousands), which is why shards are cut by tokens, not by documents.
+# in order, the last one partial; validation, one document in 100, fills part of one. Right: our
+# documents vary in length by orders of magnitude (by construction here; real web pages do too),
+# which is why shards are cut by tokens, not by documents.
 
 # %%
-lens = [len(x) for x in enc.encode_ordinary_batch(rows)]
-wiki = (Path(os.environ["GPT2BOOK_MIRROR"]) / "wikitext-2-raw" / "wiki.valid.raw").read_text()
-wdocs = [a for a in wiki.split("\n = ") if a.strip()]  # articles start with a " = Title = " line
-wlens = [len(x) for x in enc.encode_ordinary_batch(wdocs)]
+lens = [len(x) for x in enc.encode_ordinary_batch(nonempty)]
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.2))
 for row, s in enumerate(("train", "val")):
     left = 0
     for j, sh in enumerate(mw["splits"][s]["shards"]):
-        a1.barh(row, sh["tokens"], left=left, color=f"C{j}", edgecolor="k")
-        if sh["tokens"] > 20_000:  # label the boxes wide enough to hold one
-            a1.text(left + sh["tokens"] / 2, row, sh["file"].split(".")[0], ha="center", va="center", fontsize=7)
+        a1.barh(row, sh["tokens"], left=left, color=f"C{j % 10}", edgecolor="k")
+        if sh["tokens"] > 30_000:  # label the boxes wide enough to hold one
+            a1.text(left + sh["tokens"] / 2, row, sh["file"].split(".")[0][-2:], ha="center", va="center", fontsize=7)
         left += sh["tokens"]
-a1.set_yticks([0, 1], ["train", "val"]); a1.set_xlabel("tokens"); a1.set_title("shards of one prepare (50k tokens each)")
-bins = np.logspace(0, 4.5, 46)
-a2.hist(wlens, bins=bins, alpha=0.7, label=f"WikiText-2 articles ({len(wlens)})")
-a2.hist(lens, bins=bins, alpha=0.7, label=f"WebText snippets, cut at 63 tokens ({len(lens)})")
-a2.set_xscale("log"); a2.set_yscale("log"); a2.set_xlabel("GPT-2 tokens per document"); a2.set_ylabel("documents"); a2.legend(fontsize=8)
-a2.set_title("document lengths")
+a1.set_yticks([0, 1], ["train", "val"]); a1.set_xlabel("tokens")
+a1.set_title("shards of one prepare (50k tokens each; labels: shard number)")
+a2.hist(lens, bins=np.logspace(0, np.log10(max(lens)) + 0.1, 40))
+a2.set_xscale("log"); a2.set_xlabel("GPT-2 tokens per document"); a2.set_ylabel("documents")
+a2.set_title(f"document lengths ({len(lens):,} documents)")
 plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# ## How fast?
+#
+# `bench/tokenize_speed.py` times `prepare` (reading a `.jsonl`, splitting, tokenizing on all cores,
+# writing shards) against tiktoken's own `encode_ordinary_batch` on the same documents with one
+# thread per core (tokenizing only, nothing read or written), and against a plain one-thread loop of
+# `encode_ordinary`. Best of 5, the three interleaved. Its numbers, saved in
+# `nbs/data/bench_tokenize.json` (rerun it to refresh them):
+
+# %%
+bench = json.loads(Path("data/bench_tokenize.json").read_text())
+print(f"machine: {bench['machine']}; command: {bench['command']}")
+print(f"text: {bench.get('text', 'WikiText-2 articles and WebText documents')}, {bench['text_mb']:.1f} MB, "
+      f"{bench['documents']:,} documents, {bench['tokens']:,} tokens")
+for k, label in [("tiktoken_1thread_tok_s", "tiktoken, a one-thread loop"),
+                 ("tiktoken_tok_s", f"tiktoken encode_ordinary_batch, {bench['threads']} threads"),
+                 ("prepare_tok_s", f"prepare, everything, {bench['threads']} threads")]:
+    print(f"  {label:45s} {bench[k] / 1e6:5.2f} M tokens/s")
+vs_batch, vs_one = bench["prepare_tok_s"] / bench["tiktoken_tok_s"], bench["prepare_tok_s"] / bench["tiktoken_1thread_tok_s"]
+print(f"prepare / batch API = {vs_batch:.2f}, prepare / one thread = {vs_one:.2f}")
+assert vs_batch > 1 and bench["tiktoken_tok_s"] < bench["tiktoken_1thread_tok_s"] and vs_one < 1.5, \
+    "the text below describes the committed run; rewrite it for these numbers"
+
+# %% [markdown]
+# Two things in this run. `prepare`, which also reads, splits and writes, was faster than
+# tiktoken's threaded batch API; a likely reason is that `encode_ordinary_batch` hands each
+# *document* to its thread pool as a separate task, and with short documents the hand-over is a
+# good part of the work, while `prepare` hands over megabyte chunks. And on this 2-core machine the
+# worker threads add nothing yet: the batch API was slower than one thread, and `prepare` with its
+# threads was barely faster than one thread that does nothing but tokenize. Whether the threads pay
+# off on a machine with many cores was not measured here; rerun the script there to see. What this
+# machine's rate means for OpenWebText's 9 B tokens:
+
+# %%
+print(f"OpenWebText at this rate: {9e9 / bench['prepare_tok_s'] / 3600:.1f} hours on the machine above")
 
 
 # %% [markdown]
@@ -685,33 +897,11 @@ def load_meta(data_dir) -> dict:
 
 
 # %% [markdown]
-# The loader sees a split as one long token stream (its shards, memory-mapped, end to end) and cuts
-# it into $S = \lfloor (N-1)/T \rfloor$ non-overlapping sequences of $T+1$ tokens: sequence $i$ is
-# tokens $[iT, iT+T]$, `x` its first $T$ tokens and `y` its last $T$ (the next token at every
-# position). A sequence may cross a shard border; the reader stitches it.
-#
-# **Order.** The loader serves an endless stream of sequence ids: epoch $e$ is a permutation of
-# $0..S-1$ drawn from a generator seeded with `(seed, e)` (or $0..S-1$ in order with
-# `shuffle=False`). Position $k$ of the stream is sequence $\text{perm}_{\lfloor k/S \rfloor}[k \bmod S]$.
-#
-# **Ranks.** Each `next_batch()` consumes the next `batch_size * world_size` positions of that one
-# stream, and rank $r$ takes positions $[rB, (r+1)B)$ of them. So the global batch of a step is the
-# same whatever the number of processes: 2 ranks x 1 call read exactly the sequences that 1 rank x 2
-# calls reads (the trainer's DDP equivalence test rests on this), ranks never overlap, and together
-# they cover the global batch.
-#
-# **Resume.** The whole state is the stream position $k$ (a global count, not per rank), so
-# `state_dict()` is tiny, and `load_state_dict` continues at exactly the next batch, even with a
-# different number of processes.
-#
-# **Validation.** Use `shuffle=False` and call `reset()` (or make a fresh loader) before each
-# evaluation, so every evaluation scores the same sequences.
-#
-# **Checks.** On opening, every shard's size must match `meta.json`; the first time a shard is
-# read, its largest id must be below the vocabulary size. A mismatch names the shard and the fix.
-#
-# On CUDA the batch is copied from pinned (page-locked) memory with `non_blocking=True`, so the
-# copy overlaps with the GPU still computing the previous step.
+# The loader is the batch-cutting of the first section, made exact. It sees a split as one long
+# token stream (its shards, memory-mapped, end to end) and cuts it into
+# $S = \lfloor (N-1)/T \rfloor$ non-overlapping sequences of $T+1$ tokens: sequence $i$ is tokens
+# $[iT, iT+T]$, `x` its first $T$ tokens and `y` its last $T$ (the next token at every position).
+# A sequence may cross a shard border; the reader stitches it.
 
 # %%
 #| export
@@ -728,15 +918,7 @@ class TokenLoader:
         self.rank, self.world_size, self.seed, self.shuffle = rank, world_size, seed, shuffle
         self.device = torch.device(device)
         self.vocab_size = self.meta["vocab_size"]
-        self.shards, self._checked = [], set()
-        for sh in self.meta["splits"][split]["shards"]:
-            path = self.data_dir / sh["file"]
-            size = path.stat().st_size if path.exists() else None
-            if size != sh["tokens"] * DTYPE.itemsize:
-                raise ValueError(f"{path}: {'missing' if size is None else f'{size} bytes'}, meta.json says "
-                                 f"{sh['tokens'] * DTYPE.itemsize}; the data folder is damaged, prepare it again "
-                                 f"(python data/prepare.py ... --out {self.data_dir} --force)")
-            self.shards.append(np.memmap(path, dtype=DTYPE, mode="r"))
+        self.shards, self._checked = self._open_shards(), set()  # memory maps, sizes checked against meta.json
         self.starts = np.cumsum([0] + [len(s) for s in self.shards])  # (n_shards + 1,) first token of each shard
         self.n_tokens = int(self.starts[-1])
         self.n_seqs = (self.n_tokens - 1) // block_size
@@ -744,69 +926,130 @@ class TokenLoader:
             raise ValueError(f"the {split} split has {self.n_tokens} tokens, fewer than block_size + 1 = {block_size + 1}")
         self.pos, self._perms = 0, {}
 
-    def _perm(self, epoch):
-        if epoch not in self._perms:
-            self._perms = {epoch: np.random.default_rng([self.seed, epoch]).permutation(self.n_seqs)}
-        return self._perms[epoch]
 
-    def seq_ids(self, start, n):
-        "Sequence ids at stream positions start..start+n-1."
-        k = np.arange(start, start + n)
-        if not self.shuffle:
-            return k % self.n_seqs
-        return np.array([self._perm(int(e))[i] for e, i in zip(k // self.n_seqs, k % self.n_seqs)], dtype=np.int64)
+# %% [markdown]
+# **Checks.** On opening, every shard's size must match `meta.json`; the first time a shard is
+# read, its largest id must be below the vocabulary size. A mismatch names the shard and the fix.
 
-    def _shard(self, j):
-        if j not in self._checked:  # first read of this shard: are its ids valid for this vocabulary?
-            top = int(self.shards[j].max())
-            if top >= self.vocab_size:
-                raise ValueError(f"{self.shards[j].filename} holds id {top} >= vocab_size {self.vocab_size} of "
-                                 f"meta.json; the shard does not belong to this data set, prepare it again")
-            self._checked.add(j)
-        return self.shards[j]
+# %%
+#| export
+@patch
+def _open_shards(self: TokenLoader):
+    shards = []
+    for sh in self.meta["splits"][self.split]["shards"]:
+        path = self.data_dir / sh["file"]
+        size = path.stat().st_size if path.exists() else None
+        if size != sh["tokens"] * DTYPE.itemsize:
+            raise ValueError(f"{path}: {'missing' if size is None else f'{size} bytes'}, meta.json says "
+                             f"{sh['tokens'] * DTYPE.itemsize}; the data folder is damaged, prepare it again "
+                             f"(python data/prepare.py ... --out {self.data_dir} --force)")
+        shards.append(np.memmap(path, dtype=DTYPE, mode="r"))
+    return shards
 
-    def _read(self, start, n):
-        "Tokens start..start+n-1 of the split, across shard borders."
-        out, j = [], int(np.searchsorted(self.starts, start, side="right")) - 1
-        while n:
-            lo = start - self.starts[j]
-            piece = self._shard(j)[lo: lo + n]
-            out.append(piece); start += len(piece); n -= len(piece); j += 1
-        return np.concatenate(out) if len(out) > 1 else out[0]
+@patch
+def _shard(self: TokenLoader, j):
+    if j not in self._checked:  # first read of this shard: are its ids valid for this vocabulary?
+        top = int(self.shards[j].max())
+        if top >= self.vocab_size:
+            raise ValueError(f"{self.shards[j].filename} holds id {top} >= vocab_size {self.vocab_size} of "
+                             f"meta.json; the shard does not belong to this data set, prepare it again")
+        self._checked.add(j)
+    return self.shards[j]
 
-    def next_batch(self):
-        "This rank's (x, y), each (batch_size, block_size) int64 on `device`; advances the global stream."
-        ids = self.seq_ids(self.pos + self.rank * self.B, self.B)  # (B,) this rank's slice of the global batch
-        buf = np.stack([self._read(int(i) * self.T, self.T + 1) for i in ids]).astype(np.int64)  # (B, T+1)
-        self.pos += self.B * self.world_size
-        x, y = torch.from_numpy(buf[:, :-1].copy()), torch.from_numpy(buf[:, 1:].copy())  # (B, T) each
-        if self.device.type == "cuda":
-            return x.pin_memory().to(self.device, non_blocking=True), y.pin_memory().to(self.device, non_blocking=True)
-        return x.to(self.device), y.to(self.device)
 
-    def reset(self):
-        "Back to the start of the stream (before each evaluation, with shuffle=False)."
-        self.pos = 0
+# %% [markdown]
+# **Order.** The loader serves an endless stream of sequence ids: epoch $e$ is a permutation of
+# $0..S-1$ drawn from a generator seeded with `(seed, e)` (or $0..S-1$ in order with
+# `shuffle=False`). Position $k$ of the stream is sequence $\text{perm}_{\lfloor k/S \rfloor}[k \bmod S]$.
 
-    def state_dict(self):
-        return {"split": self.split, "pos": self.pos, "seed": self.seed, "shuffle": self.shuffle,
-                "block_size": self.T, "n_tokens": self.n_tokens}
+# %%
+#| export
+@patch
+def _perm(self: TokenLoader, epoch):
+    if epoch not in self._perms:
+        self._perms = {epoch: np.random.default_rng([self.seed, epoch]).permutation(self.n_seqs)}
+    return self._perms[epoch]
 
-    def load_state_dict(self, sd):
-        mine = self.state_dict()
-        for k in ("split", "seed", "shuffle", "block_size", "n_tokens"):
-            if sd[k] != mine[k]:
-                raise ValueError(f"loader state has {k}={sd[k]!r} but this loader has {mine[k]!r}; "
-                                 "resume with the data and settings of the run that saved it")
-        self.pos = int(sd["pos"])
+@patch
+def seq_ids(self: TokenLoader, start, n):
+    "Sequence ids at stream positions start..start+n-1."
+    k = np.arange(start, start + n)
+    if not self.shuffle:
+        return k % self.n_seqs
+    return np.array([self._perm(int(e))[i] for e, i in zip(k // self.n_seqs, k % self.n_seqs)], dtype=np.int64)
 
-    @property
-    def tokenizer(self) -> Tokenizer:
-        return tokenizer_from_dict(self.meta["tokenizer"])
 
-    def __repr__(self):
-        return (f"TokenLoader({self.data_dir}, {self.split}: {self.n_tokens:,} tokens in {len(self.shards)} shard(s), "
-                f"{self.n_seqs:,} sequences of {self.T}; B={self.B}, rank {self.rank}/{self.world_size})")
+# %% [markdown]
+# **Ranks.** Each `next_batch()` consumes the next `batch_size * world_size` positions of that one
+# stream, and rank $r$ takes positions $[rB, (r+1)B)$ of them. So the global batch of a step is the
+# same whatever the number of processes: 2 ranks x 1 call read exactly the sequences that 1 rank x 2
+# calls reads (the trainer's DDP equivalence test rests on this), ranks never overlap, and together
+# they cover the global batch.
+#
+# On CUDA the batch is copied from pinned (page-locked) memory with `non_blocking=True`, so the
+# copy overlaps with the GPU still computing the previous step.
+
+# %%
+#| export
+@patch
+def _read(self: TokenLoader, start, n):
+    "Tokens start..start+n-1 of the split, across shard borders."
+    out, j = [], int(np.searchsorted(self.starts, start, side="right")) - 1
+    while n:
+        lo = start - self.starts[j]
+        piece = self._shard(j)[lo: lo + n]
+        out.append(piece); start += len(piece); n -= len(piece); j += 1
+    return np.concatenate(out) if len(out) > 1 else out[0]
+
+@patch
+def next_batch(self: TokenLoader):
+    "This rank's (x, y), each (batch_size, block_size) int64 on `device`; advances the global stream."
+    ids = self.seq_ids(self.pos + self.rank * self.B, self.B)  # (B,) this rank's slice of the global batch
+    buf = np.stack([self._read(int(i) * self.T, self.T + 1) for i in ids]).astype(np.int64)  # (B, T+1)
+    self.pos += self.B * self.world_size
+    x, y = torch.from_numpy(buf[:, :-1].copy()), torch.from_numpy(buf[:, 1:].copy())  # (B, T) each
+    if self.device.type == "cuda":
+        return x.pin_memory().to(self.device, non_blocking=True), y.pin_memory().to(self.device, non_blocking=True)
+    return x.to(self.device), y.to(self.device)
+
+
+# %% [markdown]
+# **Resume.** The whole state is the stream position $k$ (a global count, not per rank), so
+# `state_dict()` is tiny, and `load_state_dict` continues at exactly the next batch, even with a
+# different number of processes.
+#
+# **Validation.** Use `shuffle=False` and call `reset()` (or make a fresh loader) before each
+# evaluation, so every evaluation scores the same sequences.
+
+# %%
+#| export
+@patch
+def reset(self: TokenLoader):
+    "Back to the start of the stream (before each evaluation, with shuffle=False)."
+    self.pos = 0
+
+@patch
+def state_dict(self: TokenLoader):
+    return {"split": self.split, "pos": self.pos, "seed": self.seed, "shuffle": self.shuffle,
+            "block_size": self.T, "n_tokens": self.n_tokens}
+
+@patch
+def load_state_dict(self: TokenLoader, sd):
+    mine = self.state_dict()
+    for k in ("split", "seed", "shuffle", "block_size", "n_tokens"):
+        if sd[k] != mine[k]:
+            raise ValueError(f"loader state has {k}={sd[k]!r} but this loader has {mine[k]!r}; "
+                             "resume with the data and settings of the run that saved it")
+    self.pos = int(sd["pos"])
+
+@patch(as_prop=True)
+def tokenizer(self: TokenLoader) -> Tokenizer:
+    return tokenizer_from_dict(self.meta["tokenizer"])
+
+@patch
+def __repr__(self: TokenLoader):
+    return (f"TokenLoader({self.data_dir}, {self.split}: {self.n_tokens:,} tokens in {len(self.shards)} shard(s), "
+            f"{self.n_seqs:,} sequences of {self.T}; B={self.B}, rank {self.rank}/{self.world_size})")
 
 
 # %% [markdown]
@@ -880,14 +1123,136 @@ broken = tmp / "broken"; shutil.copytree(dc, broken)
 with open(broken / "val_000000.bin", "r+b") as f: f.truncate(1000)
 test_fail(lambda: TokenLoader(broken, "val", 2, 8), contains="damaged")
 shutil.copy(d / "val_000000.bin", broken / "val_000000.bin")       # GPT-2 ids in a 66-id char folder
-meta_b = json.loads((broken / "meta.json").read_text()); meta_b["splits"]["val"]["shards"][0]["tokens"] = 36059
+meta_b = json.loads((broken / "meta.json").read_text())
+meta_b["splits"]["val"]["shards"][0]["tokens"] = meta["splits"]["val"]["tokens"]
 (broken / "meta.json").write_text(json.dumps(meta_b))
 test_fail(lambda: TokenLoader(broken, "val", 2, 8).next_batch(), contains="vocab_size 66")
 test_fail(lambda: TokenLoader(tmp / "never" / "shakespeare_char", "train", 2, 8), contains="python data/prepare.py shakespeare_char")
 
 
 # %% [markdown]
-# ## The command
+# ## Under the hood
+#
+# ### Surviving a kill
+#
+# A prepare of OpenWebText runs for hours; it will be interrupted. The rule that makes resuming
+# possible is the one the shard writer keeps: **a file under a final name is always complete**.
+# After every chunk, the progress file `progress.json.partial` (itself written to a temporary name
+# and renamed) records how many pieces are done and, for each split, the finished shards and how
+# many tokens its open `.tmp` shard holds. A rerun with the same fingerprint reads it, keeps the
+# finished shards, cuts the open `.tmp` back to the recorded length (anything after it came from
+# pieces that will be redone), deletes shards begun after the record, skips the done pieces and
+# carries on. The order matters: a shard that fills up is first recorded as done in the progress
+# file, then renamed (`_save_progress`, then `commit`), so a kill between the two finds a done
+# shard still under `.tmp` and renames it. A kill in the middle of writing the progress file leaves
+# its temporary behind; the rerun removes it.
+#
+# Progress is trusted only if the files still hold what it records; otherwise the rerun starts over.
+
+# %%
+#| export
+def _state_ok(out, state):
+    "Do the files on disk hold at least what the progress file records?"
+    size = lambda p: p.stat().st_size if p.exists() else -1
+    for split, st in state["splits"].items():
+        for d in st["done"]:
+            if d["tokens"] * DTYPE.itemsize not in (size(out / d["file"]), size(out / (d["file"] + ".tmp"))):
+                return False
+        if st["tmp_tokens"] and size(out / f"{split}_{len(st['done']):06d}.bin.tmp") < st["tmp_tokens"] * DTYPE.itemsize:
+            return False
+    return True
+
+def _resume_state(out, fingerprint):
+    "The progress a killed prepare of the same data set left in `out`, if its files still hold it; else None."
+    state = json.loads((out / PROGRESS).read_text())
+    if state.get("fingerprint") != fingerprint or not _state_ok(out, state):
+        return None  # left by a different prepare, or files missing or short: start over
+    for p in stale_temporaries(out, PROGRESS) + stale_temporaries(out, "meta.json"):
+        p.unlink()  # a kill in the middle of an atomic write
+    return state
+
+
+# %% [markdown]
+# Each split's writer then puts its files back in the recorded state:
+
+# %%
+#| export
+@patch
+def _recover(self: _ShardWriter, state):
+    "Continue from a progress record: finish interrupted renames, drop what came after the record."
+    self.done, self.n = list(state["done"]), state["tmp_tokens"]
+    for d in self.done:  # finish renames that a kill interrupted
+        if not (self.out / d["file"]).exists():
+            os.replace(self.out / (d["file"] + ".tmp"), self.out / d["file"])
+    for p in self.out.glob(f"{self.split}_*.bin*"):  # shards begun after the last progress record: redone
+        if int(p.name[len(self.split) + 1:].split(".")[0]) >= len(self.done) and p != self._tmp():
+            p.unlink()
+    if self._tmp().exists():  # cut the open shard back to what the progress file vouches for
+        with open(self._tmp(), "r+b") as f:
+            f.truncate(self.n * DTYPE.itemsize)
+
+
+# %% [markdown]
+# The token stream does not depend on where a run was stopped, so the resumed shards are the bytes
+# of an uninterrupted run. Here a tokenizer that raises `KeyboardInterrupt` (what Ctrl-C raises)
+# once it has encoded 500 documents stops a prepare of our documents part-way; the rerun finishes
+# it, keeping the shards that were done. (`tests/test_data.py` does the same with a real `SIGKILL`
+# of a `prepare` process, and builds by hand the states that a kill in the microsecond-wide
+# windows leaves.)
+
+# %%
+class StopsAfter:
+    "GPT-2's tokenizer, except that its `n`-th `encode` raises KeyboardInterrupt (n=None: never)."
+    name, vocab_size, eot = "gpt2", gtok.vocab_size, gtok.eot
+    def __init__(self, n=None): self.n = n
+    def encode(self, text):
+        if self.n is not None:
+            self.n -= 1
+            if self.n < 0: raise KeyboardInterrupt
+        return gtok.encode(text)
+    def to_dict(self): return gtok.to_dict()
+
+src = tmp / "docs.jsonl"
+src.write_text("".join(json.dumps({"text": r}) + "\n" for r in rows), encoding="utf-8")
+opts = dict(shard_tokens=20_000, chunk_chars=1 << 14, workers=1, progress=False)
+ref = prepare(src, tmp / "uninterrupted", tokenizer=StopsAfter(), **opts)
+try:
+    prepare(src, tmp / "stopped", tokenizer=StopsAfter(500), **opts)
+except KeyboardInterrupt:
+    print("interrupted; left behind:", sorted(p.name for p in (tmp / "stopped").iterdir()))
+
+# %%
+rec = json.loads((tmp / "stopped" / PROGRESS).read_text())
+print({"pieces": rec["pieces"], "documents": rec["documents"],
+       "train": {"done": len(rec["splits"]["train"]["done"]), "tmp_tokens": rec["splits"]["train"]["tmp_tokens"]}})
+kept = {p.name: p.stat().st_ino for p in (tmp / "stopped").glob("train_*.bin")}
+assert len(kept) >= 2 and not (tmp / "stopped" / "meta.json").exists()
+prepare(src, tmp / "stopped", tokenizer=StopsAfter(), **opts)   # the rerun resumes
+files = lambda folder: {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+assert files(tmp / "stopped") == files(ref)                       # the bytes of an uninterrupted run
+for name, ino in kept.items():                                     # the finished shards were kept, not redone
+    test_eq((tmp / "stopped" / name).stat().st_ino, ino)
+
+# %% [markdown]
+# ### Two processes, one folder
+#
+# With DDP every rank may call `prepare` for the same folder at the same time. `prepare` holds an
+# OS lock on the folder (`.prepare.lock`, released however the process ends) while it works; the
+# second caller waits for it, then finds `meta.json` with its fingerprint and returns. Here the
+# notebook holds the lock while a thread asks for a prepare: nothing happens until the lock is free.
+
+# %%
+locked = tmp / "locked"
+with folder_lock(locked, name=".prepare.lock"):               # someone else is preparing this folder
+    t = threading.Thread(target=prepare, args=(src, locked), kwargs=dict(progress=False)); t.start()
+    time.sleep(1)
+    assert t.is_alive() and not (locked / "meta.json").exists()   # the thread waits
+t.join()
+test_eq(load_meta(locked)["splits"]["train"]["tokens"], load_meta(ref)["splits"]["train"]["tokens"])
+
+
+# %% [markdown]
+# ### The command
 #
 # `data/prepare.py` is a thin wrapper over `main`:
 #
@@ -921,8 +1286,8 @@ def main(argv=None):
 
 
 # %% [markdown]
-# A new user's first command, run for real (offline here, through the mirror), then a folder of
-# local `.txt` files (ten WebText documents, one per file):
+# A new user's first command, run for real (downloading Tiny Shakespeare, or from the mirror
+# offline), then a folder of local `.txt` files: ten of our documents, one per file.
 
 # %%
 root = Path.cwd().parent
@@ -930,40 +1295,15 @@ env = {**os.environ, "GPT2BOOK_DATA": str(tmp / "cli")}
 r = subprocess.run([sys.executable, root / "data" / "prepare.py", "shakespeare_char"], env=env, capture_output=True, text=True)
 print(r.stdout[-300:], r.stderr[-300:]); assert r.returncode == 0
 test_eq(load_meta(tmp / "cli" / "shakespeare_char")["splits"]["val"]["tokens"], 111540)
-r = subprocess.run([sys.executable, root / "data" / "prepare.py", Path(os.environ["GPT2BOOK_MIRROR"]) / "webtext_train_10",
-                    "--quiet"], env=env, capture_output=True, text=True)
-print(r.stdout); assert r.returncode == 0
-m10 = load_meta(tmp / "cli" / "webtext_train_10")
+
+# %%
+ten = [r for r in rows if r.strip()][:10]
+(tmp / "my_texts").mkdir()
+for i, t in enumerate(ten):
+    (tmp / "my_texts" / f"{i:02d}.txt").write_text(t, encoding="utf-8")
+r = subprocess.run([sys.executable, root / "data" / "prepare.py", tmp / "my_texts"], env=env, capture_output=True, text=True)
+print(r.stdout); assert r.returncode == 0, r.stderr
+m10 = load_meta(tmp / "cli" / "my_texts")
 test_eq((m10["splits"]["train"]["documents"], m10["splits"]["val"]["documents"]), (9, 1))
-test_eq(m10["splits"]["train"]["tokens"] + m10["splits"]["val"]["tokens"], 6828 + 10)  # README's count + 10 eot
-
-# %% [markdown]
-# ## How fast?
-#
-# `bench/tokenize_speed.py` times `prepare` (reading a `.jsonl`, splitting, tokenizing on all cores,
-# writing shards) on 8 MB of WikiText-2 and WebText documents, against tiktoken's own
-# `encode_ordinary_batch` on the same documents with one thread per core (tokenizing only, nothing
-# read or written), and against a plain one-thread loop of `encode_ordinary`. Best of 5, the three
-# interleaved. Its numbers, saved in `nbs/data/bench_tokenize.json` (rerun it to refresh them):
-
-# %%
-bench = json.loads(Path("data/bench_tokenize.json").read_text())
-print(f"machine: {bench['machine']} (load average {bench['load_average_1min']:.1f} while it ran)\ncommand: {bench['command']}")
-print(f"{bench['text_mb']:.1f} MB, {bench['documents']:,} documents, {bench['tokens']:,} tokens")
-for k, label in [("tiktoken_1thread_tok_s", "tiktoken, one thread"), ("tiktoken_tok_s", "tiktoken encode_ordinary_batch"),
-                 ("prepare_tok_s", "prepare, everything")]:
-    print(f"  {label:32s} {bench[k] / 1e6:5.2f} M tokens/s")
-print(f"prepare / encode_ordinary_batch = {bench['ratio']:.2f}")
-
-# %% [markdown]
-# `prepare` keeps up with tiktoken's batch encoder, and here beats it: `encode_ordinary_batch`
-# hands each *document* to its thread pool as a separate task, and with short documents the
-# hand-over costs a good part of the work, while `prepare` hands over megabyte chunks. On this shared
-# 2-core machine, with other jobs running (see the load average), a second thread gained nothing and
-# a single thread was fastest of all: a measurement of this busy machine, not of the method. On an
-# idle many-core machine the chunks spread over all cores, since the threads share nothing but the
-# order in which results are written. What the rate means for OpenWebText's 9 B tokens, here:
-
-# %%
-print(f"OpenWebText at this rate: {9e9 / bench['prepare_tok_s'] / 3600:.1f} hours on this machine")
+test_eq(m10["splits"]["train"]["tokens"] + m10["splits"]["val"]["tokens"], sum(len(enc.encode_ordinary(t)) + 1 for t in ten))
 shutil.rmtree(tmp)

@@ -192,7 +192,7 @@ def time_step(**kw):
 # The $s+1$ makes the very first step use $\eta_{max}/w$ rather than zero (a step with a zero rate
 # would be wasted). The end of the decay matters for comparisons: a loss read while the rate is
 # still near its peak has not *annealed* yet, and the low-rate tail is where much of the final
-# improvement happens (the seed project compared models at 50k steps of a 600k-step cosine, with
+# improvement happens ([the seed project](00_index.ipynb#the-seed-project) compared models at 50k steps of a 600k-step cosine, with
 # the rate still at 98.5% of its peak).
 
 # %%

@@ -25,6 +25,7 @@
 # %%
 #| export
 import contextlib
+import dataclasses
 import difflib
 import inspect
 import json
@@ -32,6 +33,7 @@ import math
 import os
 import random
 import re
+import secrets
 import signal
 import sys
 import threading
@@ -279,6 +281,7 @@ TRAIN_PRESETS: dict[str, dict] = {
     "gpt2-124m-moe": {**_GPT2_124M, "ffn": "moe", "n_expert": 8, "expert_top_k": 2, "expert_hidden": 1536},
     # chapter 14: OpenAI's GPT-2 small, fine-tuned on Tiny Shakespeare (GPT-2 tokens), as nanoGPT's finetune_shakespeare
     "gpt2-124m-ft-shakespeare": dict(init_from="gpt2", dataset="shakespeare", dtype="auto", compile=True, batch_size=4,
+                                     block_size=1024,
                                      total_batch_size=32_768, max_steps=40, learning_rate=3e-5, min_lr=3e-5,
                                      warmup_steps=0, eval_interval=10, eval_iters=40, checkpoint_interval=20,
                                      sample_tokens=200, dropout=0.1, log_interval=1),
@@ -669,15 +672,20 @@ test_eq(mfu(1000.0, 6_000_000, None), None)
 class Trainer:
     "One training run: `Trainer(cfg, d, device, stop).fit()` trains (or resumes) it and returns a summary dict."
     def __init__(self, cfg: TrainConfig, d: Dist, device: str, stop=None):
-        self.cfg, self.d, self.device, self.stop = cfg, d, device, stop or StopFlag()
+        self.d, self.device, self.stop = d, device, stop or StopFlag()
         self.t_start = time.perf_counter()
+        grad_accum_steps(cfg, d.world_size)               # refuse impossible batch settings before anything else
+        self.ckpt_path, ckpt = open_run(cfg, d)
+        self.pretrained = pretrained_weights(cfg.init_from) if cfg.init_from and ckpt is None else None
+        if cfg.init_from:                                  # the model's settings are the weights'
+            cfg = with_pretrained_settings(cfg, ckpt["model_config"] if ckpt else self.pretrained[0])
+        self.cfg, self.run_dir = cfg, cfg.run_dir
         self.grad_accum = grad_accum_steps(cfg, d.world_size)
         self.tokens_per_step = self.grad_accum * cfg.batch_size * cfg.block_size * d.world_size
-        self.run_dir = cfg.run_dir
         self.meta = load_data(cfg, d)
         self.tokenizer = tokenizer_from_dict(self.meta["tokenizer"])
+        if cfg.eval_hellaswag_every: fetch_hellaswag(d)
         self.dtype = choose_dtype(device, cfg.dtype)
-        self.ckpt_path, ckpt = open_run(cfg, d)
         self.build(ckpt)
         self.log = RunLog(cfg, self.run_dir, d.master, resumed_at=self.step if ckpt else None)
         self.fpt, self.peak = flops_per_token(self.raw), peak_flops(device, cfg.peak_tflops)
@@ -701,7 +709,7 @@ def build(self: Trainer, ckpt):
     if device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True           # float32 matmuls on tensor cores (TF32)
         torch.backends.cudnn.allow_tf32 = True
-    self.raw = initial_model(cfg, self.meta).to(device)
+    self.raw = initial_model(cfg, self.meta, self.pretrained, ckpt).to(device)
     self.optimizer = configure_optimizer(self.raw, cfg.learning_rate, cfg.weight_decay, (cfg.beta1, cfg.beta2),
                                          device.split(":")[0])
     self.loader = TokenLoader(cfg.data_path, "train", cfg.batch_size, cfg.block_size, rank=d.rank,
@@ -894,7 +902,8 @@ def train(cfg: TrainConfig) -> dict:
 # The model's settings then come from the weights, and a model setting given explicitly that
 # disagrees with them is refused: the weights cannot be made into another model. `dropout` may
 # change (fine-tuning often adds some), and `block_size` may shrink (the position table is cropped,
-# nanoGPT's `crop_block_size`). Chapter 14 fine-tunes with it.
+# nanoGPT's `crop_block_size`: given explicitly, a smaller `--block_size` crops the position table).
+# The run's `config.json` records the settings the model really has. Chapter 14 fine-tunes with it.
 
 # %%
 #| export
@@ -921,7 +930,7 @@ def pretrained_weights(source: str) -> tuple[dict, dict, dict | None]:
     "(GPTConfig fields, state dict, tokenizer dict or None) of `init_from`: a run folder, a Hugging Face folder or hub name."
     path = Path(source)
     if path.is_dir() and checkpoints(path):
-        found, ckpt = newest_readable_checkpoint(path, report=tqdm.write)
+        found, ckpt = newest_readable_checkpoint(path, report=tqdm.write, move_aside=False)  # another run's folder: read only
         if ckpt is None: raise TrainError(f"--init_from={source}: no readable checkpoint in {path}")
         return ckpt["model_config"], ckpt["model"], ckpt.get("tokenizer")
     try:
@@ -930,26 +939,38 @@ def pretrained_weights(source: str) -> tuple[dict, dict, dict | None]:
         raise TrainError(f"--init_from={source}: {e}") from None
     return asdict(m.config), m.state_dict(), {"name": "gpt2"}
 
-def initial_model(cfg: TrainConfig, meta: dict) -> GPT:
-    "The model `cfg` asks for: random weights, or (`init_from`) pretrained weights with their own settings."
-    if not cfg.init_from:
-        return make_model(cfg, meta["vocab_size"])
-    settings, sd, tok = pretrained_weights(cfg.init_from)
-    clash = {k: (getattr(cfg, k), settings[k]) for k in getattr(cfg, "explicit", ())
+def with_pretrained_settings(cfg: TrainConfig, settings: dict) -> TrainConfig:
+    "`cfg` with the weights' model settings; an explicit setting that disagrees is refused; block_size may only shrink."
+    explicit = getattr(cfg, "explicit", set())
+    clash = {k: (getattr(cfg, k), settings[k]) for k in explicit
              if k in settings and k not in FREE_MODEL_KEYS and getattr(cfg, k) != settings[k]}
-    if clash or cfg.block_size > settings["block_size"]:
-        clash.update({"block_size": (cfg.block_size, settings["block_size"])} if cfg.block_size > settings["block_size"] else {})
+    block = cfg.block_size if "block_size" in explicit else settings["block_size"]
+    if block > settings["block_size"]: clash["block_size"] = (block, settings["block_size"])
+    if clash:
         what = ", ".join(f"--{k}={a} (the weights: {b})" for k, (a, b) in clash.items())
         raise TrainError(f"--init_from={cfg.init_from} fixes the model's settings; drop {what}")
+    keep = {"dropout", "attn_impl", "vocab_size", "block_size"}
+    new = dataclasses.replace(cfg, **{k: v for k, v in settings.items() if k not in keep}, block_size=block,
+                              vocab_multiple=1)                 # the vocabulary is the weights' too
+    new.explicit = explicit
+    return new
+
+def initial_model(cfg: TrainConfig, meta: dict, pretrained=None, ckpt=None) -> GPT:
+    "The model `cfg` asks for: random weights; or (`init_from`) the pretrained weights, cropped to `block_size`."
+    if cfg.init_from and ckpt is not None:                      # resuming a fine-tuning: the checkpoint's model
+        return GPT(GPTConfig(**ckpt["model_config"]))
+    if pretrained is None:
+        return make_model(cfg, meta["vocab_size"])
+    settings, sd, tok = pretrained
     if tok is not None and tok != meta["tokenizer"] or meta["vocab_size"] > settings["vocab_size"]:
         raise TrainError(f"--init_from={cfg.init_from} was trained on tokenizer {tok} ({settings['vocab_size']} ids) but "
                          f"{cfg.data_path} holds {meta['tokenizer']['name']} tokens ({meta['vocab_size']} ids): prepare "
                          f"the data with the same tokenizer (for GPT-2 weights: python data/prepare.py NAME --tokenizer gpt2)")
     model = GPT(GPTConfig(**{**settings, "dropout": cfg.dropout, "attn_impl": cfg.attn_impl}))
     model.load_state_dict(sd)
-    if cfg.block_size < settings["block_size"]:                     # crop the position table
+    if cfg.block_size < settings["block_size"]:                 # crop the position table (nanoGPT's crop_block_size)
         model.config.block_size = cfg.block_size
-        if model.rope is None:
+        if model.rope is None:                                  # (a rotary model has no table to crop)
             model.transformer.wpe.weight = torch.nn.Parameter(model.transformer.wpe.weight[:cfg.block_size].detach().clone())
     return model
 
@@ -989,6 +1010,25 @@ def load_data(cfg: TrainConfig, d: Dist) -> dict:
         return load_meta(path)
     except (FileNotFoundError, ValueError) as e:
         raise TrainError(str(e)) from None
+
+
+# %% [markdown]
+# With `--eval_hellaswag_every`, the HellaSwag file (chapter 15) is fetched before training starts,
+# by rank 0, so that a machine without it fails at once with the reason, not at the first
+# evaluation hours later.
+
+# %%
+#| export
+def fetch_hellaswag(d: Dist) -> None:
+    "Make sure HellaSwag's validation file is here (rank 0 downloads it), or raise a TrainError that says why."
+    from gpt2book.eval import hellaswag_path   # chapter 15
+    problem = ""
+    if d.master:
+        try: hellaswag_path("val")
+        except (RuntimeError, ValueError, OSError) as e: problem = str(e)
+    if d.ddp:
+        box = [problem]; dist.broadcast_object_list(box, src=0); problem = box[0]
+    if problem: raise TrainError(f"--eval_hellaswag_every needs HellaSwag's validation file: {problem}")
 
 
 # %% [markdown]
@@ -1138,7 +1178,7 @@ class RunLog:
         id_file = run_dir / "wandb_id.txt"
         try:
             import wandb
-            run_id = id_file.read_text().strip() if id_file.exists() else wandb.util.generate_id()
+            run_id = id_file.read_text().strip() if id_file.exists() else secrets.token_hex(4)   # a wandb run id
             atomic_write_text(id_file, run_id + "\n")
             return wandb.init(project=cfg.wandb_project, name=run_dir.name, id=run_id, resume="allow",
                               config=asdict(cfg), dir=str(run_dir), settings=wandb.Settings(init_timeout=30))

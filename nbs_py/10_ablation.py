@@ -7,9 +7,13 @@
 #| default_exp experiments
 
 # %% [markdown]
-# The project this book grew from ended on one plot: a GPT-2 with SwiGLU and RMSNorm "reaches the
-# validation loss of 50k iterations with 30k iterations". Read closely (`seed/NOTES.md`), the
-# comparison could not carry that claim:
+# This book grew from the **seed project**, a from-scratch GPT-2 on GitHub,
+# [veetil/gpt](https://github.com/veetil/gpt), that set out "to study the architecture,
+# impacts of other architectures and scaling laws", trained with DDP on OpenWebText. Its README ends
+# on one plot: a GPT-2 with SwiGLU and RMSNorm "reaches the validation loss of 50k iterations with 30k
+# iterations". Its README itself lists caveats (one setting of the hyperparameters; dropout and the
+# scaled initialisation in one arm only), and its code shows more. Read closely, the comparison
+# could not carry that claim:
 #
 # - **both changes at once**: with one arm per change we cannot tell which one helped, or whether
 #   one helped and the other hurt;
@@ -52,8 +56,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gpt2book.files import atomic_write, atomic_write_text, folder_lock
-from gpt2book.train import TrainError, checkpoints, config_from_args, make_model, read_metrics, train
+from gpt2book.files import atomic_write, atomic_write_text, checkpoints, folder_lock
+from gpt2book.train import TrainError, config_from_args, make_model, read_metrics, train
 
 # %%
 import matplotlib.pyplot as plt
@@ -237,12 +241,14 @@ def _train_run(run_dir, args, max_steps, subprocess_, threads, quiet):
 RESULT_FIELDS = ("arm", "lr", "seed", "step", "val_loss")
 
 def collect(out_root, runs):
-    "Rows (dicts of RESULT_FIELDS) of every evaluation of `runs`, a list of (arm, lr, seed)."
+    "Rows (dicts of RESULT_FIELDS) of every evaluation of the finished runs among `runs`, a list of (arm, lr, seed)."
     rows = []
     for arm, lr, seed in runs:
-        metrics = Path(out_root) / run_name(arm, lr, seed) / "metrics.jsonl"
-        if not metrics.exists(): continue
-        for m in read_metrics(metrics):
+        run_dir = Path(out_root) / run_name(arm, lr, seed)
+        if not (run_dir / "config.json").exists(): continue
+        if not run_finished(run_dir, json.loads((run_dir / "config.json").read_text())["max_steps"]):
+            continue                                      # unfinished, or failed: not a result
+        for m in read_metrics(run_dir / "metrics.jsonl"):
             if "val_loss" in m:
                 rows.append(dict(arm=arm, lr=lr, seed=seed, step=m["step"], val_loss=m["val_loss"]))
     return rows
@@ -287,10 +293,14 @@ def best_lrs(rows):
     for (arm, lr, seed), v in final_losses(rows).items(): by.setdefault(arm, {}).setdefault(lr, []).append(v)
     return {arm: min(lrs, key=lambda lr: np.mean(lrs[lr])) for arm, lrs in by.items()}
 
-def run_all(scale, runs, out_root, arms, workers=2, subprocess_=True):
-    "Train `runs`, a list of (arm, lr, seed), `workers` at a time; wait for the ones another runner holds."
+def run_all(scale, runs, out_root, arms, workers=2, subprocess_=True) -> dict:
+    """Train `runs`, a list of (arm, lr, seed), `workers` at a time; wait for the ones another runner holds.
+    Returns {run: 'done' | 'skipped' | 'failed: why'}: a run that fails (a diverging learning rate) does not stop the rest."""
     threads = max(1, len(os.sched_getaffinity(0)) // workers) if hasattr(os, "sched_getaffinity") else 1
-    one = lambda r: run_one(scale, *r, out_root, subprocess_, threads, arms=arms)
+    def one(r):
+        try: return run_one(scale, *r, out_root, subprocess_, threads, arms=arms)
+        except (RuntimeError, TrainError) as e: return f"failed: {e}"
+    out = {}
     while runs:
         if workers == 1 or not subprocess_:
             status = [one(r) for r in runs]
@@ -298,25 +308,30 @@ def run_all(scale, runs, out_root, arms, workers=2, subprocess_=True):
             with ThreadPoolExecutor(workers) as ex:
                 status = list(ex.map(one, runs))
         for r, st in zip(runs, status): print(f"{run_name(*r)}: {st}", flush=True)
+        out.update({r: st for r, st in zip(runs, status) if st != "busy"})
         runs = [r for r, st in zip(runs, status) if st == "busy"]
         if runs: time.sleep(2)
+    return out
 
 def sweep(arms, scale=None, out_root="out/runs", results=None, workers=2, subprocess_=True):
     "Learning rates (phase 1, widened until each arm's best is inside), then seeds at each best rate; write `results`."
     scale = scale or Scale()
-    lrs = {arm: sorted(scale.lrs) for arm in arms}
+    lrs, status = {arm: sorted(scale.lrs) for arm in arms}, {}
     while True:                                            # phase 1
         phase1 = [(arm, lr, scale.seeds[0]) for lr in sorted({l for v in lrs.values() for l in v})
                   for arm in arms if lr in lrs[arm]]
-        run_all(scale, phase1, out_root, arms, workers, subprocess_)
-        best, wider = best_lrs(collect(out_root, phase1)), False
+        status.update(run_all(scale, phase1, out_root, arms, workers, subprocess_))
+        best, wider = best_lrs(collect(out_root, phase1)), False   # over finished runs; a failed rate bounds the sweep
         for arm in arms:
             if len(lrs[arm]) > 1 and best[arm] in (lrs[arm][0], lrs[arm][-1]):   # at an edge: go one step further
                 lrs[arm] = sorted([*lrs[arm], best[arm] * (2 if best[arm] == lrs[arm][-1] else 0.5)])
                 wider = True
         if not wider: break
     phase2 = [(arm, best[arm], seed) for seed in scale.seeds[1:] for arm in arms]
-    run_all(scale, phase2, out_root, arms, workers, subprocess_)
+    status.update(run_all(scale, phase2, out_root, arms, workers, subprocess_))
+    failed = {r: st for r, st in status.items() if st.startswith("failed")}
+    if any(r in phase2 for r in failed):
+        raise RuntimeError(f"runs at the chosen learning rates failed: {failed}")
     rows = collect(out_root, phase1 + phase2)
     if results: write_results(rows, results)
     return rows
@@ -493,19 +508,17 @@ test_close(tab["gpt2"]["steps_to_baseline"], 10.0, eps=1e-9)
 # %% [markdown]
 # ## The results
 #
-# The sweep ran with `python -m gpt2book.experiments ablation` (the command below) on this book's
-# build machine, 2 CPU cores, and wrote `nbs/data/ablation.csv`: one row per evaluation of each of
-# the 28 runs. This chapter only reads that file; rerunning it trains nothing. Each run took 150 to
-# 175 s with two side by side, so the sweep needs about 40 minutes of an idle 2-core machine (ours
-# took longer: it shared the cores with the building of the other chapters, and was stopped once
-# and resumed, which the runner's locks and `--resume` handle). Any row can be reproduced alone,
-# e.g. `python -m gpt2book.experiments run --arm swiglu --lr 0.004 --seed 1338`, which trains it
-# again with one thread, as in the sweep, and prints its 21 rows: we checked that they equal the
-# file's, bit for bit.
-
-# %%
-#| eval: false
-# !python -m gpt2book.experiments ablation --workers 2
+# The sweep ran as one command on this book's build machine (2 CPU cores), and wrote
+# `nbs/data/ablation.csv`: one row per evaluation of each run. This chapter only reads that file;
+# rerunning the chapter trains nothing.
+#
+# ```bash
+# python -m gpt2book.experiments sweep ablation --workers 2     # about an hour on 2 idle cores
+# python -m gpt2book.experiments run ablation --arm swiglu --lr 0.004 --seed 1338   # one run again, alone
+# ```
+#
+# `bench/reproduce_row.py` does the second command in a temporary folder and compares the rows it
+# prints with the file's; its record is `nbs/data/reproduce_ablation_row.json` (below).
 
 # %%
 results = read_results("data/ablation.csv")
@@ -719,4 +732,5 @@ def main(argv=None):
 # %%
 #| export
 #| eval: false
-if __name__ == "__main__": main()
+if __name__ == "__main__" and "ipykernel" not in sys.modules:  # a Jupyter kernel runs a notebook as __main__ too
+    main()

@@ -7,7 +7,7 @@
 #| default_exp positions
 
 # %% [markdown]
-# The seed project (chapter 10 introduces it) set out to study "other architectures", and had a
+# [The seed project](00_index.ipynb#the-seed-project) set out to study "other architectures", and had a
 # switch for rotary position embeddings that worked only when a sequence filled the whole context.
 # This chapter builds RoPE properly, as the option `GPTConfig(pos="rope")`, and compares it with
 # GPT-2's learned positions in a fair experiment.
@@ -218,3 +218,47 @@ c, s = rope(4, 8)
 test_eq(c.shape, (8, 16)); test_eq(list(rope.state_dict()), [])     # nothing to save
 test_close(c, torch.cos(rope_angles(16, 12)[4:]).float(), eps=1e-7)
 test_fail(lambda: rope(30, 8), contains="past the 32")
+
+# %% [markdown]
+# ## In the model: `GPTConfig(pos="rope")`
+#
+# With `pos="rope"` the model has no `wpe` table (chapter 5): the token embedding goes into the
+# blocks as it is, and every attention layer rotates its queries and keys. GPT-2 itself
+# (`pos="learned"`, the default) is untouched: same parameters, same names, same Hugging Face
+# round trip (chapter 5 proves it).
+#
+# The seed project's rotary embeddings worked only when a sequence filled the whole context: their
+# tables had exactly `block_size` rows and were multiplied into sequences of any length. Here a
+# forward pass of `T` tokens takes the first `T` rows, so the model runs at every length up to
+# `block_size`. And since the model is causal, a prefix gives the same outputs alone as inside a
+# longer sequence:
+
+# %%
+from gpt2book.model import GPT, GPTConfig
+
+torch.manual_seed(0)
+rope_model = GPT(GPTConfig(block_size=32, vocab_size=50, n_layer=2, n_head=4, n_embd=32, pos="rope")).eval()
+learned = GPT(GPTConfig(block_size=32, vocab_size=50, n_layer=2, n_head=4, n_embd=32))
+test_eq(rope_model.num_params(), learned.num_params() - 32 * 32)                 # no position table
+assert "transformer.wpe.weight" not in rope_model.state_dict() and "transformer.wpe.weight" in learned.state_dict()
+idx = torch.randint(0, 50, (2, 32))
+with torch.no_grad():
+    full = rope_model(idx)[0]                                                    # (2, 32, 50)
+    for T in (1, 5, 17, 31, 32):
+        torch.testing.assert_close(rope_model(idx[:, :T])[0], full[:, :T], rtol=0, atol=1e-5)
+print("every length from 1 to block_size works, and a prefix alone gives the prefix's outputs")
+test_fail(lambda: rope_model(torch.zeros(1, 33, dtype=torch.long)), contains="larger block_size")
+
+# %% [markdown]
+# Inside the model the relative property holds layer by layer: the attention scores of a
+# sequence are the same whether it sits at positions 0..7 or at positions 9..16 of the table (a
+# learned table gives different vectors at different positions, so its scores would change):
+
+# %%
+blk = rope_model.transformer.h[0].attn
+x = torch.randn(1, 8, 32)
+q, k, _ = blk.split_heads(x)                                                     # (1, nh, 8, hs)
+c, s = rope_model.rope(0, 17)
+at0 = apply_rope(q, c[:8], s[:8]) @ apply_rope(k, c[:8], s[:8]).transpose(-2, -1)  # positions 0..7
+at9 = apply_rope(q, c[9:], s[9:]) @ apply_rope(k, c[9:], s[9:]).transpose(-2, -1)  # positions 9..16
+test_close(at0, at9, eps=1e-4)

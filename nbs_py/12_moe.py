@@ -12,7 +12,7 @@
 # Transformer 2021, Mixtral 2024) replaces a block's FFN by $E$ FFNs, the *experts*, and a small
 # **router** that picks, for each token, the $k$ experts that process it. The model has about $E$
 # times the FFN parameters, but each token uses only $k$ of the $E$ experts: parameters grow, the
-# compute per token does not. The seed project had a switch for a top-2 mixture of 8 experts, never
+# compute per token does not. [The seed project](00_index.ipynb#the-seed-project) had a switch for a top-2 mixture of 8 experts, never
 # tested; this chapter builds one that is.
 #
 # ## Routing
@@ -61,6 +61,8 @@ import math
 import matplotlib.pyplot as plt
 import torch.nn.functional as F
 from fastcore.test import test_close, test_eq, test_fail
+
+from pathlib import Path
 
 from gpt2book.ffn import MLP
 
@@ -256,3 +258,57 @@ for name, m in [("matched active", matched_active), ("matched total", matched_to
           f"({moe_active_params(m) / n_dense:.2f} x dense); dense FFN {n_dense:,d}")
 assert abs(moe_active_params(matched_active) / n_dense - 1) < 0.03    # same compute (+ router, biases)
 assert abs(sum(p.numel() for p in matched_total.parameters()) / n_dense - 1) < 0.03  # same size
+
+# %% [markdown]
+# ## In the model: `GPTConfig(ffn="moe")`
+#
+# A block's feed-forward slot (`mlp`) holds the mixture when `ffn="moe"` (chapter 4's `block_ffn`),
+# with `n_expert`, `expert_top_k`, the experts' kind `expert_ffn` and width `expert_hidden` (0: the
+# dense FFN's). The parameter names say what is what, the initialisation is GPT-2's (every expert's
+# `c_proj` scaled like the MLP's), and the model counts its parameters both ways:
+
+# %%
+from gpt2book.model import GPT, GPTConfig
+
+torch.manual_seed(0)
+dense = GPT(GPTConfig(block_size=64, vocab_size=66, n_layer=4, n_head=4, n_embd=128, bias=False))
+moe_gpt = GPT(GPTConfig(block_size=64, vocab_size=66, n_layer=4, n_head=4, n_embd=128, bias=False,
+                        ffn="moe", n_expert=8, expert_top_k=2, expert_hidden=256))
+names = [n for n, _ in moe_gpt.named_parameters()]
+assert "transformer.h.0.mlp.router.weight" in names and "transformer.h.3.mlp.experts.7.c_proj.weight" in names
+print(f"dense: {dense.num_params():,} parameters; MoE: {moe_gpt.num_params():,} in all, "
+      f"{moe_gpt.num_params(active=True):,} active per token")
+test_close(moe_gpt.num_params(active=True) / dense.num_params(), 1.0, eps=0.01)   # the same compute per token
+std = moe_gpt.transformer.h[0].mlp.experts[5].c_proj.weight.std().item()
+test_close(std, 0.02 / math.sqrt(2 * 4), eps=1e-3)                                 # GPT-2's scaled init, per expert
+
+# %% [markdown]
+# The training FLOPs of chapter 9, which MFU divides by, count the active parameters: a token does
+# not pay for the experts it skips.
+
+# %%
+from gpt2book.train import flops_per_token
+test_eq(flops_per_token(moe_gpt) - flops_per_token(dense),
+        6 * (moe_gpt.num_params(non_embedding=True, active=True) - dense.num_params(non_embedding=True)))
+
+# %% [markdown]
+# In training, the model's `aux_loss()` averages the layers' balancing losses (1 when balanced);
+# the trainer adds `aux_loss_weight` times it to the cross-entropy, logs it as `aux_loss` and the
+# tokens each expert got as `expert_tokens` in `metrics.jsonl`; the validation loss is the
+# cross-entropy alone. A few steps of a tiny run, to see the lines:
+
+# %%
+import tempfile
+from gpt2book.data import prepare
+from gpt2book.train import config_from_args, read_metrics, train
+
+work = Path(tempfile.mkdtemp())
+data_dir = prepare("shakespeare_char", out_dir=work / "data", progress=False)
+summary = train(config_from_args([f"--data_dir={data_dir}", f"--out_dir={work / 'moe'}", "--n_layer=2", "--n_head=2",
+                                  "--n_embd=32", "--block_size=32", "--batch_size=8", "--max_steps=20",
+                                  "--log_interval=10", "--eval_interval=20", "--sample_tokens=0", "--ffn=moe",
+                                  "--n_expert=4", "--expert_top_k=1"]))
+lines = read_metrics(work / "moe" / "metrics.jsonl")
+print(*lines[1:3], sep="\n")
+assert all(m["aux_loss"] >= 1 - 1e-6 for m in lines if "aux_loss" in m) and "aux_loss" not in lines[-1]
+test_eq(len(lines[1]["expert_tokens"]), 2); test_eq(sum(lines[1]["expert_tokens"][0]), 8 * 32)   # 2 layers; top-1

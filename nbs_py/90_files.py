@@ -286,16 +286,19 @@ def load_checkpoint(path) -> dict:
     "Load a checkpoint safely: tensors and plain containers only (`weights_only=True`), onto the CPU."
     return torch.load(path, map_location="cpu", weights_only=True)
 
-def newest_readable_checkpoint(folder, report=print) -> tuple[Path | None, dict | None]:
-    "(path, contents) of the newest checkpoint in `folder` that loads; damaged newer ones are reported and renamed *.damaged."
+def newest_readable_checkpoint(folder, report=print, move_aside=True) -> tuple[Path | None, dict | None]:
+    """(path, contents) of the newest checkpoint in `folder` that loads; damaged newer ones are reported and, with
+    `move_aside` (the trainer resuming; not a reader that only loads weights), renamed *.damaged."""
     for path in reversed(checkpoints(folder)):
         try:
             return path, load_checkpoint(path)
         except Exception as e:
-            aside = path.with_name(path.name + ".damaged")
-            os.replace(path, aside)
-            report(f"{path} is damaged ({type(e).__name__}: {str(e).splitlines()[0][:120]}); moved it to {aside.name} "
-                   f"and trying the one before")
+            why = f"{path} is damaged ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:120]})"
+            if move_aside:
+                aside = path.with_name(path.name + ".damaged")
+                os.replace(path, aside)
+                why += f"; moved it to {aside.name}"
+            report(why + " and trying the one before")
     return None, None
 
 
@@ -311,6 +314,10 @@ print(*said, sep="\n")
 test_eq(len(said), 2); assert "ckpt_0000300.pt is damaged" in said[0]
 test_eq([p.name for p in checkpoints(folder)], ["ckpt_0000100.pt"])
 assert (folder / "ckpt_0000300.pt.damaged").exists()
+os.replace(folder / "ckpt_0000300.pt.damaged", folder / "ckpt_0000300.pt")
+test_eq(newest_readable_checkpoint(folder, report=said.append, move_aside=False)[0].name, "ckpt_0000100.pt")
+assert (folder / "ckpt_0000300.pt").exists()                                                # a reader leaves it be
+(folder / "ckpt_0000300.pt").unlink()
 torch.save({"code": print}, folder / "ckpt_0000400.pt")                                    # not plain data
 test_fail(lambda: load_checkpoint(folder / "ckpt_0000400.pt"), contains="Weights only load failed")
 import shutil; shutil.rmtree(folder)

@@ -106,3 +106,40 @@ def test_site_references_resolve():
     "Every image a chapter or the README shows, and every chapter a chapter links to, exists."
     problems = check_site.reference_problems()
     assert not problems, "\n".join(problems)
+
+
+def _code_cells(nb: Path):
+    return ["".join(c["source"]) for c in json.loads(nb.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
+
+
+def test_every_cell_runs_in_a_readers_kernel():
+    """A reader's Run All ignores nbdev's directives: no cell may be for running by hand (`#| slow`), and the only
+    `#| eval: false` cells are the command-line guards, which do nothing in a Jupyter kernel."""
+    for nb in NOTEBOOKS:
+        for src in _code_cells(nb):
+            assert "#| slow" not in src, f"{nb.name} has a `#| slow` cell: make it a command in the prose"
+            if "#| eval: false" in src:
+                body = [l for l in src.splitlines() if l.strip() and not l.startswith("#|")]
+                assert body[0].startswith('if __name__ == "__main__" and "ipykernel" not in sys.modules'), (nb.name, src)
+
+
+def test_chapters_need_no_shared_folder():
+    "Chapters read data through the book's own code (download or mirror), never a local folder of this machine."
+    for nb in NOTEBOOKS:
+        text = nb.read_text(encoding="utf-8")
+        for bad in ("../shared", "/work/shared", 'environ["GPT2BOOK_MIRROR"]', "environ['GPT2BOOK_MIRROR']"):
+            assert bad not in text, f"{nb.name} reads {bad!r}: a reader's machine has no such folder"
+
+
+EXPORTED_CELL_LIMIT = 45
+
+
+def test_exported_cells_are_short():
+    "One idea per exported cell: none over about 40 lines (split long functions into named pieces)."
+    long = []
+    for nb in NOTEBOOKS:
+        for src in _code_cells(nb):
+            if "#| export" in src:
+                n = sum(1 for l in src.splitlines() if l.strip() and not l.startswith("#|"))
+                if n > EXPORTED_CELL_LIMIT: long.append(f"{nb.name}: {n} lines: {src.splitlines()[1][:60]}")
+    assert not long, "exported cells over the limit:\n" + "\n".join(long)

@@ -1,9 +1,13 @@
 """Tests of gpt2book.data that do not fit a notebook cell: killing a real prepare, the CLI, every input format.
 
-Offline: they read the files of $GPT2BOOK_MIRROR (shared/data) and tiktoken's cache ($TIKTOKEN_CACHE_DIR).
+They need only what the book fetches itself: Tiny Shakespeare (downloaded, or $GPT2BOOK_MIRROR/tinyshakespeare.txt
+offline) and tiktoken's GPT-2 files ($TIKTOKEN_CACHE_DIR offline). Every other document is made here from Tiny
+Shakespeare's lines, with odd ones among them (empty, unicode, ...), in temporary folders; a test that needs a
+mirror of a Hub data set writes one and points $GPT2BOOK_MIRROR at it. Without network and mirror they skip, saying why.
 """
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -17,23 +21,38 @@ import pytest
 import tiktoken
 import torch
 
-from gpt2book.data import TokenLoader, load_meta, prepare
+from gpt2book.data import SOURCES, TokenLoader, fetch, load_meta, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
-MIRROR = Path(os.environ.get("GPT2BOOK_MIRROR", ROOT.parent / "shared" / "data"))
-pytestmark = pytest.mark.skipif(not (MIRROR / "webtext_valid_63tok.jsonl").exists(),
-                                reason="needs GPT2BOOK_MIRROR with webtext_valid_63tok.jsonl")
+ODD = ["", "naïve café, “quoted”, ½ — Ω≈ç√", "注意力就是你所需要的一切。", "👩‍👩‍👧‍👦 🤖🚀", " ",
+       "<|endoftext|> is only text here", "windows line ends\r\nend\r\n", "\u200b zero width", "x", "\n\n\n"]
+
+
+def make_documents(text, n, seed=0, max_lines=100):
+    "`n` documents: runs of 1..`max_lines` consecutive lines of `text` (log-uniform), every 50th one of ODD."
+    rng, lines = random.Random(seed), text.splitlines(keepends=True)
+    docs = []
+    for i in range(n):
+        if i % 50 == 7:
+            docs.append(ODD[(i // 50) % len(ODD)])
+        else:
+            start = rng.randrange(len(lines))
+            docs.append("".join(lines[start:start + int(max_lines ** rng.random())]))
+    return docs
 
 
 @pytest.fixture(scope="module")
 def docs():
-    rows = [json.loads(l)["text"] for l in open(MIRROR / "webtext_valid_63tok.jsonl")]
-    wiki = (MIRROR / "wikitext-2-raw" / "wiki.valid.raw").read_text()
-    return rows + [a for a in wiki.split("\n = ") if a.strip()]
+    "5,000 web-like documents of 1 to 100 lines (about 0.9 M GPT-2 tokens), some empty, some unicode."
+    try:
+        text = fetch(SOURCES["shakespeare"]).read_text(encoding="utf-8")
+    except RuntimeError as e:  # offline, and no $GPT2BOOK_MIRROR/tinyshakespeare.txt
+        pytest.skip(f"Tiny Shakespeare cannot be had here, and the test documents are made from it: {e}")
+    return make_documents(text, 5000)
 
 
 def write_jsonl(path, docs):
-    with open(path, "w") as f:
+    with open(path, "w", encoding="utf-8") as f:
         for d in docs:
             f.write(json.dumps({"text": d}) + "\n")
     return path
@@ -48,8 +67,15 @@ def cli(*args, env=None):
                           capture_output=True, text=True, env={**os.environ, **(env or {})})
 
 
+def test_documents_are_varied(docs):
+    "The generated documents hold what the other tests rely on: empty ones, unicode, lengths over orders of magnitude."
+    assert docs.count("") >= 5 and any("👩" in d for d in docs) and any("\r\n" in d for d in docs)
+    lens = sorted(len(d) for d in docs if d)
+    assert lens[0] <= 2 and lens[-1] >= 2000  # characters: from 1 to thousands
+
+
 def test_killed_prepare_resumes_to_identical_shards(tmp_path, docs):
-    src = write_jsonl(tmp_path / "in.jsonl", docs)  # ~1.9 MB, ~0.45 M tokens
+    src = write_jsonl(tmp_path / "in.jsonl", docs)  # ~3 MB, ~0.9 M tokens
     opts = dict(shard_tokens=20_000, chunk_chars=1 << 14, workers=1)
     ref = prepare(src, tmp_path / "ref", progress=False, **opts)
     out = tmp_path / "out"
@@ -63,54 +89,64 @@ def test_killed_prepare_resumes_to_identical_shards(tmp_path, docs):
         p.send_signal(signal.SIGKILL)
         p.wait()
         assert not (out / "meta.json").exists(), "prepare finished before it was killed: make the input larger"
-    # A kill can also land between writing tokens and recording them, or between recording a full shard and
-    # renaming it; those windows are microseconds wide, so build the states they leave behind explicitly:
+    # A kill can also land between writing tokens and recording them, between recording a full shard and
+    # renaming it, or in the middle of writing the progress file; those windows are microseconds wide, so
+    # build the states they leave behind explicitly:
     st = json.loads((out / "progress.json.partial").read_text())["splits"]["train"]
     with open(out / f"train_{len(st['done']):06d}.bin.tmp", "ab") as f:
         f.write(b"\x01\x02" * 999)  # tokens appended after the last progress record
     (out / f"train_{len(st['done']) + 1:06d}.bin.tmp").write_bytes(b"\x03\x04" * 10)  # a shard begun after it
     last = out / st["done"][-1]["file"]
     os.replace(last, f"{last}.tmp")  # recorded as done, not yet renamed
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (out / f".progress.json.partial.{int(dead.stdout)}.0badcafe.tmp").write_text("{")  # a killed atomic write
     kept = {f.name: f.stat().st_ino for f in out.glob("train_*.bin")}
     assert len(kept) >= 4
     r = subprocess.run(cmd)
     assert r.returncode == 0
-    assert files_of(out) == files_of(ref)  # same names, same bytes (meta.json included)
+    assert files_of(out) == files_of(ref)  # same names, same bytes (meta.json included), no leftovers
     for name, ino in kept.items():  # finished shards were kept, not redone
         assert (out / name).stat().st_ino == ino
 
 
 def test_formats_share_one_path(tmp_path, docs):
-    some = docs[:300]
+    some = docs[:300]  # 6 empty documents among them: skipped, and not counted
     (tmp_path / "txt").mkdir()
     for i, d in enumerate(some):
-        (tmp_path / "txt" / f"{i:04d}.txt").write_text(d)
+        (tmp_path / "txt" / f"{i:04d}.txt").write_text(d, encoding="utf-8")
     write_jsonl(tmp_path / "in.jsonl", some)
     pq.write_table(pa.table({"text": some}), tmp_path / "in.parquet", row_group_size=64)
     outs = [prepare(src, tmp_path / f"out_{k}", progress=False, shard_tokens=5000)
             for k, src in enumerate([tmp_path / "txt", tmp_path / "in.jsonl", tmp_path / "in.parquet"])]
     shards = [{k: v for k, v in files_of(o).items() if k.endswith(".bin")} for o in outs]
-    assert shards[0] == shards[1] == shards[2]
+    assert len(shards[0]) > 2 and shards[0] == shards[1] == shards[2]
     enc = tiktoken.get_encoding("gpt2")
     meta = load_meta(outs[1])
     train = np.concatenate([np.fromfile(outs[1] / s["file"], "<u2") for s in meta["splits"]["train"]["shards"]])
-    want = [t for i, d in enumerate(some) if i % 10 for t in [50256] + enc.encode_ordinary(d)]
+    nonempty = [d for d in some if d]
+    want = [t for i, d in enumerate(nonempty) if i % 10 for t in [50256] + enc.encode_ordinary(d)]
     assert train.tolist() == want
-    assert (meta["splits"]["train"]["documents"], meta["splits"]["val"]["documents"]) == (270, 30)
+    n_val = len(range(0, len(nonempty), 10))
+    assert (meta["splits"]["train"]["documents"], meta["splits"]["val"]["documents"]) == (len(nonempty) - n_val, n_val)
 
 
 def test_openwebtext_from_a_parquet_mirror(tmp_path, docs, monkeypatch):
-    (tmp_path / "openwebtext").mkdir()
+    mirror = tmp_path / "mirror"
+    (mirror / "openwebtext").mkdir(parents=True)
     for i in range(2):  # openwebtext's schema: one `text` column, split over files
         pq.write_table(pa.table({"text": docs[i * 2500:(i + 1) * 2500]}),
-                       tmp_path / "openwebtext" / f"plain_text-train-{i:05d}-of-00002.parquet")
-    monkeypatch.setenv("GPT2BOOK_MIRROR", str(tmp_path))
+                       mirror / "openwebtext" / f"plain_text-train-{i:05d}-of-00002.parquet")
+    monkeypatch.setenv("GPT2BOOK_MIRROR", str(mirror))
     out = prepare("openwebtext", tmp_path / "owt", progress=False)
     meta = load_meta(out)
     assert meta["input"]["source"] == "openwebtext" and meta["tokenizer"] == {"name": "gpt2"}
-    n = min(len(docs), 5000)
-    assert meta["splits"]["val"]["documents"] == len(range(0, n, 2000))  # every 2000th document
+    assert meta["input"]["mirror"] == ["plain_text-train-00000-of-00002.parquet", "plain_text-train-00001-of-00002.parquet"]
+    n = sum(1 for d in docs if d)
+    assert meta["splits"]["val"]["documents"] == len(range(0, n, 2000))  # every 2000th non-empty document
     assert meta["splits"]["train"]["documents"] == n - meta["splits"]["val"]["documents"]
+    enc = tiktoken.get_encoding("gpt2")
+    val = np.concatenate([np.fromfile(out / s["file"], "<u2") for s in meta["splits"]["val"]["shards"]])
+    assert val.tolist() == [t for d in [d for d in docs if d][::2000] for t in [50256] + enc.encode_ordinary(d)]
 
 
 def test_refusals_leave_nothing_behind(tmp_path):
@@ -128,7 +164,7 @@ def test_refusals_leave_nothing_behind(tmp_path):
     with pytest.raises(ValueError, match="empty input"):
         prepare(tmp_path / "empty.txt", tmp_path / "x", progress=False)
     huge = tmp_path / "unicode.txt"  # 70,000 distinct characters: more ids than uint16 holds
-    huge.write_text("".join(chr(c) for c in range(0x4E00, 0x4E00 + 70_000) if not 0xD800 <= c < 0xE000))
+    huge.write_text("".join(chr(c) for c in range(0x4E00, 0x4E00 + 70_000) if not 0xD800 <= c < 0xE000), encoding="utf-8")
     with pytest.raises(ValueError, match="too large for uint16"):
         prepare(huge, tmp_path / "x", tokenizer="char", progress=False)
     (tmp_path / "notes.md").write_text("hi")
@@ -150,9 +186,21 @@ def test_single_txt_splits_by_position_and_char_override(tmp_path):
         prepare(src, tmp_path / "data" / "book", tokenizer="gpt2", progress=False)
 
 
+def test_char_tokenizer_on_many_unicode_documents(tmp_path, docs):
+    "A char vocabulary built from documents with emoji and CJK round-trips every document."
+    some = [d for d in docs[:500] if d]
+    out = prepare(write_jsonl(tmp_path / "in.jsonl", some), tmp_path / "c", tokenizer="char", progress=False)
+    meta = load_meta(out)
+    tok = TokenLoader(out, "val", 1, 8).tokenizer
+    assert tok.vocab_size == meta["vocab_size"] == len(set("".join(some))) + 1
+    val = np.fromfile(out / meta["splits"]["val"]["shards"][0]["file"], "<u2").tolist()
+    assert val == [t for d in some[::10] for t in [tok.eot] + tok.encode(d)]
+
+
 def test_loader_reads_the_stream_across_shards_and_resumes_across_world_sizes(tmp_path, docs):
     out = prepare(write_jsonl(tmp_path / "in.jsonl", docs[:2000]), tmp_path / "d", shard_tokens=7_000, progress=False)
     meta = load_meta(out)
+    assert len(meta["splits"]["train"]["shards"]) > 10
     stream = np.concatenate([np.fromfile(out / s["file"], "<u2") for s in meta["splits"]["train"]["shards"]])
     T, B = 100, 3
     l = TokenLoader(out, "train", B, T, seed=1)
@@ -177,3 +225,20 @@ def test_loader_reads_the_stream_across_shards_and_resumes_across_world_sizes(tm
         TokenLoader(out, "train", 6, T, seed=2).load_state_dict(sd)
     with pytest.raises(ValueError, match="rank"):
         TokenLoader(out, "train", 6, T, rank=2, world_size=2)
+
+
+def test_the_book_fetches_its_data_offline_from_the_mirror_only(tmp_path, monkeypatch):
+    "With $GPT2BOOK_MIRROR holding only tinyshakespeare.txt and an empty cache, both Shakespeare sources prepare."
+    try:
+        ts = fetch(SOURCES["shakespeare"])
+    except RuntimeError as e:
+        pytest.skip(f"Tiny Shakespeare cannot be had here: {e}")
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "tinyshakespeare.txt").write_bytes(ts.read_bytes())
+    monkeypatch.setenv("GPT2BOOK_MIRROR", str(tmp_path / "m"))
+    monkeypatch.setenv("GPT2BOOK_CACHE", str(tmp_path / "empty_cache"))
+    c = load_meta(prepare("shakespeare_char", tmp_path / "c", progress=False))
+    g = load_meta(prepare("shakespeare", tmp_path / "g", progress=False))
+    assert (c["splits"]["train"]["tokens"], c["splits"]["val"]["tokens"]) == (1003854, 111540)
+    assert (g["splits"]["train"]["tokens"], g["splits"]["val"]["tokens"]) == (301966, 36059)
+    assert not (tmp_path / "empty_cache").exists()  # nothing downloaded

@@ -5,7 +5,9 @@
 `python3` ipykernel through nbclient, with the notebook's folder (`nbs/`) as the working directory, so kernel-only
 behaviour (display, matplotlib's inline backend, `%magics`) is exercised too.
 
-Cells flagged `#| slow` or `#| eval: false` are skipped: they are for a reader to run by hand.
+Every code cell runs, as in a reader's Run All (which knows nothing of nbdev's directives such as
+`#| eval: false`): the book has no cell that is only for running by hand. Long runs are commands
+(`python -m ...`, `bench/...`) shown in the prose, whose results the chapters read from committed files.
 
     python tools/run_nbs.py                      # every nbs/NN_*.ipynb
     python tools/run_nbs.py nbs/05_gpt.ipynb     # some of them
@@ -29,31 +31,7 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT / "nbs"
-SKIP_FLAGS = {"slow"}
 _directive_re = re.compile(r"^\s*#\s*\|\s*(.+?)\s*$")
-
-
-def directives(source: str) -> dict:
-    "The nbdev directives (`#| name: value` lines) at the top of a cell, as {name: value}."
-    out = {}
-    for line in source.splitlines():
-        if not line.strip():
-            continue
-        m = _directive_re.match(line)
-        if not m:
-            break
-        name, _, value = m.group(1).partition(":")
-        for n in name.split() if not value else [name.strip()]:
-            out[n] = value.strip()
-    return out
-
-
-def skipped(cell) -> bool:
-    "A cell the reader runs by hand: flagged `#| slow` or `#| eval: false`."
-    if cell.cell_type != "code":
-        return True
-    d = directives(cell.source)
-    return bool(SKIP_FLAGS & d.keys()) or d.get("eval", "").lower() == "false"
 
 
 def _first_line(src: str) -> str:
@@ -74,7 +52,7 @@ def run_notebook(path: Path, save: bool = False, timeout: int = 600) -> tuple[bo
         for i, cell in enumerate(nb.cells):
             if cell.cell_type == "code":
                 n_code += 1
-            if skipped(cell):
+            if cell.cell_type != "code":
                 continue
             try:
                 client.execute_cell(cell, i)
