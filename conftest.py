@@ -1,13 +1,9 @@
-"""pytest runs every chapter notebook as one test item, the way `nbdev-test` runs it.
-
-Each `nbs/NN_name.ipynb` is executed with nbdev's own `nbdev.test.test_nb`, with the same settings
-`nbdev-test` passes: the skip flags from `tst_flags` in pyproject.toml (cells flagged `#| slow` are
-skipped), the project root on `sys.path`, and the notebook's folder as the working directory.
+"""pytest runs every chapter notebook as one test item, top to bottom in a fresh Jupyter kernel, the way a
+reader's Run All runs it (the same runner as tools/run_nbs.py: every cell, with the notebook's folder as the working
+directory). `nbdev-test` runs the same notebooks with nbdev's own runner.
 Select notebooks with `pytest nbs/05_gpt.ipynb` or `-k gpt`; leave them out with `-m "not notebook"`.
 """
-import io
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -52,40 +48,30 @@ class NotebookFile(pytest.File):
 
 
 class NotebookError(Exception):
-    "A notebook cell raised; the message is nbdev's traceback, naming the cell."
+    "A notebook cell raised; the message names the cell and carries its traceback."
 
 
 class NotebookItem(pytest.Item):
+    "A chapter run top to bottom in a fresh Jupyter kernel, as a reader's Run All runs it (tools/run_nbs.py)."
     def __init__(self, **kw):
         super().__init__(**kw)
         self.add_marker(pytest.mark.notebook)
 
     def runtest(self):
-        from nbdev.config import get_config
-        from nbdev.test import test_nb
-
-        cfg = get_config(self.path.parent)
-        skip_flags = cfg.tst_flags.split() if isinstance(cfg.tst_flags, str) else list(cfg.tst_flags or [])
-        # test_nb writes a failing cell's traceback to sys.__stderr__, which pytest cannot capture;
-        # catch it so the report shows it.  It also installs its own SIGINT handler: restore pytest's.
-        err, real_stderr = io.StringIO(), sys.__stderr__
-        old_int = signal.getsignal(signal.SIGINT)
-        old_path = list(sys.path)
-        sys.__stderr__ = err
+        sys.path.insert(0, str(ROOT / "tools"))
         try:
-            ok, secs = test_nb(self.path, skip_flags=skip_flags, basepath=cfg.config_path,
-                               cell_timeout=cfg.get("cell_timeout") or None)
+            from run_nbs import run_notebook
         finally:
-            sys.__stderr__ = real_stderr
-            signal.signal(signal.SIGINT, old_int)
-            sys.path[:] = old_path
+            sys.path.remove(str(ROOT / "tools"))
+        ok, secs, err = run_notebook(self.path)
         self.user_properties.append(("seconds", round(secs, 2)))
         if not ok:
-            raise NotebookError(err.getvalue().strip() or f"{self.path.name} failed")
+            raise NotebookError(err)
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, NotebookError):
-            return f"{self.path.name} failed (run it alone: nbdev-test nbs/{self.path.name})\n{excinfo.value}"
+            return (f"{self.path.name} failed (run it alone: pytest nbs/{self.path.name}, or nbdev-test "
+                    f"nbs/{self.path.name})\n{excinfo.value}")
         return super().repr_failure(excinfo)
 
     def reportinfo(self):

@@ -31,18 +31,15 @@ from pathlib import Path
 
 import torch
 
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from gpt2book.files import atomic_write_json  # noqa: E402
 from gpt2book.model import GPT, GPTConfig, KVCache  # noqa: E402
+from machine import cpu_name  # noqa: E402  (bench/machine.py)
 
 
-def cpu_name():
-    try:
-        return next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def timed_generate(model, prompt, new_tokens, use_cache):

@@ -26,6 +26,7 @@ import tiktoken
 
 from gpt2book.data import SOURCES, fetch, load_meta, mirror_dir, prepare
 from gpt2book.files import atomic_write_json
+from machine import cpu_name  # bench/machine.py
 
 
 WEB_FILES = ("wikitext-2-raw/wiki.valid.raw", "wikitext-2-raw/wiki.test.raw", "webtext_train_10", "webtext_valid_63tok.jsonl")
@@ -59,11 +60,6 @@ def documents(kind: str, mb: float):
     return out, size, what
 
 
-def cpu_name():
-    try:
-        return next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def main():

@@ -26,6 +26,7 @@ import torch
 
 from gpt2book.data import TokenLoader, load_meta
 from gpt2book.files import atomic_write_json
+from machine import cpu_name  # bench/machine.py
 from gpt2book.optim import configure_optimizer
 from gpt2book.train import (autocast_context, choose_dtype, config_from_args, flops_per_token, grad_accum_steps,
                             make_model, make_scaler, peak_flops, resolve_device, train_step)
@@ -99,7 +100,7 @@ def main(argv=None):
     peak = peak_flops(device, cfg.peak_tflops)
     result = {
         "config": cfg.config, "device": device,
-        "device_name": torch.cuda.get_device_name(device) if on_gpu else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(device) if on_gpu else cpu_name(),
         "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
         "loadavg_1min_after": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,  # other jobs?
         "dtype": dtype,

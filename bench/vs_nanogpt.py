@@ -33,16 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from gpt2book.data import SOURCES, fetch, prepare  # noqa: E402
+from machine import cpu_name  # noqa: E402  (bench/machine.py)
 from gpt2book.files import atomic_write_text  # noqa: E402
 
 MODEL = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, dropout=0.0)
 
 
-def cpu_name():
-    try:
-        return next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def setup_nanogpt(src: Path, work: Path) -> Path:

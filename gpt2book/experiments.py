@@ -8,7 +8,7 @@ Docs: https://gpt2book.github.io/gpt2book/ablation.html.md"""
 __all__ = ['BASELINE', 'ABLATION', 'ARCHITECTURES', 'EXPERIMENTS', 'RESULTS', 'PLOTS', 'RESULT_FIELDS', 'Scale', 'run_name',
            'run_args', 'arm_params', 'run_finished', 'run_one', 'collect', 'write_results', 'read_results',
            'final_losses', 'best_lrs', 'run_all', 'sweep', 't975', 'ci95', 'steps_to_target', 'curve_band', 'arms_in',
-           'summary', 'plot_arms', 'main']
+           'summary', 'plot_arms', 'parser', 'main']
 
 # %% ../nbs/10_ablation.ipynb #5be79154
 import argparse
@@ -158,6 +158,9 @@ def best_lrs(rows):
     for (arm, lr, seed), v in final_losses(rows).items(): by.setdefault(arm, {}).setdefault(lr, []).append(v)
     return {arm: min(lrs, key=lambda lr: np.mean(lrs[lr])) for arm, lrs in by.items()}
 
+
+
+# %% ../nbs/10_ablation.ipynb #4204763f
 def run_all(scale, runs, out_root, arms, workers=2, subprocess_=True) -> dict:
     """Train `runs`, a list of (arm, lr, seed), `workers` at a time; wait for the ones another runner holds.
     Returns {run: 'done' | 'skipped' | 'failed: why'}: a run that fails (a diverging learning rate) does not stop the rest."""
@@ -293,8 +296,8 @@ def plot_arms(rows, path=None, zoom_from=0.3):
     return fig
 
 # %% ../nbs/10_ablation.ipynb #c805380b
-def main(argv=None):
-    "The `python -m gpt2book.experiments` command."
+def parser() -> argparse.ArgumentParser:
+    "The command line of `python -m gpt2book.experiments`."
     p = argparse.ArgumentParser(prog="python -m gpt2book.experiments",
                                 description="Run the book's experiments: learning-rate sweeps and seeds of named arms.",
                                 epilog="examples:\n  python -m gpt2book.experiments sweep ablation --workers 2\n"
@@ -320,6 +323,12 @@ def main(argv=None):
     f.add_argument("experiment", choices=list(EXPERIMENTS))
     f.add_argument("--results")
     f.add_argument("--plot")
+    return p
+
+# %% ../nbs/10_ablation.ipynb #fd24b2fd
+def main(argv=None):
+    "The `python -m gpt2book.experiments` command."
+    p = parser()
     args = p.parse_args(argv)
     arms = EXPERIMENTS[args.experiment]
     if args.cmd == "run":

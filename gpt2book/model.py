@@ -39,6 +39,7 @@ GPT_PRESETS = {  # OpenAI's four GPT-2 sizes (Radford et al., 2019, table 2)
 
 POSITIONS = ("learned", "rope")
 
+# %% ../nbs/05_gpt.ipynb #8155e017
 @dataclass
 class GPTConfig:
     "Shape and architecture switches of a GPT; the defaults are GPT-2 small (124M)."
@@ -82,16 +83,19 @@ class GPTConfig:
         if self.expert_hidden < 0 or self.rope_theta <= 1:
             raise ValueError(f"expert_hidden={self.expert_hidden} must be >= 0 and rope_theta={self.rope_theta} > 1")
 
-    @classmethod
-    def from_preset(cls, name, **overrides):
-        "The GPT-2 size `name` (a key of GPT_PRESETS), with any field overridden."
-        if name not in GPT_PRESETS:
-            raise ValueError(f"unknown preset {name!r}; use one of {list(GPT_PRESETS)}")
-        valid = [f.name for f in fields(cls)]
-        unknown = sorted(set(overrides) - set(valid))
-        if unknown:
-            raise ValueError(f"unknown GPTConfig field(s) {unknown}; the fields are {valid}")
-        return cls(**{**GPT_PRESETS[name], **overrides})
+
+
+# %% ../nbs/05_gpt.ipynb #9477fb55
+@patch(cls_method=True)
+def from_preset(cls: GPTConfig, name, **overrides):
+    "The GPT-2 size `name` (a key of GPT_PRESETS), with any field overridden."
+    if name not in GPT_PRESETS:
+        raise ValueError(f"unknown preset {name!r}; use one of {list(GPT_PRESETS)}")
+    valid = [f.name for f in fields(cls)]
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown GPTConfig field(s) {unknown}; the fields are {valid}")
+    return cls(**{**GPT_PRESETS[name], **overrides})
 
 # %% ../nbs/05_gpt.ipynb #90b63941
 class GPT(nn.Module):
@@ -344,6 +348,9 @@ def save_hf(model, save_dir):
     atomic_write_json(save_dir / "config.json", config)
     return save_dir
 
+
+
+# %% ../nbs/05_gpt.ipynb #eccf6f78
 def _pretrained_files(name_or_dir):
     "(config.json, model.safetensors) of a local directory, or of a hub model fetched by huggingface_hub."
     path = Path(name_or_dir)

@@ -481,6 +481,9 @@ def evaluate_and_sample(self: Trainer):
         self.raw.train(was_training)
         self.log.sample(self.step, self.val, self.last_sample)
 
+
+
+# %% ../nbs/09_train.ipynb #ee7bfe2d
 @patch
 def save(self: Trainer):
     "Checkpoint this step (rank 0 writes; every rank's random state goes in)."
@@ -495,6 +498,9 @@ def save(self: Trainer):
             "tokenizer": self.meta["tokenizer"]}, self.cfg.keep_checkpoints)
         self.log.print(f"step {self.step}: saved {path}")
 
+
+
+# %% ../nbs/09_train.ipynb #35e7daa8
 @patch
 def finish(self: Trainer) -> dict:
     "The summary of the run; rank 0 also plots the losses and prints the last sample."
@@ -574,6 +580,9 @@ def with_pretrained_settings(cfg: TrainConfig, settings: dict) -> TrainConfig:
     new.explicit = explicit
     return new
 
+
+
+# %% ../nbs/09_train.ipynb #7ffb28de
 def initial_model(cfg: TrainConfig, meta: dict, pretrained=None, ckpt=None) -> GPT:
     "The model `cfg` asks for: random weights; or (`init_from`) the pretrained weights, cropped to `block_size`."
     if cfg.init_from and ckpt is not None:                      # resuming a fine-tuning: the checkpoint's model
@@ -717,28 +726,6 @@ class RunLog:
         atomic_write_json(run_dir / "config.json", asdict(cfg))
         if cfg.wandb: self.wandb = self._init_wandb(cfg, run_dir)
 
-    @staticmethod
-    def _init_wandb(cfg, run_dir):
-        id_file = run_dir / "wandb_id.txt"
-        try:
-            import wandb
-            run_id = id_file.read_text().strip() if id_file.exists() else secrets.token_hex(4)   # a wandb run id
-            atomic_write_text(id_file, run_id + "\n")
-            return wandb.init(project=cfg.wandb_project, name=run_dir.name, id=run_id, resume="allow",
-                              config=asdict(cfg), dir=str(run_dir), settings=wandb.Settings(init_timeout=30))
-        except Exception as e:                          # never let logging stop training
-            tqdm.write(f"wandb unavailable ({type(e).__name__}: {e}); continuing without it")
-
-    def start(self, trainer):
-        "The first line of a run: its size, batch, device and where it starts."
-        t = trainer
-        self.print(f"{self.cfg.config}: {t.raw.num_params():,} parameters | {t.tokens_per_step:,} tokens/step = "
-                   f"{t.d.world_size} process(es) x {t.grad_accum} micro-step(s) x {self.cfg.batch_size} x "
-                   f"{self.cfg.block_size} | {t.device} {t.dtype} | "
-                   + (f"resumed at step {t.step} from {t.ckpt_path}" if t.ckpt_path else
-                      f"from {'weights of ' + self.cfg.init_from if self.cfg.init_from else 'scratch'}, "
-                      f"{self.cfg.max_steps} steps"))
-
     def log(self, **m):
         if not self.enabled: return
         with open(self.path, "a") as f: f.write(json.dumps(m) + "\n")
@@ -758,6 +745,30 @@ class RunLog:
         if self.wandb:
             try: self.wandb.finish()
             except Exception: pass
+
+# %% ../nbs/09_train.ipynb #8a6df0d3
+@patch
+def _init_wandb(self: RunLog, cfg, run_dir):
+    id_file = run_dir / "wandb_id.txt"
+    try:
+        import wandb
+        run_id = id_file.read_text().strip() if id_file.exists() else secrets.token_hex(4)   # a wandb run id
+        atomic_write_text(id_file, run_id + "\n")
+        return wandb.init(project=cfg.wandb_project, name=run_dir.name, id=run_id, resume="allow",
+                          config=asdict(cfg), dir=str(run_dir), settings=wandb.Settings(init_timeout=30))
+    except Exception as e:                          # never let logging stop training
+        tqdm.write(f"wandb unavailable ({type(e).__name__}: {e}); continuing without it")
+
+@patch
+def start(self: RunLog, trainer):
+    "The first line of a run: its size, batch, device and where it starts."
+    t = trainer
+    self.print(f"{self.cfg.config}: {t.raw.num_params():,} parameters | {t.tokens_per_step:,} tokens/step = "
+               f"{t.d.world_size} process(es) x {t.grad_accum} micro-step(s) x {self.cfg.batch_size} x "
+               f"{self.cfg.block_size} | {t.device} {t.dtype} | "
+               + (f"resumed at step {t.step} from {t.ckpt_path}" if t.ckpt_path else
+                  f"from {'weights of ' + self.cfg.init_from if self.cfg.init_from else 'scratch'}, "
+                  f"{self.cfg.max_steps} steps"))
 
 # %% ../nbs/09_train.ipynb #8958bd54
 _TRUE, _FALSE = {"true", "1", "yes", "y", "on"}, {"false", "0", "no", "n", "off"}
@@ -839,6 +850,9 @@ def help_text() -> str:
         lines.append(f"  {name:<26} {shown[:150]}{'...' if len(shown) > 150 else ''}")
     return "\n".join(lines) + "\n\n" + HELP_EXAMPLES + "\n"
 
+
+
+# %% ../nbs/09_train.ipynb #3171697a
 def main(argv: list[str] | None = None) -> dict | None:
     "The `python -m gpt2book.train` command."
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -48,9 +48,10 @@
 #
 # - **On the site**: start at [Attention](01_attention.ipynb) and follow the sidebar; each page is
 #   a chapter with its outputs and plots.
-# - **In Jupyter**: open `nbs/01_attention.ipynb` and run it top to bottom. Every chapter runs on a
-#   CPU in seconds; cells flagged `#| slow` (long training runs) are left for you to start by hand,
-#   and the chapters plot the saved results of those runs.
+# - **In Jupyter**: open `nbs/01_attention.ipynb` and run it top to bottom (Run All). Every chapter
+#   runs on a laptop CPU, offline once Tiny Shakespeare and tiktoken's files are there, in seconds to
+#   a minute or two. Long runs (the sweeps, the benchmarks) are commands shown in the text, not
+#   cells; the chapters read and plot the result files those commands wrote.
 # - **As scripts**: every notebook has a twin in `nbs_py/` (a [jupytext](https://jupytext.readthedocs.io)
 #   percent script), for reading and reviewing in an editor.
 #
@@ -164,7 +165,7 @@ print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
 # a preset, and the resolved configuration is saved in the run folder.
 #
 # ```bash
-# python -m gpt2book.train                                   # the CPU default: Tiny Shakespeare, a few minutes
+# python -m gpt2book.train                                   # the CPU default: Tiny Shakespeare, under 2 minutes
 # OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node=2 -m gpt2book.train   # DDP on a CPU (gloo)
 # torchrun --standalone --nproc_per_node=8 -m gpt2book.train --config gpt2-124m  # GPT-2 small on 8 GPUs
 # python -m gpt2book.train --resume                          # continue exactly where the newest checkpoint left off
@@ -177,8 +178,8 @@ print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
 # %% [markdown]
 # ## Test it, change it
 #
-# `pytest` runs every chapter notebook (cells flagged `#| slow` skipped) and `tests/`;
-# `nbdev-test` runs the notebooks alone, in parallel. `.ci/run` is what CI runs on a clean clone:
+# `pytest` runs every chapter notebook (with nbdev's own runner) and `tests/`; `nbdev-test` runs
+# the notebooks alone, in parallel. `.ci/run` is what CI runs on a clean clone:
 # it installs the project, checks that `gpt2book/` is what `nbdev-export` makes from the
 # notebooks, that notebooks and their `nbs_py/` scripts agree, runs the tests, executes every
 # chapter in a real Jupyter kernel, and checks and screenshots the site.

@@ -63,10 +63,14 @@ w
 # %% [markdown]
 # ## Why $\sqrt d$: the variance of a dot product grows with $d$
 #
-# Take $q$ and $k$ with independent components of mean 0 and variance 1, as they roughly are at
-# initialisation. Then $q \cdot k = \sum_{i=1}^{d} q_i k_i$ is a sum of $d$ independent terms of
-# variance 1, so $\mathrm{Var}(q \cdot k) = d$: the scores' standard deviation grows like $\sqrt d$.
-# Dividing by $\sqrt d$ brings the variance back to 1, whatever the head size. Let us check:
+# Take $q$ and $k$ with independent components of mean 0 and variance 1. (That is a convenient
+# scale, not GPT-2's at initialisation: there a query component is a sum of 768 unit-variance inputs
+# times weights of standard deviation 0.02, so its variance is $768 \times 0.02^2 \approx 0.31$; training
+# then makes queries and keys as large as the task needs, and the argument is about that.) Then
+# $q \cdot k = \sum_{i=1}^{d} q_i k_i$ is a sum of $d$ independent terms of variance 1, so
+# $\mathrm{Var}(q \cdot k) = d$: the scores' standard deviation grows like $\sqrt d$, whatever the
+# components' own scale $\sigma^2$ (then it is $d\sigma^4$). Dividing by $\sqrt d$ takes the growth with
+# the head size away. Let us check:
 
 # %%
 torch.manual_seed(0)
@@ -267,10 +271,57 @@ for dtype, tol in [(torch.float64, 1e-10), (torch.float32, 1e-5)]:
 # %%
 print(f"{12 * 12 * 1024 * 1024 * 4 / 2**20:.0f} MiB of attention weights per layer")
 
+
 # %% [markdown]
-# That is why training uses the fused kernel; the explicit path stays for teaching and testing.
-# A rough timing of one forward on this CPU (the figures depend on the machine; the fused kernel's
-# main gain is memory, which this small example does not strain):
+# ## The idea behind FlashAttention: never write the `(T, T)` matrix
+#
+# On a GPU the arithmetic of attention is cheap; what costs is **memory traffic**. The written-out
+# version writes the scores `(T, T)` to the GPU's main memory, reads them back for the softmax,
+# writes the weights, reads them again for `att @ v`, and keeps them for the backward pass: four
+# passes over a matrix that, at $T = 1024$, is far larger than the queries, keys and values
+# together. FlashAttention (Dao et al. 2022) computes the same output **tile by tile** in the
+# GPU's small fast memory (SRAM), without ever writing the matrix out.
+#
+# What makes tiling possible is the **online softmax**. Go through the keys in blocks; for each
+# query keep three running numbers: the largest score seen so far $m$, the sum of
+# $e^{s - m}$ so far $\ell$, and the weighted sum of values so far $o$ (unnormalised). When a new
+# block has a larger maximum $m'$, everything kept so far is rescaled by $e^{m - m'}$; at the end,
+# $o / \ell$ is the exact softmax-weighted average. The backward pass recomputes the tiles from
+# $q, k, v$ instead of storing them: more arithmetic, much less memory traffic, which on a GPU is
+# faster. Written out in a few lines, one block of keys at a time:
+
+# %%
+def attention_by_key_blocks(q, k, v, block=16):
+    "Causal softmax(q k^T / sqrt(hs)) v for q, k, v (T, hs), one block of keys at a time (the online softmax)."
+    T, hs = q.shape
+    m = torch.full((T, 1), float("-inf"))      # running max of each query's scores
+    l = torch.zeros(T, 1)                      # running sum of exp(score - m)
+    o = torch.zeros(T, hs)                     # running sum of exp(score - m) * value
+    for start in range(0, T, block):
+        s = q @ k[start:start + block].T / math.sqrt(hs)                 # (T, block): one tile of scores
+        future = torch.arange(start, start + s.size(1))[None] > torch.arange(T)[:, None]
+        s = s.masked_fill(future, float("-inf"))
+        m_new = torch.maximum(m, s.max(-1, keepdim=True).values)
+        scale = torch.exp(m - m_new).nan_to_num(0.0)                      # rescale what was kept (0 at the start)
+        p = torch.exp(s - m_new)                                          # (T, block)
+        l = l * scale + p.sum(-1, keepdim=True)
+        o = o * scale + p @ v[start:start + block]
+        m = m_new
+    return o / l
+
+torch.manual_seed(0)
+qb, kb, vb = torch.randn(3, 64, 32, dtype=torch.float64).unbind(0)
+tiled = attention_by_key_blocks(qb, kb, vb)
+full, _ = scaled_dot_product_attention(qb[None, None], kb[None, None], vb[None, None])
+test_close(tiled, full[0, 0], eps=1e-12)                                  # the same numbers, exactly (float64)
+print(f"largest tile held at once: 64 x 16 scores, against 64 x 64 for the whole matrix")
+
+# %% [markdown]
+# PyTorch's `F.scaled_dot_product_attention` picks such a kernel when one is available (FlashAttention
+# or a memory-efficient kernel on GPUs, a blocked kernel on CPUs), which is why training uses it; the
+# explicit path stays for teaching and testing. A rough timing of one forward on this CPU (the
+# figures depend on the machine; the fused kernel's main gain is memory, which this small example
+# does not strain):
 
 # %%
 q, k, v = torch.randn(3, 1, 12, 256, 64).unbind(0)

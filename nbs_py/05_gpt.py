@@ -75,6 +75,9 @@ GPT_PRESETS = {  # OpenAI's four GPT-2 sizes (Radford et al., 2019, table 2)
 
 POSITIONS = ("learned", "rope")
 
+
+# %%
+#| export
 @dataclass
 class GPTConfig:
     "Shape and architecture switches of a GPT; the defaults are GPT-2 small (124M)."
@@ -118,16 +121,24 @@ class GPTConfig:
         if self.expert_hidden < 0 or self.rope_theta <= 1:
             raise ValueError(f"expert_hidden={self.expert_hidden} must be >= 0 and rope_theta={self.rope_theta} > 1")
 
-    @classmethod
-    def from_preset(cls, name, **overrides):
-        "The GPT-2 size `name` (a key of GPT_PRESETS), with any field overridden."
-        if name not in GPT_PRESETS:
-            raise ValueError(f"unknown preset {name!r}; use one of {list(GPT_PRESETS)}")
-        valid = [f.name for f in fields(cls)]
-        unknown = sorted(set(overrides) - set(valid))
-        if unknown:
-            raise ValueError(f"unknown GPTConfig field(s) {unknown}; the fields are {valid}")
-        return cls(**{**GPT_PRESETS[name], **overrides})
+
+
+# %% [markdown]
+# A config can start from one of the four sizes, with any field overridden; a misspelt field is an
+# error that lists the real ones.
+
+# %%
+#| export
+@patch(cls_method=True)
+def from_preset(cls: GPTConfig, name, **overrides):
+    "The GPT-2 size `name` (a key of GPT_PRESETS), with any field overridden."
+    if name not in GPT_PRESETS:
+        raise ValueError(f"unknown preset {name!r}; use one of {list(GPT_PRESETS)}")
+    valid = [f.name for f in fields(cls)]
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown GPTConfig field(s) {unknown}; the fields are {valid}")
+    return cls(**{**GPT_PRESETS[name], **overrides})
 
 
 # %%
@@ -168,7 +179,8 @@ test_fail(lambda: GPTConfig.from_preset("gpt2", n_layers=6), contains="n_layer")
 # drawn from $\mathcal{N}(0, 0.02^2)$, biases start at zero, norms at the identity. The two
 # projections that *write* into the residual stream, `c_proj` in attention and in the FFN, are
 # scaled down further to $0.02/\sqrt{2L}$: the stream is a sum of $2L$ such contributions
-# (chapter 4), and the scaling keeps the variance of the sum near the variance of one term.
+# (chapter 4), each now of variance $1/(2L)$ of what it was, so that the sum of all $2L$ of them has
+# about the variance of a single unscaled one, however deep the model.
 # The rule goes by name, so SwiGLU's `c_proj` gets it exactly like the MLP's, and so do the experts'
 # of a mixture ([the seed project](00_index.ipynb#the-seed-project) scaled one arm and not the other).
 #
@@ -752,6 +764,13 @@ def save_hf(model, save_dir):
     atomic_write_json(save_dir / "config.json", config)
     return save_dir
 
+
+
+# %% [markdown]
+# Loading takes a local folder or a hub name; the model's own `from_pretrained` and `save_pretrained` are thin methods over these functions.
+
+# %%
+#| export
 def _pretrained_files(name_or_dir):
     "(config.json, model.safetensors) of a local directory, or of a hub model fetched by huggingface_hub."
     path = Path(name_or_dir)

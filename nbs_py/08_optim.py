@@ -231,8 +231,8 @@ assert min(lrs[700:]) >= 6e-5 and max(lrs) <= 6e-4          # the decay never go
 fig, axs = plt.subplots(1, 2, figsize=(10, 3))
 axs[0].plot(lrs); axs[0].set(title="gpt2-124m: 700 warmup, cosine to 19,073", xlabel="step", ylabel="learning rate")
 axs[0].axvline(700, ls=":", c="gray")
-cpu = [get_lr(s, 1e-3, 1e-4, 100, 2000) for s in range(2200)]
-axs[1].plot(cpu, c="C1"); axs[1].set(title="cpu default: 100 warmup, cosine to 2,000", xlabel="step")
+cpu = [get_lr(s, 4e-3, 4e-4, 100, 2000) for s in range(2200)]     # the trainer's CPU default (chapter 9)
+axs[1].plot(cpu, c="C1"); axs[1].set(title="cpu default: 4e-3, 100 warmup, cosine to 4e-4 at 2,000", xlabel="step")
 axs[1].axvline(2000, ls=":", c="gray")
 plt.tight_layout()
 

@@ -293,6 +293,10 @@ def best_lrs(rows):
     for (arm, lr, seed), v in final_losses(rows).items(): by.setdefault(arm, {}).setdefault(lr, []).append(v)
     return {arm: min(lrs, key=lambda lr: np.mean(lrs[lr])) for arm, lrs in by.items()}
 
+
+
+# %%
+#| export
 def run_all(scale, runs, out_root, arms, workers=2, subprocess_=True) -> dict:
     """Train `runs`, a list of (arm, lr, seed), `workers` at a time; wait for the ones another runner holds.
     Returns {run: 'done' | 'skipped' | 'failed: why'}: a run that fails (a diverging learning rate) does not stop the rest."""
@@ -678,8 +682,8 @@ print(f"one 10B-token run: {gpu_h:.1f} GPU hours ({gpu_h / 8:.2f} h on 8 GPUs); 
 
 # %%
 #| export
-def main(argv=None):
-    "The `python -m gpt2book.experiments` command."
+def parser() -> argparse.ArgumentParser:
+    "The command line of `python -m gpt2book.experiments`."
     p = argparse.ArgumentParser(prog="python -m gpt2book.experiments",
                                 description="Run the book's experiments: learning-rate sweeps and seeds of named arms.",
                                 epilog="examples:\n  python -m gpt2book.experiments sweep ablation --workers 2\n"
@@ -705,6 +709,14 @@ def main(argv=None):
     f.add_argument("experiment", choices=list(EXPERIMENTS))
     f.add_argument("--results")
     f.add_argument("--plot")
+    return p
+
+
+# %%
+#| export
+def main(argv=None):
+    "The `python -m gpt2book.experiments` command."
+    p = parser()
     args = p.parse_args(argv)
     arms = EXPERIMENTS[args.experiment]
     if args.cmd == "run":

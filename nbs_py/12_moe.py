@@ -312,3 +312,96 @@ lines = read_metrics(work / "moe" / "metrics.jsonl")
 print(*lines[1:3], sep="\n")
 assert all(m["aux_loss"] >= 1 - 1e-6 for m in lines if "aux_loss" in m) and "aux_loss" not in lines[-1]
 test_eq(len(lines[1]["expert_tokens"]), 2); test_eq(sum(lines[1]["expert_tokens"][0]), 8 * 32)   # 2 layers; top-1
+
+# %% [markdown]
+# ## Where the tokens go: expert load, early and late
+#
+# `metrics.jsonl` records, every 50 steps, how many of the step's tokens each expert of each layer
+# received (from the last micro-batch: 12 x 64 tokens x 2 slots). Here from the experiment's
+# `moe-active` run at its best learning rate (seed 1337), copied next to the chapter:
+
+# %%
+import json
+
+import numpy as np
+
+lines = [m for m in read_metrics("data/moe_active_metrics.jsonl") if "expert_tokens" in m]
+early, late = lines[0], lines[-1]
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
+for ax, m in zip(axes, (early, late)):
+    load = np.array(m["expert_tokens"])                                  # (layers, experts)
+    for l, row in enumerate(load):
+        ax.bar(np.arange(8) + l * 0.2 - 0.3, row / row.sum(), width=0.2, label=f"layer {l}")
+    ax.axhline(1 / 8, c="gray", ls=":", label="even: 1/8")
+    ax.set(title=f"step {m['step']} (aux loss {m['aux_loss']:.3f})", xlabel="expert")
+axes[0].set_ylabel("share of the routing slots"); axes[0].legend(fontsize=8); plt.tight_layout(); plt.show()
+share = lambda m: np.array(m["expert_tokens"]) / np.array(m["expert_tokens"]).sum(1, keepdims=True)
+print(f"largest share of one expert: step {early['step']}: {share(early).max():.3f}, step {late['step']}: {share(late).max():.3f}; "
+      f"aux loss {early['aux_loss']:.4f} -> {late['aux_loss']:.4f} (1 = perfectly even)")
+assert all(m["aux_loss"] < 1.1 for m in lines[5:])                      # recorded result: the balancing keeps it even
+
+# %% [markdown]
+# At the start the router, a random linear layer, sends tokens unevenly: some experts get twice
+# their fair share of $1/8$. The balancing loss (weight 0.01) keeps the average balance loss near 1
+# throughout (the printed values), and by the end no expert of any layer is far from its share:
+# every expert is in use, none is dead weight.
+
+# %% [markdown]
+# ## The experiment: a mixture of experts against the dense model
+#
+# At the scale of chapter 10, two mixtures of 8 MLP experts with top-2 routing, against the dense
+# GPT-2 (`ARCHITECTURES` in chapter 10; each arm at its own best learning rate, three seeds):
+#
+# - `moe-active`: experts of width 256 (half the MLP's 512): the same FFN compute per token as the
+#   dense model, 4 times the FFN parameters;
+# - `moe-total`: experts of width 64: the same parameters as the dense model, a quarter of its FFN
+#   compute per token.
+
+# %%
+from gpt2book.experiments import ARCHITECTURES, Scale, arm_params, plot_arms, read_results, summary
+
+total, active = arm_params(Scale(), 66, ARCHITECTURES), arm_params(Scale(), 66, ARCHITECTURES, active=True)
+arch = read_results("data/architectures.csv")
+moe_rows = [r for r in arch if r["arm"] in ("gpt2", "moe-active", "moe-total")]
+tab = {r["arm"]: r for r in summary(moe_rows)}
+for arm, r in tab.items():
+    reach = f"{r['steps_to_baseline']:.0f} steps ({r['speedup']:.2f}x)" if r["steps_to_baseline"] else "not reached"
+    print(f"{arm:10s} {total[arm]:>9,d} parameters ({active[arm]:>7,d} active), lr {r['lr']:g}: {r['val_loss']:.4f} "
+          f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}], vs gpt2 {r['diff']:+.4f} [{r['diff_low']:+.4f}, {r['diff_high']:+.4f}]; "
+          f"gpt2's final loss in {reach}")
+assert tab["moe-active"]["diff_high"] < 0                                   # recorded result: beyond the noise
+assert tab["moe-total"]["diff_low"] < 0 < tab["moe-total"]["diff_high"]     # recorded result: within it
+plot_arms(moe_rows); plt.show()
+
+# %% [markdown]
+# With the dense model's compute per token and four times its FFN parameters, the mixture ends
+# lower than the dense model, beyond the noise: more parameters, trained on the same tokens with the
+# same arithmetic per token, did help. With the dense model's parameters and a quarter of its FFN
+# compute, it ends about level, within the (wide) noise: routing did not buy more than the compute
+# it saved, at this scale. Both are at 0.8M-parameter scale on 1M characters; mixtures are built to
+# pay off at scales where memory is cheap and compute is not.
+#
+# ## The honest cost: time per step on this machine
+#
+# Fewer FLOPs per token is not fewer seconds. The loop over experts runs eight small matrix
+# multiplications where the dense model runs one large one, plus the gathering and scattering of
+# tokens and the router; on two CPU cores and at width 128, that overhead dominates.
+# `bench/arms_speed.py` times every arm of chapters 10 to 12 with the trainer's own step, one thread
+# (as the sweeps ran) and all cores, in interleaved rounds:
+#
+# ```bash
+# python bench/arms_speed.py        # writes nbs/data/bench_arms.json
+# ```
+
+# %%
+bench = json.loads(Path("data/bench_arms.json").read_text())
+m = bench["machine"]
+print(f"{m['cpu']}, {m['cpu_count']} cores; load average {m['loadavg_1min_before']} before, {m['loadavg_1min_after']} after")
+for arm in ("gpt2", "moe-active", "moe-total"):
+    b = bench["arms"][arm]
+    print(f"{arm:10s} {b['ms_per_step_1_thread']:6.1f} ms/step with 1 thread, {b['ms_per_step_all_threads']:6.1f} with "
+          f"{m['cpu_count']}; {b['flops_per_token']:,} FLOPs/token "
+          f"({b['flops_per_token'] / bench['arms']['gpt2']['flops_per_token']:.2f}x gpt2's)")
+slow = bench["arms"]["moe-active"]["ms_per_step_1_thread"] / bench["arms"]["gpt2"]["ms_per_step_1_thread"]
+print(f"moe-active: the same FLOPs per token, {slow:.2f}x the time per step")
+assert slow > 1.1                                   # recorded result: the same FLOPs, more time

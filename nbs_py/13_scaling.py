@@ -54,18 +54,21 @@ import dataclasses
 import json
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from gpt2book.experiments import (ABLATION, ARCHITECTURES, Scale, best_lrs, collect, final_losses, run_all, sweep,
                                   write_results)
 from gpt2book.files import atomic_write, atomic_write_json
-from gpt2book.train import config_from_args, flops_per_token, make_model
+from gpt2book.train import TRAIN_PRESETS, config_from_args, flops_per_token, make_model
 
 # %%
 import matplotlib.pyplot as plt
 from fastcore.test import test_close, test_eq, test_fail
+
 
 # %% [markdown]
 # ## The sweep
@@ -85,32 +88,49 @@ from fastcore.test import test_close, test_eq, test_fail
 
 # %%
 #| export
-SIZES = {  # name: (n_layer, n_head, n_embd)
-    "L2C32": (2, 2, 32), "L2C48": (2, 3, 48), "L3C64": (3, 4, 64),
-    "L4C96": (4, 4, 96), "L4C128": (4, 4, 128), "L6C160": (6, 5, 160),
-}
-BUDGETS = (250, 500, 1000, 2000, 4000)   # optimizer steps of batch_size x block_size = 1024 tokens
-LR_BUDGET = 1000                         # the budget of the learning-rate sweeps
+@dataclass
+class Grid:
+    "One scaling sweep's design: model sizes, token budgets, and the settings every run shares."
+    sizes: dict                 # name: (n_layer, n_head, n_embd), smallest first
+    budgets: tuple              # optimizer steps; every run anneals to its own
+    scale: Scale                # the trainer preset, the learning rates to sweep, the seeds, shared overrides
+    lr_budget: int              # the budget of the learning-rate sweeps
+    noise_budgets: tuple        # the largest size is also run with every seed at these budgets
+    out_root: str               # the run folders
+    results: str                # one row per run
+    curves: str                 # one row per evaluation
+    vocab_size: int             # the tokenizer's (to count parameters before any data is prepared)
+
+    @property
+    def tokens_per_step(self) -> int:
+        o = {**TRAIN_PRESETS[self.scale.preset], **self.scale.overrides}
+        return o.get("total_batch_size") or o["batch_size"] * o["block_size"]
+
+CPU = Grid(
+    sizes={"L2C32": (2, 2, 32), "L2C48": (2, 3, 48), "L3C64": (3, 4, 64),
+           "L4C96": (4, 4, 96), "L4C128": (4, 4, 128), "L6C160": (6, 5, 160)},
+    budgets=(250, 500, 1000, 2000, 4000),          # steps of 16 x 64 = 1024 characters: 0.26M to 4.1M tokens
+    scale=Scale(preset="cpu", lrs=(1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2), seeds=(1337, 1338, 1339), lr_floor=0.1,
+                overrides=dict(batch_size=16, block_size=64, eval_interval=250, eval_iters=108,  # 108 x 16 x 64: all of val
+                               checkpoint_interval=250, log_interval=50, keep_checkpoints=1, sample_tokens=0,
+                               device="cpu")),
+    lr_budget=1000, noise_budgets=(250, 500, 1000), out_root="out/scaling",
+    results="nbs/data/scaling.csv", curves="nbs/data/scaling_curves.csv", vocab_size=66)
 ARCHS = {"gpt2": ABLATION["gpt2"], "swiglu-rmsnorm": ABLATION["swiglu-rmsnorm"], "rope": ARCHITECTURES["rope"],
          "moe": dict(ffn="moe", n_expert=8, expert_top_k=2)}   # experts of width 4C / 2: the dense compute (chapter 12)
-SCALE = Scale(preset="cpu", lrs=(1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2), seeds=(1337, 1338, 1339), lr_floor=0.1,
-              overrides=dict(batch_size=16, block_size=64, eval_interval=250, eval_iters=108,   # 108 x 16 x 64: all of val
-                             checkpoint_interval=250, log_interval=50, keep_checkpoints=1, sample_tokens=0,
-                             device="cpu"))
-NOISE_BUDGETS = (250, 500, 1000)         # the largest size is run with 3 seeds at these budgets
-RESULTS, CURVES, FIT = "nbs/data/scaling.csv", "nbs/data/scaling_curves.csv", "nbs/data/scaling_fit.json"
+FIT = "nbs/data/scaling_fit.json"
 
 def arm_name(arch, size, steps):
     "The arm of one (architecture, size, budget): `gpt2-L4C128-2000`."
     return f"{arch}-{size}-{steps}"
 
-def scaling_arms(arch):
+def scaling_arms(arch, grid: Grid = CPU):
     "Every (size, budget) of `arch` as an arm of the experiment runner: trainer settings by name."
     if arch not in ARCHS: raise ValueError(f"unknown architecture {arch!r}; use one of {list(ARCHS)}")
     out = {}
-    for size, (n_layer, n_head, n_embd) in SIZES.items():
+    for size, (n_layer, n_head, n_embd) in grid.sizes.items():
         moe = {"expert_hidden": 4 * n_embd // ARCHS[arch]["expert_top_k"]} if ARCHS[arch].get("ffn") == "moe" else {}
-        for steps in BUDGETS:
+        for steps in grid.budgets:
             out[arm_name(arch, size, steps)] = {**ARCHS[arch], **moe, "n_layer": n_layer, "n_head": n_head,
                                                 "n_embd": n_embd, "max_steps": steps, "warmup_steps": steps // 20}
     return out
@@ -134,19 +154,25 @@ def lr_rule(n_params: dict, best_small: float, best_large: float) -> dict:
         out[size] = float(f"{math.exp((1 - t) * math.log(best_small) + t * math.log(best_large)):.3g}")
     return out
 
-def size_params(vocab_size: int = 66, arch: str = "gpt2") -> dict:
-    "{size: (non-embedding parameters, active non-embedding parameters, all parameters)} of each size's model."
+def size_config(arch: str, size: str, grid: Grid = CPU):
+    "The TrainConfig of `arch` at `size` (at the grid's first budget)."
+    o = {**grid.scale.overrides, **scaling_arms(arch, grid)[arm_name(arch, size, grid.budgets[0])]}
+    return config_from_args([f"--config={grid.scale.preset}", *[f"--{k}={v}" for k, v in o.items()]])
+
+def size_params(arch: str = "gpt2", grid: Grid = CPU) -> dict:
+    "{size: (non-embedding parameters, active non-embedding parameters, all parameters, training FLOPs per token)}."
     out = {}
-    for size in SIZES:
-        args = [f"--{k}={v}" for k, v in {**SCALE.overrides, **scaling_arms(arch)[arm_name(arch, size, BUDGETS[0])]}.items()]
-        m = make_model(config_from_args(args), vocab_size)
-        out[size] = (m.num_params(non_embedding=True), m.num_params(non_embedding=True, active=True), m.num_params())
+    for size in grid.sizes:
+        with torch.device("meta"): m = make_model(size_config(arch, size, grid), grid.vocab_size)
+        out[size] = (m.num_params(non_embedding=True), m.num_params(non_embedding=True, active=True), m.num_params(),
+                     flops_per_token(m))
     return out
 
 
 # %%
 ps = size_params()
-for size, (n, na, total) in ps.items(): print(f"{size:7s} N = {n:9,d} non-embedding ({total:9,d} in all)")
+for size, (n, na, total, fpt) in ps.items():
+    print(f"{size:7s} N = {n:9,d} non-embedding ({total:9,d} in all); {fpt:,} training FLOPs per token, 6N of it: {6 * n / fpt:.0%}")
 rule = lr_rule({s: v[0] for s, v in ps.items()}, 8e-3, 2e-3)
 test_eq((rule["L2C32"], rule["L6C160"]), (8e-3, 2e-3))
 assert 2e-3 < rule["L4C96"] < 8e-3
@@ -166,21 +192,21 @@ def _cost(arm, arms):
     o = arms[arm]
     return o["n_layer"] * o["n_embd"] ** 2 * o["max_steps"]
 
-def scaling_sweep(arch="gpt2", out_root="out/scaling", workers=2, scale=SCALE, subprocess_=True):
+def scaling_sweep(arch="gpt2", grid: Grid = CPU, workers=2, subprocess_=True, out_root=None):
     "LR sweeps at both ends, the rule, the grid, and seeds for the noise; returns (runs, lrs) with runs a list of (arm, lr, seed)."
-    arms, sizes = scaling_arms(arch), list(SIZES)
-    ends = {arm_name(arch, s, LR_BUDGET): arms[arm_name(arch, s, LR_BUDGET)] for s in (sizes[0], sizes[-1])}
+    arms, sizes, scale, out_root = scaling_arms(arch, grid), list(grid.sizes), grid.scale, out_root or grid.out_root
+    ends = {arm_name(arch, s, grid.lr_budget): arms[arm_name(arch, s, grid.lr_budget)] for s in (sizes[0], sizes[-1])}
     lr_rows = sweep(ends, dataclasses.replace(scale, seeds=scale.seeds[:1]), out_root, workers=workers,
                     subprocess_=subprocess_)
     best = best_lrs(lr_rows)
-    n = {s: v[1] for s, v in size_params(arch=arch).items()}     # active non-embedding parameters
-    lrs = lr_rule(n, best[arm_name(arch, sizes[0], LR_BUDGET)], best[arm_name(arch, sizes[-1], LR_BUDGET)])
-    grid = [(arm_name(arch, s, b), lrs[s], scale.seeds[0]) for s in sizes for b in BUDGETS]
-    noise = [(arm_name(arch, sizes[-1], b), lrs[sizes[-1]], seed) for b in NOISE_BUDGETS for seed in scale.seeds[1:]]
-    todo = sorted(grid + noise, key=lambda r: -_cost(r[0], arms))
+    n = {s: v[1] for s, v in size_params(arch, grid).items()}     # active non-embedding parameters
+    lrs = lr_rule(n, best[arm_name(arch, sizes[0], grid.lr_budget)], best[arm_name(arch, sizes[-1], grid.lr_budget)])
+    main_runs = [(arm_name(arch, s, b), lrs[s], scale.seeds[0]) for s in sizes for b in grid.budgets]
+    noise = [(arm_name(arch, sizes[-1], b), lrs[sizes[-1]], seed) for b in grid.noise_budgets for seed in scale.seeds[1:]]
+    todo = sorted(main_runs + noise, key=lambda r: -_cost(r[0], arms))
     run_all(scale, todo, out_root, arms, workers, subprocess_)
     sweep_runs = sorted({(r["arm"], r["lr"], r["seed"]) for r in lr_rows})
-    return sweep_runs + grid + noise, lrs
+    return sweep_runs + main_runs + noise, lrs
 
 
 # %% [markdown]
@@ -194,32 +220,36 @@ def scaling_sweep(arch="gpt2", out_root="out/scaling", workers=2, scale=SCALE, s
 
 # %%
 #| export
-RUN_FIELDS = ("arch", "size", "n_layer", "n_head", "n_embd", "n_params", "n_active", "n_total", "steps", "tokens",
-              "seed", "lr", "role", "val_loss")
+RUN_FIELDS = ("arch", "size", "n_layer", "n_head", "n_embd", "n_params", "n_active", "n_total", "flops_per_token",
+              "steps", "tokens", "seed", "lr", "role", "val_loss")
 CURVE_FIELDS = ("arch", "size", "steps", "seed", "lr", "step", "tokens", "val_loss")
 
-def scaling_rows(arch, runs, lrs, out_root="out/scaling"):
+def scaling_rows(arch, runs, lrs, grid: Grid = CPU, out_root=None):
     "(one row per finished run, one row per evaluation) of `runs` (a list of (arm, lr, seed)) of `arch`; `lrs`: the rule's rates."
-    arms, params = scaling_arms(arch), size_params(arch=arch)
-    tokens_per_step = SCALE.overrides["batch_size"] * SCALE.overrides["block_size"]
-    curves = collect(out_root, runs)
+    arms, params, tps = scaling_arms(arch, grid), size_params(arch, grid), grid.tokens_per_step
+    curves = collect(out_root or grid.out_root, runs)
     finals = final_losses(curves)
     out, curve_rows = [], []
     for (arm, lr, seed) in runs:
         if (arm, lr, seed) not in finals: continue
-        o = arms[arm]
-        size = arm.split("-")[-2]
-        role = "noise" if seed != SCALE.seeds[0] else "grid" if lr == lrs[size] else "lr-sweep"
-        n, na, nt = params[size]
+        o, size = arms[arm], arm.split("-")[-2]
+        role = "noise" if seed != grid.scale.seeds[0] else "grid" if lr == lrs[size] else "lr-sweep"
+        n, na, nt, fpt = params[size]
         out.append(dict(arch=arch, size=size, n_layer=o["n_layer"], n_head=o["n_head"], n_embd=o["n_embd"], n_params=n,
-                        n_active=na, n_total=nt, steps=o["max_steps"], tokens=o["max_steps"] * tokens_per_step,
+                        n_active=na, n_total=nt, flops_per_token=fpt, steps=o["max_steps"], tokens=o["max_steps"] * tps,
                         seed=seed, lr=lr, role=role, val_loss=finals[(arm, lr, seed)]))
     for r in curves:
         o = arms[r["arm"]]
         curve_rows.append(dict(arch=arch, size=r["arm"].split("-")[-2], steps=o["max_steps"], seed=r["seed"], lr=r["lr"],
-                               step=r["step"], tokens=r["step"] * tokens_per_step, val_loss=r["val_loss"]))
+                               step=r["step"], tokens=r["step"] * tps, val_loss=r["val_loss"]))
     return out, curve_rows
 
+def read_runs(path) -> list[dict]:
+    "The rows of a scaling results file, numbers parsed."
+    ints = ("n_layer", "n_head", "n_embd", "n_params", "n_active", "n_total", "flops_per_token", "steps", "tokens", "seed")
+    with open(path, newline="") as f:
+        return [{**r, **{k: int(r[k]) for k in ints}, "lr": float(r["lr"]), "val_loss": float(r["val_loss"])}
+                for r in csv.DictReader(f)]
 
 def _merge(path, rows, fields, arch):
     "Rows of `path` for other architectures, then `rows` (this architecture's), written atomically."
@@ -433,7 +463,7 @@ opt = {C: isoflop_optimum(p) for C, p in prof.items()}
 _, a_exp = power_fit([C for C in opt if opt[C]], [o["N_opt"] for o in opt.values() if o])
 print(f"N* ~ C^{a_exp:.3f}; the law says beta / (alpha + beta) = {law['beta'] / (law['alpha'] + law['beta']):.3f}")
 test_close(a_exp, law["beta"] / (law["alpha"] + law["beta"]), eps=0.02)
-test_eq(loss_at_tokens([1e3, 1e5], [4.0, 1.0], 1e4), 2.0)                # halfway in log-log
+test_close(loss_at_tokens([1e3, 1e5], [4.0, 1.0], 1e4), 2.0, eps=1e-12)    # halfway in log-log
 test_eq(loss_at_tokens([1e3, 1e5], [4.0, 1.0], 1e6), None)               # no extrapolation
 
 
@@ -466,34 +496,450 @@ assert np.isinf(compute_multiplier(law, 1e5, 1e6, law["E"] + law["A"] / 1e5 ** 0
 
 
 # %% [markdown]
-# ## The command line
+# ## The analysis, end to end
 #
-# `python -m gpt2book.scaling sweep --arch ARCH` runs (or continues) one architecture's sweep and
-# writes its rows into `nbs/data/scaling.csv` and `scaling_curves.csv` (rows of other architectures
-# are kept); `fit` fits the laws to the results file and writes `scaling_fit.json` and the plots.
+# `analyse` turns the results file into every number of the chapter, and `python -m gpt2book.scaling
+# fit` writes them to `scaling_fit.json`. Its pieces, each small:
+#
+# - `law_runs`: an architecture's runs at its rule's learning rates (the grid and the extra seeds;
+#   the learning-rate sweep's other rates are left out: they are not the model at its best), as
+#   arrays $N$ (active, without the position table), $D$ (tokens) and $L$;
+# - `seed_noise`: the standard deviation of the final loss between seeds, pooled over the points run
+#   with three seeds;
+# - `holdout`: the fit without the largest size, its predictions for the largest size's runs, and
+#   the errors in nats;
+# - `isoflop`: the profiles at compute levels spread over the runs' range, their optima, and the
+#   exponents of $N^*(C)$ and $D^*(C)$;
+# - `multipliers`: per size, at the longest budget, the compute multiplier of a variant against the
+#   baseline's law, with bootstrap intervals (resampling both architectures' runs).
 
 # %%
 #| export
+def law_runs(runs, arch, exclude_size=None):
+    "(N, D, L) of `arch`'s runs at its rule's learning rates; N: active parameters without the position table."
+    rs = [r for r in runs if r["arch"] == arch and r["role"] != "lr-sweep" and r["size"] != exclude_size]
+    return tuple(np.array([r[k] for r in rs], float) for k in ("n_active", "tokens", "val_loss"))
+
+def seed_noise(runs, arch) -> float:
+    "Pooled standard deviation of the final loss between seeds at the same size and budget."
+    groups = {}
+    for r in runs:
+        if r["arch"] == arch and r["role"] != "lr-sweep": groups.setdefault((r["size"], r["steps"]), []).append(r["val_loss"])
+    multi = [np.array(v) for v in groups.values() if len(v) > 1]
+    if not multi: return float("nan")
+    return float(math.sqrt(sum(((g - g.mean()) ** 2).sum() for g in multi) / sum(len(g) - 1 for g in multi)))
+
+def holdout(runs, arch) -> dict:
+    "Fit without the largest size; the error of its predictions for the largest size's runs (mean over seeds per budget)."
+    sizes = sorted({r["size"] for r in runs if r["arch"] == arch}, key=lambda s: next(r["n_active"] for r in runs if r["size"] == s))
+    law = fit_law(*law_runs(runs, arch, exclude_size=sizes[-1]))
+    pts = {}
+    for r in runs:
+        if r["arch"] == arch and r["size"] == sizes[-1] and r["role"] != "lr-sweep":
+            pts.setdefault((r["n_active"], r["tokens"]), []).append(r["val_loss"])
+    rows = [dict(tokens=d, observed=float(np.mean(v)), predicted=float(law_loss(law, n, d)), seeds=len(v))
+            for (n, d), v in sorted(pts.items())]
+    err = [abs(r["predicted"] - r["observed"]) for r in rows]
+    return dict(law=law, held_out=sizes[-1], points=rows, abs_err_mean=float(np.mean(err)), abs_err_max=float(np.max(err)))
+
+
+# %%
+#| export
+def isoflop(runs, arch, n_levels=8) -> dict:
+    "IsoFLOP profiles of `arch` at log-spaced compute levels, their optima, and the exponents of N*(C) and D*(C)."
+    rs = [{**r, "n_params": r["n_active"]} for r in runs if r["arch"] == arch and r["role"] == "grid"]  # N: active
+    C = np.array([r["flops_per_token"] * r["tokens"] for r in rs], float)
+    levels = np.geomspace(C.min(), C.max(), n_levels + 2)[1:-1]
+    fpt = {r["n_active"]: r["flops_per_token"] for r in rs}
+    ratio = lambda n: float(np.exp(np.interp(math.log(n), *map(np.log, zip(*sorted((k, v / k) for k, v in fpt.items()))))))
+    optima = []
+    for c, pts in isoflop_profiles(rs, levels).items():
+        o = isoflop_optimum(pts)
+        if o: optima.append(dict(C=float(c), N_opt=o["N_opt"], D_opt=float(c / (ratio(o["N_opt"]) * o["N_opt"])),
+                                 L_opt=o["L_opt"], points=[[float(n), float(l)] for n, l in pts], coef=list(o["coef"])))
+    out = dict(optima=optima)
+    if len(optima) >= 2:
+        out["N_exponent"] = power_fit([o["C"] for o in optima], [o["N_opt"] for o in optima])[1]
+        out["D_exponent"] = power_fit([o["C"] for o in optima], [o["D_opt"] for o in optima])[1]
+        out["tokens_per_param"] = [o["D_opt"] / o["N_opt"] for o in optima]
+    return out
+
+
+# %%
+#| export
+def _mean_at(runs, arch, size, steps):
+    v = [r["val_loss"] for r in runs if (r["arch"], r["size"], r["steps"]) == (arch, size, steps) and r["role"] != "lr-sweep"]
+    return float(np.mean(v)) if v else None
+
+def multipliers(runs, base_arch, arch, base_law, n_boot=200, seed=0) -> list[dict]:
+    "Per size: the compute multiplier of `arch` against `base_arch`'s law at the longest budget, with a bootstrap interval."
+    steps = max(r["steps"] for r in runs)
+    sizes = sorted({r["size"] for r in runs if r["arch"] == arch}, key=lambda s: next(r["n_params"] for r in runs if r["size"] == s))
+    N = {s: next(r["n_active"] for r in runs if r["arch"] == base_arch and r["size"] == s) for s in sizes}
+    D = next(r["tokens"] for r in runs if r["steps"] == steps)
+    point = {s: float(compute_multiplier(base_law, N[s], D, _mean_at(runs, arch, s, steps))) for s in sizes}
+    rng, boot = np.random.default_rng(seed), {s: [] for s in sizes}
+    base = [r for r in runs if r["arch"] == base_arch and r["role"] != "lr-sweep"]
+    var = [r for r in runs if r["arch"] == arch and r["role"] != "lr-sweep"]
+    for _ in range(n_boot):
+        rb = [base[i] for i in rng.integers(0, len(base), len(base))]
+        rv = [var[i] for i in rng.integers(0, len(var), len(var))]
+        law = fit_law(*law_runs(rb, base_arch), init=base_law)
+        for s in sizes:
+            L = _mean_at(rv, arch, s, steps)
+            if L is not None: boot[s].append(float(compute_multiplier(law, N[s], D, L)))
+    return [dict(size=s, N=N[s], tokens=D, loss=_mean_at(runs, arch, s, steps), base_loss=_mean_at(runs, base_arch, s, steps),
+                 multiplier=point[s], interval=[float(q) for q in np.quantile(boot[s], [0.025, 0.975])]) for s in sizes]
+
+
+# %%
+#| export
+def analyse(runs, base_arch="gpt2", n_boot=200) -> dict:
+    "Every fitted number of the chapter from the rows of a scaling results file."
+    archs = list(dict.fromkeys(r["arch"] for r in runs))
+    out = {"n_boot": n_boot, "archs": {}}
+    for arch in archs:
+        N, D, L = law_runs(runs, arch)
+        law = fit_law(N, D, L)
+        out["archs"][arch] = dict(law=law, intervals=bootstrap_law(N, D, L, law, n_boot), noise=seed_noise(runs, arch),
+                                  isoflop=isoflop(runs, arch), n_runs=len(L))
+    base = out["archs"][base_arch]["law"]
+    out["baseline"] = {k: base[k] for k in LAW} | {"intervals": out["archs"][base_arch]["intervals"]}
+    out["holdout"] = holdout(runs, base_arch)
+    out["holdout_abs_err"] = out["holdout"]["abs_err_mean"]
+    out["multipliers"] = {a: multipliers(runs, base_arch, a, base, n_boot) for a in archs if a != base_arch}
+    return out
+
+
+# %% [markdown]
+# The whole analysis, run on synthetic results made like the sweep's (six sizes, five budgets,
+# three seeds at three budgets of the largest, and a variant whose loss at $(N, D)$ is the
+# baseline's at $(N, 1.5 D)$: a true compute multiplier of 1.5 at every size), must give back the
+# law, predict the held-out size within the noise, and find the multiplier:
+
+# %%
+def synthetic_results(law, noise=0.005, mult=1.5, seed=0):
+    rng, rows = np.random.default_rng(seed), []
+    sizes = {f"S{i}": n for i, n in enumerate(np.geomspace(2.7e4, 1.86e6, 6).round())}
+    for arch, m in (("gpt2", 1.0), ("variant", mult)):
+        for size, n in sizes.items():
+            for steps in (250, 500, 1000, 2000, 4000):
+                seeds = (1337, 1338, 1339) if size == "S5" and steps <= 1000 else (1337,)
+                for sd in seeds:
+                    L = float(law_loss(law, n, m * steps * 1024) * math.exp(rng.normal(0, noise)))
+                    rows.append(dict(arch=arch, size=size, n_params=int(n), n_active=int(n), flops_per_token=int(6 * n),
+                                     steps=steps, tokens=steps * 1024, seed=sd, role="grid" if sd == 1337 else "noise",
+                                     val_loss=L))
+    return rows
+
+syn = synthetic_results(true)
+res = analyse(syn, n_boot=20)
+print({k: round(res["baseline"][k], 3) for k in LAW}, "held out:", res["holdout"]["held_out"],
+      f"mean error {res['holdout_abs_err']:.4f} nats; seed noise {res['archs']['gpt2']['noise']:.4f}")
+for m in res["multipliers"]["variant"]: print(f"  {m['size']}: multiplier {m['multiplier']:.2f} {np.round(m['interval'], 2)}")
+assert res["holdout_abs_err"] < 0.03
+assert all(1.2 < m["multiplier"] < 1.9 for m in res["multipliers"]["variant"])
+test_close(res["archs"]["gpt2"]["noise"], 0.005 * 1.6, eps=0.006)         # ~0.5% of a loss near 1.6
+
+
+# %% [markdown]
+# ## Pictures
+#
+# Two functions draw what the fit command also saves for the README: the runs against compute with
+# the law's **compute frontier** (for each compute $C$, the lowest loss the law allows over all
+# splits $N \cdot D$ at that $C$), and the predicted against the observed losses.
+
+# %%
+#| export
+def frontier(law: dict, C, flops_per_param=6.0, n_grid=np.geomspace(1e3, 1e9, 400)):
+    "The law's lowest loss at each compute C over model sizes N (D = C / (flops_per_param N)), and the N that reaches it."
+    C = np.atleast_1d(np.asarray(C, float))
+    L = law_loss(law, n_grid[None, :], C[:, None] / (flops_per_param * n_grid[None, :]))   # (len(C), len(n_grid))
+    return L.min(1), n_grid[L.argmin(1)]
+
+def plot_frontier(runs, fits: dict, path=None):
+    "Final loss against training compute for each architecture's runs, with its law's compute frontier."
+    import matplotlib.pyplot as plt
+    archs = list(fits)
+    fig, axes = plt.subplots(1, len(archs), figsize=(6 * len(archs), 4.2), sharey=True, squeeze=False)
+    for ax, arch in zip(axes[0], archs):
+        rs = [r for r in runs if r["arch"] == arch and r["role"] != "lr-sweep"]
+        sizes = sorted({r["n_active"] for r in rs})
+        cmap = plt.get_cmap("viridis")
+        for k, n in enumerate(sizes):
+            pts = sorted((r["flops_per_token"] * r["tokens"], r["val_loss"]) for r in rs if r["n_active"] == n)
+            ax.plot(*zip(*pts), "o-", ms=3, lw=1, color=cmap(k / max(1, len(sizes) - 1)), label=f"N = {n:,}")
+        C = np.geomspace(min(r["flops_per_token"] * r["tokens"] for r in rs), max(r["flops_per_token"] * r["tokens"] for r in rs), 50)
+        fpp = float(np.median([r["flops_per_token"] / r["n_active"] for r in rs]))
+        ax.plot(C, frontier(fits[arch], C, fpp)[0], "k--", lw=1.5, label="fitted law: the frontier")
+        ax.set(xscale="log", yscale="log", xlabel="training compute C (FLOPs)", title=arch)
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("final validation loss (nats/char)"); axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    if path:
+        with atomic_write(path) as f: fig.savefig(f, dpi=120, format="png")
+    return fig
+
+
+# %% [markdown]
+# ## The runs
+#
+# The sweep ran as one command per architecture on this book's build machine (2 CPU cores), two
+# runs side by side with one thread each, then the fit:
+#
+# ```bash
+# python -m gpt2book.scaling sweep --arch gpt2 --workers 2              # writes nbs/data/scaling.csv, scaling_curves.csv
+# python -m gpt2book.scaling sweep --arch swiglu-rmsnorm --workers 2
+# python -m gpt2book.scaling fit                                        # writes nbs/data/scaling_fit.json, images/scaling-frontier.png
+# ```
+#
+# `nbs/data/scaling_sweep.json` records how long each architecture's sweep took. The chapter only
+# reads these files.
+
+# %%
+runs = read_runs("data/scaling.csv")
+fit = json.loads(Path("data/scaling_fit.json").read_text())
+times = json.loads(Path("data/scaling_sweep.json").read_text())
+archs = list(dict.fromkeys(r["arch"] for r in runs))
+for arch in archs:
+    rs = [r for r in runs if r["arch"] == arch]
+    print(f"{arch}: {len(rs)} runs ({sum(r['role'] == 'lr-sweep' for r in rs)} of the learning-rate sweep), "
+          f"{times[arch]['hours']:.2f} h of wall time on {times[arch]['cores']} cores")
+sizes = sorted({(r["n_active"], r["size"]) for r in runs if r["arch"] == "gpt2"})
+print(f"sizes: {', '.join(f'{s} ({n:,})' for n, s in sizes)}: {sizes[-1][0] / sizes[0][0]:.0f}x")
+epochs = max(r["tokens"] for r in runs) / 1_003_854                      # Tiny Shakespeare's training characters
+print(f"the longest budget: {max(r['tokens'] for r in runs):,} tokens = {epochs:.1f} passes over the training text")
+assert len(sizes) >= 5 and sizes[-1][0] / sizes[0][0] >= 30 and epochs <= 4.2                     # the design
+assert all(len({r["steps"] for r in runs if r["arch"] == a and r["size"] == s and r["role"] == "grid"}) >= 4
+           for a in archs for _, s in sizes)                                                    # >= 4 budgets a size
+
+# %% [markdown]
+# **The learning rates.** The sweeps at both ends, and the rule's rate for every size in between:
+
+# %%
+fig, axes = plt.subplots(1, len(archs), figsize=(5.5 * len(archs), 3.6), sharey=True, squeeze=False)
+for ax, arch in zip(axes[0], archs):
+    for n, size in (sizes[0], sizes[-1]):
+        pts = sorted((r["lr"], r["val_loss"]) for r in runs if r["arch"] == arch and r["size"] == size
+                     and r["steps"] == CPU.lr_budget and r["seed"] == CPU.scale.seeds[0])
+        ax.plot(*zip(*pts), "o-", label=f"{size} (N = {n:,})")
+        best = min(pts, key=lambda t: t[1])[0]
+        assert pts[0][0] < best < pts[-1][0], (arch, size, pts)      # recorded result: the best inside the sweep
+    ax.set(xscale="log", xlabel="peak learning rate", title=f"{arch}, {CPU.lr_budget} steps"); ax.grid(alpha=0.3)
+axes[0][0].set_ylabel("final validation loss"); axes[0][0].legend(); plt.tight_layout(); plt.show()
+for arch in archs:
+    rule = {r["size"]: r["lr"] for r in runs if r["arch"] == arch and r["role"] == "grid"}
+    print(f"{arch}: " + ", ".join(f"{s} {rule[s]:g}" for _, s in sizes))
+
+# %% [markdown]
+# ## A run cut from a longer schedule is not a short run
+#
+# Kaplan et al. read the loss of shorter budgets off longer runs, whose learning rate had not yet
+# decayed. Our 4000-step runs were evaluated every 250 steps, so each budget has a pair: the
+# 4000-step run read at that step, and the run whose whole schedule ended there.
+
+# %%
+with open("data/scaling_curves.csv", newline="") as f:
+    curves = [dict(r, steps=int(r["steps"]), step=int(r["step"]), seed=int(r["seed"]), lr=float(r["lr"]),
+                   val_loss=float(r["val_loss"])) for r in csv.DictReader(f)]
+size = sizes[-2][1]
+long = sorted((c["step"], c["val_loss"]) for c in curves
+              if (c["arch"], c["size"], c["steps"], c["seed"]) == ("gpt2", size, 4000, 1337) and c["step"] > 0)
+fig, ax = plt.subplots(figsize=(7, 3.8))
+ax.plot(*zip(*long), "k-", lw=1, label="one 4000-step schedule, read along the way")
+pairs = []
+for b in (250, 500, 1000, 2000):
+    short = sorted((c["step"], c["val_loss"]) for c in curves
+                   if (c["arch"], c["size"], c["steps"], c["seed"]) == ("gpt2", size, b, 1337) and c["step"] > 0)
+    ax.plot(*zip(*short), "o-", ms=3, label=f"a {b}-step schedule")
+    cut = dict(long)[b]
+    pairs.append((b, cut, short[-1][1]))
+ax.set(xscale="log", xlabel="step", ylabel="validation loss", title=f"gpt2, {size}"); ax.grid(alpha=0.3); ax.legend(fontsize=8)
+plt.show()
+for b, cut, annealed in pairs:
+    print(f"{b:5d} steps: read off the 4000-step run {cut:.4f}, its own annealed schedule {annealed:.4f} ({annealed - cut:+.4f})")
+assert all(annealed < cut for _, cut, annealed in pairs)                 # recorded result: annealing wins every time
+
+# %% [markdown]
+# ## The fitted law
+#
+# Approach 3 on every run at the rule's rates (the grid and the extra seeds). The fit is
+# deterministic; refitting here gives the file's numbers back:
+
+# %%
+base = fit["archs"]["gpt2"]
+N_, D_, L_ = law_runs(runs, "gpt2")
+again = fit_law(N_, D_, L_)
+for k in LAW: test_close(again[k], base["law"][k], eps=1e-6 * max(1.0, abs(base["law"][k])))
+for arch, a in fit["archs"].items():
+    print(f"{arch}: " + ", ".join(f"{k} = {a['law'][k]:.3g} [{a['intervals'][k][0]:.3g}, {a['intervals'][k][1]:.3g}]"
+                                 for k in LAW) + f"  ({a['n_runs']} runs, {fit['n_boot']} bootstrap resamples)")
+print("Chinchilla (Hoffmann et al. 2022): E = 1.69, A = 406.4, B = 410.7, alpha = 0.34, beta = 0.28")
+
+# %% [markdown]
+# The final loss of every run against its training compute, with the fitted law's compute
+# frontier: the lowest loss the law allows at each compute, over all ways to split it between
+# parameters and tokens.
+
+# %%
+plot_frontier(runs, {a: v["law"] for a, v in fit["archs"].items()}); plt.show()
+
+# %% [markdown]
+# ## The test: predict the largest model
+#
+# The law fitted without the largest size (every run of the other five), predicting each of the
+# largest size's budgets, against what those runs reached (mean over seeds where there are three),
+# and the seed-to-seed noise at that size:
+
+# %%
+ho = fit["holdout"]
+fig, ax = plt.subplots(figsize=(5, 4))
+obs, pred = [p["observed"] for p in ho["points"]], [p["predicted"] for p in ho["points"]]
+ax.plot(obs, pred, "o"); lo, hi = min(obs + pred) - 0.02, max(obs + pred) + 0.02
+ax.plot([lo, hi], [lo, hi], "k:", lw=1); ax.set(xlabel="observed", ylabel="predicted by the law fitted without it",
+                                             title=f"held-out size {ho['held_out']}")
+plt.show()
+for p in ho["points"]:
+    print(f"{p['tokens']:>9,} tokens: observed {p['observed']:.4f} ({p['seeds']} seed(s)), predicted {p['predicted']:.4f}, "
+          f"error {p['predicted'] - p['observed']:+.4f}")
+noise = fit["archs"]["gpt2"]["noise"]
+print(f"mean |error| {ho['abs_err_mean']:.4f} nats, largest {ho['abs_err_max']:.4f}; seed-to-seed standard deviation {noise:.4f}")
+
+# %% [markdown]
+# ## IsoFLOP profiles (approach 2)
+
+# %%
+iso = fit["archs"]["gpt2"]["isoflop"]
+fig, ax = plt.subplots(figsize=(7, 4))
+for o in iso["optima"]:
+    pts = np.array(o["points"])
+    ax.plot(pts[:, 0], pts[:, 1], "o", ms=4)
+    x = np.linspace(np.log(pts[:, 0]).min(), np.log(pts[:, 0]).max(), 50)
+    ax.plot(np.exp(x), np.polyval(o["coef"], x), "-", c=ax.lines[-1].get_color(), lw=1, label=f"C = {o['C']:.1e}")
+    ax.plot(o["N_opt"], o["L_opt"], "k*", ms=9)
+ax.set(xscale="log", xlabel="N (parameters)", ylabel="loss at that compute", title="IsoFLOP profiles (gpt2); *: optimum")
+ax.legend(fontsize=7); ax.grid(alpha=0.3); plt.show()
+for o in iso["optima"]:
+    print(f"C = {o['C']:.2e}: N* = {o['N_opt']:,.0f}, D* = {o['D_opt']:,.0f}, {o['D_opt'] / o['N_opt']:.1f} tokens per parameter")
+if "N_exponent" in iso:
+    print(f"N* ~ C^{iso['N_exponent']:.2f}, D* ~ C^{iso['D_exponent']:.2f} (Chinchilla: about 0.50 and 0.50)")
+
+# %% [markdown]
+# ## The seed project's question, at every size
+#
+# Does SwiGLU + RMSNorm beat GPT-2, and does the gain shrink, hold or grow with size? Each
+# architecture had its own learning-rate sweeps and rule. At each size, at the longest budget, the
+# compute multiplier: how many times more compute GPT-2 (its fitted law) needs to reach the loss
+# SwiGLU + RMSNorm reached, with a 95% bootstrap interval:
+
+# %%
+for arch, ms in fit["multipliers"].items():
+    print(f"{arch} against gpt2, at {ms[0]['tokens']:,} tokens:")
+    for m in ms:
+        print(f"  {m['size']:7s} N = {m['N']:>9,}: loss {m['loss']:.4f} vs gpt2's {m['base_loss']:.4f}; "
+              f"multiplier {m['multiplier']:.2f} [{m['interval'][0]:.2f}, {m['interval'][1]:.2f}]")
+fig, ax = plt.subplots(figsize=(6, 3.6))
+for arch, ms in fit["multipliers"].items():
+    n = [m["N"] for m in ms]; mult = [m["multiplier"] for m in ms]
+    err = np.array([[m["multiplier"] - m["interval"][0], m["interval"][1] - m["multiplier"]] for m in ms]).T
+    ax.errorbar(n, mult, yerr=err, fmt="o-", capsize=3, label=arch)
+ax.axhline(1, c="gray", ls=":"); ax.set(xscale="log", xlabel="N (parameters)", ylabel="compute multiplier vs gpt2")
+ax.legend(); ax.grid(alpha=0.3); plt.show()
+
+# %% [markdown]
+# ## The command line
+#
+# `python -m gpt2book.scaling sweep --arch ARCH` runs (or continues) one architecture's sweep and
+# writes its rows into the grid's results files (`nbs/data/scaling.csv` and `scaling_curves.csv`
+# for the CPU grid; rows of other architectures are kept; a sweep whose runs are all finished only
+# collects them). `fit` fits the laws to the results and writes `nbs/data/scaling_fit.json`.
+# `--grid fineweb` is the same design a size class up, on FineWeb-Edu with GPT-2's tokenizer, for a
+# reader with a GPU and a network (below).
+
+# %%
+#| export
+GRIDS = {"cpu": CPU}   # chapter's end adds "fineweb"
+
 def main(argv=None):
     "The `python -m gpt2book.scaling` command."
     p = argparse.ArgumentParser(prog="python -m gpt2book.scaling", description="Scaling-law sweeps and fits (chapter 13).",
                                 epilog="examples:\n  python -m gpt2book.scaling sweep --arch gpt2 --workers 2\n"
-                                       "  python -m gpt2book.scaling sweep --arch swiglu-rmsnorm",
+                                       "  python -m gpt2book.scaling sweep --arch swiglu-rmsnorm\n"
+                                       "  python -m gpt2book.scaling fit\n"
+                                       "  python -m gpt2book.scaling sweep --arch gpt2 --grid fineweb --workers 1   # a GPU",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("sweep", help="run or continue one architecture's sweep, then write its rows of the results files")
     a.add_argument("--arch", default="gpt2", choices=list(ARCHS))
+    a.add_argument("--grid", default="cpu", choices=list(GRIDS))
     a.add_argument("--workers", type=int, default=2, help="runs side by side, each with cores/workers threads (default 2)")
-    a.add_argument("--out", default="out/scaling", help="folder of the runs (default out/scaling)")
-    a.add_argument("--results", default=RESULTS)
-    a.add_argument("--curves", default=CURVES)
+    f = sub.add_parser("fit", help="fit the laws to a grid's results and write the fit JSON")
+    f.add_argument("--grid", default="cpu", choices=list(GRIDS))
+    f.add_argument("--boot", type=int, default=200, help="bootstrap resamples for the intervals (default 200)")
+    f.add_argument("--json", default=None, help=f"where to write the fit (default {FIT} for the CPU grid)")
     args = p.parse_args(argv)
-    runs, lrs = scaling_sweep(args.arch, args.out, args.workers)
-    rows, curves = scaling_rows(args.arch, runs, lrs, args.out)
-    _merge(args.results, rows, RUN_FIELDS, args.arch)
-    _merge(args.curves, curves, CURVE_FIELDS, args.arch)
-    print(f"{args.arch}: {len(rows)} runs; learning rates {lrs}; wrote {args.results} and {args.curves}")
+    grid = GRIDS[args.grid]
+    if args.cmd == "sweep":
+        runs, lrs = scaling_sweep(args.arch, grid, args.workers)
+        rows, curves = scaling_rows(args.arch, runs, lrs, grid)
+        _merge(grid.results, rows, RUN_FIELDS, args.arch)
+        _merge(grid.curves, curves, CURVE_FIELDS, args.arch)
+        print(f"{args.arch}: {len(rows)} runs; learning rates {lrs}; wrote {grid.results} and {grid.curves}")
+        return
+    if not Path(grid.results).exists():
+        p.error(f"no results file {grid.results}: run `python -m gpt2book.scaling sweep --grid {args.grid}` first")
+    out = analyse(read_runs(grid.results), n_boot=args.boot)
+    path = args.json or (FIT if args.grid == "cpu" else grid.results.replace(".csv", "_fit.json"))
+    atomic_write_json(path, out)
+    image = "images/scaling-frontier.png" if args.grid == "cpu" else f"images/scaling-frontier-{args.grid}.png"
+    plot_frontier(read_runs(grid.results), {a: v["law"] for a, v in out["archs"].items()}, image)
+    print(json.dumps({k: v for k, v in out.items() if k in ("baseline", "holdout_abs_err")}, indent=1)[:3000])
+    print(f"wrote {path} and {image}")
 
+
+# %% [markdown]
+# ## The same sweep a size class up: FineWeb-Edu on a GPU
+#
+# For a reader with a GPU and a network, `--grid fineweb` runs the same design on FineWeb-Edu (its
+# 10B-token sample, through `datasets`: `python data/prepare.py fineweb-edu-10B` first) with GPT-2's
+# tokenizer and the `gpt2-124m` preset's recipe (524,288 tokens a step, bfloat16, `torch.compile`):
+# six sizes from 4 layers of width 256 to 16 layers of width 1024 (about 60 times more parameters),
+# five budgets from 250 to 4000 steps (0.13B to 2.1B tokens: no token is seen twice), learning
+# rates swept from $3 \cdot 10^{-4}$ at both ends:
+#
+# ```bash
+# python data/prepare.py fineweb-edu-10B
+# python -m gpt2book.scaling sweep --arch gpt2 --grid fineweb --workers 1
+# python -m gpt2book.scaling sweep --arch swiglu-rmsnorm --grid fineweb --workers 1
+# python -m gpt2book.scaling fit --grid fineweb
+# ```
+#
+# It has not been run for this book (its build machines had no GPU for it); its cost, from the
+# FLOPs of its runs and the MFU the trainer measured on an H100 (chapter 9):
+
+# %%
+#| export
+FINEWEB = Grid(
+    sizes={"L4C256": (4, 4, 256), "L6C384": (6, 6, 384), "L8C512": (8, 8, 512), "L10C640": (10, 10, 640),
+           "L12C768": (12, 12, 768), "L16C1024": (16, 16, 1024)},
+    budgets=(250, 500, 1000, 2000, 4000),          # steps of 524,288 tokens: 0.13B to 2.1B tokens
+    scale=Scale(preset="gpt2-124m", lrs=(3e-4, 6e-4, 1.2e-3, 2.4e-3, 4.8e-3), seeds=(1337, 1338, 1339), lr_floor=0.1,
+                overrides=dict(dataset="fineweb-edu-10B", eval_interval=250, eval_iters=40, checkpoint_interval=250,
+                               log_interval=10, keep_checkpoints=1, sample_tokens=0)),
+    lr_budget=1000, noise_budgets=(250, 500), out_root="out/scaling-fineweb",
+    results="nbs/data/scaling_fineweb.csv", curves="nbs/data/scaling_fineweb_curves.csv", vocab_size=50257)
+GRIDS["fineweb"] = FINEWEB
+
+# %%
+h100 = json.loads(Path("train/bench_gpu_h100_gpt2-124m.json").read_text())
+tps_per_flop = h100["tokens_per_s"] * h100["flops_per_token"]            # FLOP/s the trainer reached on one H100
+fw = size_params("gpt2", FINEWEB)
+flops = sum(fw[s][3] * b * FINEWEB.tokens_per_step for s in FINEWEB.sizes for b in FINEWEB.budgets)
+lr_flops = sum(fw[s][3] * FINEWEB.lr_budget * FINEWEB.tokens_per_step * 4 for s in (list(fw)[0], list(fw)[-1]))
+print(", ".join(f"{s}: {fw[s][0] / 1e6:.1f}M" for s in fw))
+print(f"one architecture: {(flops + lr_flops) / 1e18:.1f} EFLOPs = about {(flops + lr_flops) / tps_per_flop / 3600:.0f} H100-hours "
+      f"at the {h100['mfu']:.0%} MFU measured for GPT-2 small")
+assert list(fw.values())[-1][0] / list(fw.values())[0][0] > 30
 
 # %%
 #| export

@@ -441,6 +441,55 @@ test_eq(stopped[-1], tok.eot)                                             # it s
 assert len(stopped) < 501 and tok.eot not in stopped[1:-1]
 test_eq(longer[:len(stopped)], stopped)                                   # the same draws, then on past the end
 
+# %% [markdown]
+# ## What the model looks at: its attention
+#
+# Chapter 1 drew attention weights for hand-made queries and keys. Here are the weights of the model
+# just trained, for every head of both layers, on the start of a speech. The weights come from
+# running the blocks one by one and, in each, chapter 1's written-out attention on the layer's
+# queries and keys (the model itself uses PyTorch's fused kernel, which computes the same numbers
+# without keeping them).
+
+# %%
+from gpt2book.attention import scaled_dot_product_attention
+
+@torch.no_grad()
+def attention_maps(model, idx):
+    "The attention weights (n_layer, nh, T, T) of `model` on token ids `idx` (1, T)."
+    tf = model.transformer
+    x = tf.wte(idx) + tf.wpe(torch.arange(idx.size(1)))             # (1, T, C): learned positions
+    maps = []
+    for block in tf.h:
+        q, k, v = block.attn.split_heads(block.ln_1(x))               # 3 x (1, nh, T, hs)
+        maps.append(scaled_dot_product_attention(q, k, v)[1][0])      # (nh, T, T)
+        x = block(x)
+    return torch.stack(maps)
+
+text_in = "ROMEO:\nWhat say you to my suit?\n"
+ids = torch.tensor([[tok.eot, *tok.encode(text_in)]])                  # as in training: a speech starts after eot
+maps = attention_maps(model, ids)                                      # (2, 4, T, T)
+test_close(maps.sum(-1), torch.ones(maps.shape[:-1]), eps=1e-5)        # distributions
+assert (maps.triu(1) == 0).all()                                       # causal
+labels = ["eot"] + [show(i) for i in tok.encode(text_in)]
+fig, axes = plt.subplots(2, 4, figsize=(15, 7.5))
+for (l, h), ax in zip([(l, h) for l in range(2) for h in range(4)], axes.flat):
+    ax.imshow(maps[l, h], cmap="viridis", vmin=0, vmax=1)
+    ax.set_title(f"layer {l}, head {h}", fontsize=9)
+    ax.set_xticks(range(len(labels)), labels, fontsize=5, rotation=90); ax.set_yticks(range(len(labels)), labels, fontsize=5)
+plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# Some heads look mostly at the previous character or two (a bright line just under the diagonal),
+# some spread over the whole line, some go back to the start of the speech or to the last newline.
+# Measured on these tokens, the share of each head's weight on the previous character:
+
+# %%
+prev = torch.stack([maps[:, :, t, t - 1] for t in range(1, maps.size(-1))], -1).mean(-1)   # (2, 4)
+for l in range(2):
+    print(f"layer {l}: " + "  ".join(f"head {h}: {prev[l, h]:.2f}" for h in range(4)))
+l_best, h_best = divmod(int(prev.argmax()), 4)
+print(f"the most 'previous character' head: layer {l_best}, head {h_best} ({prev.max():.2f} of its weight)")
+
 
 # %% [markdown]
 # ## `python -m gpt2book.sample`

@@ -143,3 +143,12 @@ def test_exported_cells_are_short():
                 n = sum(1 for l in src.splitlines() if l.strip() and not l.startswith("#|"))
                 if n > EXPORTED_CELL_LIMIT: long.append(f"{nb.name}: {n} lines: {src.splitlines()[1][:60]}")
     assert not long, "exported cells over the limit:\n" + "\n".join(long)
+
+
+def test_readme_results_are_the_result_files():
+    "Every row of the README's results tables is what tools/results_tables.py makes from the committed result files."
+    import results_tables
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name, rows in results_tables.tables().items():
+        for row in rows:
+            assert row in readme, f"README.md's {name} table lacks (or differs from) this row of the result files:\n{row}"
