@@ -1590,19 +1590,33 @@ print(f"median ratio {vs['median_ratio']:.3f} (gpt2book / nanoGPT time per step)
 assert vs["median_ratio"] <= 1.0     # recorded result: at least as fast as nanoGPT per step
 
 # %% [markdown]
-# What made the difference, each measured in one process with `bench/train.py` (the trainer's own
-# step, median of 50) on this machine:
+# What made the difference: `bench/cpu_step.py` times the trainer's own step on the CPU default
+# model in one process, changing one thing at a time from what the trainer does, in interleaved
+# rounds:
 #
-# | change | step of the CPU default | why |
-# |---|---|---|
-# | the written-out LayerNorm of chapter 2 | 37 ms | five kernels and their saved intermediates per norm |
-# | `F.layer_norm` (the fused kernel, tested equal in chapter 2) | 32 ms | one kernel forward, one backward |
-# | exact GELU instead of the tanh approximation | 27 ms | PyTorch's tanh-GELU CPU kernel is 5x slower here (chapter 3) |
-# | fused AdamW (chapter 8) | (already in) | one kernel for the whole update; nanoGPT uses the per-tensor loop on CPUs |
-# | `torch.compile` (default mode) | 30 ms vs 29 ms eager | no gain for a step this small, and ~36 s to compile |
-#
-# The per-step cost is then mostly matrix multiplications (about 55% of the time) and attention
-# (PyTorch's fused SDPA kernel, faster here than the written-out one). `bench/train.py` prints the
+# ```bash
+# python bench/cpu_step.py          # writes nbs/train/bench_cpu_step.json
+# ```
+
+# %%
+cs = json.loads(Path("train/bench_cpu_step.json").read_text())
+base_ms = cs["ms_per_step"]["trainer default"]
+why = {"trainer default": "fused LayerNorm, exact GELU, fused AdamW, eager",
+       "written-out norms": "chapter 2's LayerNorm: five kernels and their saved intermediates per norm",
+       "tanh GELU": "GPT-2's approximation: PyTorch's tanh-GELU CPU kernel is slow here (chapter 3)",
+       "foreach AdamW": "AdamW over lists of tensors instead of one fused kernel",
+       "per-tensor AdamW": "a Python loop over the parameters (nanoGPT's choice on CPUs)",
+       "torch.compile": f"compiled (its first compile took {cs['first_compile_s']:.0f} s)"}
+for v, ms_ in cs["ms_per_step"].items():
+    print(f"{v:18s} {ms_:6.1f} ms/step ({ms_ / base_ms:4.2f}x)  {why[v]}")
+m_ = cs["machine"]
+print(f"{m_['cpu']}, {m_['cpu_count']} cores, {m_['threads']} threads, torch {m_['torch']}; load average {m_['loadavg_1min_before']}")
+assert cs["ms_per_step"]["written-out norms"] > base_ms and cs["ms_per_step"]["tanh GELU"] > base_ms   # recorded result
+
+# %% [markdown]
+# The per-step cost is then mostly matrix multiplications and attention (PyTorch's fused SDPA
+# kernel, faster here than the written-out one of chapter 1). `torch.compile` stays off by default
+# on the CPU: for a step this small it does not pay for its compile time. `bench/train.py` prints the
 # same numbers for any preset:
 #
 # ```bash

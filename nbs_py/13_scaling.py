@@ -80,9 +80,11 @@ from fastcore.test import test_close, test_eq, test_fail
 # its 1.0M training characters give 4.1M tokens in 4 passes, the longest budget here. (With
 # GPT-2's tokenizer the same text is only 0.3M tokens.)
 #
-# **Sizes and budgets.** Six model sizes, from 2 layers of width 32 to 6 layers of width 160 (70
-# times more parameters), each trained at five token budgets, from 250 to 4000 optimizer steps of
-# 16 sequences of 64 characters (0.26M to 4.1M tokens). Every run has its own cosine schedule,
+# **Sizes and budgets.** Nine model sizes, from 1 layer of width 16 (4,000 parameters) to 6 layers
+# of width 160 (1.9M, over 400 times more), each trained at five token budgets, from 250 to 4000
+# optimizer steps of 16 sequences of 64 characters (0.26M to 4.1M tokens). The three smallest are
+# there for the IsoFLOP profiles below: with at most 4.1M tokens, the compute-optimal model of most
+# budgets is smaller than anything one would call a language model. Every run has its own cosine schedule,
 # annealed to a tenth of its peak at its own last step (Chinchilla's correction), and is evaluated
 # on the whole validation split (108 batches of 16 x 64 characters).
 
@@ -92,6 +94,7 @@ from fastcore.test import test_close, test_eq, test_fail
 class Grid:
     "One scaling sweep's design: model sizes, token budgets, and the settings every run shares."
     sizes: dict                 # name: (n_layer, n_head, n_embd), smallest first
+    lr_anchors: tuple           # the sizes whose learning rate is swept; the others' are interpolated
     budgets: tuple              # optimizer steps; every run anneals to its own
     scale: Scale                # the trainer preset, the learning rates to sweep, the seeds, shared overrides
     lr_budget: int              # the budget of the learning-rate sweeps
@@ -107,8 +110,9 @@ class Grid:
         return o.get("total_batch_size") or o["batch_size"] * o["block_size"]
 
 CPU = Grid(
-    sizes={"L2C32": (2, 2, 32), "L2C48": (2, 3, 48), "L3C64": (3, 4, 64),
-           "L4C96": (4, 4, 96), "L4C128": (4, 4, 128), "L6C160": (6, 5, 160)},
+    sizes={"L1C16": (1, 2, 16), "L2C16": (2, 2, 16), "L1C32": (1, 2, 32), "L2C32": (2, 2, 32), "L2C48": (2, 3, 48),
+           "L3C64": (3, 4, 64), "L4C96": (4, 4, 96), "L4C128": (4, 4, 128), "L6C160": (6, 5, 160)},
+    lr_anchors=("L1C16", "L2C32", "L6C160"),
     budgets=(250, 500, 1000, 2000, 4000),          # steps of 16 x 64 = 1024 characters: 0.26M to 4.1M tokens
     scale=Scale(preset="cpu", lrs=(1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2), seeds=(1337, 1338, 1339), lr_floor=0.1,
                 overrides=dict(batch_size=16, block_size=64, eval_interval=250, eval_iters=108,  # 108 x 16 x 64: all of val
@@ -137,22 +141,19 @@ def scaling_arms(arch, grid: Grid = CPU):
 
 
 # %% [markdown]
-# The learning rate is swept at both ends of the size range and interpolated between: for the
-# smallest and the largest model, at 1000 steps, factors of two from $10^{-3}$ (widened until the
-# best is inside the sweep, as in chapter 10); in between, the best rate is interpolated linearly in
-# $\log N$, on a log scale (a power law in $N$ through the two measured optima).
+# The learning rate is swept at three sizes, the smallest, `L2C32` and the largest, at 1000 steps,
+# factors of two from $10^{-3}$ (widened until the best is inside the sweep, as in chapter 10); in
+# between, the best rate is interpolated linearly in $\log N$, on a log scale (a power law in $N$
+# between each pair of measured optima). Small models want large rates: the rule runs from a few
+# $10^{-2}$ at the small end to a few $10^{-3}$ at the large one.
 
 # %%
 #| export
-def lr_rule(n_params: dict, best_small: float, best_large: float) -> dict:
-    "{size: peak learning rate}: log-linear in log N between the best rates of the smallest and largest size."
-    sizes = list(n_params)
-    lo, hi = math.log(n_params[sizes[0]]), math.log(n_params[sizes[-1]])
-    out = {}
-    for size, n in n_params.items():
-        t = (math.log(n) - lo) / (hi - lo)
-        out[size] = float(f"{math.exp((1 - t) * math.log(best_small) + t * math.log(best_large)):.3g}")
-    return out
+def lr_rule(n_params: dict, best: dict) -> dict:
+    "{size: peak learning rate}: the swept best rate at the anchor sizes of `best`, log-linear in log N between them."
+    x = [math.log(n_params[s]) for s in best]                      # anchors, smallest first
+    y = [math.log(lr) for lr in best.values()]
+    return {size: float(f"{math.exp(np.interp(math.log(n), x, y)):.3g}") for size, n in n_params.items()}
 
 def size_config(arch: str, size: str, grid: Grid = CPU):
     "The TrainConfig of `arch` at `size` (at the grid's first budget)."
@@ -173,10 +174,10 @@ def size_params(arch: str = "gpt2", grid: Grid = CPU) -> dict:
 ps = size_params()
 for size, (n, na, total, fpt) in ps.items():
     print(f"{size:7s} N = {n:9,d} non-embedding ({total:9,d} in all); {fpt:,} training FLOPs per token, 6N of it: {6 * n / fpt:.0%}")
-rule = lr_rule({s: v[0] for s, v in ps.items()}, 8e-3, 2e-3)
-test_eq((rule["L2C32"], rule["L6C160"]), (8e-3, 2e-3))
-assert 2e-3 < rule["L4C96"] < 8e-3
-test_close(ps["L6C160"][0] / ps["L2C32"][0], 75, eps=10)          # the sizes span about 75x
+rule = lr_rule({s: v[0] for s, v in ps.items()}, {"L1C16": 3.2e-2, "L2C32": 8e-3, "L6C160": 2e-3})
+test_eq((rule["L1C16"], rule["L2C32"], rule["L6C160"]), (3.2e-2, 8e-3, 2e-3))
+assert 8e-3 < rule["L1C32"] < 3.2e-2 and 2e-3 < rule["L4C96"] < 8e-3
+assert ps["L6C160"][0] / ps["L1C16"][0] > 300                      # the sizes span a factor of several hundred
 
 
 # %% [markdown]
@@ -195,18 +196,18 @@ def _cost(arm, arms):
 def scaling_sweep(arch="gpt2", grid: Grid = CPU, workers=2, subprocess_=True, out_root=None):
     "LR sweeps at both ends, the rule, the grid, and seeds for the noise; returns (runs, lrs) with runs a list of (arm, lr, seed)."
     arms, sizes, scale, out_root = scaling_arms(arch, grid), list(grid.sizes), grid.scale, out_root or grid.out_root
-    ends = {arm_name(arch, s, grid.lr_budget): arms[arm_name(arch, s, grid.lr_budget)] for s in (sizes[0], sizes[-1])}
-    lr_rows = sweep(ends, dataclasses.replace(scale, seeds=scale.seeds[:1]), out_root, workers=workers,
+    anchors = {arm_name(arch, s, grid.lr_budget): arms[arm_name(arch, s, grid.lr_budget)] for s in grid.lr_anchors}
+    lr_rows = sweep(anchors, dataclasses.replace(scale, seeds=scale.seeds[:1]), out_root, workers=workers,
                     subprocess_=subprocess_)
     best = best_lrs(lr_rows)
     n = {s: v[1] for s, v in size_params(arch, grid).items()}     # active non-embedding parameters
-    lrs = lr_rule(n, best[arm_name(arch, sizes[0], grid.lr_budget)], best[arm_name(arch, sizes[-1], grid.lr_budget)])
+    lrs = lr_rule(n, {s: best[arm_name(arch, s, grid.lr_budget)] for s in grid.lr_anchors})
     main_runs = [(arm_name(arch, s, b), lrs[s], scale.seeds[0]) for s in sizes for b in grid.budgets]
     noise = [(arm_name(arch, sizes[-1], b), lrs[sizes[-1]], seed) for b in grid.noise_budgets for seed in scale.seeds[1:]]
     todo = sorted(main_runs + noise, key=lambda r: -_cost(r[0], arms))
     run_all(scale, todo, out_root, arms, workers, subprocess_)
     sweep_runs = sorted({(r["arm"], r["lr"], r["seed"]) for r in lr_rows})
-    return sweep_runs + main_runs + noise, lrs
+    return list(dict.fromkeys(sweep_runs + main_runs + noise)), lrs     # each run once (a sweep run may be a grid run)
 
 
 # %% [markdown]
@@ -922,6 +923,7 @@ def main(argv=None):
 FINEWEB = Grid(
     sizes={"L4C256": (4, 4, 256), "L6C384": (6, 6, 384), "L8C512": (8, 8, 512), "L10C640": (10, 10, 640),
            "L12C768": (12, 12, 768), "L16C1024": (16, 16, 1024)},
+    lr_anchors=("L4C256", "L16C1024"),
     budgets=(250, 500, 1000, 2000, 4000),          # steps of 524,288 tokens: 0.13B to 2.1B tokens
     scale=Scale(preset="gpt2-124m", lrs=(3e-4, 6e-4, 1.2e-3, 2.4e-3, 4.8e-3), seeds=(1337, 1338, 1339), lr_floor=0.1,
                 overrides=dict(dataset="fineweb-edu-10B", eval_interval=250, eval_iters=40, checkpoint_interval=250,
