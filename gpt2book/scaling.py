@@ -8,8 +8,8 @@ Docs: https://gpt2book.github.io/gpt2book/scaling.html.md"""
 __all__ = ['CPU', 'ARCHS', 'FIT', 'RUN_FIELDS', 'CURVE_FIELDS', 'LAW', 'GRID', 'GRIDS', 'FINEWEB', 'Grid', 'arm_name',
            'scaling_arms', 'lr_rule', 'size_config', 'size_params', 'scaling_sweep', 'scaling_rows', 'read_runs',
            'law_objective', 'law_loss', 'fit_law', 'bootstrap_law', 'loss_at_tokens', 'isoflop_profiles',
-           'isoflop_optimum', 'power_fit', 'tokens_for_loss', 'compute_multiplier', 'law_runs', 'seed_noise', 'holdout',
-           'isoflop', 'multipliers', 'analyse', 'frontier', 'plot_frontier', 'main']
+           'isoflop_optimum', 'power_fit', 'law_optimum', 'tokens_for_loss', 'compute_multiplier', 'law_runs',
+           'seed_noise', 'holdout', 'isoflop', 'multipliers', 'analyse', 'frontier', 'plot_frontier', 'main']
 
 # %% ../nbs/13_scaling.ipynb #e49f4d72
 import argparse
@@ -252,6 +252,15 @@ def power_fit(x, y) -> tuple[float, float]:
     a, logk = np.polyfit(np.log(x), np.log(y), 1)
     return float(math.exp(logk)), float(a)
 
+def law_optimum(law: dict, C, flops_per_param=6.0) -> dict:
+    "The law's own compute-optimal split at compute C (Chinchilla's appendix): N*, D* = C / (flops_per_param N*), their exponents."
+    a, b = law["alpha"], law["beta"]
+    C = np.atleast_1d(np.asarray(C, float))
+    n = (a * law["A"] / (b * law["B"])) ** (1 / (a + b)) * (C / flops_per_param) ** (b / (a + b))
+    d = C / (flops_per_param * n)
+    return dict(N_exponent=b / (a + b), D_exponent=a / (a + b), C=C.tolist(), N_opt=n.tolist(), D_opt=d.tolist(),
+                tokens_per_param=(d / n).tolist())
+
 # %% ../nbs/13_scaling.ipynb #aa773481
 def tokens_for_loss(law: dict, N, L):
     "D such that law(N, D) = L; inf where L is out of reach at size N."
@@ -259,9 +268,11 @@ def tokens_for_loss(law: dict, N, L):
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(gap > 0, (law["B"] / np.where(gap > 0, gap, 1.0)) ** (1 / law["beta"]), np.inf)
 
-def compute_multiplier(base_law: dict, N, D, L_variant):
-    "How many times more tokens (compute, at equal N) the baseline needs to reach the variant's loss L_variant at (N, D)."
-    return tokens_for_loss(base_law, N, L_variant) / np.asarray(D, float)
+def compute_multiplier(base_law: dict, N, D, L_variant, L_base=None):
+    "How many times more tokens (compute, at equal N) the baseline needs to reach L_variant; anchored on its own loss L_base at (N, D)."
+    target = np.asarray(L_variant, float)
+    if L_base is not None: target = law_loss(base_law, N, D) + (target - np.asarray(L_base, float))
+    return tokens_for_loss(base_law, N, target) / np.asarray(D, float)
 
 # %% ../nbs/13_scaling.ipynb #b3420d89
 def law_runs(runs, arch, exclude_size=None):
@@ -305,7 +316,7 @@ def isoflop(runs, arch, n_levels=8) -> dict:
         if o: optima.append(dict(C=float(c), N_opt=o["N_opt"], D_opt=float(c / (ratio(o["N_opt"]) * o["N_opt"])),
                                  L_opt=o["L_opt"], points=[[float(n), float(l)] for n, l in pts], coef=list(o["coef"])))
     out = dict(optima=optima)
-    if len(optima) >= 2:
+    if len(optima) >= 3:                       # two points always lie on a power law
         out["N_exponent"] = power_fit([o["C"] for o in optima], [o["N_opt"] for o in optima])[1]
         out["D_exponent"] = power_fit([o["C"] for o in optima], [o["D_opt"] for o in optima])[1]
         out["tokens_per_param"] = [o["D_opt"] / o["N_opt"] for o in optima]
@@ -316,25 +327,28 @@ def _mean_at(runs, arch, size, steps):
     v = [r["val_loss"] for r in runs if (r["arch"], r["size"], r["steps"]) == (arch, size, steps) and r["role"] != "lr-sweep"]
     return float(np.mean(v)) if v else None
 
-def multipliers(runs, base_arch, arch, base_law, n_boot=200, seed=0) -> list[dict]:
-    "Per size: the compute multiplier of `arch` against `base_arch`'s law at the longest budget, with a bootstrap interval."
+def multipliers(runs, base_arch, arch, base_law, n_boot=200, seed=0) -> dict:
+    "Compute multipliers of `arch` against `base_arch` at the longest budget: per size, pooled, and their trend with N."
     steps = max(r["steps"] for r in runs)
     sizes = sorted({r["size"] for r in runs if r["arch"] == arch}, key=lambda s: next(r["n_params"] for r in runs if r["size"] == s))
-    N = {s: next(r["n_active"] for r in runs if r["arch"] == base_arch and r["size"] == s) for s in sizes}
+    N = np.array([next(r["n_active"] for r in runs if r["arch"] == base_arch and r["size"] == s) for s in sizes], float)
     D = next(r["tokens"] for r in runs if r["steps"] == steps)
-    point = {s: float(compute_multiplier(base_law, N[s], D, _mean_at(runs, arch, s, steps))) for s in sizes}
-    rng, boot = np.random.default_rng(seed), {s: [] for s in sizes}
-    base = [r for r in runs if r["arch"] == base_arch and r["role"] != "lr-sweep"]
-    var = [r for r in runs if r["arch"] == arch and r["role"] != "lr-sweep"]
-    for _ in range(n_boot):
-        rb = [base[i] for i in rng.integers(0, len(base), len(base))]
-        rv = [var[i] for i in rng.integers(0, len(var), len(var))]
-        law = fit_law(*law_runs(rb, base_arch), init=base_law)
-        for s in sizes:
-            L = _mean_at(rv, arch, s, steps)
-            if L is not None: boot[s].append(float(compute_multiplier(law, N[s], D, L)))
-    return [dict(size=s, N=N[s], tokens=D, loss=_mean_at(runs, arch, s, steps), base_loss=_mean_at(runs, base_arch, s, steps),
-                 multiplier=point[s], interval=[float(q) for q in np.quantile(boot[s], [0.025, 0.975])]) for s in sizes]
+    Lb, Lv = (np.array([_mean_at(runs, a, s, steps) for s in sizes]) for a in (base_arch, arch))
+    seeds = lambda a, s: sum(1 for r in runs if (r["arch"], r["size"], r["steps"]) == (a, s, steps) and r["role"] != "lr-sweep")
+    sd_b, sd_v = (seed_noise(runs, a) / np.sqrt([seeds(a, s) for s in sizes]) for a in (base_arch, arch))
+    rng, base = np.random.default_rng(seed), [r for r in runs if r["arch"] == base_arch and r["role"] != "lr-sweep"]
+    log_m = lambda law, lv, lb: np.log(np.minimum(compute_multiplier(law, N, D, lv, lb), 1e6))   # 1e6: out of reach
+    point, boot = log_m(base_law, Lv, Lb), []
+    for _ in range(n_boot):                    # the law's uncertainty (runs resampled) and the two end points' seed noise
+        law = fit_law(*law_runs([base[i] for i in rng.integers(0, len(base), len(base))], base_arch), init=base_law)
+        boot.append(log_m(law, Lv + rng.normal(0, sd_v), Lb + rng.normal(0, sd_b)))
+    boot = np.array(boot)                                                   # (n_boot, len(sizes))
+    ci = lambda x: [float(np.exp(q)) for q in np.quantile(x, [0.025, 0.975])]
+    slope = lambda y: float(np.polyfit(np.log(N), y, 1)[0])
+    return dict(tokens=D, sizes=[dict(size=s, N=int(n), loss=float(v), base_loss=float(b), multiplier=float(np.exp(m)),
+                                      interval=ci(boot[:, k])) for k, (s, n, v, b, m) in enumerate(zip(sizes, N, Lv, Lb, point))],
+                pooled=dict(multiplier=float(np.exp(point.mean())), interval=ci(boot.mean(1))),
+                trend=dict(slope=slope(point), interval=[float(q) for q in np.quantile([slope(b) for b in boot], [0.025, 0.975])]))
 
 # %% ../nbs/13_scaling.ipynb #fb7527e7
 def analyse(runs, base_arch="gpt2", n_boot=200) -> dict:
@@ -344,8 +358,10 @@ def analyse(runs, base_arch="gpt2", n_boot=200) -> dict:
     for arch in archs:
         N, D, L = law_runs(runs, arch)
         law = fit_law(N, D, L)
+        fpp = float(np.median([r["flops_per_token"] / r["n_active"] for r in runs if r["arch"] == arch]))
+        C = np.geomspace(*(f(r["flops_per_token"] * r["tokens"] for r in runs if r["arch"] == arch) for f in (min, max)), 3)
         out["archs"][arch] = dict(law=law, intervals=bootstrap_law(N, D, L, law, n_boot), noise=seed_noise(runs, arch),
-                                  isoflop=isoflop(runs, arch), n_runs=len(L))
+                                  isoflop=isoflop(runs, arch), optimum=law_optimum(law, C, fpp), n_runs=len(L))
     base = out["archs"][base_arch]["law"]
     out["baseline"] = {k: base[k] for k in LAW} | {"intervals": out["archs"][base_arch]["intervals"]}
     out["holdout"] = holdout(runs, base_arch)

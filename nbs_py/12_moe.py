@@ -404,4 +404,14 @@ for arm in ("gpt2", "moe-active", "moe-total"):
           f"({b['flops_per_token'] / bench['arms']['gpt2']['flops_per_token']:.2f}x gpt2's)")
 slow = bench["arms"]["moe-active"]["ms_per_step_1_thread"] / bench["arms"]["gpt2"]["ms_per_step_1_thread"]
 print(f"moe-active: the same FLOPs per token, {slow:.2f}x the time per step")
-assert slow > 1.1                                   # recorded result: the same FLOPs, more time
+assert slow > 1.1 and bench["arms"]["moe-total"]["ms_per_step_1_thread"] > bench["arms"]["gpt2"]["ms_per_step_1_thread"]  # recorded result
+
+# %% [markdown]
+# On this machine the mixture at the dense model's compute per token takes about 1.6 times the
+# dense model's time per step with one thread and nearly twice with two, and the mixture at the
+# dense model's size, with a little over half its FLOPs per token, is still slower than it. So the
+# 1.17x fewer steps of the results above is not 1.17x less time here: measured in seconds, the
+# dense model wins at this scale. What a mixture buys is a model with more parameters at the same
+# FLOPs per token; turning that into time needs hardware and kernels that run the experts' small
+# matrix multiplications as efficiently as one large one (grouped GEMMs on GPUs, experts spread over
+# devices), which is where mixtures are used.

@@ -447,6 +447,15 @@ def power_fit(x, y) -> tuple[float, float]:
     a, logk = np.polyfit(np.log(x), np.log(y), 1)
     return float(math.exp(logk)), float(a)
 
+def law_optimum(law: dict, C, flops_per_param=6.0) -> dict:
+    "The law's own compute-optimal split at compute C (Chinchilla's appendix): N*, D* = C / (flops_per_param N*), their exponents."
+    a, b = law["alpha"], law["beta"]
+    C = np.atleast_1d(np.asarray(C, float))
+    n = (a * law["A"] / (b * law["B"])) ** (1 / (a + b)) * (C / flops_per_param) ** (b / (a + b))
+    d = C / (flops_per_param * n)
+    return dict(N_exponent=b / (a + b), D_exponent=a / (a + b), C=C.tolist(), N_opt=n.tolist(), D_opt=d.tolist(),
+                tokens_per_param=(d / n).tolist())
+
 
 # %% [markdown]
 # Tested on runs from a known law: along a fixed compute $C = 6ND$, the law's minimum over $N$
@@ -464,6 +473,8 @@ opt = {C: isoflop_optimum(p) for C, p in prof.items()}
 _, a_exp = power_fit([C for C in opt if opt[C]], [o["N_opt"] for o in opt.values() if o])
 print(f"N* ~ C^{a_exp:.3f}; the law says beta / (alpha + beta) = {law['beta'] / (law['alpha'] + law['beta']):.3f}")
 test_close(a_exp, law["beta"] / (law["alpha"] + law["beta"]), eps=0.02)
+lo_ = law_optimum(law, [C for C in opt if opt[C]])
+test_close(np.log(lo_["N_opt"]), np.log([o["N_opt"] for o in opt.values() if o]), eps=0.1)   # the profiles' optima, within 10%
 test_close(loss_at_tokens([1e3, 1e5], [4.0, 1.0], 1e4), 2.0, eps=1e-12)    # halfway in log-log
 test_eq(loss_at_tokens([1e3, 1e5], [4.0, 1.0], 1e6), None)               # no extrapolation
 
@@ -477,6 +488,12 @@ test_eq(loss_at_tokens([1e3, 1e5], [4.0, 1.0], 1e6), None)               # no ex
 # proportional to $D$, so $D'/D$ is the **compute multiplier** of the variant; 1 means no gain, 1.2
 # means the baseline needs 20% more compute for the same loss. (If $L$ is below what the baseline
 # can reach at that size with any amount of data, $E + A/N^\alpha$, the multiplier is infinite.)
+#
+# One refinement matters at our scale. A law with five numbers misses single runs by a few
+# hundredths of a nat, as much as the effect we want to measure; read against the raw law, a
+# variant can look better or worse only because the law misses the baseline at that size. So the
+# law supplies only the *slope* in $D$, and the baseline's own run at $(N, D)$ anchors it: the target
+# is $L_\text{base}(N, D) + (L_\text{variant} - L_\text{observed})$, the law shifted by its miss.
 
 # %%
 #| export
@@ -486,14 +503,19 @@ def tokens_for_loss(law: dict, N, L):
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(gap > 0, (law["B"] / np.where(gap > 0, gap, 1.0)) ** (1 / law["beta"]), np.inf)
 
-def compute_multiplier(base_law: dict, N, D, L_variant):
-    "How many times more tokens (compute, at equal N) the baseline needs to reach the variant's loss L_variant at (N, D)."
-    return tokens_for_loss(base_law, N, L_variant) / np.asarray(D, float)
+def compute_multiplier(base_law: dict, N, D, L_variant, L_base=None):
+    "How many times more tokens (compute, at equal N) the baseline needs to reach L_variant; anchored on its own loss L_base at (N, D)."
+    target = np.asarray(L_variant, float)
+    if L_base is not None: target = law_loss(base_law, N, D) + (target - np.asarray(L_base, float))
+    return tokens_for_loss(base_law, N, target) / np.asarray(D, float)
 
 
 # %%
 test_close(compute_multiplier(law, 1e5, 1e6, law_loss(law, 1e5, 2e6)), 2.0, eps=1e-9)   # the baseline's own loss at 2x the data
 assert np.isinf(compute_multiplier(law, 1e5, 1e6, law["E"] + law["A"] / 1e5 ** 0.4 - 1e-3))
+off = law_loss(law, 1e5, 1e6) + 0.05                     # a baseline run the law misses by 0.05 nats
+test_close(compute_multiplier(law, 1e5, 1e6, off - (law_loss(law, 1e5, 1e6) - law_loss(law, 1e5, 2e6)), L_base=off), 2.0, eps=1e-9)
+test_close(compute_multiplier(law, 1e5, 1e6, off, L_base=off), 1.0, eps=1e-9)  # the same loss as the baseline's own run: no gain
 
 
 # %% [markdown]
@@ -511,8 +533,12 @@ assert np.isinf(compute_multiplier(law, 1e5, 1e6, law["E"] + law["A"] / 1e5 ** 0
 #   the errors in nats;
 # - `isoflop`: the profiles at compute levels spread over the runs' range, their optima, and the
 #   exponents of $N^*(C)$ and $D^*(C)$;
-# - `multipliers`: per size, at the longest budget, the compute multiplier of a variant against the
-#   baseline's law, with bootstrap intervals (resampling both architectures' runs).
+# - `isoflop` also reports the law's own optimum (`law_optimum`), which needs no interior minimum;
+# - `multipliers`: per size, at the longest budget, the anchored compute multiplier of a variant
+#   against the baseline's law; their geometric mean over sizes; and the slope of its logarithm
+#   against $\log N$ (shrink: negative, grow: positive). The bootstrap refits the baseline's law to
+#   resampled runs and moves both end points by their seed noise (`seed_noise`, divided by the root
+#   of their number of seeds), since the end points are single runs.
 
 # %%
 #| export
@@ -559,7 +585,7 @@ def isoflop(runs, arch, n_levels=8) -> dict:
         if o: optima.append(dict(C=float(c), N_opt=o["N_opt"], D_opt=float(c / (ratio(o["N_opt"]) * o["N_opt"])),
                                  L_opt=o["L_opt"], points=[[float(n), float(l)] for n, l in pts], coef=list(o["coef"])))
     out = dict(optima=optima)
-    if len(optima) >= 2:
+    if len(optima) >= 3:                       # two points always lie on a power law
         out["N_exponent"] = power_fit([o["C"] for o in optima], [o["N_opt"] for o in optima])[1]
         out["D_exponent"] = power_fit([o["C"] for o in optima], [o["D_opt"] for o in optima])[1]
         out["tokens_per_param"] = [o["D_opt"] / o["N_opt"] for o in optima]
@@ -572,25 +598,28 @@ def _mean_at(runs, arch, size, steps):
     v = [r["val_loss"] for r in runs if (r["arch"], r["size"], r["steps"]) == (arch, size, steps) and r["role"] != "lr-sweep"]
     return float(np.mean(v)) if v else None
 
-def multipliers(runs, base_arch, arch, base_law, n_boot=200, seed=0) -> list[dict]:
-    "Per size: the compute multiplier of `arch` against `base_arch`'s law at the longest budget, with a bootstrap interval."
+def multipliers(runs, base_arch, arch, base_law, n_boot=200, seed=0) -> dict:
+    "Compute multipliers of `arch` against `base_arch` at the longest budget: per size, pooled, and their trend with N."
     steps = max(r["steps"] for r in runs)
     sizes = sorted({r["size"] for r in runs if r["arch"] == arch}, key=lambda s: next(r["n_params"] for r in runs if r["size"] == s))
-    N = {s: next(r["n_active"] for r in runs if r["arch"] == base_arch and r["size"] == s) for s in sizes}
+    N = np.array([next(r["n_active"] for r in runs if r["arch"] == base_arch and r["size"] == s) for s in sizes], float)
     D = next(r["tokens"] for r in runs if r["steps"] == steps)
-    point = {s: float(compute_multiplier(base_law, N[s], D, _mean_at(runs, arch, s, steps))) for s in sizes}
-    rng, boot = np.random.default_rng(seed), {s: [] for s in sizes}
-    base = [r for r in runs if r["arch"] == base_arch and r["role"] != "lr-sweep"]
-    var = [r for r in runs if r["arch"] == arch and r["role"] != "lr-sweep"]
-    for _ in range(n_boot):
-        rb = [base[i] for i in rng.integers(0, len(base), len(base))]
-        rv = [var[i] for i in rng.integers(0, len(var), len(var))]
-        law = fit_law(*law_runs(rb, base_arch), init=base_law)
-        for s in sizes:
-            L = _mean_at(rv, arch, s, steps)
-            if L is not None: boot[s].append(float(compute_multiplier(law, N[s], D, L)))
-    return [dict(size=s, N=N[s], tokens=D, loss=_mean_at(runs, arch, s, steps), base_loss=_mean_at(runs, base_arch, s, steps),
-                 multiplier=point[s], interval=[float(q) for q in np.quantile(boot[s], [0.025, 0.975])]) for s in sizes]
+    Lb, Lv = (np.array([_mean_at(runs, a, s, steps) for s in sizes]) for a in (base_arch, arch))
+    seeds = lambda a, s: sum(1 for r in runs if (r["arch"], r["size"], r["steps"]) == (a, s, steps) and r["role"] != "lr-sweep")
+    sd_b, sd_v = (seed_noise(runs, a) / np.sqrt([seeds(a, s) for s in sizes]) for a in (base_arch, arch))
+    rng, base = np.random.default_rng(seed), [r for r in runs if r["arch"] == base_arch and r["role"] != "lr-sweep"]
+    log_m = lambda law, lv, lb: np.log(np.minimum(compute_multiplier(law, N, D, lv, lb), 1e6))   # 1e6: out of reach
+    point, boot = log_m(base_law, Lv, Lb), []
+    for _ in range(n_boot):                    # the law's uncertainty (runs resampled) and the two end points' seed noise
+        law = fit_law(*law_runs([base[i] for i in rng.integers(0, len(base), len(base))], base_arch), init=base_law)
+        boot.append(log_m(law, Lv + rng.normal(0, sd_v), Lb + rng.normal(0, sd_b)))
+    boot = np.array(boot)                                                   # (n_boot, len(sizes))
+    ci = lambda x: [float(np.exp(q)) for q in np.quantile(x, [0.025, 0.975])]
+    slope = lambda y: float(np.polyfit(np.log(N), y, 1)[0])
+    return dict(tokens=D, sizes=[dict(size=s, N=int(n), loss=float(v), base_loss=float(b), multiplier=float(np.exp(m)),
+                                      interval=ci(boot[:, k])) for k, (s, n, v, b, m) in enumerate(zip(sizes, N, Lv, Lb, point))],
+                pooled=dict(multiplier=float(np.exp(point.mean())), interval=ci(boot.mean(1))),
+                trend=dict(slope=slope(point), interval=[float(q) for q in np.quantile([slope(b) for b in boot], [0.025, 0.975])]))
 
 
 # %%
@@ -602,8 +631,10 @@ def analyse(runs, base_arch="gpt2", n_boot=200) -> dict:
     for arch in archs:
         N, D, L = law_runs(runs, arch)
         law = fit_law(N, D, L)
+        fpp = float(np.median([r["flops_per_token"] / r["n_active"] for r in runs if r["arch"] == arch]))
+        C = np.geomspace(*(f(r["flops_per_token"] * r["tokens"] for r in runs if r["arch"] == arch) for f in (min, max)), 3)
         out["archs"][arch] = dict(law=law, intervals=bootstrap_law(N, D, L, law, n_boot), noise=seed_noise(runs, arch),
-                                  isoflop=isoflop(runs, arch), n_runs=len(L))
+                                  isoflop=isoflop(runs, arch), optimum=law_optimum(law, C, fpp), n_runs=len(L))
     base = out["archs"][base_arch]["law"]
     out["baseline"] = {k: base[k] for k in LAW} | {"intervals": out["archs"][base_arch]["intervals"]}
     out["holdout"] = holdout(runs, base_arch)
@@ -637,9 +668,14 @@ syn = synthetic_results(true)
 res = analyse(syn, n_boot=20)
 print({k: round(res["baseline"][k], 3) for k in LAW}, "held out:", res["holdout"]["held_out"],
       f"mean error {res['holdout_abs_err']:.4f} nats; seed noise {res['archs']['gpt2']['noise']:.4f}")
-for m in res["multipliers"]["variant"]: print(f"  {m['size']}: multiplier {m['multiplier']:.2f} {np.round(m['interval'], 2)}")
+mv = res["multipliers"]["variant"]
+for m in mv["sizes"]: print(f"  {m['size']}: multiplier {m['multiplier']:.2f} {np.round(m['interval'], 2)}")
+print(f"  pooled {mv['pooled']['multiplier']:.2f} {np.round(mv['pooled']['interval'], 2)}; "
+      f"trend d log(multiplier) / d log N = {mv['trend']['slope']:+.3f} {np.round(mv['trend']['interval'], 3)}")
 assert res["holdout_abs_err"] < 0.03
-assert all(1.2 < m["multiplier"] < 1.9 for m in res["multipliers"]["variant"])
+assert all(1.2 < m["multiplier"] < 1.9 for m in mv["sizes"])
+assert mv["pooled"]["interval"][0] < 1.5 < mv["pooled"]["interval"][1]          # the true multiplier, inside the interval
+assert mv["trend"]["interval"][0] < 0 < mv["trend"]["interval"][1]              # and no trend with size, as made
 test_close(res["archs"]["gpt2"]["noise"], 0.005 * 1.6, eps=0.006)         # ~0.5% of a loss near 1.6
 
 
@@ -759,9 +795,18 @@ ax.set(xscale="log", xlabel="step", ylabel="validation loss", title=f"gpt2, {siz
 plt.show()
 for b, cut, annealed in pairs:
     print(f"{b:5d} steps: read off the 4000-step run {cut:.4f}, its own annealed schedule {annealed:.4f} ({annealed - cut:+.4f})")
-assert all(annealed < cut for _, cut, annealed in pairs)                 # recorded result: annealing wins every time
+assert all(annealed < cut for b, cut, annealed in pairs if b >= 500)     # recorded result: annealing wins from 500 steps on
+assert pairs[0][2] > pairs[0][1]                                         # recorded result: and loses at 250
 
 # %% [markdown]
+# From 500 steps on, the run annealed to its own budget ends lower than the longer run read at the
+# same step, by 0.07 to 0.09 nats: as much as a doubling of the model at these sizes. At 250 steps
+# it is the other way round: so early the model is still far from the floor that a high learning
+# rate's noise sets, and a schedule that already decays gives away progress that annealing does not
+# win back. Either way, the loss read off a longer schedule is not the loss of that budget, and a law
+# fitted to such readings, as Kaplan's was, learns a wrong dependence on data (here: that it helps
+# less than it does), and so a wrong split of the compute between model and data.
+#
 # ## The fitted law
 #
 # Approach 3 on every run at the rule's rates (the grid and the extra seeds). The fit is
@@ -786,9 +831,25 @@ print("Chinchilla (Hoffmann et al. 2022): E = 1.69, A = 406.4, B = 410.7, alpha 
 plot_frontier(runs, {a: v["law"] for a, v in fit["archs"].items()}); plt.show()
 
 # %% [markdown]
+# How to read the numbers, against Chinchilla's:
+#
+# - **The exponents are loosely pinned.** GPT-2's $\alpha = 0.21$ has a 95% interval of about
+#   $[0.05, 0.36]$, which holds Chinchilla's 0.34; $\beta = 0.61$, about $[0.37, 0.82]$, is above
+#   their 0.28. Our sizes span 450x but our budgets only 16x (0.26M to 4.1M tokens), so the data
+#   term is the weaker-measured one, and $E$, the loss of an infinite model on infinite data, is not
+#   measured at all (its interval reaches 0): with runs this far from it, $E$ trades off against $A$
+#   and $B$.
+# - **Nats per character, not per BPE token.** $E$, $A$ and $B$ live on another scale (a character
+#   carries about a quarter of what a GPT-2 token carries), so only the exponents compare.
+# - **Small models.** Chinchilla's smallest model had 44M parameters; ours are 4 thousand to 1.9
+#   million, where a layer of width 16 is a poor model for reasons a power law does not describe.
+#   Fitted by Huber on log-loss, the law absorbs them as best it can (the objective's typical miss is
+#   about 2% of a run's loss).
+
+# %% [markdown]
 # ## The test: predict the largest model
 #
-# The law fitted without the largest size (every run of the other five), predicting each of the
+# The law fitted without the largest size (every run of the other eight), predicting each of the
 # largest size's budgets, against what those runs reached (mean over seeds where there are three),
 # and the seed-to-seed noise at that size:
 
@@ -805,8 +866,17 @@ for p in ho["points"]:
           f"error {p['predicted'] - p['observed']:+.4f}")
 noise = fit["archs"]["gpt2"]["noise"]
 print(f"mean |error| {ho['abs_err_mean']:.4f} nats, largest {ho['abs_err_max']:.4f}; seed-to-seed standard deviation {noise:.4f}")
+assert ho["abs_err_max"] < 0.07 * min(obs) and ho["abs_err_mean"] > 2 * noise   # recorded result: within 7%, not within the noise
 
 # %% [markdown]
+# The law passes the test loosely: fitted on models up to 0.8M parameters, it predicts the 1.9M
+# model at every budget within about 0.1 nats (6% of the loss), with a mean error of 0.06. That is
+# not the seed-to-seed noise (0.026): the law misses by more than chance, too pessimistic at the
+# shortest budget and too optimistic at the middle ones. Five numbers cannot follow every bend of
+# the loss surface at this scale; they give the trend and the right order of magnitude, which is
+# what a scaling law is used for, but a prediction at the level of a few hundredths needs runs
+# closer to the target.
+#
 # ## IsoFLOP profiles (approach 2)
 
 # %%
@@ -818,34 +888,89 @@ for o in iso["optima"]:
     x = np.linspace(np.log(pts[:, 0]).min(), np.log(pts[:, 0]).max(), 50)
     ax.plot(np.exp(x), np.polyval(o["coef"], x), "-", c=ax.lines[-1].get_color(), lw=1, label=f"C = {o['C']:.1e}")
     ax.plot(o["N_opt"], o["L_opt"], "k*", ms=9)
-ax.set(xscale="log", xlabel="N (parameters)", ylabel="loss at that compute", title="IsoFLOP profiles (gpt2); *: optimum")
+rs_ = [{**r, "n_params": r["n_active"]} for r in runs if r["arch"] == "gpt2" and r["role"] == "grid"]
+C_ = [r["flops_per_token"] * r["tokens"] for r in rs_]
+for c, pts in isoflop_profiles(rs_, np.geomspace(min(C_), max(C_), 10)[1:-1]).items():
+    if all(abs(c / o["C"] - 1) > 1e-9 for o in iso["optima"]):
+        ax.plot(*zip(*pts), ":", c="gray", lw=1)
+ax.set(xscale="log", xlabel="N (parameters)", ylabel="loss at that compute",
+       title="IsoFLOP profiles (gpt2); *: optimum; dotted: no interior minimum")
 ax.legend(fontsize=7); ax.grid(alpha=0.3); plt.show()
 for o in iso["optima"]:
     print(f"C = {o['C']:.2e}: N* = {o['N_opt']:,.0f}, D* = {o['D_opt']:,.0f}, {o['D_opt'] / o['N_opt']:.1f} tokens per parameter")
-if "N_exponent" in iso:
-    print(f"N* ~ C^{iso['N_exponent']:.2f}, D* ~ C^{iso['D_exponent']:.2f} (Chinchilla: about 0.50 and 0.50)")
+print(f"{len(iso['optima'])} of 8 profiles have an interior minimum; exponents need at least 3: "
+      f"{'N* ~ C^%.2f' % iso['N_exponent'] if 'N_exponent' in iso else 'not estimable from this grid'}")
+for arch, a in fit["archs"].items():
+    o = a["optimum"]
+    print(f"{arch}'s law: N* ~ C^{o['N_exponent']:.2f}, D* ~ C^{o['D_exponent']:.2f}; tokens per parameter at the optimum: "
+          + ", ".join(f"{t:,.0f} at C = {c:.0e}" for c, t in zip(o["C"], o["tokens_per_param"])))
+print("Chinchilla: N* ~ C^0.50, D* ~ C^0.50 (approach 2), about 20 tokens per parameter")
+
+# %% [markdown]
+# Approach 2 mostly fails here, and the reason is instructive. At the lowest and highest compute
+# (dotted), the profile's minimum is at its smallest size: the compute-optimal model would be a
+# smaller one trained on more tokens than the longest budget, 4.1M, i.e. more than four passes over
+# Tiny Shakespeare. This is the **data-constrained** regime of Muennighoff et al.: with a fixed,
+# small corpus, the compute-optimal split of any budget above ~$10^{12}$ FLOPs is not reachable.
+# Only the middle profiles bend upward on both sides, with their optimum at 10 to 30 thousand
+# parameters and 70 to 170 characters per parameter.
+#
+# Approach 3's law says the same in numbers: $N^* \propto C^{0.75}$ and $D^* \propto C^{0.25}$, so
+# at our compute the optimum is hundreds of characters per parameter, falling toward Chinchilla's
+# 20 (per BPE token, about 80 characters) only as compute grows. Both the exponents and the ratio
+# differ from Chinchilla's for the reasons above: tiny models, characters, a 16x range of budgets
+# and data that repeats. Where a GPU and a network are at hand, the FineWeb-Edu grid at the end of
+# the chapter (no token seen twice, BPE, 60x in size) is the experiment that can tell how much of
+# the difference is the scale.
 
 # %% [markdown]
 # ## The seed project's question, at every size
 #
 # Does SwiGLU + RMSNorm beat GPT-2, and does the gain shrink, hold or grow with size? Each
 # architecture had its own learning-rate sweeps and rule. At each size, at the longest budget, the
-# compute multiplier: how many times more compute GPT-2 (its fitted law) needs to reach the loss
-# SwiGLU + RMSNorm reached, with a 95% bootstrap interval:
+# compute multiplier: how many times more compute GPT-2 needs to reach the loss SwiGLU + RMSNorm
+# reached, read off GPT-2's law anchored on GPT-2's own run at that size, with a 95% bootstrap
+# interval (the law refitted to resampled runs, and both end points moved by their seed noise);
+# then the geometric mean over sizes, and the slope of $\log(\text{multiplier})$ against $\log N$:
 
 # %%
-for arch, ms in fit["multipliers"].items():
-    print(f"{arch} against gpt2, at {ms[0]['tokens']:,} tokens:")
-    for m in ms:
-        print(f"  {m['size']:7s} N = {m['N']:>9,}: loss {m['loss']:.4f} vs gpt2's {m['base_loss']:.4f}; "
-              f"multiplier {m['multiplier']:.2f} [{m['interval'][0]:.2f}, {m['interval'][1]:.2f}]")
+for arch, m in fit["multipliers"].items():
+    print(f"{arch} against gpt2, at {m['tokens']:,} tokens:")
+    for x in m["sizes"]:
+        print(f"  {x['size']:7s} N = {x['N']:>9,}: loss {x['loss']:.4f} vs gpt2's {x['base_loss']:.4f} ({x['loss'] - x['base_loss']:+.4f}); "
+              f"multiplier {x['multiplier']:.2f} [{x['interval'][0]:.2f}, {x['interval'][1]:.2f}]")
+    print(f"  pooled over sizes: {m['pooled']['multiplier']:.2f} [{m['pooled']['interval'][0]:.2f}, {m['pooled']['interval'][1]:.2f}]; "
+          f"trend with size: {m['trend']['slope']:+.3f} [{m['trend']['interval'][0]:+.3f}, {m['trend']['interval'][1]:+.3f}] per e-fold of N")
+    wins = sum(x["loss"] < x["base_loss"] for x in m["sizes"])
+    print(f"  lower loss than gpt2 at {wins} of {len(m['sizes'])} sizes (a fair coin: p = {0.5 ** len(m['sizes']):.3f} for all of them)")
 fig, ax = plt.subplots(figsize=(6, 3.6))
-for arch, ms in fit["multipliers"].items():
-    n = [m["N"] for m in ms]; mult = [m["multiplier"] for m in ms]
-    err = np.array([[m["multiplier"] - m["interval"][0], m["interval"][1] - m["multiplier"]] for m in ms]).T
+for arch, m in fit["multipliers"].items():
+    n = [x["N"] for x in m["sizes"]]; mult = [x["multiplier"] for x in m["sizes"]]
+    err = np.array([[x["multiplier"] - x["interval"][0], x["interval"][1] - x["multiplier"]] for x in m["sizes"]]).T
     ax.errorbar(n, mult, yerr=err, fmt="o-", capsize=3, label=arch)
-ax.axhline(1, c="gray", ls=":"); ax.set(xscale="log", xlabel="N (parameters)", ylabel="compute multiplier vs gpt2")
-ax.legend(); ax.grid(alpha=0.3); plt.show()
+    ax.axhline(m["pooled"]["multiplier"], ls="--", lw=1, c=ax.lines[-1].get_color(), label=f"{arch}: pooled")
+ax.axhline(1, c="gray", ls=":"); ax.set(xscale="log", yscale="log", xlabel="N (parameters)", ylabel="compute multiplier vs gpt2")
+ax.legend(fontsize=8); ax.grid(alpha=0.3); plt.show()
+m = fit["multipliers"]["swiglu-rmsnorm"]
+assert m["pooled"]["interval"][0] > 1 and m["trend"]["interval"][0] < 0 < m["trend"]["interval"][1]   # recorded result
+
+# %% [markdown]
+# **The answer.** SwiGLU + RMSNorm ends below GPT-2 at all nine sizes. One size alone cannot show
+# it: the per-size intervals are wide (two single-seed runs differ by their noise, about 0.02 to
+# 0.03 nats, and at these budgets that is a factor of 1.5 in compute either way). Pooled over the
+# sizes, GPT-2 needs about **1.27 times** the compute for the same loss, 95% interval about
+# $[1.07, 2.1]$, and the gain **holds** across a 450x range of sizes: the slope of the multiplier
+# against size is indistinguishable from zero (about $-0.01$, interval $[-0.15, +0.07]$ per
+# e-fold), so neither shrinking nor growing is detectable at this resolution. At the ablation's
+# size (chapter 10's 4 x 128) this agrees with chapter 10, where three seeds could not separate the
+# pair from GPT-2 on their own: a small gain needs many comparisons to show.
+#
+# The seed project's 1.67x is inside the upper part of the pooled interval, but it was measured in
+# steps, not compute, at peak learning rate, with one seed and confounded arms; chapter 10 showed
+# that at a fair comparison most of the gain is SwiGLU's. RoPE and the mixture of experts were not
+# run across sizes: each architecture's sweep is about 40 minutes on these two cores, and this book
+# spent its CPU budget on the baseline and the seed's pair (the command is the same,
+# `--arch rope` or `--arch moe`).
 
 # %% [markdown]
 # ## The command line
@@ -904,7 +1029,8 @@ def main(argv=None):
 # For a reader with a GPU and a network, `--grid fineweb` runs the same design on FineWeb-Edu (its
 # 10B-token sample, through `datasets`: `python data/prepare.py fineweb-edu-10B` first) with GPT-2's
 # tokenizer and the `gpt2-124m` preset's recipe (524,288 tokens a step, bfloat16, `torch.compile`):
-# six sizes from 4 layers of width 256 to 16 layers of width 1024 (about 60 times more parameters),
+# six sizes from 4 layers of width 256 to 16 layers of width 1024 (64 times more weights in the
+# blocks; 16 times counting the token embedding, 50,257 x width, which is most of the smallest model),
 # five budgets from 250 to 4000 steps (0.13B to 2.1B tokens: no token is seen twice), learning
 # rates swept from $3 \cdot 10^{-4}$ at both ends:
 #
@@ -938,10 +1064,11 @@ tps_per_flop = h100["tokens_per_s"] * h100["flops_per_token"]            # FLOP/
 fw = size_params("gpt2", FINEWEB)
 flops = sum(fw[s][3] * b * FINEWEB.tokens_per_step for s in FINEWEB.sizes for b in FINEWEB.budgets)
 lr_flops = sum(fw[s][3] * FINEWEB.lr_budget * FINEWEB.tokens_per_step * 4 for s in (list(fw)[0], list(fw)[-1]))
-print(", ".join(f"{s}: {fw[s][0] / 1e6:.1f}M" for s in fw))
+blocks = {s: fw[s][0] - FINEWEB.vocab_size * FINEWEB.sizes[s][2] for s in fw}       # without the tied token embedding
+print(", ".join(f"{s}: {fw[s][0] / 1e6:.1f}M ({blocks[s] / 1e6:.1f}M in the blocks)" for s in fw))
 print(f"one architecture: {(flops + lr_flops) / 1e18:.1f} EFLOPs = about {(flops + lr_flops) / tps_per_flop / 3600:.0f} H100-hours "
       f"at the {h100['mfu']:.0%} MFU measured for GPT-2 small")
-assert list(fw.values())[-1][0] / list(fw.values())[0][0] > 30
+assert list(blocks.values())[-1] / list(blocks.values())[0] > 30 and list(fw.values())[-1][0] / list(fw.values())[0][0] > 15
 
 # %%
 #| export

@@ -35,25 +35,40 @@ def arm_rows(experiment: str, arms: dict) -> list[str]:
 
 
 def scaling_rows() -> list[str]:
-    "The fitted law of each architecture of the scaling sweep, and the seed question's compute multipliers."
-    path = ROOT / "nbs" / "data" / "scaling_fit.json"
-    if not path.exists(): return []
-    fit = json.loads(path.read_text())
+    "The fitted law of each architecture of the scaling sweep, the hold-out test, and the seed question's compute multipliers."
+    fit = json.loads((ROOT / "nbs" / "data" / "scaling_fit.json").read_text())
+    iv = lambda x, ci, f="{:.2f}": f"{f.format(x)} [{f.format(ci[0])}, {f.format(ci[1])}]"
     out = []
     for arch, a in fit["archs"].items():
         law, ci = a["law"], a["intervals"]
-        out.append(f"| {NAMES.get(arch, arch)} | {law['E']:.2f} [{ci['E'][0]:.2f}, {ci['E'][1]:.2f}] | "
-                   f"{law['alpha']:.2f} [{ci['alpha'][0]:.2f}, {ci['alpha'][1]:.2f}] | "
-                   f"{law['beta']:.2f} [{ci['beta'][0]:.2f}, {ci['beta'][1]:.2f}] | {a['n_runs']} |")
-    for arch, ms in fit.get("multipliers", {}).items():
-        cells = " | ".join(f"{m['multiplier']:.2f} [{m['interval'][0]:.2f}, {m['interval'][1]:.2f}]" for m in ms)
-        out.append(f"| {NAMES.get(arch, arch)} vs GPT-2 | {cells} |")
+        out.append(f"| {NAMES.get(arch, arch)} | {iv(law['E'], ci['E'])} | {iv(law['alpha'], ci['alpha'])} | "
+                   f"{iv(law['beta'], ci['beta'])} | {a['optimum']['N_exponent']:.2f} | {a['n_runs']} |")
+    ho = fit["holdout"]
+    out.append(f"Fitted without the largest size ({ho['held_out']}), the GPT-2 law predicts its runs with a mean error of "
+               f"{ho['abs_err_mean']:.3f} nats (largest {ho['abs_err_max']:.3f}); the seed-to-seed standard deviation is "
+               f"{fit['archs']['gpt2']['noise']:.3f}.")
+    for arch, m in fit["multipliers"].items():
+        for x in m["sizes"]:
+            out.append(f"| {x['size']} | {x['N']:,} | {x['base_loss']:.3f} | {x['loss']:.3f} | {iv(x['multiplier'], x['interval'])} |")
+        out.append(f"| pooled over sizes | | | | **{iv(m['pooled']['multiplier'], m['pooled']['interval'])}** |")
+        out.append(f"The slope of log(multiplier) against log N is {iv(m['trend']['slope'], m['trend']['interval'], '{:+.3f}')}: "
+                   + ("no trend with size is detectable." if m["trend"]["interval"][0] < 0 < m["trend"]["interval"][1]
+                      else "the gain grows with size." if m["trend"]["interval"][0] > 0 else "the gain shrinks with size."))
     return out
+
+
+def speed_rows() -> list[str]:
+    "The side-by-side CPU benchmark against nanoGPT."
+    vs = json.loads((ROOT / "nbs" / "train" / "bench_vs_nanogpt.json").read_text())
+    r = [x["ratio"] for x in vs["rounds"]]
+    return [f"{vs['median_ms_per_step']['gpt2book']:.1f} ms a step against nanoGPT's "
+            f"{vs['median_ms_per_step']['nanogpt']:.1f} (medians of {len(r)} rounds; time ratio per round "
+            f"{min(r):.2f} to {max(r):.2f}, median {vs['median_ratio']:.2f})."]
 
 
 def tables() -> dict[str, list[str]]:
     return {"ablation": arm_rows("ablation", ABLATION), "architectures": arm_rows("architectures", ARCHITECTURES),
-            "scaling": scaling_rows()}
+            "scaling": scaling_rows(), "speed": speed_rows()}
 
 
 if __name__ == "__main__":
