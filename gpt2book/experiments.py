@@ -153,10 +153,14 @@ def final_losses(rows):
     return {k: v for k, (s, v) in last.items()}
 
 def best_lrs(rows):
-    "{arm: the learning rate with the lowest mean final validation loss over the seeds run at it}."
+    "{arm: the learning rate with the lowest final validation loss of the sweep's seed (each arm's first), where the other seeds then ran}."
+    finals = final_losses(rows)
+    first = {}
+    for arm, lr, seed in finals: first[arm] = min(seed, first.get(arm, seed))
     by = {}
-    for (arm, lr, seed), v in final_losses(rows).items(): by.setdefault(arm, {}).setdefault(lr, []).append(v)
-    return {arm: min(lrs, key=lambda lr: np.mean(lrs[lr])) for arm, lrs in by.items()}
+    for (arm, lr, seed), v in finals.items():
+        if seed == first[arm]: by.setdefault(arm, {})[lr] = v   # one seed at every rate: a fair choice
+    return {arm: min(lrs, key=lrs.get) for arm, lrs in by.items()}
 
 
 

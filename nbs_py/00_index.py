@@ -104,6 +104,7 @@ import torch
 from gpt2book.model import GPT, GPTConfig
 from gpt2book.tokenizer import GPT2Tokenizer
 
+# %%
 tok = GPT2Tokenizer()
 model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=64, block_size=64))
 idx = torch.tensor([tok.encode("Hello world")])  # (B, T) = (1, 2): "Hello", " world"

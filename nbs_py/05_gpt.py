@@ -817,6 +817,7 @@ def save_pretrained(self: GPT, save_dir):
 # %%
 import transformers
 
+# %%
 transformers.utils.logging.disable_progress_bar()  # no loading bars in the book
 hf_cfg = transformers.GPT2Config(n_layer=2, n_head=4, n_embd=64, n_positions=32, vocab_size=100,
                                  bos_token_id=99, eos_token_id=99)

@@ -162,6 +162,9 @@ for a, b in zip(adamw_steps(foreach=False).parameters(), adamw_steps(fused=True)
 
 # %%
 import time
+
+
+# %%
 def time_step(**kw):
     ps = [nn.Parameter(torch.randn(128, 128)) for _ in range(24)] + [nn.Parameter(torch.randn(128)) for _ in range(40)]
     o = torch.optim.AdamW(ps, lr=1e-3, **kw)

@@ -1406,6 +1406,8 @@ def main(argv: list[str] | None = None) -> dict | None:
 
 # %%
 import gpt2book.train as package
+
+# %%
 h = package.help_text()
 print(h[:1500], "...")
 for f in fields(TrainConfig):
@@ -1673,6 +1675,15 @@ print(f"\n8 x H100 at the measured per-GPU speed (no communication cost counted)
 # only the last micro-step of the 2 per step synchronises, so a node should come close to eight
 # times one GPU; that node-level number is an extrapolation: **the NCCL path (several GPUs) has not
 # been run** for this book, only the gloo path on CPUs (the DDP test) and one GPU at a time.
+#
+# Past 45% MFU is the next goal, and these are the tries to make, each one setting of the trainer or
+# of `bench/train.py` so that `bench/gpu_check.sh` can record its figure in this table: a larger
+# micro-batch (the preset's `--batch_size=32` raised to 64, with half the accumulation steps),
+# `torch.compile`'s `max-autotune` mode, the cuDNN attention backend next to FlashAttention, and a
+# chunked cross-entropy over the 50,304-way head (the logits of a 64 x 1024 micro-batch are 13 GB in
+# float32). The build machine
+# of this edition had no GPU, so none of them has been measured yet; the figures above are the
+# trainer as it stood when a GPU was last lent.
 #
 # The same script checked the trainer end to end on the H200: the CPU default's model on CUDA
 # (autocast, the memory-mapped loader with pinned memory), killed with SIGKILL after its checkpoint

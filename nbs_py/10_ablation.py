@@ -288,10 +288,14 @@ def final_losses(rows):
     return {k: v for k, (s, v) in last.items()}
 
 def best_lrs(rows):
-    "{arm: the learning rate with the lowest mean final validation loss over the seeds run at it}."
+    "{arm: the learning rate with the lowest final validation loss of the sweep's seed (each arm's first), where the other seeds then ran}."
+    finals = final_losses(rows)
+    first = {}
+    for arm, lr, seed in finals: first[arm] = min(seed, first.get(arm, seed))
     by = {}
-    for (arm, lr, seed), v in final_losses(rows).items(): by.setdefault(arm, {}).setdefault(lr, []).append(v)
-    return {arm: min(lrs, key=lambda lr: np.mean(lrs[lr])) for arm, lrs in by.items()}
+    for (arm, lr, seed), v in finals.items():
+        if seed == first[arm]: by.setdefault(arm, {})[lr] = v   # one seed at every rate: a fair choice
+    return {arm: min(lrs, key=lrs.get) for arm, lrs in by.items()}
 
 
 
@@ -461,6 +465,8 @@ st, mean, lo, hi = curve_band(syn, "a", 1.0)
 test_eq(list(st), [0, 10]); test_close(mean, [3.0, 2.0], eps=1e-12)
 test_close(hi - mean, [4.303 * 0.1 / math.sqrt(3)] * 2, eps=1e-9)
 test_eq(best_lrs(syn + [dict(arm="a", lr=2.0, seed=1, step=10, val_loss=1.5)]), {"a": 2.0})
+# chosen on the sweep's seed alone: a rate run with one lucky seed does not beat the 3-seed mean of the chosen one later
+test_eq(best_lrs(syn + [dict(arm="a", lr=2.0, seed=1, step=10, val_loss=1.95)]), {"a": 1.0})
 
 
 # %% [markdown]

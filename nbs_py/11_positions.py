@@ -236,6 +236,7 @@ test_fail(lambda: rope(30, 8), contains="past the 32")
 # %%
 from gpt2book.model import GPT, GPTConfig
 
+# %%
 torch.manual_seed(0)
 rope_model = GPT(GPTConfig(block_size=32, vocab_size=50, n_layer=2, n_head=4, n_embd=32, pos="rope")).eval()
 learned = GPT(GPTConfig(block_size=32, vocab_size=50, n_layer=2, n_head=4, n_embd=32))
@@ -282,6 +283,7 @@ test_close(at0, at9, eps=1e-4)
 import json
 from pathlib import Path
 
+# %%
 ext = json.loads(Path("data/positions_extrapolation.json").read_text())
 fig, ax = plt.subplots(figsize=(9, 3.8))
 for name, r in ext["runs"].items():
@@ -322,6 +324,7 @@ assert by["rope"]["mean_2x_second_half"] < by["learned"]["mean_2x_second_half"] 
 # %%
 from gpt2book.experiments import best_lrs, final_losses, plot_arms, read_results, summary
 
+# %%
 arch = read_results("data/architectures.csv")
 pos_rows = [r for r in arch if r["arm"] in ("gpt2", "rope")]
 tab = {r["arm"]: r for r in summary(pos_rows)}

@@ -270,6 +270,7 @@ assert abs(sum(p.numel() for p in matched_total.parameters()) / n_dense - 1) < 0
 # %%
 from gpt2book.model import GPT, GPTConfig
 
+# %%
 torch.manual_seed(0)
 dense = GPT(GPTConfig(block_size=64, vocab_size=66, n_layer=4, n_head=4, n_embd=128, bias=False))
 moe_gpt = GPT(GPTConfig(block_size=64, vocab_size=66, n_layer=4, n_head=4, n_embd=128, bias=False,
@@ -288,6 +289,8 @@ test_close(std, 0.02 / math.sqrt(2 * 4), eps=1e-3)                              
 
 # %%
 from gpt2book.train import flops_per_token
+
+# %%
 test_eq(flops_per_token(moe_gpt) - flops_per_token(dense),
         6 * (moe_gpt.num_params(non_embedding=True, active=True) - dense.num_params(non_embedding=True)))
 
@@ -302,6 +305,7 @@ import tempfile
 from gpt2book.data import prepare
 from gpt2book.train import config_from_args, read_metrics, train
 
+# %%
 work = Path(tempfile.mkdtemp())
 data_dir = prepare("shakespeare_char", out_dir=work / "data", progress=False)
 summary = train(config_from_args([f"--data_dir={data_dir}", f"--out_dir={work / 'moe'}", "--n_layer=2", "--n_head=2",
@@ -325,6 +329,7 @@ import json
 
 import numpy as np
 
+# %%
 lines = [m for m in read_metrics("data/moe_active_metrics.jsonl") if "expert_tokens" in m]
 early, late = lines[0], lines[-1]
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
@@ -360,6 +365,7 @@ assert all(m["aux_loss"] < 1.1 for m in lines[5:])                      # record
 # %%
 from gpt2book.experiments import ARCHITECTURES, Scale, arm_params, plot_arms, read_results, summary
 
+# %%
 total, active = arm_params(Scale(), 66, ARCHITECTURES), arm_params(Scale(), 66, ARCHITECTURES, active=True)
 arch = read_results("data/architectures.csv")
 moe_rows = [r for r in arch if r["arm"] in ("gpt2", "moe-active", "moe-total")]

@@ -189,6 +189,8 @@ for pos in ("learned", "rope"):
         test_eq(a, b)                                                             # the same greedy tokens
         torch.testing.assert_close(la, lb, rtol=0, atol=1e-5)                     # (n, 2, 100): the same logits
     print(f"pos={pos}: generate's logits with and without the cache agree to 1e-5 ({la.shape[0]} steps), tokens equal")
+    g = lambda: torch.Generator().manual_seed(3)      # sampling too: the same seed draws the same tokens either way
+    test_eq(m.generate(prompt, 20, top_k=10, generator=g()), m.generate(prompt, 20, top_k=10, generator=g(), use_cache=False))
 
 # %% [markdown]
 # ### Measured at GPT-2 small's size
@@ -453,6 +455,8 @@ test_eq(longer[:len(stopped)], stopped)                                   # the 
 # %%
 from gpt2book.attention import scaled_dot_product_attention
 
+
+# %%
 @torch.no_grad()
 def attention_maps(model, idx):
     "The attention weights (n_layer, nh, T, T) of `model` on token ids `idx` (1, T)."

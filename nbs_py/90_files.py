@@ -42,6 +42,7 @@ from pathlib import Path
 import torch
 
 # %%
+import shutil
 import signal
 import subprocess
 import sys
@@ -320,4 +321,4 @@ assert (folder / "ckpt_0000300.pt").exists()                                    
 (folder / "ckpt_0000300.pt").unlink()
 torch.save({"code": print}, folder / "ckpt_0000400.pt")                                    # not plain data
 test_fail(lambda: load_checkpoint(folder / "ckpt_0000400.pt"), contains="Weights only load failed")
-import shutil; shutil.rmtree(folder)
+shutil.rmtree(folder)

@@ -152,3 +152,17 @@ def test_readme_results_are_the_result_files():
     for name, rows in results_tables.tables().items():
         for row in rows:
             assert row in readme, f"README.md's {name} table lacks (or differs from) this row of the result files:\n{row}"
+
+
+def test_import_cells_hold_only_imports():
+    "nbdev-docs executes every cell that imports something (to render docs): such a cell must do nothing else."
+    import ast
+    mixed = []
+    for nb in NOTEBOOKS:
+        for src in _code_cells(nb):
+            if "#| export" in src or "#| eval: false" in src: continue
+            tree = ast.parse(src)
+            imports = any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in ast.walk(tree))
+            if imports and not all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in tree.body):
+                mixed.append(f"{nb.name}: {src.splitlines()[0][:70]}")
+    assert not mixed, "cells that import and also run code (split them; see nbdev's FAQ):\n" + "\n".join(mixed)
