@@ -1,12 +1,15 @@
 #!/usr/bin/env python
-"""The README's results tables, made from the committed result files (nbs/data/, nbs/train/).
+"""The README's results, made from the committed result files (nbs/data/, nbs/train/).
 
-    python tools/results_tables.py            # prints every table as markdown
+    python tools/results_tables.py            # prints every block as markdown
+    python tools/results_tables.py --readme   # rewrites the blocks in README.md, between their markers
 
-The README shows these tables; tests/test_book.py checks that every row printed here appears in README.md
-word for word, so the README cannot drift from the files the chapters read.
+Each block sits in README.md between `<!-- results:NAME -->` and `<!-- /results:NAME -->`; tests/test_book.py
+checks that every block printed here is in README.md word for word, so the README cannot drift from the files
+the chapters read.
 """
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -31,29 +34,34 @@ def arm_rows(experiment: str, arms: dict) -> list[str]:
                  if r["steps_to_baseline"] else "not reached")
         out.append(f"| {NAMES[r['arm']]} | {params} | {r['lr']:g} | {r['val_loss']:.3f} [{r['ci_low']:.3f}, "
                    f"{r['ci_high']:.3f}] | {diff} | {reach} |")
-    return out
+    return ["| arm | parameters | best lr | val loss, 3 seeds [95% CI] | vs GPT-2 [95% CI] | steps to GPT-2's final loss |",
+            "|---|---|---|---|---|---|", *out]
 
 
 def scaling_rows() -> list[str]:
     "The fitted law of each architecture of the scaling sweep, the hold-out test, and the seed question's compute multipliers."
     fit = json.loads((ROOT / "nbs" / "data" / "scaling_fit.json").read_text())
     iv = lambda x, ci, f="{:.2f}": f"{f.format(x)} [{f.format(ci[0])}, {f.format(ci[1])}]"
-    out = []
+    out = ["| architecture | E [95% CI] | α [95% CI] | β [95% CI] | the law's N* ∝ C^a: a | runs |", "|---|---|---|---|---|---|"]
     for arch, a in fit["archs"].items():
         law, ci = a["law"], a["intervals"]
         out.append(f"| {NAMES.get(arch, arch)} | {iv(law['E'], ci['E'])} | {iv(law['alpha'], ci['alpha'])} | "
                    f"{iv(law['beta'], ci['beta'])} | {a['optimum']['N_exponent']:.2f} | {a['n_runs']} |")
     ho = fit["holdout"]
-    out.append(f"Fitted without the largest size ({ho['held_out']}), the GPT-2 law predicts its runs with a mean error of "
-               f"{ho['abs_err_mean']:.3f} nats (largest {ho['abs_err_max']:.3f}); the seed-to-seed standard deviation is "
-               f"{fit['archs']['gpt2']['noise']:.3f}.")
+    out += ["", f"Fitted without the largest size ({ho['held_out']}), the GPT-2 law predicts its runs with a mean error of "
+                f"{ho['abs_err_mean']:.3f} nats (largest {ho['abs_err_max']:.3f}); the seed-to-seed standard deviation is "
+                f"{fit['archs']['gpt2']['noise']:.3f}. (Chinchilla: α = 0.34, β = 0.28, N* ∝ C^0.46.)"]
     for arch, m in fit["multipliers"].items():
+        out += ["", f"**{NAMES.get(arch, arch)} against GPT-2 at every size**: how many times more compute GPT-2 needs for "
+                    f"the loss {NAMES.get(arch, arch)} reaches at {m['tokens'] / 1e6:.1f}M tokens (95% bootstrap intervals):", "",
+                f"| size | N | GPT-2 loss | {NAMES.get(arch, arch)} loss | compute multiplier [95% CI] |", "|---|---|---|---|---|"]
         for x in m["sizes"]:
             out.append(f"| {x['size']} | {x['N']:,} | {x['base_loss']:.3f} | {x['loss']:.3f} | {iv(x['multiplier'], x['interval'])} |")
-        out.append(f"| pooled over sizes | | | | **{iv(m['pooled']['multiplier'], m['pooled']['interval'])}** |")
-        out.append(f"The slope of log(multiplier) against log N is {iv(m['trend']['slope'], m['trend']['interval'], '{:+.3f}')}: "
-                   + ("no trend with size is detectable." if m["trend"]["interval"][0] < 0 < m["trend"]["interval"][1]
-                      else "the gain grows with size." if m["trend"]["interval"][0] > 0 else "the gain shrinks with size."))
+        lo, hi = m["trend"]["interval"]
+        out += [f"| pooled over sizes | | | | **{iv(m['pooled']['multiplier'], m['pooled']['interval'])}** |", "",
+                f"The slope of log(multiplier) against log N is {iv(m['trend']['slope'], m['trend']['interval'], '{:+.3f}')}: "
+                + ("no trend with size is detectable." if lo < 0 < hi else "the gain grows with size." if lo > 0
+                   else "the gain shrinks with size.")]
     return out
 
 
@@ -71,6 +79,21 @@ def tables() -> dict[str, list[str]]:
             "scaling": scaling_rows(), "speed": speed_rows()}
 
 
-if __name__ == "__main__":
+def write_readme(path=ROOT / "README.md"):
+    "Rewrite each results block of README.md between its markers."
+    text = path.read_text(encoding="utf-8")
     for name, rows in tables().items():
-        print(f"## {name}"); print(*rows, sep="\n"); print()
+        pat = re.compile(rf"(<!-- results:{name} -->\n).*?(\n<!-- /results:{name} -->)", re.S)
+        if not pat.search(text): raise SystemExit(f"README.md has no <!-- results:{name} --> ... <!-- /results:{name} --> block")
+        text = pat.sub(lambda m: m.group(1) + "\n".join(rows) + m.group(2), text)
+    path.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--readme"]:
+        write_readme(); print("rewrote the results blocks of README.md")
+    elif sys.argv[1:]:
+        raise SystemExit("usage: python tools/results_tables.py [--readme]")
+    else:
+        for name, rows in tables().items():
+            print(f"<!-- results:{name} -->"); print(*rows, sep="\n"); print(f"<!-- /results:{name} -->\n")
