@@ -392,6 +392,8 @@ def plot_frontier(runs, fits: dict, path=None):
         fpp = float(np.median([r["flops_per_token"] / r["n_active"] for r in rs]))
         ax.plot(C, frontier(fits[arch], C, fpp)[0], "k--", lw=1.5, label="fitted law: the frontier")
         ax.set(xscale="log", yscale="log", xlabel="training compute C (FLOPs)", title=arch)
+        ax.yaxis.set_major_locator(plt.MultipleLocator(0.2)); ax.yaxis.set_major_formatter("{x:.1f}")   # plain numbers,
+        ax.yaxis.set_minor_formatter(plt.NullFormatter())                                            # not 2 x 10^0
         ax.grid(alpha=0.3, which="both")
     axes[0][0].set_ylabel("final validation loss (nats/char)"); axes[0][0].legend(fontsize=7)
     fig.tight_layout()
