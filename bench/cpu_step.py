@@ -90,7 +90,7 @@ def main(argv=None):
         for v in VARIANTS:
             m, warm = time_variant(v, a.steps, a.warmup)
             ms[v].append(m)
-            if v == "torch.compile" and compile_s is None: compile_s = warm   # the first (cold) compile
+            if v == "torch.compile" and compile_s is None: compile_s = warm   # the first compile of this run (an on-disk cache may shorten it)
             print(f"round {r + 1}: {v:18s} {m:6.1f} ms/step", flush=True)
     result = {"what": "ms per train_step of the CPU default model (median of each round's median), synthetic tokens",
               "ms_per_step": {v: statistics.median(x) for v, x in ms.items()}, "rounds": ms,

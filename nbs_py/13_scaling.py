@@ -547,6 +547,10 @@ def law_runs(runs, arch, exclude_size=None):
     rs = [r for r in runs if r["arch"] == arch and r["role"] != "lr-sweep" and r["size"] != exclude_size]
     return tuple(np.array([r[k] for r in rs], float) for k in ("n_active", "tokens", "val_loss"))
 
+def flops_per_param(runs) -> float:
+    "Training FLOPs per token per active parameter, the median over `runs` (6 plus attention's share): C = this x N x D."
+    return float(np.median([r["flops_per_token"] / r["n_active"] for r in runs]))
+
 def seed_noise(runs, arch) -> float:
     "Pooled standard deviation of the final loss between seeds at the same size and budget."
     groups = {}
@@ -631,7 +635,7 @@ def analyse(runs, base_arch="gpt2", n_boot=200) -> dict:
     for arch in archs:
         N, D, L = law_runs(runs, arch)
         law = fit_law(N, D, L)
-        fpp = float(np.median([r["flops_per_token"] / r["n_active"] for r in runs if r["arch"] == arch]))
+        fpp = flops_per_param([r for r in runs if r["arch"] == arch])
         C = np.geomspace(*(f(r["flops_per_token"] * r["tokens"] for r in runs if r["arch"] == arch) for f in (min, max)), 3)
         out["archs"][arch] = dict(law=law, intervals=bootstrap_law(N, D, L, law, n_boot), noise=seed_noise(runs, arch),
                                   isoflop=isoflop(runs, arch), optimum=law_optimum(law, C, fpp), n_runs=len(L))
@@ -707,7 +711,7 @@ def plot_frontier(runs, fits: dict, path=None):
             pts = sorted((r["flops_per_token"] * r["tokens"], r["val_loss"]) for r in rs if r["n_active"] == n)
             ax.plot(*zip(*pts), "o-", ms=3, lw=1, color=cmap(k / max(1, len(sizes) - 1)), label=f"N = {n:,}")
         C = np.geomspace(min(r["flops_per_token"] * r["tokens"] for r in rs), max(r["flops_per_token"] * r["tokens"] for r in rs), 50)
-        fpp = float(np.median([r["flops_per_token"] / r["n_active"] for r in rs]))
+        fpp = flops_per_param(rs)
         ax.plot(C, frontier(fits[arch], C, fpp)[0], "k--", lw=1.5, label="fitted law: the frontier")
         ax.set(xscale="log", yscale="log", xlabel="training compute C (FLOPs)", title=arch)
         ax.yaxis.set_major_locator(plt.MultipleLocator(0.2)); ax.yaxis.set_major_formatter("{x:.1f}")   # plain numbers,

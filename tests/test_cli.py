@@ -12,7 +12,7 @@ COMMANDS = [["-m", "gpt2book.train"], ["-m", "gpt2book.experiments"], ["-m", "gp
             ["-m", "gpt2book.sample"], ["-m", "gpt2book.eval"], ["data/prepare.py"], ["bench/train.py"],
             ["bench/vs_nanogpt.py"], ["bench/arms_speed.py"], ["bench/extrapolate.py"], ["bench/main_job.py"],
             ["bench/nanogpt_recipe.py"], ["bench/generate_speed.py"], ["bench/tokenize_speed.py"],
-            ["bench/reproduce_row.py"]]
+            ["bench/reproduce_row.py"], ["bench/cpu_step.py"], ["tools/results_tables.py"]]
 
 
 def run(*args, cwd=ROOT):
@@ -35,6 +35,8 @@ def test_help(cmd):
     (["-m", "gpt2book.scaling", "sweep", "--arch", "nope"], "invalid choice: 'nope'"),
     (["-m", "gpt2book.sample", "--model", "/nonexistent/run"], "no such folder"),
     (["data/prepare.py", "nosuchsource"], "unknown source 'nosuchsource'"),
+    (["bench/cpu_step.py", "--steps", "many"], "--steps: invalid int value: 'many'"),
+    (["tools/results_tables.py", "--redme"], "unrecognized arguments: --redme"),
 ], ids=lambda x: x if isinstance(x, str) else " ".join(x))
 def test_wrong_input_is_one_clear_line(cmd, says):
     p = run(*cmd)

@@ -90,10 +90,11 @@ def write_readme(path=ROOT / "README.md"):
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--readme"]:
+    import argparse
+    ap = argparse.ArgumentParser(description="The README's results blocks, made from the committed result files.")
+    ap.add_argument("--readme", action="store_true", help="rewrite the blocks in README.md instead of printing them")
+    if ap.parse_args().readme:
         write_readme(); print("rewrote the results blocks of README.md")
-    elif sys.argv[1:]:
-        raise SystemExit("usage: python tools/results_tables.py [--readme]")
     else:
         for name, rows in tables().items():
             print(f"<!-- results:{name} -->"); print(*rows, sep="\n"); print(f"<!-- /results:{name} -->\n")
