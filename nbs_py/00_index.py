@@ -133,6 +133,7 @@ print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
 # | 14 | [Using the model](14_sample.ipynb) | `gpt2book.sample` | loading a model, generation with a KV cache, sampling controls, `python -m gpt2book.sample`, fine-tuning |
 # | 15 | [Evaluation](15_eval.ipynb) | `gpt2book.eval` | HellaSwag in two conventions, WikiText perplexity, `python -m gpt2book.eval` |
 # | 90 | [Appendix A: files](90_files.ipynb) | `gpt2book.files` | atomic writes, OS locks, damaged checkpoints |
+# | 91 | [Appendix B: common](91_common.ipynb) | `gpt2book.common` | the device, one-line errors for every command, the machine a result ran on |
 
 # %% [markdown]
 # ## The house map

@@ -1,0 +1,171 @@
+# %% [markdown]
+# # Appendix B: what every command shares
+#
+# > The few helpers every command of the book needs once: which device to run on, what to say when the user's input is wrong, and what to record about the machine a result came from.
+
+# %%
+#| default_exp common
+
+# %% [markdown]
+# The book has six commands: `python -m gpt2book.train`, `.sample`, `.eval`, `.experiments`,
+# `.scaling` and `python data/prepare.py`, plus the scripts in `bench/`. They agree on three things,
+# and each lives here, once:
+#
+# - **Which device.** `--device=auto` means a CUDA GPU when PyTorch sees one, else the CPU; any
+#   other name (`cpu`, `cuda:1`, `mps`) is checked before anything is built, so that a typo fails in
+#   a second with a message rather than after the data is loaded.
+# - **How a command fails.** A mistake on the command line (an unknown option, a number that is not
+#   a number) is a *usage error*: one line, exit status 2, as Unix tools do. A problem found while
+#   running (a missing file, a damaged checkpoint, a setting the model cannot take) is a *runtime
+#   error*: one line that names the setting and says what to do, exit status 1. Neither prints a
+#   traceback: a traceback is for bugs in the book, not for mistakes of its readers.
+# - **What machine.** A benchmark or an experiment's result is only meaningful with the machine it
+#   ran on: the CPU model, how many cores and threads, the PyTorch version, how busy the machine was.
+
+# %%
+#| export
+import argparse
+import contextlib
+import os
+import platform
+import sys
+
+import torch
+
+# %%
+import subprocess
+
+from fastcore.test import test_eq, test_fail
+
+
+# %% [markdown]
+# ## Errors a user can fix
+#
+# `CommandError` is the one exception class a command turns into a one-line message. Each module
+# raises it (or a subclass with a telling name, such as the trainer's `TrainError`) for anything
+# the user caused; anything else is a bug and keeps its traceback.
+
+# %%
+#| export
+class CommandError(Exception):
+    "A problem the user can fix (bad input, a missing file): a command prints it as one line and exits with status 1."
+
+def one_line(msg) -> str:
+    "`msg` with its white space (newlines too) folded into single spaces."
+    return " ".join(str(msg).split())
+
+def fail(prog: str, msg, status: int = 1):
+    "Print `prog: error: msg` as one line on stderr and exit with `status`."
+    print(f"{prog}: error: {one_line(msg)}", file=sys.stderr)
+    raise SystemExit(status)
+
+@contextlib.contextmanager
+def user_errors(prog: str, *also: type):
+    "Turn a CommandError (or one of the exception types `also`) raised inside into one line on stderr and exit status 1."
+    try:
+        yield
+    except (CommandError, *also) as e:
+        fail(prog, e)
+
+
+# %% [markdown]
+# argparse already exits with status 2 on a usage error, but first prints the whole usage block.
+# `Parser` keeps argparse and prints one line instead, pointing at `--help`:
+
+# %%
+#| export
+class Parser(argparse.ArgumentParser):
+    "argparse, with a usage error printed as one line (`prog: error: ... (see --help)`) and exit status 2."
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+# %%
+p = Parser(prog="demo")
+p.add_argument("--n", type=int, default=1)
+try:
+    p.parse_args(["--n=two"])
+except SystemExit as e:
+    test_eq(e.code, 2)
+test_eq(p.parse_args(["--n=3"]).n, 3)
+
+
+# %% [markdown]
+# And a runtime error, as a command raises it: one line on stderr, status 1.
+
+# %%
+def demo_main():
+    with user_errors("demo", FileNotFoundError):
+        raise CommandError("--model=out/cpuu: no such folder;\n  did you mean out/cpu?")
+
+try:
+    demo_main()
+except SystemExit as e:
+    test_eq(e.code, 1)
+
+
+# %% [markdown]
+# ## Which device
+#
+# A device name is checked by asking PyTorch for a tensor on it: that catches `cuda` on a machine
+# without a GPU, `cuda:3` on a machine with two, `mps` off a Mac and names that mean nothing.
+
+# %%
+#| export
+def resolve_device(name: str = "auto") -> str:
+    "`auto` -> 'cuda' when PyTorch sees a GPU, else 'cpu'; any other name is checked (CommandError if unusable here)."
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.empty(0, device=name)
+    except (RuntimeError, AssertionError, ValueError) as e:   # no such device, or PyTorch built without it
+        raise CommandError(f"--device={name} cannot be used here ({one_line(e)[:120]}); "
+                           f"use auto, cpu, cuda, cuda:N or mps") from None
+    return name
+
+
+# %%
+test_eq(resolve_device("cpu"), "cpu")
+assert resolve_device("auto") in ("cpu", "cuda")
+test_fail(lambda: resolve_device("gpu"), contains="--device=gpu")
+if not torch.cuda.is_available():
+    test_fail(lambda: resolve_device("cuda:0"), contains="cannot be used here")
+
+
+# %% [markdown]
+# ## What machine
+#
+# Every result file of the book records this dictionary next to its numbers. The CPU model and the
+# thread count matter more than one would think: chapter 13 found that the same command, the same
+# PyTorch and the same seed give bit-for-bit the same losses only on the same CPU model with the same
+# number of threads; on another CPU the runs drift apart after the first evaluation (different SIMD
+# paths sum in a different order).
+
+# %%
+#| export
+def cpu_name() -> str:
+    "The CPU's model name (Linux's /proc/cpuinfo), or what the platform module knows."
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+def machine_info() -> dict:
+    "What a result file records about the machine: CPU, cores, torch threads, versions, load, GPU."
+    info = {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
+    if hasattr(os, "getloadavg"):
+        info["loadavg_1min"] = round(os.getloadavg()[0], 2)
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["gpu_count"] = torch.cuda.device_count()
+    return info
+
+
+# %%
+info = machine_info()
+info
+
+# %%
+assert info["cpu_count"] >= 1 and info["threads"] >= 1 and info["torch"] == torch.__version__
