@@ -29,7 +29,7 @@ CHAPTER_GLOB = "[0-9][0-9]_*.ipynb"
 def shakespeare_char(tmp_path_factory):
     """Tiny Shakespeare prepared as characters, the one data set the tests use: what the main job fetches itself
     (downloaded, or from $GPT2BOOK_MIRROR offline). Skips, saying why, only when it truly cannot be had."""
-    from gpt2book.data import prepare
+    from gpt2book.prepare import prepare
     try:
         return prepare("shakespeare_char", out_dir=tmp_path_factory.mktemp("data") / "shakespeare_char", progress=False)
     except RuntimeError as e:  # no network and no mirror

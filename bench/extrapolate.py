@@ -23,7 +23,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gpt2book.data import TokenLoader  # noqa: E402
+from gpt2book.loader import TokenLoader  # noqa: E402
 from gpt2book.files import atomic_write_json, newest_readable_checkpoint  # noqa: E402
 from gpt2book.model import GPT, GPTConfig  # noqa: E402
 

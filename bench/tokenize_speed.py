@@ -24,7 +24,9 @@ from pathlib import Path
 
 import tiktoken
 
-from gpt2book.data import SOURCES, fetch, load_meta, mirror_dir, prepare
+from gpt2book.fetch import mirror_dir
+from gpt2book.loader import load_meta
+from gpt2book.prepare import SOURCES, fetch, prepare
 from gpt2book.files import atomic_write_json
 from machine import cpu_name  # bench/machine.py
 

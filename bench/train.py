@@ -2,7 +2,7 @@
 """Training speed of gpt2book: ms per optimizer step, tokens/s and MFU for a preset on this device.
 
 It times the trainer's own step (`gpt2book.train.train_step`: gradient accumulation, autocast, clipping,
-fused AdamW) on the model `make_model` builds, after a few warm-up steps (which absorb torch.compile):
+fused AdamW) on the model, optimizer and loss scaler `gpt2book.train.setup` builds, after a few warm-up steps (which absorb torch.compile):
 
     python bench/train.py                                   # CPU default (char-level Tiny Shakespeare model)
     python bench/train.py --config gpt2-124m --device=cuda  # GPT-2 small on one GPU, bf16 + compile
@@ -14,22 +14,19 @@ is passed through. Prints a JSON result and writes it to `--json` (default
 out/bench/train_<config>_<device>.json).
 """
 import argparse
+import dataclasses
 import json
-import os
-import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from gpt2book.data import TokenLoader, load_meta
+from gpt2book.common import cpu_name, machine_info, resolve_device
 from gpt2book.files import atomic_write_json
-from machine import cpu_name  # bench/machine.py
-from gpt2book.optim import configure_optimizer
-from gpt2book.train import (autocast_context, choose_dtype, config_from_args, flops_per_token, grad_accum_steps,
-                            make_model, make_scaler, peak_flops, resolve_device, train_step)
+from gpt2book.train import autocast_context, config_from_args, flops_per_token, peak_flops, setup, train_step
 
 
 class RandomTokens:
@@ -58,41 +55,28 @@ def main(argv=None):
     ap.add_argument("--json", default=None, help="where to write the result")
     args, rest = ap.parse_known_args(argv)
     cfg = config_from_args(["--config", args.config, *rest])
+    cfg = dataclasses.replace(cfg, out_dir=tempfile.mkdtemp(prefix="bench_train_"))   # a benchmark resumes nothing
     device = resolve_device(cfg.device)
     on_gpu = device.startswith("cuda")
     warmup = args.warmup if args.warmup is not None else (3 if on_gpu else 5)
     steps = args.steps if args.steps is not None else (10 if on_gpu else 50)
-    if on_gpu:
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-
-    if args.data == "real":
-        vocab = load_meta(cfg.data_path)["vocab_size"]
-        loader = TokenLoader(cfg.data_path, "train", cfg.batch_size, cfg.block_size, seed=cfg.seed, device=device)
-    else:
-        vocab = args.vocab_size or (66 if cfg.dataset.endswith("_char") else 50257)
-        loader = RandomTokens(cfg.batch_size, cfg.block_size, vocab, device, seed=cfg.seed)
-    torch.manual_seed(cfg.seed)
-    raw = make_model(cfg, vocab).to(device)
-    opt = configure_optimizer(raw, cfg.learning_rate, cfg.weight_decay, (cfg.beta1, cfg.beta2), device.split(":")[0])
-    model = torch.compile(raw) if cfg.compile else raw
-    dtype = choose_dtype(device, cfg.dtype)
-    ctx, scaler = autocast_context(device, dtype), make_scaler(device, dtype)
-    scaler = scaler if scaler.is_enabled() else None
-    accum = grad_accum_steps(cfg, 1)
-    tokens_per_step = accum * cfg.batch_size * cfg.block_size
+    vocab = None if args.data == "real" else args.vocab_size or (66 if cfg.dataset.endswith("_char") else 50257)
+    s = setup(cfg, device=device, vocab_size=vocab)          # the trainer's own set-up: model, optimizer, scaler
+    cfg, raw, model, opt = s.cfg, s.raw, s.model, s.optimizer
+    loader = s.train_loader or RandomTokens(cfg.batch_size, cfg.model.block_size, raw.config.vocab_size, device,
+                                            seed=cfg.seed)
+    ctx, scaler, accum, tokens_per_step = autocast_context(device, s.dtype), s.scaler, s.grad_accum, s.tokens_per_step
+    step = lambda: train_step(model, opt, loader, cfg.learning_rate, accum, cfg.grad_clip, ctx, scaler, cfg.aux_loss_weight)
 
     t0 = time.perf_counter()
     for _ in range(warmup):
-        loss, _, _ = train_step(model, opt, loader, accum, cfg.learning_rate, cfg.grad_clip, ctx, raw=raw, scaler=scaler,
-                                aux_weight=cfg.aux_loss_weight)
+        loss, _, _ = step()
     loss.item(); sync(device)
     warmup_s = time.perf_counter() - t0
     times = []
     for _ in range(steps):
         t = time.perf_counter()
-        loss, _, _ = train_step(model, opt, loader, accum, cfg.learning_rate, cfg.grad_clip, ctx, raw=raw, scaler=scaler,
-                                aux_weight=cfg.aux_loss_weight)
+        loss, _, _ = step()
         loss.item(); sync(device)                     # each step timed to completion
         times.append(time.perf_counter() - t)
     ms = statistics.median(times) * 1e3
@@ -101,11 +85,10 @@ def main(argv=None):
     result = {
         "config": cfg.config, "device": device,
         "device_name": torch.cuda.get_device_name(device) if on_gpu else cpu_name(),
-        "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-        "loadavg_1min_after": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,  # other jobs?
-        "dtype": dtype,
+        "machine": machine_info(),                               # threads, load average after the run: other jobs?
+        "dtype": s.dtype,
         "compile": cfg.compile, "data": args.data, "params": raw.num_params(), "vocab_size": raw.config.vocab_size,
-        "batch_size": cfg.batch_size, "block_size": cfg.block_size, "grad_accum": accum,
+        "batch_size": cfg.batch_size, "block_size": cfg.model.block_size, "grad_accum": accum,
         "tokens_per_step": tokens_per_step, "warmup_steps": warmup, "timed_steps": steps,
         "warmup_s": round(warmup_s, 2), "ms_per_step": round(ms, 2),
         "ms_per_step_mean": round(statistics.mean(times) * 1e3, 2),

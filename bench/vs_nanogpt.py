@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from gpt2book.data import SOURCES, fetch, prepare  # noqa: E402
+from gpt2book.prepare import SOURCES, fetch, prepare  # noqa: E402
 from machine import cpu_name  # noqa: E402  (bench/machine.py)
 from gpt2book.files import atomic_write_text  # noqa: E402
 

@@ -28,7 +28,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .data import cache_dir, download, mirror_dir
+from .fetch import cache_dir, cached_file, local_copy, mirror_dir
 from .files import atomic_write_text
 from .sample import ModelError, load_model
 
@@ -46,15 +46,11 @@ def hellaswag_path(data="val") -> Path:
             raise FileNotFoundError(f"{data}: no such file; pass a jsonl file of HellaSwag items, or `val` for the "
                                     f"validation set")
         return Path(data)
-    m = mirror_dir()
-    if m is not None and (m / "hellaswag" / "hellaswag_val.jsonl").is_file():
-        return m / "hellaswag" / "hellaswag_val.jsonl"
-    dest = cache_dir() / "hellaswag" / "hellaswag_val.jsonl"
-    if dest.is_file():
-        return dest
-    return download(HELLASWAG_VAL_URL, dest, offline_hint=(
-        f"Put hellaswag_val.jsonl ({HELLASWAG_VAL_N:,} lines, from rowanz/hellaswag on GitHub) at "
-        f"$GPT2BOOK_MIRROR/hellaswag/hellaswag_val.jsonl, or pass a file of HellaSwag items instead of `val`."))
+    try:
+        return cached_file("hellaswag/hellaswag_val.jsonl", HELLASWAG_VAL_URL)  # no sha256 we could trust: unchecked
+    except RuntimeError as e:
+        raise RuntimeError(f"{e} The file is hellaswag_val.jsonl ({HELLASWAG_VAL_N:,} lines) from rowanz/hellaswag on "
+                           f"GitHub; or pass a file of HellaSwag items instead of `val`.") from None
 
 # %% ../nbs/15_eval.ipynb #d00854fc
 def _check_item(item, style, where) -> dict:
@@ -299,11 +295,13 @@ def wikitext_path(split="test") -> Path:
     if split not in WIKITEXT_SHA256:
         raise ValueError(f"split={split!r}: WikiText-2 raw has the splits {list(WIKITEXT_SHA256)} here")
     name, sha = f"wikitext-2-raw/wiki.{split}.raw", WIKITEXT_SHA256[split]
-    for folder in (mirror_dir(), cache_dir()):
-        if folder is not None and (folder / name).is_file():
-            if hashlib.sha256((folder / name).read_bytes()).hexdigest() != sha:
-                raise ValueError(f"{folder / name} is not WikiText-2's wiki.{split}.raw (sha256 {sha}); replace or remove it")
-            return folder / name
+    try:
+        found = local_copy(name, sha)       # the mirror's copy, or the cache's (checked), else None
+    except ValueError:                      # the mirror holds a wrong file
+        raise ValueError(f"{mirror_dir() / name} is not WikiText-2's wiki.{split}.raw (sha256 {sha}); "
+                         f"replace or remove it") from None
+    if found is not None:
+        return found
     hint = f"Put wiki.{split}.raw (sha256 {sha}) at $GPT2BOOK_MIRROR/{name}."
     try:
         text = _wikitext_from_hub(split)

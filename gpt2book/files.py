@@ -6,18 +6,14 @@ Docs: https://gpt2book.github.io/gpt2book/files.html.md"""
 
 # %% auto #0
 __all__ = ['TMP_SUFFIX', 'LOCK_NAME', 'atomic_write', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json',
-           'stale_temporaries', 'remove_stale_temporaries', 'folder_lock', 'checkpoints', 'load_checkpoint',
-           'newest_readable_checkpoint']
+           'stale_temporaries', 'remove_stale_temporaries', 'folder_lock']
 
 # %% ../nbs/90_files.ipynb #882c7919
 import contextlib
 import json
 import os
-import re
 import secrets
 from pathlib import Path
-
-import torch
 
 # %% ../nbs/90_files.ipynb #daa599f5
 TMP_SUFFIX = ".tmp"
@@ -118,30 +114,3 @@ def folder_lock(folder, blocking: bool = True, name: str = LOCK_NAME):
         yield True
     finally:
         lock.release()
-
-# %% ../nbs/90_files.ipynb #2207764c
-_CKPT_RE = re.compile(r"ckpt_(\d+)\.pt$")
-
-def checkpoints(folder) -> list[Path]:
-    "The checkpoints `ckpt_STEP.pt` in `folder`, oldest first (by step)."
-    found = [(int(m.group(1)), p) for p in Path(folder).glob("ckpt_*.pt") if (m := _CKPT_RE.search(p.name))]
-    return [p for _, p in sorted(found)]
-
-def load_checkpoint(path) -> dict:
-    "Load a checkpoint safely: tensors and plain containers only (`weights_only=True`), onto the CPU."
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-def newest_readable_checkpoint(folder, report=print, move_aside=True) -> tuple[Path | None, dict | None]:
-    """(path, contents) of the newest checkpoint in `folder` that loads; damaged newer ones are reported and, with
-    `move_aside` (the trainer resuming; not a reader that only loads weights), renamed *.damaged."""
-    for path in reversed(checkpoints(folder)):
-        try:
-            return path, load_checkpoint(path)
-        except Exception as e:
-            why = f"{path} is damaged ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:120]})"
-            if move_aside:
-                aside = path.with_name(path.name + ".damaged")
-                os.replace(path, aside)
-                why += f"; moved it to {aside.name}"
-            report(why + " and trying the one before")
-    return None, None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .files import checkpoints, newest_readable_checkpoint
+from .checkpoint import checkpoints, newest_readable_checkpoint
 from .model import GPT, GPTConfig
 from .tokenizer import GPT2Tokenizer, tokenizer_from_dict
 

@@ -123,7 +123,7 @@ print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
 # | 04 | [Block](04_block.ipynb) | `gpt2book.block` | the pre-norm residual block |
 # | 05 | [GPT](05_gpt.ipynb) | `gpt2book.model` | `GPTConfig`, `GPT`, GPT-2's initialisation, Hugging Face weights in and out, `generate` |
 # | 06 | [Tokenizer](06_tokenizer.ipynb) | `gpt2book.tokenizer` | characters and GPT-2's byte-level BPE behind one interface |
-# | 07 | [Data](07_data.ipynb) | `gpt2book.data` | sources, parallel tokenizing into verified shards, a resumable DDP loader |
+# | 07 | [Data](07_data.ipynb) | `gpt2book.fetch`, `.prepare`, `.loader` | sources, parallel tokenizing into verified shards, a resumable DDP loader |
 # | 08 | [Optimizer](08_optim.ipynb) | `gpt2book.optim` | AdamW parameter groups, warmup + cosine schedule |
 # | 09 | [Training](09_train.ipynb) | `gpt2book.train` | the trainer: presets, DDP, checkpoints and exact resume, the CLI |
 # | 10 | [Ablation](10_ablation.ipynb) | `gpt2book.experiments` | the experiment runner; GPT-2 vs SwiGLU + RMSNorm as a fair 2×2 experiment |
@@ -134,6 +134,7 @@ print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
 # | 15 | [Evaluation](15_eval.ipynb) | `gpt2book.eval` | HellaSwag in two conventions, WikiText perplexity, `python -m gpt2book.eval` |
 # | 90 | [Appendix A: files](90_files.ipynb) | `gpt2book.files` | atomic writes, OS locks, damaged checkpoints |
 # | 91 | [Appendix B: common](91_common.ipynb) | `gpt2book.common` | the device, one-line errors for every command, the machine a result ran on |
+# | 92 | [Appendix C: modules](92_modules.ipynb) | `gpt2book.modules` | how the notebooks become the package; one chapter, several modules |
 
 # %% [markdown]
 # ## The house map
@@ -147,14 +148,14 @@ print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
 #               norms ─────┼─▶ block ─▶ model ──┬──────────────────────┐
 #  ffn ─▶ moe ─────────────┘                    │                      ├─▶ train ─▶ experiments ─▶ scaling
 #                                               └─▶ sample ─▶ eval ────┤
-#  tokenizer ─▶ data ──────────────────────────────────────────────────┤
+#  tokenizer ─▶ fetch ─▶ prepare ─▶ loader ────────────────────────────┤
 #                                                           optim ─────┘
 #  files (appendix A): under every module that writes a file
 # ```
 #
 # Outside the package:
 #
-# - `data/prepare.py` is a thin command over `gpt2book.data`:
+# - `data/prepare.py` is a thin command over `gpt2book.prepare`:
 #   `python data/prepare.py shakespeare` writes `data/shakespeare/` (`meta.json` and raw uint16
 #   shards `train_*.bin`, `val_*.bin`).
 # - A training run writes `out/RUN/`: `config.json`, `metrics.jsonl`, the last few `ckpt_STEP.pt`,

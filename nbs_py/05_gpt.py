@@ -24,6 +24,7 @@
 
 # %%
 #| export
+import contextlib
 import json
 import math
 from dataclasses import dataclass, fields
@@ -37,6 +38,7 @@ from safetensors.torch import load_file, save
 
 from gpt2book.attention import ATTN_IMPLS
 from gpt2book.block import Block
+from gpt2book.common import SettingError, check_settings, setting
 from gpt2book.ffn import FFNS, GELUS
 from gpt2book.files import atomic_write_bytes, atomic_write_json
 from gpt2book.moe import MoE, expert_params
@@ -62,7 +64,8 @@ from safetensors.torch import save_file
 # OpenAI released GPT-2 in four sizes, which differ only in depth, width and number of heads (all
 # use a 1024-token context and the 50,257-token BPE vocabulary). A config that cannot work (a width
 # that does not split into heads, an unknown norm) fails when it is made, not deep inside a
-# forward pass.
+# forward pass: each field is declared with `setting` (appendix B), which records its help text
+# and the values it may take, and `check_settings` holds every field to them.
 
 # %%
 #| export
@@ -81,46 +84,36 @@ POSITIONS = ("learned", "rope")
 @dataclass
 class GPTConfig:
     "Shape and architecture switches of a GPT; the defaults are GPT-2 small (124M)."
-    block_size: int = 1024   # longest context, in tokens
-    vocab_size: int = 50257  # GPT-2's BPE: 50,000 merges + 256 bytes + <|endoftext|>
-    n_layer: int = 12
-    n_head: int = 12
-    n_embd: int = 768
-    dropout: float = 0.0     # on embeddings, attention weights and both residual branches; training only
-    bias: bool = True        # biases in Linears and LayerNorms, as GPT-2
-    norm: str = "layernorm"  # a key of NORMS: "layernorm" | "rmsnorm"
-    ffn: str = "mlp"         # a key of FFNS, "mlp" | "swiglu", or "moe" (a mixture of experts)
-    gelu: str = "tanh"       # the MLP's GELU: "tanh" (GPT-2's approximation) | "exact"
-    attn_impl: str = "sdpa"  # "sdpa" (fast) | "explicit" (chapter 1's softmax, for teaching)
-    pos: str = "learned"     # "learned" (GPT-2's table wpe) | "rope" (rotary, chapter 11)
-    rope_theta: float = 10000.0  # RoPE's base: pair i turns by rope_theta^(-2i/head_size) per position
-    n_expert: int = 8        # ffn="moe": experts per block (chapter 12)
-    expert_top_k: int = 2    # ffn="moe": experts per token
-    expert_ffn: str = "mlp"  # ffn="moe": each expert's kind, "mlp" | "swiglu"
-    expert_hidden: int = 0   # ffn="moe": each expert's hidden width; 0: the dense FFN's (4C, or SwiGLU's 8C/3)
+    block_size: int = setting(1024, "longest context, in tokens", low=1)
+    vocab_size: int = setting(50257, "token ids (GPT-2's BPE: 50,000 merges + 256 bytes + <|endoftext|>)", low=1)
+    n_layer: int = setting(12, "transformer blocks", low=1)
+    n_head: int = setting(12, "attention heads per block (n_embd must split into them)", low=1)
+    n_embd: int = setting(768, "width of the residual stream", low=1)
+    dropout: float = setting(0.0, "on embeddings, attention weights and both residual branches; training only",
+                             low=0.0, high=0.99)
+    bias: bool = setting(True, "biases in Linears and LayerNorms, as GPT-2")
+    norm: str = setting("layernorm", "layernorm | rmsnorm (chapter 2)", choices=NORMS)
+    ffn: str = setting("mlp", "mlp | swiglu (chapter 3) | moe, a mixture of experts (chapter 12)", choices=[*FFNS, "moe"])
+    gelu: str = setting("tanh", "the MLP's GELU: tanh (GPT-2's approximation) | exact", choices=GELUS)
+    attn_impl: str = setting("sdpa", "sdpa (fast) | explicit (chapter 1's softmax, for teaching)", choices=ATTN_IMPLS)
+    pos: str = setting("learned", "learned (GPT-2's position table) | rope (rotary, chapter 11)", choices=POSITIONS)
+    rope_theta: float = setting(10000.0, "pos=rope: pair i turns by rope_theta^(-2i/head_size) per position", low=1.0001)
+    n_expert: int = setting(8, "ffn=moe: experts per block", low=1)
+    expert_top_k: int = setting(2, "ffn=moe: experts per token", low=1)
+    expert_ffn: str = setting("mlp", "ffn=moe: each expert's kind, mlp | swiglu", choices=FFNS)
+    expert_hidden: int = setting(0, "ffn=moe: each expert's hidden width; 0: the dense FFN's (4C, or SwiGLU's 8C/3)",
+                                 low=0)
 
     def __post_init__(self):
-        for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd", "n_expert", "expert_top_k"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"GPTConfig.{name}={v!r} must be a positive integer")
+        check_settings(self)          # types, choices and ranges, from each field's `setting` (appendix B)
         if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}: "
-                             f"each head gets n_embd // n_head channels")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout={self.dropout!r} must be in [0, 1)")
-        for name, valid in (("norm", NORMS), ("ffn", [*FFNS, "moe"]), ("expert_ffn", FFNS), ("gelu", GELUS),
-                            ("attn_impl", ATTN_IMPLS), ("pos", POSITIONS)):
-            if getattr(self, name) not in valid:
-                raise ValueError(f"{name}={getattr(self, name)!r} is unknown; use one of {list(valid)}")
+            raise SettingError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}: "
+                               f"each head gets n_embd // n_head channels")
         if self.expert_top_k > self.n_expert:
-            raise ValueError(f"expert_top_k={self.expert_top_k} must be at most n_expert={self.n_expert}")
+            raise SettingError(f"expert_top_k={self.expert_top_k} must be at most n_expert={self.n_expert}")
         if self.pos == "rope" and (self.n_embd // self.n_head) % 2:
-            raise ValueError(f"pos='rope' rotates pairs of channels: the head size n_embd // n_head = "
-                             f"{self.n_embd // self.n_head} must be even")
-        if self.expert_hidden < 0 or self.rope_theta <= 1:
-            raise ValueError(f"expert_hidden={self.expert_hidden} must be >= 0 and rope_theta={self.rope_theta} > 1")
-
+            raise SettingError(f"pos=rope rotates pairs of channels: the head size n_embd // n_head = "
+                               f"{self.n_embd // self.n_head} must be even")
 
 
 # %% [markdown]
@@ -146,12 +139,13 @@ test_eq(GPTConfig(), GPTConfig.from_preset("gpt2"))
 cfg = GPTConfig.from_preset("gpt2-xl", norm="rmsnorm", ffn="swiglu", dropout=0.1)
 test_eq((cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.norm, cfg.ffn), (48, 25, 1600, "rmsnorm", "swiglu"))
 test_fail(lambda: GPTConfig(n_embd=100, n_head=12), contains="divisible by n_head")
-test_fail(lambda: GPTConfig(norm="batchnorm"), contains="'layernorm', 'rmsnorm'")
-test_fail(lambda: GPTConfig(ffn="relu"), contains="'mlp', 'swiglu', 'moe'")
-test_fail(lambda: GPTConfig(pos="alibi"), contains="'learned', 'rope'")
+test_fail(lambda: GPTConfig(norm="batchnorm"), contains="layernorm, rmsnorm")
+test_fail(lambda: GPTConfig(ffn="relu"), contains="mlp, swiglu, moe")
+test_fail(lambda: GPTConfig(pos="alibi"), contains="learned, rope")
 test_fail(lambda: GPTConfig(ffn="moe", n_expert=2, expert_top_k=3), contains="at most n_expert")
-test_fail(lambda: GPTConfig(attn_impl="flash"), contains="'sdpa', 'explicit'")
-test_fail(lambda: GPTConfig(n_layer=0), contains="positive integer")
+test_fail(lambda: GPTConfig(attn_impl="flash"), contains="sdpa, explicit")
+test_fail(lambda: GPTConfig(n_layer=0), contains="n_layer=0 must be at least 1")
+test_fail(lambda: GPTConfig(dropout=float("nan")), contains="finite")
 test_fail(lambda: GPTConfig.from_preset("gpt3"), contains="gpt2-medium")
 test_fail(lambda: GPTConfig.from_preset("gpt2", n_layers=6), contains="n_layer")
 
@@ -440,7 +434,6 @@ with torch.device("meta"):
     small = GPT(GPTConfig())
 test_eq(small.num_params() - small.num_params(non_embedding=True), 1024 * 768)
 
-
 # %% [markdown]
 # ## Sampling
 #
@@ -457,18 +450,24 @@ test_eq(small.num_params() - small.num_params(non_embedding=True), 1024 * 768)
 #   where it is sure.
 #
 # What is kept is renormalised; the draw uses an explicit random generator when one is given, so a
-# seed reproduces the text without touching the global random state.
+# seed reproduces the text without touching the global random state. Two edges: top-k keeps every
+# token tied with the $k$-th largest logit (so it may keep more than $k$, as Hugging Face's
+# `TopKLogitsWarper` does); and a temperature below $10^{-6}$ is treated as 0, greedy, because
+# dividing float32 logits by it overflows them to infinity. Logits that hold NaN (a diverged or
+# damaged model) are refused with a message rather than drawn from.
 
 # %%
 #| export
+GREEDY_BELOW = 1e-6   # temperatures below this are greedy: dividing by them overflows float32 logits to inf
+
 def next_token_probs(logits, temperature=1.0, top_k=None, top_p=None):
     "Probabilities (B, V) to sample the next token from, given logits (B, V): temperature, then top-k, then top-p."
-    if temperature <= 0:
-        raise ValueError(f"temperature={temperature}: next_token_probs needs a positive temperature (0 is greedy)")
+    if not temperature >= GREEDY_BELOW:          # also refuses NaN
+        raise ValueError(f"temperature={temperature}: next_token_probs needs a temperature >= {GREEDY_BELOW} (0 is greedy)")
     logits = logits.float() / temperature
     if top_k is not None:
         kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, [-1]]  # (B, 1) the k-th largest
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+        logits = logits.masked_fill(logits < kth, float("-inf"))             # ties with the k-th are kept
     probs = F.softmax(logits, dim=-1)                                           # (B, V)
     if top_p is not None and top_p < 1.0:
         p_sorted, order = probs.sort(dim=-1, descending=True)
@@ -478,14 +477,16 @@ def next_token_probs(logits, temperature=1.0, top_k=None, top_p=None):
     return probs
 
 def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
-    "The next token ids (B, 1) for logits (B, V): the argmax at temperature 0, else a draw from `next_token_probs`."
-    if temperature < 0:
-        raise ValueError(f"temperature={temperature} must be >= 0 (0 is greedy decoding)")
+    "The next token ids (B, 1) for logits (B, V): the argmax below GREEDY_BELOW (0), else a draw from `next_token_probs`."
+    if not (temperature >= 0 and math.isfinite(temperature)):
+        raise ValueError(f"temperature={temperature} must be a finite number >= 0 (0 is greedy decoding)")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k={top_k} must be a positive integer or None (no cut)")
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError(f"top_p={top_p} must be in (0, 1] or None (no cut)")
-    if temperature == 0:
+    if torch.isnan(logits).any():
+        raise ValueError("the model's logits hold NaN: its weights are damaged or its training diverged")
+    if temperature < GREEDY_BELOW:
         return logits.argmax(dim=-1, keepdim=True)
     return torch.multinomial(next_token_probs(logits, temperature, top_k, top_p), 1, generator=generator)
 
@@ -505,7 +506,11 @@ test_close(next_token_probs(z[None], top_k=3)[0][:3], p[:3] / p[:3].sum())
 kept = (next_token_probs(z[None], top_p=0.8)[0] > 0).sum().item()
 assert p[:kept - 1].sum() < 0.8 <= p[:kept].sum()       # the smallest prefix reaching 0.8
 test_eq(sample_next(z[None], temperature=0).item(), 0)
+test_eq(sample_next(z[None], temperature=1e-9).item(), 0)                 # tiny: greedy, not inf / inf
+test_eq((next_token_probs(torch.tensor([[2.0, 1.0, 1.0, 0.0]]), top_k=2)[0] > 0).sum().item(), 3)  # the tie is kept
 test_fail(lambda: sample_next(z[None], top_p=0), contains="top_p")
+test_fail(lambda: sample_next(z[None], temperature=float("nan")), contains="finite")
+test_fail(lambda: sample_next(torch.tensor([[0.0, float("nan")]])), contains="NaN")
 
 
 # %% [markdown]
@@ -558,6 +563,19 @@ class _LayerKV:
 
 # %%
 #| export
+@contextlib.contextmanager
+def eval_mode(model: nn.Module):
+    "Run the block with `model` in eval mode (no dropout), then put it back in the mode it was in."
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+# %%
+#| export
 @patch
 @torch.no_grad()
 def generate(self: GPT, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, generator=None,
@@ -565,10 +583,9 @@ def generate(self: GPT, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=
     """Extend `idx` (B, T) by up to `max_new_tokens` tokens; returns (B, T + n). `temperature`, `top_k`, `top_p`:
     see `next_token_probs` (temperature 0 is greedy). Stops early once every row has produced `stop_token`.
     Runs in eval mode (no dropout) and restores the previous mode; `use_cache=False` recomputes every step."""
-    bs, was_training = self.config.block_size, self.training
+    bs = self.config.block_size
     cache, done = KVCache(bs) if use_cache else None, torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
-    self.eval()
-    try:
+    with eval_mode(self):
         for _ in range(max_new_tokens):
             if cache is not None and idx.size(1) <= bs:
                 h = self.hidden(idx[:, cache.pos:], cache)[:, -1]   # only the tokens the cache has not seen
@@ -579,8 +596,6 @@ def generate(self: GPT, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=
             if stop_token is not None:
                 done |= idx_next[:, 0] == stop_token
                 if done.all(): break
-    finally:
-        self.train(was_training)
     return idx
 
 
@@ -640,6 +655,47 @@ long = torch.randint(0, enc.n_vocab, (1, 30))
 test_eq(m.eval().generate(long, 4, temperature=0).shape, (1, 34))  # 34 > block_size = 32
 test_eq(m.generate(prompt, 10, temperature=0, stop_token=int(greedy[0, 5])).shape, (1, 6))  # stopped after 1
 test_fail(lambda: m.generate(prompt, 1, temperature=-1), contains="temperature")
+
+
+# %% [markdown]
+# ### Text in, text out
+#
+# `generate` works on ids. With a tokenizer (anything with `encode`, `decode`, an end-of-text id
+# `eot` and a `vocab_size`: chapter 6 builds two), a prompt becomes ids, the model continues them,
+# and the new ids become text. An empty prompt starts where every document starts, at end-of-text.
+# Ids past the tokenizer's vocabulary are dropped: a vocabulary padded for speed (chapter 9's
+# `vocab_multiple`) has ids that stand for no text. This pair of functions is what the trainer's
+# samples (chapter 9) and `python -m gpt2book.sample` (chapter 14) both call.
+
+# %%
+#| export
+def continuation(model: GPT, tok, prompt: str = "", max_new_tokens: int = 300, temperature=0.8, top_k=200, top_p=None,
+                 generator=None, stop_at_eot: bool = True, use_cache: bool = True) -> list[int]:
+    "The ids `model` writes after `prompt` (tokenized by `tok`): up to `max_new_tokens`, cut before end-of-text if `stop_at_eot`."
+    ids = tok.encode(prompt) if prompt else [tok.eot]
+    idx = torch.tensor([ids], device=next(model.parameters()).device)                      # (1, T)
+    top_k = min(top_k, model.config.vocab_size) if top_k else None
+    out = model.generate(idx, max_new_tokens, temperature, top_k, top_p, generator,
+                         stop_token=tok.eot if stop_at_eot else None, use_cache=use_cache)  # (1, T + n)
+    new = out[0, len(ids):].tolist()
+    if stop_at_eot and tok.eot in new:
+        new = new[:new.index(tok.eot)]
+    return [i for i in new if i < tok.vocab_size]
+
+def complete(model: GPT, tok, prompt: str = "", **kw) -> str:
+    "`prompt` followed by the model's continuation of it (see `continuation` for the settings)."
+    return prompt + tok.decode(continuation(model, tok, prompt, **kw))
+
+
+# %%
+class Tiktoken:   # the few attributes `complete` needs, from tiktoken itself (chapter 6 wraps it properly)
+    def __init__(self, enc): self.encode, self.decode, self.eot, self.vocab_size = enc.encode_ordinary, enc.decode, enc.eot_token, enc.n_vocab
+
+text = complete(m, Tiktoken(enc), "The meaning of life is", max_new_tokens=12, generator=torch.Generator().manual_seed(0))
+print(text)
+assert text.startswith("The meaning of life is")
+test_eq(complete(m, Tiktoken(enc), "Hi", max_new_tokens=5, temperature=0),
+        "Hi" + enc.decode(m.generate(torch.tensor([enc.encode_ordinary("Hi")]), 5, temperature=0)[0, 1:].tolist()))
 
 # %% [markdown]
 # ## Hugging Face weights in and out
@@ -752,9 +808,12 @@ def config_from_hf(hf, dropout=0.0, attn_impl="sdpa"):
 
 # %%
 #| export
-def save_hf(model, save_dir):
-    "Write `model` as config.json + model.safetensors in Hugging Face GPT-2's layout, atomically; returns the directory."
+def save_hf(model, save_dir, tokenizer: dict | None = None):
+    """Write `model` as config.json + model.safetensors in Hugging Face GPT-2's layout, atomically; returns the directory.
+    `tokenizer` (a tokenizer's `to_dict()`, chapter 6) is recorded as `gpt2book_tokenizer` unless it is GPT-2's."""
     config = hf_config(model)  # refuses non-GPT-2 variants before anything touches the disk
+    if tokenizer is not None and tokenizer.get("name") != "gpt2":
+        config["gpt2book_tokenizer"] = tokenizer   # the ids are not GPT-2's tokens: say whose they are
     sd = {k: (p.t() if k.endswith(HF_CONV1D) else p).detach().cpu().contiguous()
           for k, p in model.named_parameters()}  # wte once: the tied head is not stored
     save_dir = Path(save_dir)
@@ -768,26 +827,37 @@ def save_hf(model, save_dir):
 
 # %% [markdown]
 # Loading takes a local folder or a hub name; the model's own `from_pretrained` and `save_pretrained` are thin methods over these functions.
+# A name that looks like a path (`./x`, `~/x`, or `out/cpuu` when `out/` exists here) and is not a
+# folder is refused at once: a typo of a folder must not be sent to the Hub as a model name. A model
+# trained on other tokens than GPT-2's (the character-level models of this book) records its
+# tokenizer in `config.json`, so that whoever loads it knows which text its ids stand for.
 
 # %%
 #| export
-def _pretrained_files(name_or_dir):
-    "(config.json, model.safetensors) of a local directory, or of a hub model fetched by huggingface_hub."
-    path = Path(name_or_dir)
+def looks_local(spec) -> bool:
+    "A path, not a hub name: it starts with . / ~, or its first part is a folder here (out/cpu; not openai-community/gpt2)."
+    s = str(spec)
+    return s.startswith((".", "/", "~")) or ("/" in s and Path(s.split("/")[0]).expanduser().is_dir())
+
+def hf_files(source, names=("config.json", "model.safetensors")) -> tuple[Path, ...]:
+    "The files `names` of a local folder, or of a hub model fetched by huggingface_hub; a typo of a path never goes to the hub."
+    path = Path(source).expanduser()
     if path.is_dir():
-        files = path / "config.json", path / "model.safetensors"
-        for f in files:
+        for f in (path / n for n in names):
             if not f.is_file():
-                raise FileNotFoundError(f"{f} is missing: from_pretrained reads a directory holding config.json and "
-                                        f"model.safetensors, as save_pretrained writes it")
-        return files
+                raise FileNotFoundError(f"{f} is missing: a Hugging Face folder holds config.json and model.safetensors, "
+                                        f"as save_pretrained writes them")
+        return tuple(path / n for n in names)
+    if looks_local(source) or path.exists():
+        raise FileNotFoundError(f"{source}: no such folder (pass a run folder, a folder save_pretrained wrote, or a hub "
+                                f"name such as gpt2)")
     try:
         from huggingface_hub import hf_hub_download
-        return tuple(hf_hub_download(str(name_or_dir), f) for f in ("config.json", "model.safetensors"))
+        return tuple(Path(hf_hub_download(str(source), n)) for n in names)
     except Exception as e:
-        raise OSError(f"{str(name_or_dir)!r} is not a local directory, and fetching it from the Hugging Face Hub failed "
-                      f"({type(e).__name__}: {e}). Pass a directory holding config.json and model.safetensors, e.g. one "
-                      f"made with `hf download {name_or_dir} config.json model.safetensors --local-dir DIR` on a machine "
+        raise OSError(f"{str(source)!r} is not a local folder, and fetching it from the Hugging Face Hub failed "
+                      f"({type(e).__name__}). Pass a folder holding config.json and model.safetensors, e.g. one "
+                      f"made with `hf download {source} config.json model.safetensors --local-dir DIR` on a machine "
                       f"with network access, or allow network access (HF_HUB_OFFLINE unset).") from e
 
 @patch(cls_method=True)
@@ -795,15 +865,15 @@ def from_pretrained(cls: GPT, name_or_dir, **overrides):
     """A GPT with Hugging Face GPT-2 weights, in eval mode, from a local directory (config.json +
     model.safetensors, as `save_pretrained` writes) or a hub name such as "gpt2" or "gpt2-xl".
     `overrides` may set `dropout` and `attn_impl`."""
-    config_file, weights_file = _pretrained_files(name_or_dir)
+    config_file, weights_file = hf_files(name_or_dir)
     model = cls(config_from_hf(json.loads(Path(config_file).read_text()), **overrides))
     load_hf_weights(model, load_file(weights_file))
     return model.eval()
 
 @patch
-def save_pretrained(self: GPT, save_dir):
-    "Write config.json + model.safetensors that `transformers.GPT2LMHeadModel.from_pretrained` loads."
-    return save_hf(self, save_dir)
+def save_pretrained(self: GPT, save_dir, tokenizer: dict | None = None):
+    "Write config.json + model.safetensors that `transformers.GPT2LMHeadModel.from_pretrained` loads (see `save_hf`)."
+    return save_hf(self, save_dir, tokenizer)
 
 
 # %% [markdown]
@@ -885,6 +955,8 @@ src.save_pretrained(tmp / "ours")
 assert all(torch.equal(a, b) for a, b in zip(GPT.from_pretrained(tmp / "ours").state_dict().values(), sd_src.values()))
 variant = GPT(GPTConfig(block_size=32, vocab_size=100, n_layer=2, n_head=4, n_embd=64, norm="rmsnorm", ffn="swiglu"))
 test_fail(lambda: variant.save_pretrained(tmp / "variant"), contains="norm='rmsnorm'")
+test_fail(lambda: GPT.from_pretrained("./no-such-model"), contains="no such folder")   # never sent to the hub
+test_fail(lambda: GPT.from_pretrained(str(tmp) + "/ourz"), contains="no such folder")
 assert not (tmp / "variant").exists()
 (tmp / "empty").mkdir()
 test_fail(lambda: GPT.from_pretrained(tmp / "empty"), contains="config.json")

@@ -45,7 +45,7 @@ import torch
 from fastcore.test import test_eq, test_fail
 from IPython.display import HTML, display
 
-from gpt2book.data import SOURCES, fetch  # chapter 7: where the data comes from
+from gpt2book.prepare import SOURCES, fetch  # chapter 7: where the data comes from
 from gpt2book.model import GPT, GPTConfig  # chapter 5: to count parameters
 
 # %% [markdown]

@@ -62,7 +62,7 @@ from gpt2book.train import TrainError, config_from_args, make_model, read_metric
 # %%
 import matplotlib.pyplot as plt
 import tempfile
-from gpt2book.data import prepare
+from gpt2book.prepare import prepare
 from fastcore.test import test_close, test_eq, test_fail
 
 # %% [markdown]

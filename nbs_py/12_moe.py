@@ -302,7 +302,7 @@ test_eq(flops_per_token(moe_gpt) - flops_per_token(dense),
 
 # %%
 import tempfile
-from gpt2book.data import prepare
+from gpt2book.prepare import prepare
 from gpt2book.train import config_from_args, read_metrics, train
 
 # %%

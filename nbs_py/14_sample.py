@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from gpt2book.files import checkpoints, newest_readable_checkpoint
+from gpt2book.checkpoint import checkpoints, newest_readable_checkpoint
 from gpt2book.model import GPT, GPTConfig
 from gpt2book.tokenizer import GPT2Tokenizer, tokenizer_from_dict
 
@@ -47,7 +47,8 @@ import tempfile
 import matplotlib.pyplot as plt
 from fastcore.test import test_close, test_eq, test_fail
 
-from gpt2book.data import SOURCES, fetch, load_meta, prepare
+from gpt2book.loader import load_meta
+from gpt2book.prepare import SOURCES, fetch, prepare
 from gpt2book.model import next_token_probs
 from gpt2book.train import (TRAIN_PRESETS, TrainError, config_from_args, grad_accum_steps, pretrained_weights,
                             read_metrics, train)

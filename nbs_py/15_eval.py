@@ -24,7 +24,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from gpt2book.data import cache_dir, download, mirror_dir
+from gpt2book.fetch import cache_dir, cached_file, local_copy, mirror_dir
 from gpt2book.files import atomic_write_text
 from gpt2book.sample import ModelError, load_model
 
@@ -36,7 +36,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from fastcore.test import test_close, test_eq, test_fail
 
-from gpt2book.data import SOURCES, fetch
+from gpt2book.prepare import SOURCES, fetch
 from gpt2book.model import GPT, GPTConfig
 from gpt2book.tokenizer import CharTokenizer, GPT2Tokenizer
 
@@ -84,7 +84,7 @@ from gpt2book.tokenizer import CharTokenizer, GPT2Tokenizer
 # `label` the right one. The items come from two sources: ActivityNet video captions like this
 # one, and WikiHow articles, whose text carries tags such as `[header]`, `[title]` and `[step]`.
 #
-# The validation file is downloaded on first use into the cache (`gpt2book.data.cache_dir()`), or
+# The validation file is downloaded on first use into the cache (`gpt2book.fetch.cache_dir()`), or
 # read from `$GPT2BOOK_MIRROR/hellaswag/hellaswag_val.jsonl` on a machine without a network; any
 # other file of the same format can be passed instead. Reading checks the format, so that a wrong
 # file fails at once with a message rather than after an hour of scoring.
@@ -104,15 +104,11 @@ def hellaswag_path(data="val") -> Path:
             raise FileNotFoundError(f"{data}: no such file; pass a jsonl file of HellaSwag items, or `val` for the "
                                     f"validation set")
         return Path(data)
-    m = mirror_dir()
-    if m is not None and (m / "hellaswag" / "hellaswag_val.jsonl").is_file():
-        return m / "hellaswag" / "hellaswag_val.jsonl"
-    dest = cache_dir() / "hellaswag" / "hellaswag_val.jsonl"
-    if dest.is_file():
-        return dest
-    return download(HELLASWAG_VAL_URL, dest, offline_hint=(
-        f"Put hellaswag_val.jsonl ({HELLASWAG_VAL_N:,} lines, from rowanz/hellaswag on GitHub) at "
-        f"$GPT2BOOK_MIRROR/hellaswag/hellaswag_val.jsonl, or pass a file of HellaSwag items instead of `val`."))
+    try:
+        return cached_file("hellaswag/hellaswag_val.jsonl", HELLASWAG_VAL_URL)  # no sha256 we could trust: unchecked
+    except RuntimeError as e:
+        raise RuntimeError(f"{e} The file is hellaswag_val.jsonl ({HELLASWAG_VAL_N:,} lines) from rowanz/hellaswag on "
+                           f"GitHub; or pass a file of HellaSwag items instead of `val`.") from None
 
 
 # %% [markdown]
@@ -805,11 +801,13 @@ def wikitext_path(split="test") -> Path:
     if split not in WIKITEXT_SHA256:
         raise ValueError(f"split={split!r}: WikiText-2 raw has the splits {list(WIKITEXT_SHA256)} here")
     name, sha = f"wikitext-2-raw/wiki.{split}.raw", WIKITEXT_SHA256[split]
-    for folder in (mirror_dir(), cache_dir()):
-        if folder is not None and (folder / name).is_file():
-            if hashlib.sha256((folder / name).read_bytes()).hexdigest() != sha:
-                raise ValueError(f"{folder / name} is not WikiText-2's wiki.{split}.raw (sha256 {sha}); replace or remove it")
-            return folder / name
+    try:
+        found = local_copy(name, sha)       # the mirror's copy, or the cache's (checked), else None
+    except ValueError:                      # the mirror holds a wrong file
+        raise ValueError(f"{mirror_dir() / name} is not WikiText-2's wiki.{split}.raw (sha256 {sha}); "
+                         f"replace or remove it") from None
+    if found is not None:
+        return found
     hint = f"Put wiki.{split}.raw (sha256 {sha}) at $GPT2BOOK_MIRROR/{name}."
     try:
         text = _wikitext_from_hub(split)

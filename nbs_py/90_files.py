@@ -35,11 +35,8 @@
 import contextlib
 import json
 import os
-import re
 import secrets
 from pathlib import Path
-
-import torch
 
 # %%
 import shutil
@@ -49,6 +46,7 @@ import sys
 import tempfile
 import time
 
+import torch
 from fastcore.test import test_eq, test_fail
 
 # %% [markdown]
@@ -274,34 +272,15 @@ with folder_lock(runs, blocking=False) as got:
 # a file), and the default unpickler would run any code the file asks it to. `weights_only` accepts
 # tensors and plain containers only, which is all a gpt2book checkpoint holds.
 
+# %% [markdown]
+# Those functions live with the rest of the checkpoint code in `gpt2book.checkpoint` (chapter 9):
+# `checkpoints` lists `ckpt_STEP.pt` files by step, `load_checkpoint` reads one with
+# `weights_only=True`, and `newest_readable_checkpoint` walks back from the newest. Here they meet
+# damaged files: one truncated by a bad copy, one overwritten with something else, and one that is
+# not plain data (it asks to unpickle a function).
+
 # %%
-#| export
-_CKPT_RE = re.compile(r"ckpt_(\d+)\.pt$")
-
-def checkpoints(folder) -> list[Path]:
-    "The checkpoints `ckpt_STEP.pt` in `folder`, oldest first (by step)."
-    found = [(int(m.group(1)), p) for p in Path(folder).glob("ckpt_*.pt") if (m := _CKPT_RE.search(p.name))]
-    return [p for _, p in sorted(found)]
-
-def load_checkpoint(path) -> dict:
-    "Load a checkpoint safely: tensors and plain containers only (`weights_only=True`), onto the CPU."
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-def newest_readable_checkpoint(folder, report=print, move_aside=True) -> tuple[Path | None, dict | None]:
-    """(path, contents) of the newest checkpoint in `folder` that loads; damaged newer ones are reported and, with
-    `move_aside` (the trainer resuming; not a reader that only loads weights), renamed *.damaged."""
-    for path in reversed(checkpoints(folder)):
-        try:
-            return path, load_checkpoint(path)
-        except Exception as e:
-            why = f"{path} is damaged ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:120]})"
-            if move_aside:
-                aside = path.with_name(path.name + ".damaged")
-                os.replace(path, aside)
-                why += f"; moved it to {aside.name}"
-            report(why + " and trying the one before")
-    return None, None
-
+from gpt2book.checkpoint import checkpoints, load_checkpoint, newest_readable_checkpoint
 
 # %%
 for step in (100, 200, 300):

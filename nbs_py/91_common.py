@@ -26,6 +26,8 @@
 #| export
 import argparse
 import contextlib
+import dataclasses
+import math
 import os
 import platform
 import sys
@@ -102,6 +104,66 @@ try:
     demo_main()
 except SystemExit as e:
     test_eq(e.code, 1)
+
+
+# %% [markdown]
+# ## Settings that check themselves
+#
+# The book's configurations are dataclasses: `GPTConfig` (chapter 5) for the model, `TrainConfig`
+# (chapter 9) for a run. Each field is declared with `setting`, which keeps its `--help` text and
+# what values it may take in the field's metadata, so that one declaration serves three readers:
+# the code (a default), the command line (help text, choices) and the check below, which every
+# config runs when it is made. A wrong value is refused when the config is built, before any data
+# or folder is touched, with a message that names the setting.
+
+# %%
+#| export
+def setting(default, help: str, choices=None, low=None, high=None):
+    "A dataclass field with its help text, and the values it may take: one of `choices`, or a number in [low, high]."
+    meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "low": low, "high": high}
+    return dataclasses.field(default=default, metadata=meta)
+
+class SettingError(CommandError, ValueError):
+    "A setting with a value it cannot take (also a ValueError, for code that catches those)."
+
+
+# %%
+#| export
+def check_settings(obj) -> None:
+    "Check every field of dataclass `obj` against its type and its `setting` metadata; SettingError naming the first bad one."
+    for f in dataclasses.fields(obj):
+        v, m, typ = getattr(obj, f.name), f.metadata, f.type if isinstance(f.type, type) else None
+        if typ in (int, float, bool, str) and not (isinstance(v, typ) or (typ is float and isinstance(v, int))) \
+                or (typ in (int, float) and isinstance(v, bool)):
+            raise SettingError(f"{f.name}={v!r} must be {'an' if typ is int else 'a'} {typ.__name__}")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise SettingError(f"{f.name}={v!r} must be a finite number")
+        if m.get("choices") is not None and v not in m["choices"]:
+            raise SettingError(f"{f.name}={v!r} is unknown; use one of {', '.join(map(str, m['choices']))}")
+        if m.get("low") is not None and v < m["low"]:
+            raise SettingError(f"{f.name}={v!r} must be at least {m['low']}")
+        if m.get("high") is not None and v > m["high"]:
+            raise SettingError(f"{f.name}={v!r} must be at most {m['high']}")
+
+
+# %% [markdown]
+# A two-field example: a good config is built; a bad one fails when it is made, naming the field.
+
+# %%
+@dataclasses.dataclass
+class Demo:
+    n_layer: int = setting(4, "transformer blocks", low=1)
+    norm: str = setting("layernorm", "the norm", choices=("layernorm", "rmsnorm"))
+    lr: float = setting(1e-3, "peak learning rate", low=0.0)
+    def __post_init__(self): check_settings(self)
+
+Demo(n_layer=2)
+test_fail(lambda: Demo(n_layer=0), contains="n_layer=0 must be at least 1")
+test_fail(lambda: Demo(norm="batchnorm"), contains="use one of layernorm, rmsnorm")
+test_fail(lambda: Demo(lr=float("nan")), contains="finite")
+test_fail(lambda: Demo(n_layer=2.5), contains="must be an int")
+test_fail(lambda: Demo(n_layer=True), contains="must be an int")
+assert isinstance(SettingError("x"), ValueError)
 
 
 # %% [markdown]

