@@ -1,7 +1,6 @@
-"""pytest runs every chapter notebook as one test item, top to bottom in a fresh Jupyter kernel, the way a
-reader's Run All runs it (the same runner as tools/run_nbs.py: every cell, with the notebook's folder as the working
-directory). `nbdev-test` runs the same notebooks with nbdev's own runner.
-Select notebooks with `pytest nbs/05_gpt.ipynb` or `-k gpt`; leave them out with `-m "not notebook"`.
+"""`pytest` runs tests/; `nbdev-test` runs the chapter notebooks. A notebook named on the command line
+(`pytest nbs/05_gpt.ipynb`, or `pytest nbs`) runs as one test item, top to bottom in a fresh Jupyter kernel, the way a
+reader's Run All runs it (the runner of tools/run_nbs.py, with the notebook's folder as the working directory).
 """
 import os
 import sys

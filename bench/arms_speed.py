@@ -9,7 +9,6 @@ preset), once with one thread (how the sweeps ran them, two side by side) and on
 run in turns, --rounds times, and the median over rounds is kept: other jobs on a shared machine slow some
 rounds down.
 """
-import argparse
 import json
 import os
 import statistics
@@ -20,11 +19,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gpt2book.common import CommandError, Parser, machine_info, user_errors  # noqa: E402
 from gpt2book.experiments import ABLATION, ARCHITECTURES  # noqa: E402
 from gpt2book.files import atomic_write_json  # noqa: E402
+from gpt2book.train import command_line  # noqa: E402
 
-sys.path.insert(0, str(ROOT / "bench"))
-from machine import cpu_name  # noqa: E402
+PROG = "python bench/arms_speed.py"
 
 
 def time_arm(overrides: dict, threads: int | None, steps: int, out: Path) -> dict:
@@ -32,19 +32,28 @@ def time_arm(overrides: dict, threads: int | None, steps: int, out: Path) -> dic
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if threads: env["OMP_NUM_THREADS"] = str(threads)
     args = [sys.executable, str(ROOT / "bench" / "train.py"), "--steps", str(steps), "--json", str(out),
-            *[f"--{k}={v}" for k, v in overrides.items()]]
+            *command_line("cpu", overrides)]                       # the cpu preset with the arm's settings
     p = subprocess.run(args, env=env, capture_output=True, text=True)
     if p.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed:\n{p.stderr[-2000:]}")
+        last = ([l for l in p.stderr.splitlines() if l.strip()] or ["no output"])[-1]
+        raise CommandError(f"{' '.join(args[1:])} failed (exit {p.returncode}): {last}")
     return json.loads(out.read_text())
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--json", type=Path, default=ROOT / "nbs" / "data" / "bench_arms.json")
+    ap = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
+    ap.add_argument("--steps", type=int, default=50, help="timed steps per arm and round (default 50)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds over all arms (default 3)")
+    ap.add_argument("--json", type=Path, default=ROOT / "nbs" / "data" / "bench_arms.json", help="where to write the result")
     a = ap.parse_args(argv)
+    for name in ("steps", "rounds"):
+        if getattr(a, name) < 1: ap.error(f"argument --{name}: must be at least 1, not {getattr(a, name)}")
+    with user_errors(PROG, OSError):
+        return measure(a, argv)
+
+
+def measure(a, argv):
+    "Every arm, with one thread and with all, in interleaved rounds; the JSON record."
     arms = {**ABLATION, **ARCHITECTURES}
     load0 = os.getloadavg()[0]
     times = {(arm, t): [] for arm in arms for t in (1, None)}
@@ -64,11 +73,12 @@ def main(argv=None):
                              "ms_per_step_all_threads": statistics.median(times[(arm, None)]),
                              "rounds_1_thread": times[(arm, 1)], "rounds_all_threads": times[(arm, None)]}
                        for arm in arms},
-              "machine": {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "loadavg_1min_before": round(load0, 2),
-                          "loadavg_1min_after": round(os.getloadavg()[0], 2)},
+              "machine": {**{k: v for k, v in machine_info().items() if k != "threads"},   # threads: per run, above
+                          "loadavg_1min_before": round(load0, 2), "loadavg_1min_after": round(os.getloadavg()[0], 2)},
               "command": "python bench/arms_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     atomic_write_json(a.json, result)
     print(f"wrote {a.json}")
+    return result
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from what the trainer does by default:
 Variants run in turns, --rounds times, --steps timed steps each after a warm-up; the median over rounds of each
 round's median is kept (the shared machines here are noisy).
 """
-import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -28,12 +28,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gpt2book.common import Parser, machine_info, user_errors  # noqa: E402
 from gpt2book.files import atomic_write_json  # noqa: E402
+from gpt2book.model import GPT  # noqa: E402
 from gpt2book.norms import FusedLayerNorm, LayerNorm  # noqa: E402
 from gpt2book.optim import configure_optimizer, param_groups  # noqa: E402
-from gpt2book.train import config_from_args, make_model, train_step  # noqa: E402
-from machine import cpu_name  # noqa: E402  (bench/machine.py)
+from gpt2book.train import make_config, train_step  # noqa: E402
 from train import RandomTokens  # noqa: E402  (bench/train.py)
+
+PROG = "python bench/cpu_step.py"
 
 VARIANTS = ("trainer default", "written-out norms", "tanh GELU", "foreach AdamW", "per-tensor AdamW", "torch.compile")
 
@@ -51,9 +54,9 @@ def written_out_norms(model):
 
 def build(variant):
     "(model to call, raw model, optimizer) of a variant, freshly initialised with seed 0."
-    cfg = config_from_args(["--gelu=tanh"] if variant == "tanh GELU" else [])
+    cfg = make_config(gelu="tanh") if variant == "tanh GELU" else make_config()
     torch.manual_seed(0)
-    raw = make_model(cfg, 66)
+    raw = GPT(dataclasses.replace(cfg.model, vocab_size=66))
     if variant == "written-out norms": written_out_norms(raw)
     if variant in ("foreach AdamW", "per-tensor AdamW"):
         opt = torch.optim.AdamW(param_groups(raw, cfg.weight_decay), lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2),
@@ -65,24 +68,34 @@ def build(variant):
 
 def time_variant(variant, steps, warmup):
     model, raw, opt, cfg = build(variant)
-    batches = RandomTokens(cfg.batch_size, cfg.block_size, 66, "cpu")
+    batches = RandomTokens(cfg.batch_size, cfg.model.block_size, 66, "cpu")
+    step = lambda: train_step(model, opt, batches, cfg.learning_rate, 1, cfg.grad_clip)
     t0 = time.perf_counter()
-    for _ in range(warmup): train_step(model, opt, batches, 1, cfg.learning_rate, cfg.grad_clip, raw=raw)
+    for _ in range(warmup): step()
     warm = time.perf_counter() - t0
     times = []
     for _ in range(steps):
-        t = time.perf_counter(); train_step(model, opt, batches, 1, cfg.learning_rate, cfg.grad_clip, raw=raw)
+        t = time.perf_counter(); step()
         times.append(time.perf_counter() - t)
     return statistics.median(times) * 1e3, warm
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--json", type=Path, default=ROOT / "nbs" / "train" / "bench_cpu_step.json")
+    ap = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
+    ap.add_argument("--steps", type=int, default=60, help="timed steps per variant and round (default 60)")
+    ap.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds over all variants (default 5)")
+    ap.add_argument("--json", type=Path, default=ROOT / "nbs" / "train" / "bench_cpu_step.json",
+                    help="where to write the result")
     a = ap.parse_args(argv)
+    for name, low in (("steps", 1), ("warmup", 0), ("rounds", 1)):
+        if getattr(a, name) < low: ap.error(f"argument --{name}: must be at least {low}, not {getattr(a, name)}")
+    with user_errors(PROG, OSError):
+        return measure(a, argv)
+
+
+def measure(a, argv):
+    "Every variant in interleaved rounds; the JSON record."
     load0 = os.getloadavg()[0]
     ms = {v: [] for v in VARIANTS}
     compile_s = None
@@ -95,12 +108,12 @@ def main(argv=None):
     result = {"what": "ms per train_step of the CPU default model (median of each round's median), synthetic tokens",
               "ms_per_step": {v: statistics.median(x) for v, x in ms.items()}, "rounds": ms,
               "first_compile_s": round(compile_s, 1),
-              "machine": {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
-                          "torch": torch.__version__, "loadavg_1min_before": round(load0, 2),
+              "machine": {**machine_info(), "loadavg_1min_before": round(load0, 2),
                           "loadavg_1min_after": round(os.getloadavg()[0], 2)},
               "command": "python bench/cpu_step.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     atomic_write_json(a.json, result)
     print(json.dumps(result["ms_per_step"], indent=1)); print(f"wrote {a.json}")
+    return result
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gpt2book.loader import TokenLoader  # noqa: E402
-from gpt2book.files import atomic_write_json, newest_readable_checkpoint  # noqa: E402
+from gpt2book.checkpoint import newest_readable_checkpoint  # noqa: E402
+from gpt2book.files import atomic_write_json  # noqa: E402
 from gpt2book.model import GPT, GPTConfig  # noqa: E402
 
 

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from gpt2book.files import atomic_write_json  # noqa: E402
 from gpt2book.model import GPT, GPTConfig, KVCache  # noqa: E402
-from machine import cpu_name  # noqa: E402  (bench/machine.py)
+from gpt2book.common import cpu_name  # noqa: E402
 
 
 

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from gpt2book.files import atomic_write_json, atomic_write_text  # noqa: E402
-from machine import cpu_name  # noqa: E402  (bench/machine.py)
+from gpt2book.common import cpu_name  # noqa: E402
 
 
 

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from gpt2book.files import atomic_write_json  # noqa: E402
-from machine import cpu_name  # noqa: E402
+from gpt2book.common import cpu_name  # noqa: E402
 from vs_nanogpt import setup_nanogpt  # noqa: E402
 
 RECIPE = ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False", "--eval_iters=20", "--log_interval=1",

@@ -28,7 +28,7 @@ from gpt2book.fetch import mirror_dir
 from gpt2book.loader import load_meta
 from gpt2book.prepare import SOURCES, fetch, prepare
 from gpt2book.files import atomic_write_json
-from machine import cpu_name  # bench/machine.py
+from gpt2book.common import cpu_name  # noqa: E402
 
 
 WEB_FILES = ("wikitext-2-raw/wiki.valid.raw", "wikitext-2-raw/wiki.test.raw", "webtext_train_10", "webtext_valid_63tok.jsonl")

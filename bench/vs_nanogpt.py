@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from gpt2book.prepare import SOURCES, fetch, prepare  # noqa: E402
-from machine import cpu_name  # noqa: E402  (bench/machine.py)
+from gpt2book.common import cpu_name  # noqa: E402
 from gpt2book.files import atomic_write_text  # noqa: E402
 
 MODEL = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, dropout=0.0)

@@ -6,10 +6,10 @@ Docs: https://gpt2book.github.io/gpt2book/eval.html.md"""
 
 # %% auto #0
 __all__ = ['HELLASWAG_VAL_URL', 'HELLASWAG_VAL_N', 'HELLASWAG_STYLES', 'HELLASWAG_FIELDS', 'RENDER', 'WIKITEXT_SHA256',
-           'HELP_EXAMPLES', 'hellaswag_path', 'read_hellaswag', 'render_completion', 'harness_preprocess',
+           'HELP_EXAMPLES', 'PROG', 'hellaswag_path', 'read_hellaswag', 'render_completion', 'harness_preprocess',
            'harness_prompt', 'render_harness', 'windows', 'contexts', 'token_logprobs', 'choose', 'score_rendered',
            'score_item', 'hellaswag_counts', 'accuracies', 'evaluate_hellaswag', 'hellaswag_during_training',
-           'perplexity', 'wikitext_path', 'parser', 'run', 'main']
+           'perplexity', 'wikitext_path', 'parser', 'check_args', 'run', 'main']
 
 # %% ../nbs/15_eval.ipynb #130359f3
 import argparse
@@ -28,9 +28,11 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .common import CommandError, Parser, resolve_device, user_errors
 from .fetch import cache_dir, cached_file, local_copy, mirror_dir
 from .files import atomic_write_text
-from .sample import ModelError, load_model
+from .model import eval_mode
+from .sample import load_model
 
 # %% ../nbs/15_eval.ipynb #3a43f306
 HELLASWAG_VAL_URL = "https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl"
@@ -42,10 +44,10 @@ HELLASWAG_FIELDS = {"completion": ("ctx", "endings", "label"),    # what each st
 def hellaswag_path(data="val") -> Path:
     "The local path of HellaSwag file `data`: `val` (mirror, cache, or downloaded), or a jsonl file of HellaSwag items."
     if data != "val":
-        if not Path(data).is_file():
-            raise FileNotFoundError(f"{data}: no such file; pass a jsonl file of HellaSwag items, or `val` for the "
-                                    f"validation set")
-        return Path(data)
+        if not Path(data).expanduser().is_file():
+            raise FileNotFoundError(f"--data={data}: no such file; pass a jsonl file of HellaSwag items, or `val` for "
+                                    f"the validation set")
+        return Path(data).expanduser()
     try:
         return cached_file("hellaswag/hellaswag_val.jsonl", HELLASWAG_VAL_URL)  # no sha256 we could trust: unchecked
     except RuntimeError as e:
@@ -85,14 +87,19 @@ def read_hellaswag(path, style="completion", expect_n=None) -> list[dict]:
 def _read_hellaswag(path, style, expect_n, mtime_ns, size) -> list[dict]:
     items = []
     with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}, line {i}: not JSON ({e}); a HellaSwag file holds one JSON object a line") from None
-            items.append(_check_item(item, style, f"{path}, line {i}"))
+        try:
+            lines = list(f)
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}): a HellaSwag file holds one "
+                             f"JSON object a line") from None
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}, line {i}: not JSON ({e}); a HellaSwag file holds one JSON object a line") from None
+        items.append(_check_item(item, style, f"{path}, line {i}"))
     if not items:
         raise ValueError(f"{path} holds no HellaSwag items")
     if expect_n is not None and len(items) != expect_n:
@@ -205,20 +212,12 @@ def score_item(model, tok, item, style="completion", stride=None, amp=contextlib
     return {**score_rendered(model, RENDER[style](item, tok), tok.eot, stride, amp), "label": item["label"]}
 
 # %% ../nbs/15_eval.ipynb #c9dbc4d6
-@contextlib.contextmanager
-def _eval_mode(model):
-    m = getattr(model, "_orig_mod", model)
-    was = m.training
-    m.eval()
-    try: yield
-    finally: m.train(was)
-
 def hellaswag_counts(model, tok, items, style="completion", rank=0, world_size=1, stride=None,
                      amp=contextlib.nullcontext(), progress=False) -> list[int]:
     "[right by acc, right by acc_norm, scored, skipped] over items rank, rank + world_size, ... (skipped: not encodable)."
     counts, first_skip = [0, 0, 0, 0], None
     render = RENDER[style]
-    with _eval_mode(model):
+    with eval_mode(getattr(model, "_orig_mod", model)):          # no dropout (chapter 5), the caller's mode after
         for item in tqdm(items[rank::world_size], disable=not progress, unit="item", desc=f"HellaSwag ({style})"):
             try:
                 rendered = render(item, tok)                     # a tokenizer that cannot encode it raises
@@ -250,12 +249,9 @@ def evaluate_hellaswag(model, tok, data="val", style="completion", limit=0, stri
 # %% ../nbs/15_eval.ipynb #052c2e17
 def hellaswag_during_training(model, tokenizer, limit, d, device, ctx=contextlib.nullcontext(), data="val") -> dict:
     """HellaSwag (completion style) on the first `limit` items (0: all) of `data`, shared among the processes of
-    `d` (rank, world_size, ddp); every process returns the same {hellaswag_acc, hellaswag_acc_norm, hellaswag_n}."""
-    if d.ddp and d.rank != 0: dist.barrier()                  # rank 0 downloads the file first
-    try:
-        path = hellaswag_path(data)
-    finally:
-        if d.ddp and d.rank == 0: dist.barrier()
+    `d` (rank, world_size, ddp); every process returns the same {hellaswag_acc, hellaswag_acc_norm, hellaswag_n}.
+    The trainer has fetched the file before training (chapter 9's `fetch_hellaswag`): every process finds it."""
+    path = hellaswag_path(data)
     items = read_hellaswag(path, "completion", HELLASWAG_VAL_N if data == "val" else None)[:limit or None]
     counts = torch.tensor(hellaswag_counts(model, tokenizer, items, "completion", d.rank, d.world_size, amp=ctx),
                           dtype=torch.long, device=device)
@@ -272,7 +268,7 @@ def perplexity(model, tok, text, stride=None, batch_rows=8, amp=contextlib.nullc
     if len(ids) < 2:
         raise ValueError("the text is empty: nothing to score")
     bs = getattr(model, "_orig_mod", model).config.block_size
-    with _eval_mode(model):
+    with eval_mode(getattr(model, "_orig_mod", model)):
         lp = token_logprobs(model, [(ids, 1)], stride, batch_rows, amp, progress)[0]
     nll, n = -float(lp.double().sum()), len(ids) - 1
     n_bytes = len(text.encode("utf-8"))
@@ -321,46 +317,51 @@ HELP_EXAMPLES = """examples:
   python -m gpt2book.eval hellaswag --model out/cpu --data FILE.jsonl --limit 500
   python -m gpt2book.eval wikitext --model gpt2 --split test --stride 512"""
 
-def parser() -> argparse.ArgumentParser:
+PROG = "python -m gpt2book.eval"
+
+def parser() -> Parser:
     "The arguments of `python -m gpt2book.eval`."
-    p = argparse.ArgumentParser(prog="python -m gpt2book.eval", epilog=HELP_EXAMPLES,
-                                description="Evaluate a model on HellaSwag or WikiText-2 (chapter 15 of gpt2book).",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="task", required=True, metavar="{hellaswag,wikitext}")
+    p = Parser(prog=PROG, epilog=HELP_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+               description="Evaluate a model on HellaSwag or WikiText-2 (chapter 15 of gpt2book).")
+    sub = p.add_subparsers(dest="task", required=True, metavar="{hellaswag,wikitext}", parser_class=Parser)
     h = sub.add_parser("hellaswag", help="accuracy on HellaSwag (4 endings an item; chance 0.25)")
     w = sub.add_parser("wikitext", help="perplexity and bits per byte of WikiText-2 raw")
     for q in (h, w):
         q.add_argument("--model", required=True, help="a run folder, a Hugging Face folder or a hub name (gpt2)")
-        q.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda if there is one)")
-        q.add_argument("--stride", type=int, default=None, help="tokens a sliding window advances (default block_size // 2)")
+        q.add_argument("--device", default="auto", help="auto (cuda if PyTorch sees a GPU, else cpu) | cpu | cuda | "
+                       "cuda:N | mps")
+        q.add_argument("--stride", type=int, default=None, help="tokens a sliding window advances, 1 to block_size "
+                       "(default block_size // 2)")
     h.add_argument("--data", default="val", help="`val` (HellaSwag's validation set, downloaded) or a jsonl file of items")
     h.add_argument("--limit", type=int, default=0, help="score the first N items only (0: all)")
     h.add_argument("--style", choices=HELLASWAG_STYLES, default="completion",
                    help="completion: build-nanogpt / llm.c; harness: lm-evaluation-harness")
     w.add_argument("--split", choices=tuple(WIKITEXT_SHA256), default="test")
-    w.add_argument("--batch_rows", type=int, default=8, help="windows per forward pass")
+    w.add_argument("--batch_rows", type=int, default=8, help="windows per forward pass (default: 8)")
     return p
 
-# %% ../nbs/15_eval.ipynb #3f7dafa0
-def _device(device: str) -> str:
-    if device == "auto": return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}, but PyTorch sees no CUDA GPU: use --device cpu (or auto)")
-    return device
+def check_args(a) -> list[str]:
+    "What is wrong with the numbers of parsed arguments `a` of `python -m gpt2book.eval` (empty: nothing)."
+    return [msg for ok, msg in (
+        (a.stride is None or a.stride >= 1, f"--stride={a.stride} must be >= 1 (and at most the model's block_size)"),
+        (getattr(a, "limit", 0) >= 0, f"--limit={getattr(a, 'limit', 0)} must be >= 0 (0: all items)"),
+        (getattr(a, "batch_rows", 1) >= 1, f"--batch_rows={getattr(a, 'batch_rows', 1)} must be >= 1")) if not ok]
 
+# %% ../nbs/15_eval.ipynb #3f7dafa0
 def run(args) -> dict:
     "The result of `python -m gpt2book.eval` for parsed `args`, as a dict."
-    device, t0 = _device(args.device), time.time()
+    device, t0 = resolve_device(args.device), time.time()
     if args.task == "hellaswag":                   # check the data before loading a model
         path = hellaswag_path(args.data)
-        items = read_hellaswag(path, args.style, HELLASWAG_VAL_N if args.data == "val" else None)
+        n = len(read_hellaswag(path, args.style, HELLASWAG_VAL_N if args.data == "val" else None))
     else:
         path = wikitext_path(args.split)
     model, tok = load_model(args.model, device)
+    if args.stride and args.stride > model.config.block_size:
+        raise CommandError(f"--stride={args.stride} must be at most the model's block_size, {model.config.block_size}")
     if args.task == "hellaswag":
-        limit = args.limit or len(items)
-        out = accuracies(hellaswag_counts(model, tok, items[:limit], args.style, stride=args.stride, progress=True))
-        head = dict(task="hellaswag", style=args.style, data=args.data, items=min(limit, len(items)))
+        out = evaluate_hellaswag(model, tok, args.data, args.style, args.limit, args.stride, progress=True)
+        head = dict(task="hellaswag", style=args.style, data=args.data, items=min(args.limit or n, n))
     else:
         try:
             out = perplexity(model, tok, path.read_text(encoding="utf-8"), args.stride, args.batch_rows, progress=True)
@@ -370,13 +371,15 @@ def run(args) -> dict:
     return dict(**head, model=str(args.model), file=str(path), **out, device=device,
                 seconds=round(time.time() - t0, 1))
 
+# %% ../nbs/15_eval.ipynb #109a17ea
 def main(argv=None) -> dict:
     "The `python -m gpt2book.eval` command: prints the result as one JSON line and returns it."
-    args = parser().parse_args(argv)
-    try:
+    p = parser()
+    args = p.parse_args(argv)
+    if bad := check_args(args):
+        p.error("; ".join(bad))
+    with user_errors(PROG, ValueError, RuntimeError, OSError):    # e.g. a wrong file, no network, a full disk
         result = run(args)
-    except (ModelError, FileNotFoundError, ValueError, RuntimeError) as e:
-        raise SystemExit(f"gpt2book.eval: error: {e}")
     print(json.dumps(result))
     return result
 

@@ -11,7 +11,7 @@ __all__ = ['balance_loss', 'MoE', 'expert_params', 'moe_active_params']
 import torch
 import torch.nn as nn
 
-from .ffn import FFNS, make_ffn, swiglu_hidden
+from .ffn import make_ffn
 
 # %% ../nbs/12_moe.ipynb #5720492b
 def balance_loss(probs, chosen, n_expert):

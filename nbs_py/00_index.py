@@ -72,14 +72,19 @@
 # python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.13.0 && pip install -e ".[dev]" && python -m gpt2book.train
 # ```
 #
-# Run the tests — every chapter notebook, the way `nbdev-test` runs it, and the tests in `tests/`:
+# Run the tests — every chapter notebook top to bottom (`nbdev-test`), then the tests in `tests/` (`pytest`):
 #
 # ```bash
-# . .venv/bin/activate && pytest
+# . .venv/bin/activate && nbdev-test && pytest
 # ```
 #
-# `pip install torch==2.13.0` comes first so that pip keeps the CPU build a laptop wants instead of
-# pulling a multi-gigabyte CUDA build; on a GPU machine install the torch build for your CUDA first.
+# Which PyTorch build `pip install torch==2.13.0` brings depends on the machine: on Linux, PyPI's
+# wheel is the CUDA build (several GB, and it runs on a CPU too); a Linux laptop without an NVIDIA
+# GPU gets the much smaller CPU build from PyTorch's own index instead,
+# `pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu`, before the second
+# `pip install`. On macOS, PyPI's wheel is the CPU build with Apple's GPU backend (`--device=mps`); on
+# Windows, PyPI's wheel is the CPU build (PyTorch's site gives the CUDA one). Installing torch first
+# keeps the `pip install -e ".[dev]"` that follows from choosing a build for you.
 #
 # **Offline machines.** These environment variables let everything run without a network:
 #
@@ -183,11 +188,12 @@ print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
 # %% [markdown]
 # ## Test it, change it
 #
-# `pytest` runs every chapter notebook top to bottom in a fresh Jupyter kernel, as a reader's Run
-# All does, and the tests in `tests/`; `nbdev-test` runs the notebooks with nbdev's own runner, in
-# parallel. `.ci/run` is what CI runs on a clean clone: it installs the project, checks that
-# `gpt2book/` is what `nbdev-export` makes from the notebooks and that notebooks and their `nbs_py/`
-# scripts agree, runs both test commands (a skipped test counts as a failure) and checks the site.
+# `nbdev-test` runs every chapter notebook top to bottom (every cell, as a reader's Run All does);
+# `pytest` runs the tests in `tests/`: every command, the processes (DDP, a killed run), and the
+# book's consistency (`gpt2book/` is what `nbdev-export` makes from the notebooks, notebooks and their
+# `nbs_py/` scripts agree, the site renders). `.ci/run` is what CI runs on a clean clone: it installs
+# the project, runs both under coverage (at least 85% of `gpt2book/`), and counts a skipped test
+# as a failure.
 #
 # nbdev 3 keeps its settings in `pyproject.toml` (`[tool.nbdev]`); there is no `settings.ini`.
 # To change a chapter, edit `nbs_py/NN_name.py` (or the notebook), then run

@@ -38,14 +38,21 @@
 # | one learning rate | a sweep of 5 learning rates per arm; each arm is reported at its own best |
 # | one seed | 3 seeds per arm at its best learning rate; 95% confidence intervals |
 # | read at peak learning rate | every run anneals to the end of its own cosine schedule |
+#
+#
+# The code of this chapter is three modules, one per job: the **runner** (`gpt2book.experiments`:
+# run folders, locks, resuming, the sweep, the results file and the command line), the
+# **statistics** (`gpt2book.stats`: intervals, differences, the summary table; plain NumPy and
+# SciPy, no PyTorch) and the **figures** (`gpt2book.plots`). Chapters 11 to 13 use all three.
 
 # %%
 #| export
 import argparse
+import contextlib
 import csv
+import dataclasses
 import io
 import json
-import math
 import os
 import subprocess
 import sys
@@ -54,16 +61,27 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+import torch
 
-from gpt2book.files import atomic_write, atomic_write_text, checkpoints, folder_lock
-from gpt2book.train import TrainError, config_from_args, make_model, read_metrics, train
+from gpt2book.checkpoint import checkpoint_step, checkpoints
+from gpt2book.common import CommandError, Parser, SettingError, user_errors
+from gpt2book.files import atomic_write_text, folder_lock
+from gpt2book.model import GPT
+from gpt2book.stats import BASELINE, best_lrs, final_losses, results_table
+from gpt2book.train import TrainError, command_line, make_config, padded_vocab, read_metrics, train
 
 # %%
-import matplotlib.pyplot as plt
+import math
+import shutil
 import tempfile
-from gpt2book.prepare import prepare
+
+import matplotlib.pyplot as plt
+import numpy as np
+import scipy.stats
 from fastcore.test import test_close, test_eq, test_fail
+from IPython.display import Markdown, display
+
+from gpt2book.prepare import prepare
 
 # %% [markdown]
 # ## Arms
@@ -72,12 +90,12 @@ from fastcore.test import test_close, test_eq, test_fail
 # (init, dropout, data, schedule, steps) is shared. The 2x2 of this chapter has four arms, named for
 # what differs from GPT-2. The runner below takes any such dictionary: chapters 11 and 12 compare
 # positions and mixtures of experts with it (`ARCHITECTURES`), and the book's experiments are
-# listed by name in `EXPERIMENTS` for the command line.
+# listed by name in `EXPERIMENTS` for the command line. `ARM_NAMES` says in words what each arm is,
+# for tables.
 
 # %%
 #| export
-BASELINE = "gpt2"
-ABLATION = {  # arm name: the trainer settings that differ from the baseline
+ABLATION = {  # arm name: the trainer settings that differ from the baseline (BASELINE = "gpt2", gpt2book.stats)
     "gpt2":           {},
     "rmsnorm":        dict(norm="rmsnorm"),
     "swiglu":         dict(ffn="swiglu"),
@@ -92,6 +110,9 @@ ARCHITECTURES = {  # chapters 11 and 12, at this chapter's scale (4 x 128: the d
 EXPERIMENTS = {"ablation": ABLATION, "architectures": ARCHITECTURES}
 RESULTS = {name: f"nbs/data/{name}.csv" for name in EXPERIMENTS}  # committed: the chapters read them
 PLOTS = {"ablation": "images/val-loss-gpt2-swiglu-rmsnorm.png", "architectures": "images/val-loss-architectures.png"}
+ARM_NAMES = {"gpt2": "GPT-2 (LayerNorm + GELU MLP)", "rmsnorm": "RMSNorm + GELU MLP", "swiglu": "LayerNorm + SwiGLU",
+             "swiglu-rmsnorm": "RMSNorm + SwiGLU", "rope": "rotary positions (RoPE)",
+             "moe-active": "MoE, 8 experts top-2, dense compute", "moe-total": "MoE, 8 experts top-2, dense size"}
 
 # %%
 ABLATION
@@ -112,10 +133,11 @@ ABLATION
 # The only settings that differ from the `cpu` preset are the arm, the learning rate (with
 # `min_lr` a tenth of it, as in the preset), the seed, and a denser evaluation (every 100 steps).
 #
-# `Scale` holds those choices; every field becomes a `--key=value` of `python -m gpt2book.train`,
-# so any run of the sweep is one plain trainer command. Runs live in `out/runs/ARM_lrLR_sSEED/`,
-# shared by every experiment at this scale: the baseline runs of the ablation are also the
-# baseline of chapters 11 and 12.
+# `Scale` holds those choices. A run is an arm, a learning rate and a seed; `run_job` turns it into
+# what the runner needs, a run folder and the run's settings, written flat as chapter 9's
+# `make_config` takes them (`make_config(preset, **settings)` is the run's config, checked when
+# made). Runs live in `out/runs/ARM_lrLR_sSEED/`, shared by every experiment at this scale: the
+# baseline runs of the ablation are also the baseline of chapters 11 and 12.
 
 # %%
 #| export
@@ -130,25 +152,29 @@ class Scale:
         eval_interval=100, eval_iters=40, checkpoint_interval=500, log_interval=50,  # a denser curve
         keep_checkpoints=1, sample_tokens=0, device="cpu"))
 
-def run_name(arm, lr, seed):
+def run_name(arm: str, lr: float, seed: int) -> str:
     "The folder name of one run: `swiglu-rmsnorm_lr0.001_s1337`."
     return f"{arm}_lr{lr:g}_s{seed}"
 
-def run_args(scale, arm, lr, seed, out_root, arms=ABLATION):
-    "The `python -m gpt2book.train` arguments of one run of `arms[arm]`."
+def run_job(scale: Scale, arms: dict, run: tuple, out_root) -> tuple[Path, dict]:
+    "(run folder, settings) of one run (arm, lr, seed) of `arms`: what `run_one` and `run_all` take."
+    arm, lr, seed = run
     if arm not in arms: raise ValueError(f"unknown arm {arm!r}; the arms are {list(arms)}")
-    settings = {**scale.overrides, **arms[arm], "learning_rate": lr, "min_lr": lr * scale.lr_floor,
-                "seed": seed, "out_dir": str(Path(out_root) / run_name(arm, lr, seed))}
-    return [f"--config={scale.preset}"] + [f"--{k}={v}" for k, v in settings.items()]
+    settings = {**scale.overrides, **arms[arm], "learning_rate": lr, "min_lr": lr * scale.lr_floor, "seed": seed}
+    return Path(out_root) / run_name(arm, lr, seed), settings
 
+
+# %% [markdown]
+# A run of the sweep is one plain trainer command too: chapter 9's `command_line` writes the same
+# settings as the arguments of `python -m gpt2book.train`, which read back to the same config.
 
 # %%
-s = Scale()
-args = run_args(s, "swiglu-rmsnorm", 1e-3, 1337, "out/runs")
-print("python -m gpt2book.train " + " ".join(args))
-cfg = config_from_args(args)
-test_eq((cfg.norm, cfg.ffn, cfg.learning_rate, cfg.min_lr, cfg.seed), ("rmsnorm", "swiglu", 1e-3, 1e-4, 1337))
-test_fail(lambda: run_args(s, "swiglu_rmsnorm", 1e-3, 0, "out"), contains="the arms are")
+run_dir, settings = run_job(Scale(), ABLATION, ("swiglu-rmsnorm", 1e-3, 1337), "out/runs")
+cfg = make_config("cpu", **settings, out_dir=str(run_dir))
+print("python -m gpt2book.train " + " ".join(command_line("cpu", {**settings, "out_dir": str(run_dir)})))
+test_eq((cfg.model.norm, cfg.model.ffn, cfg.learning_rate, cfg.min_lr, cfg.seed, cfg.run_dir),
+        ("rmsnorm", "swiglu", 1e-3, 1e-4, 1337, Path("out/runs/swiglu-rmsnorm_lr0.001_s1337")))
+test_fail(lambda: run_job(Scale(), ABLATION, ("swiglu_rmsnorm", 1e-3, 0), "out"), contains="the arms are")
 
 
 # %% [markdown]
@@ -157,24 +183,27 @@ test_fail(lambda: run_args(s, "swiglu_rmsnorm", 1e-3, 0, "out"), contains="the a
 # The arms must not differ in size, or the bigger one wins by size alone. SwiGLU's hidden width
 # follows the 8/3 rule of chapter 3 (344 at width 128: three matrices of $128 \times 344$ against
 # the MLP's two of $128 \times 512$); RMSNorm has a gain and no bias, and so has the `cpu` preset's
-# LayerNorm (`bias=False`). Built from the very config each run uses, the four models are within 1%:
+# LayerNorm (`bias=False`). Built from the very config each run uses (on PyTorch's `meta` device:
+# shapes without memory or arithmetic), the four models are within 1%:
 
 # %%
 #| export
-def arm_params(scale, vocab_size, arms=ABLATION, active=False):
-    "Parameter count of each arm's model at `scale` (`active`: per token, for mixtures of experts)."
+def arm_params(scale: Scale, vocab_size: int, arms: dict = ABLATION) -> dict:
+    "{arm: (parameters, parameters a token uses)} of each arm's model at `scale` (they differ for mixtures of experts)."
     out = {}
     for arm in arms:
-        cfg = config_from_args(run_args(scale, arm, scale.lrs[0], scale.seeds[0], "unused", arms))
-        out[arm] = make_model(cfg, vocab_size).num_params(active=active)
+        cfg = make_config(scale.preset, **run_job(scale, arms, (arm, scale.lrs[0], scale.seeds[0]), "")[1])
+        with torch.device("meta"):
+            model = GPT(dataclasses.replace(cfg.model, vocab_size=padded_vocab(vocab_size, cfg.vocab_multiple)))
+        out[arm] = (model.num_params(), model.num_params(active=True))
     return out
 
 
 # %%
 params = arm_params(Scale(), vocab_size=66)  # Tiny Shakespeare: 65 characters + end-of-text
-for arm, n in params.items():
-    print(f"{arm:>15}: {n:,} parameters ({n / params[BASELINE] - 1:+.2%} vs gpt2)")
-    assert abs(n / params[BASELINE] - 1) < 0.01, arm
+for arm, (n, _) in params.items():
+    print(f"{arm:>15}: {n:,} parameters ({n / params[BASELINE][0] - 1:+.2%} vs gpt2)")
+    assert abs(n / params[BASELINE][0] - 1) < 0.01, arm
 
 
 # %% [markdown]
@@ -182,7 +211,7 @@ for arm, n in params.items():
 #
 # A run is finished when its newest checkpoint is at `max_steps` and its `metrics.jsonl` holds
 # the evaluation of that step; then the runner skips it. A run with checkpoints but not finished
-# (killed, or stopped by a signal) is continued with `--resume`, which the trainer makes bitwise
+# (killed, or stopped by a signal) is continued with `resume`, which the trainer makes bitwise
 # identical to an uninterrupted run (chapter 9). A runner holds an operating-system lock on the
 # run's folder while it trains it (`folder_lock`, appendix A), so two runners (two terminals, or
 # `--workers 2`) never train the same run twice, and a runner that dies, however it dies, leaves
@@ -190,71 +219,115 @@ for arm, n in params.items():
 
 # %%
 #| export
-def run_finished(run_dir, max_steps):
+class RunError(CommandError):
+    "A run that failed or stopped before its end; the message says where its output is."
+
+def run_finished(run_dir, max_steps: int) -> bool:
     "Did the run in `run_dir` reach `max_steps` and evaluate there?"
     run_dir = Path(run_dir)
     ck, metrics = checkpoints(run_dir), run_dir / "metrics.jsonl"
-    if not ck or int(ck[-1].stem.split("_")[1]) < max_steps or not metrics.exists(): return False
+    if not ck or checkpoint_step(ck[-1]) < max_steps or not metrics.exists(): return False
     return any(m.get("step") == max_steps and "val_loss" in m for m in read_metrics(metrics))
 
 
 # %% [markdown]
-# `run_one` trains one run to its end. With `subprocess=False` it calls the trainer in this process
-# (what the tests below use: no start-up cost); otherwise it launches the same arguments as
-# `python -m gpt2book.train` with `threads` threads, which is how the sweep runs several at once.
+# `run_one` trains one run to its end: the config `make_config(preset, **settings)` in the folder
+# `run_dir`. With `subprocess_=False` it calls the trainer in this process (what the toy run below
+# uses: no start-up cost); otherwise it starts the same config as `python -m gpt2book.train` with
+# `threads` threads, which is how the sweep runs several at once, and appends the trainer's output
+# to the run's `train.log`.
 
 # %%
 #| export
-def run_one(scale, arm, lr, seed, out_root, subprocess_=True, threads=1, quiet=True, arms=ABLATION):
-    "Train one run to its end unless it is finished or another runner holds it; returns 'done', 'skipped' or 'busy'."
-    run_dir = Path(out_root) / run_name(arm, lr, seed)
-    args = run_args(scale, arm, lr, seed, out_root, arms)
-    max_steps = config_from_args(args).max_steps
-    if run_finished(run_dir, max_steps): return "skipped"
+def run_one(run_dir, settings: dict, preset: str = "cpu", threads: int = 1, subprocess_: bool = True,
+            quiet: bool = True) -> str:
+    "Train `make_config(preset, **settings)` in `run_dir` to its end unless it is finished or another runner holds it: 'done', 'skipped' or 'busy'."
+    run_dir = Path(run_dir).expanduser()
+    settings = {**settings, "out_dir": str(run_dir)}
+    cfg = make_config(preset, **settings)                       # every setting checked before anything else
+    if run_finished(run_dir, cfg.max_steps): return "skipped"
     with folder_lock(run_dir, blocking=False, name="runner.lock") as mine:
         if not mine: return "busy"
-        if run_finished(run_dir, max_steps): return "skipped"   # finished while we looked
-        return _train_run(run_dir, args, max_steps, subprocess_, threads, quiet)
-
-def _train_run(run_dir, args, max_steps, subprocess_, threads, quiet):
-    if checkpoints(run_dir): args = [*args, "--resume"]
-    if not subprocess_:
-        train(config_from_args(args))
-    else:
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-        with open(run_dir / "train.log", "a") as log:
-            r = subprocess.run([sys.executable, "-m", "gpt2book.train", *args], env=env,
-                               stdout=log if quiet else None, stderr=subprocess.STDOUT if quiet else None)
-        if r.returncode != 0:
-            raise RuntimeError(f"run {run_dir.name} failed (exit {r.returncode}); see {run_dir / 'train.log'}")
-    if not run_finished(run_dir, max_steps):
-        raise RuntimeError(f"run {run_dir.name} stopped before step {max_steps}; run the sweep again to resume it")
+        if run_finished(run_dir, cfg.max_steps): return "skipped"   # finished while we looked
+        resume = bool(checkpoints(run_dir))                      # killed or stopped before: continue it
+        if subprocess_: _train_process(run_dir, preset, {**settings, "resume": resume}, threads, quiet)
+        else: train(dataclasses.replace(cfg, resume=resume))
+    if not run_finished(run_dir, cfg.max_steps):
+        raise RunError(f"run {run_dir} stopped before step {cfg.max_steps}; run it again to resume it")
     return "done"
+
+def _train_process(run_dir: Path, preset: str, settings: dict, threads: int, quiet: bool):
+    "`python -m gpt2book.train` with `settings` and OMP_NUM_THREADS=threads; with `quiet`, its output goes to train.log."
+    log = run_dir / "train.log"
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    with (open(log, "a") if quiet else contextlib.nullcontext()) as out:
+        r = subprocess.run([sys.executable, "-m", "gpt2book.train", *command_line(preset, settings)], env=env,
+                           stdout=out, stderr=subprocess.STDOUT if quiet else None)
+    if r.returncode != 0:
+        last = ([l for l in log.read_text().splitlines() if l.strip()] or [""])[-1] if quiet else ""
+        where = f"its output is in {log}" if quiet else "its output is above"
+        raise RunError(f"run {run_dir} failed (exit {r.returncode}{': ' + last if last else ''}); {where}")
+
+
+# %% [markdown]
+# `run_all` trains a list of runs, `workers` at a time, each with its share of the cores. It checks
+# every run's settings before it starts any; a run that fails (a diverging learning rate) is
+# reported and does not stop the others; a run another runner holds is waited for, then found
+# finished (or taken over, if that runner died).
+
+# %%
+#| export
+def run_all(jobs: list, preset: str = "cpu", workers: int = 2, subprocess_: bool = True) -> dict:
+    """Train `jobs`, a list of (run_dir, settings), `workers` at a time; wait for the ones another runner holds.
+    Returns {run_dir: 'done' | 'skipped' | 'failed: why'}."""
+    for run_dir, settings in jobs: make_config(preset, **{**settings, "out_dir": str(run_dir)})   # refuse early
+    threads = max(1, len(os.sched_getaffinity(0)) // workers) if hasattr(os, "sched_getaffinity") else 1
+    def one(job):
+        try: return run_one(*job, preset, threads, subprocess_)
+        except CommandError as e: return f"failed: {e}"        # RunError, or the trainer's TrainError in-process
+    out, todo = {}, list(jobs)
+    while todo:
+        if workers == 1 or not subprocess_:
+            status = [one(job) for job in todo]
+        else:
+            with ThreadPoolExecutor(workers) as ex: status = list(ex.map(one, todo))
+        for (run_dir, _), st in zip(todo, status): print(f"{Path(run_dir).name}: {st}", flush=True)
+        out.update({run_dir: st for (run_dir, _), st in zip(todo, status) if st != "busy"})
+        todo = [job for job, st in zip(todo, status) if st == "busy"]
+        if todo: time.sleep(2)
+    return out
 
 
 # %% [markdown]
 # ## Collecting the results
 #
-# Every evaluation of every run becomes one row: arm, learning rate, seed, step, validation loss.
-# The file is written atomically (appendix A), so a half-written results file never exists.
+# `collect` reads every evaluation of the finished runs among some run folders (an unfinished or
+# failed run is not a result). An experiment's rows name the run by its arm, learning rate and seed
+# rather than its folder: arm, learning rate, seed, step, validation loss. The results file is
+# written atomically (appendix A), so a half-written results file never exists.
 
 # %%
 #| export
 RESULT_FIELDS = ("arm", "lr", "seed", "step", "val_loss")
 
-def collect(out_root, runs):
-    "Rows (dicts of RESULT_FIELDS) of every evaluation of the finished runs among `runs`, a list of (arm, lr, seed)."
+def collect(run_dirs) -> list[dict]:
+    "One dict per evaluation of each finished run in `run_dirs`: run_dir (a Path), step, val_loss and whatever else it evaluated."
     rows = []
-    for arm, lr, seed in runs:
-        run_dir = Path(out_root) / run_name(arm, lr, seed)
+    for run_dir in map(Path, run_dirs):
         if not (run_dir / "config.json").exists(): continue
         if not run_finished(run_dir, json.loads((run_dir / "config.json").read_text())["max_steps"]):
             continue                                      # unfinished, or failed: not a result
-        for m in read_metrics(run_dir / "metrics.jsonl"):
-            if "val_loss" in m:
-                rows.append(dict(arm=arm, lr=lr, seed=seed, step=m["step"], val_loss=m["val_loss"]))
+        rows += [{"run_dir": run_dir, **m} for m in read_metrics(run_dir / "metrics.jsonl") if "val_loss" in m]
     return rows
 
+def arm_rows(out_root, runs) -> list[dict]:
+    "Rows (RESULT_FIELDS) of every evaluation of the finished runs among `runs`, a list of (arm, lr, seed)."
+    where = {Path(out_root) / run_name(*run): run for run in runs}
+    return [dict(zip(RESULT_FIELDS, (*where[m["run_dir"]], m["step"], m["val_loss"]))) for m in collect(where)]
+
+
+# %%
+#| export
 def write_results(rows, path, fields=RESULT_FIELDS):
     "Write `rows` as CSV to `path`, atomically."
     buf = io.StringIO()
@@ -262,11 +335,15 @@ def write_results(rows, path, fields=RESULT_FIELDS):
     w.writeheader(); w.writerows(rows)
     atomic_write_text(path, buf.getvalue())
 
-def read_results(path):
-    "The rows of a results CSV, with numbers parsed."
-    with open(path, newline="") as f:
-        return [dict(r, lr=float(r["lr"]), seed=int(r["seed"]), step=int(r["step"]), val_loss=float(r["val_loss"]))
-                for r in csv.DictReader(f)]
+def read_results(path) -> list[dict]:
+    "The rows of a results CSV, with numbers parsed; a CommandError if `path` is not one."
+    try:
+        with open(path, newline="") as f:
+            return [dict(r, lr=float(r["lr"]), seed=int(r["seed"]), step=int(r["step"]), val_loss=float(r["val_loss"]))
+                    for r in csv.DictReader(f)]
+    except (KeyError, ValueError, TypeError) as e:      # a column missing, or not a number
+        raise CommandError(f"{path} is not a results file (a CSV of {', '.join(RESULT_FIELDS)}): "
+                           f"{type(e).__name__}: {str(e)[:80]}") from None
 
 
 # %% [markdown]
@@ -278,10 +355,27 @@ def read_results(path):
 # (twice or half the edge) for that arm until it is. Phase 2 trains the other seeds at the best
 # rate. (Picking the rate on seed 1 and then averaging seed 1 in, favours every arm a little, the
 # same way for each; the other seeds are untouched by the choice.)
+#
+# Choosing the rate is a question about the rows, not about running them, so its two functions
+# start the second module of the chapter, which holds everything that computes with results:
+#
+# > **Module `gpt2book.stats`**: the statistics of an experiment's results: best learning rates,
+# > confidence intervals, Welch's difference, curve bands, steps to a target and the summary table;
+# > NumPy and SciPy only, no PyTorch.
 
 # %%
-#| export
-def final_losses(rows):
+#| export stats
+import math
+
+import numpy as np
+import scipy.stats
+
+BASELINE = "gpt2"   # the arm every other arm of the book's experiments is compared with
+
+
+# %%
+#| export stats
+def final_losses(rows) -> dict:
     "{(arm, lr, seed): validation loss at the run's last evaluation}."
     last = {}
     for r in rows:
@@ -289,7 +383,7 @@ def final_losses(rows):
         if k not in last or r["step"] > last[k][0]: last[k] = (r["step"], r["val_loss"])
     return {k: v for k, (s, v) in last.items()}
 
-def best_lrs(rows):
+def best_lrs(rows) -> dict:
     "{arm: the learning rate with the lowest final validation loss of the sweep's seed (each arm's first), where the other seeds then ran}."
     finals = final_losses(rows)
     first = {}
@@ -300,49 +394,47 @@ def best_lrs(rows):
     return {arm: min(lrs, key=lrs.get) for arm, lrs in by.items()}
 
 
+# %% [markdown]
+# With them, the sweep (back in the runner): `train_runs` gives `run_all` the jobs of a list of
+# runs and answers by run, and `sweep` is the two phases.
 
 # %%
 #| export
-def run_all(scale, runs, out_root, arms, workers=2, subprocess_=True) -> dict:
-    """Train `runs`, a list of (arm, lr, seed), `workers` at a time; wait for the ones another runner holds.
-    Returns {run: 'done' | 'skipped' | 'failed: why'}: a run that fails (a diverging learning rate) does not stop the rest."""
-    threads = max(1, len(os.sched_getaffinity(0)) // workers) if hasattr(os, "sched_getaffinity") else 1
-    def one(r):
-        try: return run_one(scale, *r, out_root, subprocess_, threads, arms=arms)
-        except (RuntimeError, TrainError) as e: return f"failed: {e}"
-    out = {}
-    while runs:
-        if workers == 1 or not subprocess_:
-            status = [one(r) for r in runs]
-        else:
-            with ThreadPoolExecutor(workers) as ex:
-                status = list(ex.map(one, runs))
-        for r, st in zip(runs, status): print(f"{run_name(*r)}: {st}", flush=True)
-        out.update({r: st for r, st in zip(runs, status) if st != "busy"})
-        runs = [r for r, st in zip(runs, status) if st == "busy"]
-        if runs: time.sleep(2)
-    return out
+def train_runs(scale: Scale, arms: dict, runs: list, out_root, workers: int = 2, subprocess_: bool = True) -> dict:
+    "`run_all` over `runs`, a list of (arm, lr, seed) of `arms`: {run: status}."
+    jobs = {run: run_job(scale, arms, run, out_root) for run in runs}
+    status = run_all(list(jobs.values()), scale.preset, workers, subprocess_)
+    return {run: status[job[0]] for run, job in jobs.items()}
 
-def sweep(arms, scale=None, out_root="out/runs", results=None, workers=2, subprocess_=True):
+def _widen(lrs: dict, best: dict) -> bool:
+    "Add the next rate out for every arm whose best rate is at the edge of its sweep; whether any was added."
+    wider = False
+    for arm, tried in lrs.items():
+        if arm not in best: raise RunError(f"every learning rate of arm {arm} failed: see the logs of its runs")
+        if len(tried) > 1 and best[arm] in (tried[0], tried[-1]):       # at an edge: go one step further
+            lrs[arm] = sorted([*tried, best[arm] * (2 if best[arm] == tried[-1] else 0.5)])
+            wider = True
+    return wider
+
+
+# %%
+#| export
+def sweep(arms: dict, scale: Scale | None = None, out_root="out/runs", results=None, workers: int = 2,
+          subprocess_: bool = True) -> list[dict]:
     "Learning rates (phase 1, widened until each arm's best is inside), then seeds at each best rate; write `results`."
     scale = scale or Scale()
     lrs, status = {arm: sorted(scale.lrs) for arm in arms}, {}
     while True:                                            # phase 1
         phase1 = [(arm, lr, scale.seeds[0]) for lr in sorted({l for v in lrs.values() for l in v})
                   for arm in arms if lr in lrs[arm]]
-        status.update(run_all(scale, phase1, out_root, arms, workers, subprocess_))
-        best, wider = best_lrs(collect(out_root, phase1)), False   # over finished runs; a failed rate bounds the sweep
-        for arm in arms:
-            if len(lrs[arm]) > 1 and best[arm] in (lrs[arm][0], lrs[arm][-1]):   # at an edge: go one step further
-                lrs[arm] = sorted([*lrs[arm], best[arm] * (2 if best[arm] == lrs[arm][-1] else 0.5)])
-                wider = True
-        if not wider: break
+        status.update(train_runs(scale, arms, phase1, out_root, workers, subprocess_))
+        best = best_lrs(arm_rows(out_root, phase1))       # over finished runs; a failed rate bounds the sweep
+        if not _widen(lrs, best): break
     phase2 = [(arm, best[arm], seed) for seed in scale.seeds[1:] for arm in arms]
-    status.update(run_all(scale, phase2, out_root, arms, workers, subprocess_))
-    failed = {r: st for r, st in status.items() if st.startswith("failed")}
-    if any(r in phase2 for r in failed):
-        raise RuntimeError(f"runs at the chosen learning rates failed: {failed}")
-    rows = collect(out_root, phase1 + phase2)
+    status.update(train_runs(scale, arms, phase2, out_root, workers, subprocess_))
+    failed = {run_name(*r): st for r, st in status.items() if r in phase2 and st.startswith("failed")}
+    if failed: raise RunError(f"runs at the chosen learning rates failed: {failed}")
+    rows = arm_rows(out_root, phase1 + phase2)
     if results: write_results(rows, results)
     return rows
 
@@ -359,7 +451,7 @@ def sweep(arms, scale=None, out_root="out/runs", results=None, workers=2, subpro
 tmp = Path(tempfile.mkdtemp())
 data_dir = prepare("shakespeare_char", out_dir=tmp / "shakespeare_char", progress=False)
 toy = Scale(lrs=(1e-3, 3e-3), seeds=(1, 2), overrides=dict(
-    data_dir=data_dir, n_layer=1, n_head=2, n_embd=16, block_size=16, batch_size=4, max_steps=20, warmup_steps=2,
+    data_dir=str(data_dir), n_layer=1, n_head=2, n_embd=16, block_size=16, batch_size=4, max_steps=20, warmup_steps=2,
     eval_interval=10, eval_iters=2, checkpoint_interval=10, log_interval=10, keep_checkpoints=2,
     sample_tokens=0, device="cpu"))
 toy_arms = {k: ABLATION[k] for k in ("gpt2", "swiglu-rmsnorm")}
@@ -373,15 +465,29 @@ for arm, lr in best_lrs(rows).items():                     # every best rate is 
 test_eq(read_results(tmp / "toy.csv"), rows)
 test_eq(sorted({r["step"] for r in rows}), [0, 10, 20])
 
+# %% [markdown]
+# Run again, everything is there and nothing trains; a run whose newest checkpoint is at step 10
+# (as if it had been killed right after saving it) is continued from there to the very numbers of
+# the uninterrupted run.
+
 # %%
-test_eq(run_one(toy, "gpt2", 1e-3, 1, tmp / "runs", subprocess_=False), "skipped")
-test_eq(sweep(toy_arms, toy, tmp / "runs", workers=1, subprocess_=False), rows)   # everything is there: nothing trains
+job = run_job(toy, toy_arms, ("gpt2", 1e-3, 1), tmp / "runs")
+test_eq(run_one(*job, subprocess_=False), "skipped")
+test_eq(sweep(toy_arms, toy, tmp / "runs", workers=1, subprocess_=False), rows)   # nothing trains
+cut = tmp / "cut" / job[0].name
+cut.mkdir(parents=True)
+for f in ("ckpt_0000010.pt", "config.json", "metrics.jsonl"): (cut / f).write_bytes((job[0] / f).read_bytes())
+assert not run_finished(cut, 20)
+test_eq(run_one(cut, job[1], subprocess_=False), "done")
+test_eq([(m["step"], m["val_loss"]) for m in collect([cut])], [(m["step"], m["val_loss"]) for m in collect([job[0]])])
+
 
 # %% [markdown]
-# A run that was killed is the other case the runner must handle. A kill cannot be staged cleanly
-# inside a notebook cell, so the test suite does it for real (`tests/test_experiments.py`): it
-# SIGKILLs a training subprocess after its first checkpoint, hands the run to the runner, and
-# checks that the resumed run's rows equal an uninterrupted run's, bit for bit.
+# A real kill of a training process, or two runners racing for the same runs, cannot be staged
+# cleanly inside a notebook cell, so the test suite does them for real
+# (`tests/test_experiments.py`): it SIGKILLs a training subprocess after its first checkpoint,
+# hands the run to the runner, and checks that the resumed run's rows equal an uninterrupted run's,
+# bit for bit; and it starts two sweeps at once over folders holding stale lock files.
 
 # %% [markdown]
 # ## The analysis
@@ -390,33 +496,30 @@ test_eq(sweep(toy_arms, toy, tmp / "runs", workers=1, subprocess_=False), rows) 
 #
 # - `ci95`: the mean of $n$ seeds and its 95% confidence interval,
 #   $\bar x \pm t_{0.975,\,n-1}\, s/\sqrt n$ with Student's $t$ (with 3 seeds $t = 4.303$: three
-#   runs pin a mean down only loosely, and the intervals say so).
+#   runs pin a mean down only loosely, and the intervals say so). The quantile comes from
+#   `scipy.stats`, for any degrees of freedom, whole or not (Welch's, below, are not).
 # - `steps_to_target`: the seed project's metric, the first step at which a curve reaches a target
 #   loss, interpolated linearly between evaluations.
 # - `curve_band`: the mean curve over seeds with its 95% band, for the plot.
 
 # %%
-#| export
-# two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (any statistics table)
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-         2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-         2.052, 2.048, 2.045, 2.042)
+#| export stats
+def t975(df: float) -> float:
+    "The 97.5% quantile of Student's t with `df` > 0 degrees of freedom (a real number: Welch's are not whole)."
+    if not df > 0: raise ValueError(f"a confidence interval needs at least 2 values (df > 0), got df={df}")
+    return float(scipy.stats.t.ppf(0.975, df))
 
-def t975(df):
-    "The 97.5% quantile of Student's t with `df` degrees of freedom."
-    if df < 1: raise ValueError(f"a confidence interval needs at least 2 values (df >= 1), got df={df}")
-    if df <= len(_T975): return _T975[df - 1]
-    z = 1.959964  # the normal quantile, corrected by the first two Cornish-Fisher terms (error < 1e-3 past df=30)
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-
-def ci95(values):
+def ci95(values) -> tuple[float, float, float]:
     "(mean, low, high): the mean of independent `values` and its 95% confidence interval (Student's t)."
     v = np.asarray(values, dtype=float)
     if len(v) < 2: return float(v.mean()), math.nan, math.nan
     h = t975(len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
     return float(v.mean()), float(v.mean() - h), float(v.mean() + h)
 
-def steps_to_target(steps, losses, target):
+
+# %%
+#| export stats
+def steps_to_target(steps, losses, target: float) -> float | None:
     "First step at which the curve (`steps`, `losses`) reaches `target`, linear between evaluations; None if never."
     s, l = np.asarray(steps, float), np.asarray(losses, float)
     hit = np.flatnonzero(l <= target)
@@ -425,26 +528,31 @@ def steps_to_target(steps, losses, target):
     if i == 0: return float(s[0])
     return float(s[i-1] + (l[i-1] - target) / (l[i-1] - l[i]) * (s[i] - s[i-1]))
 
-def curve_band(rows, arm, lr):
+def curve_band(rows, arm: str, lr: float) -> tuple:
     "(steps, mean, low, high) over the seeds of `arm` at `lr`; low/high is the 95% interval at each step."
     seeds = sorted({r["seed"] for r in rows if r["arm"] == arm and r["lr"] == lr})
     by_seed = {s: {r["step"]: r["val_loss"] for r in rows if r["arm"] == arm and r["lr"] == lr and r["seed"] == s}
                for s in seeds}
     steps = sorted(set.intersection(*(set(c) for c in by_seed.values())))
-    stats = np.array([ci95([by_seed[s][t] for s in seeds]) for t in steps]).reshape(-1, 3)
-    return np.array(steps), stats[:, 0], stats[:, 1], stats[:, 2]
+    band = np.array([ci95([by_seed[s][t] for s in seeds]) for t in steps]).reshape(-1, 3)
+    return np.array(steps), band[:, 0], band[:, 1], band[:, 2]
 
 
 # %% [markdown]
-# Each is checked on inputs with known answers:
+# Each is checked on inputs with known answers. Two quantiles of $t$ need no table: with one
+# degree of freedom $t$ is the Cauchy distribution, $t_{0.975} = \tan(0.475\pi)$; with two its
+# distribution function is $\tfrac12 + t / (2\sqrt{2 + t^2})$, so $t_{0.975} = 0.95\sqrt{2 / (1 - 0.95^2)}$.
+# With many, $t$ becomes the normal distribution.
 
 # %%
-m, lo, hi = ci95([1.0, 2.0, 3.0])  # mean 2, s = 1, t(2) = 4.303: 2 +- 4.303/sqrt(3)
-test_close((m, lo, hi), (2.0, 2 - 4.303 / math.sqrt(3), 2 + 4.303 / math.sqrt(3)), eps=1e-9)
-test_close(t975(1000), 1.962, eps=1e-3)  # -> the normal 1.96
-test_close(t975(31), 2.0395, eps=1e-3)  # tables: 2.0395; 60: 2.0003
-test_close(t975(60), 2.0003, eps=1e-3)
+test_close(t975(1), math.tan(0.475 * math.pi), eps=1e-9)                    # 12.706
+test_close(t975(2), 0.95 * math.sqrt(2 / (1 - 0.95 ** 2)), eps=1e-9)        # 4.303
+test_close(t975(1e6), scipy.stats.norm.ppf(0.975), eps=1e-5)               # -> the normal 1.960
+assert t975(2) > t975(2.5) > t975(3)                                        # real degrees of freedom, in between
+m, lo, hi = ci95([1.0, 2.0, 3.0])  # mean 2, s = 1: 2 +- t(2) / sqrt(3)
+test_close((m, lo, hi), (2.0, 2 - t975(2) / math.sqrt(3), 2 + t975(2) / math.sqrt(3)), eps=1e-12)
 assert math.isnan(ci95([1.0])[1])
+test_fail(lambda: t975(0), contains="at least 2 values")
 rng = np.random.default_rng(0)  # coverage: ~95% of intervals from 3 normal draws hold the true mean
 cover = np.mean([lo <= 0 <= hi for _, lo, hi in (ci95(rng.normal(size=3)) for _ in range(4000))])
 assert 0.93 < cover < 0.97, cover
@@ -465,7 +573,7 @@ syn = [dict(arm="a", lr=1.0, seed=s, step=t, val_loss=v)
        for s, off in ((1, -0.1), (2, 0.0), (3, 0.1)) for t, v in ((0, 3.0 + off), (10, 2.0 + off))]
 st, mean, lo, hi = curve_band(syn, "a", 1.0)
 test_eq(list(st), [0, 10]); test_close(mean, [3.0, 2.0], eps=1e-12)
-test_close(hi - mean, [4.303 * 0.1 / math.sqrt(3)] * 2, eps=1e-9)
+test_close(hi - mean, [t975(2) * 0.1 / math.sqrt(3)] * 2, eps=1e-9)
 test_eq(best_lrs(syn + [dict(arm="a", lr=2.0, seed=1, step=10, val_loss=1.5)]), {"a": 2.0})
 # chosen on the sweep's seed alone: a rate run with one lucky seed does not beat the 3-seed mean of the chosen one later
 test_eq(best_lrs(syn + [dict(arm="a", lr=2.0, seed=1, step=10, val_loss=1.95)]), {"a": 1.0})
@@ -475,39 +583,106 @@ test_eq(best_lrs(syn + [dict(arm="a", lr=2.0, seed=1, step=10, val_loss=1.95)]),
 # ## The summary table
 #
 # For each arm at its best learning rate: the final validation loss with its 95% interval, the
-# difference from the baseline with the interval of that difference (Welch's, via the same $t$
-# table on the pooled degrees of freedom), and the seed project's metric: the steps each arm's mean
-# curve needs to reach the baseline's final mean loss, and the speed-up that implies.
+# difference from the baseline with the interval of that difference, and the seed project's
+# metric: the steps each arm's mean curve needs to reach the baseline's final mean loss, and the
+# speed-up that implies.
+#
+# The interval of a difference of two means is **Welch's**: the standard error from both samples'
+# variances, $s_d^2 = s_x^2/n_x + s_y^2/n_y$, which need not be equal, and Student's $t$ at the
+# Welch-Satterthwaite degrees of freedom
+#
+# $$\nu = \frac{\left(s_x^2/n_x + s_y^2/n_y\right)^2}{\frac{(s_x^2/n_x)^2}{n_x - 1} + \frac{(s_y^2/n_y)^2}{n_y - 1}},$$
+#
+# between $\min(n_x, n_y) - 1$ and $n_x + n_y - 2$ and rarely a whole number. (An earlier version of
+# this chapter rounded $\nu$ down to read a table, which widened every interval a little.)
 
 # %%
-#| export
-def arms_in(rows):
+#| export stats
+def welch_ci95(x, y) -> tuple[float, float, float]:
+    "(mean(x) - mean(y), low, high): the difference of two means and its 95% interval by Welch's t (unequal variances)."
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    d = float(x.mean() - y.mean())
+    if min(len(x), len(y)) < 2: return d, math.nan, math.nan
+    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)                  # squared standard errors
+    if vx + vy == 0: return d, d, d                                           # no spread at all: nothing to widen
+    df = (vx + vy) ** 2 / (vx ** 2 / (len(x) - 1) + vy ** 2 / (len(y) - 1))  # Welch-Satterthwaite, not rounded
+    h = t975(df) * math.sqrt(vx + vy)
+    return d, d - h, d + h
+
+
+# %% [markdown]
+# Checked against SciPy's own Welch test, which computes it its own way, and against the hand
+# computation for two samples of equal size and spread (then $\nu = 2n - 2$, Student's pooled test):
+
+# %%
+x, y = [1.70, 1.68, 1.72], [1.74, 1.73, 1.755, 1.72]
+d, lo, hi = welch_ci95(x, y)
+ref = scipy.stats.ttest_ind(x, y, equal_var=False).confidence_interval(0.95)
+test_close((lo, hi), (ref.low, ref.high), eps=1e-12)
+test_close(d, np.mean(x) - np.mean(y), eps=1e-15)
+d, lo, hi = welch_ci95([1.0, 2.0, 3.0], [2.0, 3.0, 4.0])   # n = 3 each, s = 1 each: nu = 4, s_d = sqrt(2/3)
+test_close((d, hi - d), (-1.0, t975(4) * math.sqrt(2 / 3)), eps=1e-12)
+assert math.isnan(welch_ci95([1.0], [2.0, 3.0])[1])
+
+
+# %% [markdown]
+# `summary` makes one record per arm, and `results_table` writes the records as the markdown table
+# that this chapter, chapters 11 and 12 and the README show (the README's tables are made by
+# `tools/results_tables.py` from the committed results files, with this function).
+
+# %%
+#| export stats
+def arms_in(rows) -> list:
     "The arms of `rows`, in order of first appearance."
     return list(dict.fromkeys(r["arm"] for r in rows))
 
-def summary(rows, baseline=BASELINE):
+def summary(rows, baseline: str = BASELINE) -> list[dict]:
     "One dict per arm at its best learning rate: final loss + CI, difference to the baseline + CI, steps to the baseline's final loss."
     best, finals = best_lrs(rows), final_losses(rows)
-    def seeds_final(arm):
-        return np.array([v for (a, lr, s), v in sorted(finals.items()) if a == arm and lr == best[arm]])
+    seeds_final = lambda arm: [v for (a, lr, s), v in sorted(finals.items()) if a == arm and lr == best[arm]]
     base = seeds_final(baseline)
     st, bmean, _, _ = curve_band(rows, baseline, best[baseline])
-    target, out = bmean[-1], []
+    out = []
     for arm in arms_in(rows):
         x = seeds_final(arm)
         m, lo, hi = ci95(x)
-        d = x.mean() - base.mean()
-        se2 = x.var(ddof=1) / len(x) + base.var(ddof=1) / len(base) if min(len(x), len(base)) > 1 else math.nan
-        df = se2**2 / ((x.var(ddof=1) / len(x))**2 / (len(x) - 1) + (base.var(ddof=1) / len(base))**2 / (len(base) - 1)) \
-            if se2 and math.isfinite(se2) else 0
-        h = t975(max(1, int(df))) * math.sqrt(se2) if df else math.nan
+        d, d_lo, d_hi = welch_ci95(x, base)
         s, mean, _, _ = curve_band(rows, arm, best[arm])
-        reach = steps_to_target(s, mean, target)
+        reach = steps_to_target(s, mean, bmean[-1])
         out.append(dict(arm=arm, lr=best[arm], seeds=len(x), val_loss=m, ci_low=lo, ci_high=hi,
-                        diff=d, diff_low=d - h, diff_high=d + h, steps_to_baseline=reach,
-                        speedup=(st[-1] / reach) if reach else None))
+                        diff=d, diff_low=d_lo, diff_high=d_hi, steps_to_baseline=reach,
+                        speedup=(st[-1] / reach) if reach else None, last_step=int(s[-1])))
     return out
 
+
+# %%
+#| export stats
+def results_table(rows, names: dict | None = None, params: dict | None = None, baseline: str = BASELINE,
+                  label: str = "GPT-2", digits: int = 3) -> str:
+    "`summary(rows)` as a markdown table: `names` {arm: words}, `params` {arm: (total, active)}, `label` the baseline's short name."
+    names, f = names or {}, lambda v, sign="": f"{v:{sign}.{digits}f}"
+    tab = summary(rows, baseline)
+    n = {r["seeds"] for r in tab}
+    head = ["arm", *(["parameters"] if params else []), "best lr", f"val loss, {n.pop() if len(n) == 1 else 'n'} seeds "
+            "[95% CI]", f"vs {label} [95% CI]", f"steps to {label}'s final loss"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in tab:
+        cells = [names.get(r["arm"], r["arm"])]
+        if params:
+            total, active = params[r["arm"]]
+            cells.append(f"{total:,}" + (f" ({active:,} active)" if active != total else ""))
+        diff = "–" if r["arm"] == baseline else f"{f(r['diff'], '+')} [{f(r['diff_low'], '+')}, {f(r['diff_high'], '+')}]"
+        reach = (str(r["last_step"]) if r["arm"] == baseline else "not reached" if r["steps_to_baseline"] is None
+                 else f"{r['steps_to_baseline']:.0f} ({r['speedup']:.2f}×)")
+        cells += [f"{r['lr']:g}", f"{f(r['val_loss'])} [{f(r['ci_low'])}, {f(r['ci_high'])}]", diff, reach]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# %% [markdown]
+# On made-up rows with known answers: an arm 0.5 lower than the baseline at every point of every
+# seed is 0.5 lower, beyond the noise, and reaches the baseline's final loss where the baseline's
+# curve is 0.5 higher; the table says so in its cells.
 
 # %%
 test_eq([r["arm"] for r in summary(syn, baseline="a")], ["a"])
@@ -516,6 +691,14 @@ tab = {r["arm"]: r for r in summary(syn2)}
 test_close(tab["swiglu"]["diff"], -0.5, eps=1e-12)
 assert tab["swiglu"]["diff_high"] < 0 < tab["gpt2"]["diff_high"]
 test_close(tab["gpt2"]["steps_to_baseline"], 10.0, eps=1e-9)
+table = results_table(syn2, {"gpt2": "GPT-2"}, {"gpt2": (100, 100), "swiglu": (120, 60)})
+print(table)
+lines = table.splitlines()
+test_eq(lines[0], "| arm | parameters | best lr | val loss, 3 seeds [95% CI] | vs GPT-2 [95% CI] | steps to GPT-2's final loss |")
+test_eq(lines[2], f"| GPT-2 | 100 | 1 | 2.000 [{2 - t975(2) * 0.1 / math.sqrt(3):.3f}, {2 + t975(2) * 0.1 / math.sqrt(3):.3f}] | – | 10 |")
+_, d_lo, d_hi = welch_ci95([1.4, 1.5, 1.6], [1.9, 2.0, 2.1])               # the seeds' final losses
+assert lines[3].startswith("| swiglu | 120 (60 active) | 1 | 1.500 [") and lines[3].endswith(
+    f"| -0.500 [{d_lo:+.3f}, {d_hi:+.3f}] | 5 (2.00×) |")                  # at step 5 swiglu's curve crosses 2.0
 
 # %% [markdown]
 # ## The results
@@ -562,24 +745,36 @@ assert rep["bitwise_equal"] == rep["rows"] > 0  # recorded result
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.5))
-finals = final_losses(results)
 for arm in ABLATION:
     pts = sorted((lr, v) for (a, lr, s), v in finals.items() if a == arm and s == Scale().seeds[0])
     ax.plot(*zip(*pts), "o-", label=arm)
 ax.set_xscale("log"); ax.set_xlabel("peak learning rate"); ax.set_ylabel("final val loss")
 ax.set_title("learning-rate sweep (seed 1337)"); ax.legend(); plt.tight_layout(); plt.show()
 
-
 # %% [markdown]
 # ### Validation loss of the four arms
 #
-# Mean over 3 seeds at each arm's best learning rate, with the 95% band.
+# Mean over 3 seeds at each arm's best learning rate, with the 95% band. Figures are the third
+# module of the chapter, apart from the numbers (a program that only needs the numbers, like the
+# README's tables, does not load a plotting library):
+#
+# > **Module `gpt2book.plots`**: the figures of an experiment's results, drawn with matplotlib from
+# > the statistics of `gpt2book.stats`.
 
 # %%
-#| export
-def plot_arms(rows, path=None, zoom_from=0.3):
+#| export plots
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from gpt2book.files import atomic_write
+from gpt2book.stats import arms_in, best_lrs, curve_band
+
+
+# %%
+#| export plots
+def plot_arms(rows, path=None, zoom_from: float = 0.3):
     "Validation curves of every arm at its best learning rate (mean and 95% band over seeds), full and zoomed on the end."
-    import matplotlib.pyplot as plt  # here, not at import: the runner itself needs no plotting
     best = best_lrs(rows)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for arm in arms_in(rows):
@@ -607,18 +802,13 @@ plot_arms(results)
 plt.show()
 
 # %% [markdown]
-# The README shows this figure; `python -m gpt2book.experiments plot` writes it to
+# The README shows this figure; `python -m gpt2book.experiments plot ablation` writes it to
 # `images/val-loss-gpt2-swiglu-rmsnorm.png` from the results file (the sweep does too when it ends).
 #
 # ### The table
 
 # %%
-tab = summary(results)
-print(f"{'arm':>15} {'lr':>7} {'n':>2} {'val loss [95% CI]':>26} {'vs gpt2 [95% CI]':>27} {'steps to gpt2 final':>20}")
-for r in tab:
-    reach = f"{r['steps_to_baseline']:.0f} ({r['speedup']:.2f}x)" if r["steps_to_baseline"] else "never"
-    print(f"{r['arm']:>15} {r['lr']:>7g} {r['seeds']:>2} {r['val_loss']:8.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}]"
-          f" {r['diff']:+8.4f} [{r['diff_low']:+.4f}, {r['diff_high']:+.4f}] {reach:>20}")
+display(Markdown(results_table(results, ARM_NAMES, params)))
 
 # %%
 tab = {r["arm"]: r for r in summary(results)}
@@ -643,14 +833,14 @@ assert 1.1 < tab["swiglu"]["speedup"] < 1.3 and lead_1e3 > 2 * lead_best
 #   lead is about 0.04. Two thirds of the apparent gain were the rate, not the architecture: SwiGLU
 #   copes better with a rate that is too low for both.
 # - **SwiGLU helps, beyond the noise.** At the best rate, over 3 seeds, the GELU MLP ends at 1.727
-#   and SwiGLU at 1.686, a difference of $-0.041$ with a 95% interval of $[-0.056, -0.026]$, which
+#   and SwiGLU at 1.686, a difference of $-0.041$ with a 95% interval of $[-0.055, -0.027]$, which
 #   excludes zero. With the same parameter count (SwiGLU +0.5% here).
 # - **RMSNorm does nothing measurable here.** LayerNorm vs RMSNorm with the MLP: $-0.010$, interval
-#   $[-0.023, +0.003]$, inside the seed-to-seed noise. RMSNorm's case is speed (one reduction
+#   $[-0.021, +0.002]$, inside the seed-to-seed noise. RMSNorm's case is speed (one reduction
 #   instead of two), and that does not show here either: PyTorch's fused `F.rms_norm` is no faster
 #   than `F.layer_norm` on this CPU (a training step of 48 against 44 ms with one thread,
 #   `bench/arms_speed.py`, chapter 12).
-# - **Both together are not better than SwiGLU alone**: $-0.030$, interval $[-0.079, +0.019]$. The
+# - **Both together are not better than SwiGLU alone**: $-0.030$, interval $[-0.078, +0.018]$. The
 #   interval is wide because the three seeds at $8 \cdot 10^{-3}$ spread from 1.679 to 1.718: a rate
 #   near the edge of stability buys a little on average and costs a lot of seed-to-seed variance.
 #   Three seeds cannot separate it from the baseline, let alone from SwiGLU alone.
@@ -700,7 +890,6 @@ print(f"measured: {tps:,.0f} tokens/s on one {b['device_name']} ({b['mfu']:.1%} 
 print(f"one 10B-token run: {gpu_h:.1f} GPU hours ({gpu_h / 8:.2f} h on 8 GPUs); "
       f"the {runs}-run 2x2 (3 rates x 4 arms, then 2 more seeds x 4 arms): {runs * gpu_h:,.0f} GPU hours")
 
-
 # %% [markdown]
 # ## The command line
 #
@@ -708,18 +897,22 @@ print(f"one 10B-token run: {gpu_h:.1f} GPU hours ({gpu_h / 8:.2f} h on 8 GPUs); 
 # the book's experiments (`ablation`, `architectures`), writes its results file and figure and
 # prints the summary table; `run NAME --arm ARM --lr LR --seed SEED` trains one run of it and prints
 # its rows, which reproduces any row of a results file; `plot NAME` redraws the figure and the
-# table from the committed results.
+# table from the committed results. A mistake in the command line is one line and exit status 2; a
+# run that fails, or a results file that is missing or is not one, one line and status 1
+# (appendix B).
 
 # %%
 #| export
-def parser() -> argparse.ArgumentParser:
+PROG = "python -m gpt2book.experiments"
+EXAMPLES = f"""examples:
+  {PROG} sweep ablation --workers 2
+  {PROG} run architectures --arm rope --lr 0.004 --seed 1338
+  {PROG} plot ablation"""
+
+def parser() -> Parser:
     "The command line of `python -m gpt2book.experiments`."
-    p = argparse.ArgumentParser(prog="python -m gpt2book.experiments",
-                                description="Run the book's experiments: learning-rate sweeps and seeds of named arms.",
-                                epilog="examples:\n  python -m gpt2book.experiments sweep ablation --workers 2\n"
-                                       "  python -m gpt2book.experiments run architectures --arm rope --lr 0.004 --seed 1338\n"
-                                       "  python -m gpt2book.experiments plot ablation",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog=PROG, description="Run the book's experiments: learning-rate sweeps and seeds of named arms.",
+               epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("sweep", help="run or continue a whole experiment, then write its results CSV and figure")
     a.add_argument("experiment", choices=list(EXPERIMENTS))
@@ -732,47 +925,91 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--arm", required=True)
     r.add_argument("--lr", type=float, required=True)
     r.add_argument("--seed", type=int, required=True)
-    r.add_argument("--out", default="out/runs")
+    r.add_argument("--out", default="out/runs", help="folder of the runs (default out/runs)")
     r.add_argument("--threads", type=int, default=1, help="threads of the run (the sweeps on 2 cores used 1 per run; "
                    "the same count reproduces their rows bit for bit)")
     f = sub.add_parser("plot", help="draw the figure and print the table from a results CSV")
     f.add_argument("experiment", choices=list(EXPERIMENTS))
-    f.add_argument("--results")
-    f.add_argument("--plot")
+    f.add_argument("--results", help="the results CSV to read (default nbs/data/NAME.csv)")
+    f.add_argument("--plot", help="the figure to write (default images/...png)")
     return p
 
 
+# %% [markdown]
+# Each command is a small function; `main` checks what argparse cannot (counts at least 1, the arm,
+# every setting of the run) before anything runs.
+
 # %%
 #| export
-def main(argv=None):
+def run_command(p: Parser, args) -> None:
+    "`run`: train one run of an experiment (or find it finished) and print its rows as CSV."
+    arms, scale = EXPERIMENTS[args.experiment], Scale()
+    if args.arm not in arms: p.error(f"argument --arm: {args.arm!r} is not an arm of {args.experiment}: {', '.join(arms)}")
+    run_dir, settings = run_job(scale, arms, (args.arm, args.lr, args.seed), Path(args.out).expanduser())
+    try: make_config(scale.preset, **settings, out_dir=str(run_dir))
+    except SettingError as e: p.error(str(e))
+    print("python -m gpt2book.train " + " ".join(command_line(scale.preset, {**settings, "out_dir": str(run_dir)})),
+          flush=True)
+    run_one(run_dir, settings, scale.preset, threads=args.threads, quiet=False)
+    w = csv.DictWriter(sys.stdout, fieldnames=RESULT_FIELDS, lineterminator="\n"); w.writeheader()
+    w.writerows(arm_rows(run_dir.parent, [(args.arm, args.lr, args.seed)]))
+
+def results_command(args) -> None:
+    "`sweep` (run the experiment, write its results) or `plot` (read them); then the figure and the table."
+    results = args.results or RESULTS[args.experiment]
+    if args.cmd == "sweep":
+        rows = sweep(EXPERIMENTS[args.experiment], out_root=Path(args.out).expanduser(), results=results,
+                     workers=args.workers)
+    elif not Path(results).exists():
+        raise CommandError(f"no results file {results}: run `{PROG} sweep {args.experiment}` first")
+    else: rows = read_results(results)
+    if BASELINE not in {r["arm"] for r in rows}:
+        raise CommandError(f"{results} holds no runs of the baseline arm {BASELINE}: it is not an experiment's results")
+    from gpt2book.plots import plot_arms               # matplotlib: only for the figure
+    plot_arms(rows, args.plot or PLOTS[args.experiment])
+    print(f"wrote {args.plot or PLOTS[args.experiment]}\n\n{results_table(rows, ARM_NAMES)}")
+
+def main(argv: list[str] | None = None) -> None:
     "The `python -m gpt2book.experiments` command."
     p = parser()
     args = p.parse_args(argv)
-    arms = EXPERIMENTS[args.experiment]
-    if args.cmd == "run":
-        if args.arm not in arms: p.error(f"argument --arm: {args.arm!r} is not an arm of {args.experiment}: {list(arms)}")
-        print("python -m gpt2book.train " + " ".join(run_args(Scale(), args.arm, args.lr, args.seed, args.out, arms)))
-        try:
-            run_one(Scale(), args.arm, args.lr, args.seed, args.out, threads=args.threads, quiet=False, arms=arms)
-        except (RuntimeError, TrainError) as e:
-            p.exit(1, f"error: {e}\n")
-        w = csv.DictWriter(sys.stdout, fieldnames=RESULT_FIELDS, lineterminator="\n"); w.writeheader()
-        w.writerows(collect(args.out, [(args.arm, args.lr, args.seed)]))
-        return
-    results = args.results or RESULTS[args.experiment]
-    if args.cmd == "sweep":
-        rows = sweep(arms, out_root=args.out, results=results, workers=args.workers)
-    elif not Path(results).exists():
-        p.error(f"no results file {results}: run `python -m gpt2book.experiments sweep {args.experiment}` first")
-    else:
-        rows = read_results(results)
-    plot_arms(rows, args.plot or PLOTS[args.experiment])
-    print(f"wrote {args.plot or PLOTS[args.experiment]}")
-    for row in summary(rows): print(json.dumps(row))
+    for name in ("workers", "threads"):
+        if getattr(args, name, 1) < 1: p.error(f"argument --{name}: must be at least 1, not {getattr(args, name)}")
+    with user_errors(PROG, OSError):
+        run_command(p, args) if args.cmd == "run" else results_command(args)
 
+
+# %% [markdown]
+# The commands' refusals, as a reader would meet them (each one line on stderr, and its exit
+# status):
+
+# %%
+def refusal(argv) -> tuple[int, str]:
+    "(exit status, what the command prints) for `argv`."
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try: main(argv)
+        except SystemExit as e: status = e.code
+    lines = err.getvalue().strip().splitlines()
+    assert len(lines) == 1, lines
+    return status, lines[0]
+
+for argv in (["run", "ablation", "--arm", "rope", "--lr", "1e-3", "--seed", "1"],
+             ["run", "ablation", "--arm", "gpt2", "--lr", "nan", "--seed", "1"],
+             ["sweep", "ablation", "--workers", "0"],
+             ["plot", "ablation", "--results", str(tmp / "none.csv")],
+             ["plot", "ablation", "--results", str(data_dir / "meta.json")]):
+    print(*refusal(argv))
+test_eq(refusal(["run", "ablation", "--arm", "rope", "--lr", "1e-3", "--seed", "1"])[0], 2)
+assert "must be a finite number" in refusal(["run", "ablation", "--arm", "gpt2", "--lr", "nan", "--seed", "1"])[1]
+test_eq(refusal(["plot", "ablation", "--results", str(tmp / "none.csv")])[0], 1)
+assert "is not a results file" in refusal(["plot", "ablation", "--results", str(data_dir / "meta.json")])[1]
 
 # %%
 #| export
 #| eval: false
 if __name__ == "__main__" and "ipykernel" not in sys.modules:  # a Jupyter kernel runs a notebook as __main__ too
     main()
+
+# %%
+shutil.rmtree(tmp)

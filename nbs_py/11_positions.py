@@ -322,16 +322,22 @@ assert by["rope"]["mean_2x_second_half"] < by["learned"]["mean_2x_second_half"] 
 # ```
 
 # %%
-from gpt2book.experiments import best_lrs, final_losses, plot_arms, read_results, summary
+from IPython.display import Markdown, display
+
+from gpt2book.experiments import ARCHITECTURES, ARM_NAMES, Scale, arm_params, read_results
+from gpt2book.plots import plot_arms
+from gpt2book.stats import results_table, summary
+
+# %% [markdown]
+# The table is chapter 10's (`results_table`, the one the README shows): each arm at its best
+# learning rate, the final loss of three seeds with its 95% interval, the difference from GPT-2
+# with Welch's interval, and the steps each needs to reach GPT-2's final loss.
 
 # %%
 arch = read_results("data/architectures.csv")
 pos_rows = [r for r in arch if r["arm"] in ("gpt2", "rope")]
+display(Markdown(results_table(pos_rows, ARM_NAMES, arm_params(Scale(), 66, ARCHITECTURES), digits=4)))
 tab = {r["arm"]: r for r in summary(pos_rows)}
-for arm, r in tab.items():
-    reach = f"{r['steps_to_baseline']:.0f} steps ({r['speedup']:.2f}x)" if r["steps_to_baseline"] else "not reached"
-    print(f"{arm:5s} lr {r['lr']:g}: {r['val_loss']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}], "
-          f"vs gpt2 {r['diff']:+.4f} [{r['diff_low']:+.4f}, {r['diff_high']:+.4f}]; gpt2's final loss in {reach}")
 lr_tried = sorted({r["lr"] for r in pos_rows if r["arm"] == "rope"})
 assert lr_tried[0] < tab["rope"]["lr"] < lr_tried[-1]                       # the best rate inside the sweep
 assert tab["rope"]["diff_high"] < 0                                         # recorded result: beyond the noise

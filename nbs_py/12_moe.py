@@ -53,7 +53,7 @@
 import torch
 import torch.nn as nn
 
-from gpt2book.ffn import FFNS, make_ffn, swiglu_hidden
+from gpt2book.ffn import make_ffn
 
 # %%
 import math
@@ -303,18 +303,18 @@ test_eq(flops_per_token(moe_gpt) - flops_per_token(dense),
 # %%
 import tempfile
 from gpt2book.prepare import prepare
-from gpt2book.train import config_from_args, read_metrics, train
+from gpt2book.train import make_config, read_metrics, train
 
 # %%
 work = Path(tempfile.mkdtemp())
 data_dir = prepare("shakespeare_char", out_dir=work / "data", progress=False)
-summary = train(config_from_args([f"--data_dir={data_dir}", f"--out_dir={work / 'moe'}", "--n_layer=2", "--n_head=2",
-                                  "--n_embd=32", "--block_size=32", "--batch_size=8", "--max_steps=20",
-                                  "--log_interval=10", "--eval_interval=20", "--sample_tokens=0", "--ffn=moe",
-                                  "--n_expert=4", "--expert_top_k=1"]))
+run = train(make_config(data_dir=str(data_dir), out_dir=str(work / "moe"), n_layer=2, n_head=2, n_embd=32, block_size=32,
+                        batch_size=8, max_steps=20, log_interval=10, eval_interval=20, sample_tokens=0, ffn="moe",
+                        n_expert=4, expert_top_k=1))
 lines = read_metrics(work / "moe" / "metrics.jsonl")
 print(*lines[1:3], sep="\n")
 assert all(m["aux_loss"] >= 1 - 1e-6 for m in lines if "aux_loss" in m) and "aux_loss" not in lines[-1]
+test_eq(run["step"], 20)
 test_eq(len(lines[1]["expert_tokens"]), 2); test_eq(sum(lines[1]["expert_tokens"][0]), 8 * 32)   # 2 layers; top-1
 
 # %% [markdown]
@@ -363,18 +363,17 @@ assert all(m["aux_loss"] < 1.1 for m in lines[5:])                      # record
 #   compute per token.
 
 # %%
-from gpt2book.experiments import ARCHITECTURES, Scale, arm_params, plot_arms, read_results, summary
+from IPython.display import Markdown, display
+
+from gpt2book.experiments import ARCHITECTURES, ARM_NAMES, Scale, arm_params, read_results
+from gpt2book.plots import plot_arms
+from gpt2book.stats import results_table, summary
 
 # %%
-total, active = arm_params(Scale(), 66, ARCHITECTURES), arm_params(Scale(), 66, ARCHITECTURES, active=True)
 arch = read_results("data/architectures.csv")
 moe_rows = [r for r in arch if r["arm"] in ("gpt2", "moe-active", "moe-total")]
+display(Markdown(results_table(moe_rows, ARM_NAMES, arm_params(Scale(), 66, ARCHITECTURES), digits=4)))
 tab = {r["arm"]: r for r in summary(moe_rows)}
-for arm, r in tab.items():
-    reach = f"{r['steps_to_baseline']:.0f} steps ({r['speedup']:.2f}x)" if r["steps_to_baseline"] else "not reached"
-    print(f"{arm:10s} {total[arm]:>9,d} parameters ({active[arm]:>7,d} active), lr {r['lr']:g}: {r['val_loss']:.4f} "
-          f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}], vs gpt2 {r['diff']:+.4f} [{r['diff_low']:+.4f}, {r['diff_high']:+.4f}]; "
-          f"gpt2's final loss in {reach}")
 assert tab["moe-active"]["diff_high"] < 0                                   # recorded result: beyond the noise
 assert tab["moe-total"]["diff_low"] < 0 < tab["moe-total"]["diff_high"]     # recorded result: within it
 plot_arms(moe_rows); plt.show()

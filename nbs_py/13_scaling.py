@@ -45,12 +45,21 @@
 # This chapter fits both of Chinchilla's main approaches to runs that two CPU cores afford, tests
 # the fit the way a scaling law must be tested (fitted without the largest model, it must predict
 # it), and then asks the seed project's question (does SwiGLU + RMSNorm beat GPT-2?) at every size.
+#
+# The chapter's code is two modules, split where PyTorch stops being needed. The **sweep** trains
+# models, so it needs PyTorch and chapter 10's runner:
+#
+# > **Module `gpt2book.scaling_runs`**: the scaling sweep: grids of model sizes and token budgets,
+# > their parameter counts, the learning-rate rule, and the runs, through chapter 10's runner.
+#
+# The **fit** (`gpt2book.scaling`: the laws, their intervals, IsoFLOP profiles, compute multipliers
+# and the command) reads results files and needs only NumPy and SciPy: it imports without PyTorch,
+# so a sweep's results can be fitted, and this chapter's numbers checked, anywhere.
 
 # %%
 #| export
 import argparse
 import csv
-import dataclasses
 import json
 import math
 import sys
@@ -58,12 +67,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from gpt2book.files import atomic_write, atomic_write_json
+
+# %%
+#| export scaling_runs
+import csv
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
 import torch
 
-from gpt2book.experiments import (ABLATION, ARCHITECTURES, Scale, best_lrs, collect, final_losses, run_all, sweep,
-                                  write_results)
-from gpt2book.files import atomic_write, atomic_write_json
-from gpt2book.train import TRAIN_PRESETS, config_from_args, flops_per_token, make_model
+from gpt2book.experiments import ABLATION, ARCHITECTURES, Scale, arm_rows, sweep, train_runs, write_results
+from gpt2book.model import GPT
+from gpt2book.scaling import CURVE_FIELDS, FILES, RUN_FIELDS, GridFiles
+from gpt2book.stats import best_lrs, final_losses
+from gpt2book.train import flops_per_token, make_config, padded_vocab
 
 # %%
 import matplotlib.pyplot as plt
@@ -87,9 +109,34 @@ from fastcore.test import test_close, test_eq, test_fail
 # budgets is smaller than anything one would call a language model. Every run has its own cosine schedule,
 # annealed to a tenth of its peak at its own last step (Chinchilla's correction), and is evaluated
 # on the whole validation split (108 batches of 16 x 64 characters).
+#
+# A grid is that design plus the files its results go to. The files are all the fit needs to know
+# of a grid, so they are named in the fit's module, by the grid's name (the FineWeb grid is at the
+# end of the chapter):
 
 # %%
 #| export
+@dataclass(frozen=True)
+class GridFiles:
+    "Where a grid's results live: one row per run, one row per evaluation, the fitted laws, and their figure."
+    results: str
+    curves: str
+    fit: str
+    figure: str
+
+FILES = {"cpu": GridFiles("nbs/data/scaling.csv", "nbs/data/scaling_curves.csv", "nbs/data/scaling_fit.json",
+                          "images/scaling-frontier.png"),
+         "fineweb": GridFiles("nbs/data/scaling_fineweb.csv", "nbs/data/scaling_fineweb_curves.csv",
+                              "nbs/data/scaling_fineweb_fit.json", "images/scaling-frontier-fineweb.png")}
+
+
+# %% [markdown]
+# The rest of the design is the sweep's. Each run is a run of chapter 10's runner: an arm (here an
+# architecture at one size and budget, `gpt2-L4C128-2000`), a learning rate and a seed, with the
+# trainer settings by name.
+
+# %%
+#| export scaling_runs
 @dataclass
 class Grid:
     "One scaling sweep's design: model sizes, token budgets, and the settings every run shares."
@@ -100,14 +147,13 @@ class Grid:
     lr_budget: int              # the budget of the learning-rate sweeps
     noise_budgets: tuple        # the largest size is also run with every seed at these budgets
     out_root: str               # the run folders
-    results: str                # one row per run
-    curves: str                 # one row per evaluation
+    files: GridFiles            # where the results go (gpt2book.scaling.FILES)
     vocab_size: int             # the tokenizer's (to count parameters before any data is prepared)
 
     @property
     def tokens_per_step(self) -> int:
-        o = {**TRAIN_PRESETS[self.scale.preset], **self.scale.overrides}
-        return o.get("total_batch_size") or o["batch_size"] * o["block_size"]
+        cfg = make_config(self.scale.preset, **self.scale.overrides)
+        return cfg.total_batch_size or cfg.batch_size * cfg.model.block_size
 
 CPU = Grid(
     sizes={"L1C16": (1, 2, 16), "L2C16": (2, 2, 16), "L1C32": (1, 2, 32), "L2C32": (2, 2, 32), "L2C48": (2, 3, 48),
@@ -118,17 +164,15 @@ CPU = Grid(
                 overrides=dict(batch_size=16, block_size=64, eval_interval=250, eval_iters=108,  # 108 x 16 x 64: all of val
                                checkpoint_interval=250, log_interval=50, keep_checkpoints=1, sample_tokens=0,
                                device="cpu")),
-    lr_budget=1000, noise_budgets=(250, 500, 1000), out_root="out/scaling",
-    results="nbs/data/scaling.csv", curves="nbs/data/scaling_curves.csv", vocab_size=66)
+    lr_budget=1000, noise_budgets=(250, 500, 1000), out_root="out/scaling", files=FILES["cpu"], vocab_size=66)
 ARCHS = {"gpt2": ABLATION["gpt2"], "swiglu-rmsnorm": ABLATION["swiglu-rmsnorm"], "rope": ARCHITECTURES["rope"],
          "moe": dict(ffn="moe", n_expert=8, expert_top_k=2)}   # experts of width 4C / 2: the dense compute (chapter 12)
-FIT = "nbs/data/scaling_fit.json"
 
-def arm_name(arch, size, steps):
+def arm_name(arch: str, size: str, steps: int) -> str:
     "The arm of one (architecture, size, budget): `gpt2-L4C128-2000`."
     return f"{arch}-{size}-{steps}"
 
-def scaling_arms(arch, grid: Grid = CPU):
+def scaling_arms(arch: str, grid: Grid = CPU) -> dict:
     "Every (size, budget) of `arch` as an arm of the experiment runner: trainer settings by name."
     if arch not in ARCHS: raise ValueError(f"unknown architecture {arch!r}; use one of {list(ARCHS)}")
     out = {}
@@ -145,10 +189,11 @@ def scaling_arms(arch, grid: Grid = CPU):
 # factors of two from $10^{-3}$ (widened until the best is inside the sweep, as in chapter 10); in
 # between, the best rate is interpolated linearly in $\log N$, on a log scale (a power law in $N$
 # between each pair of measured optima). Small models want large rates: the rule runs from a few
-# $10^{-2}$ at the small end to a few $10^{-3}$ at the large one.
+# $10^{-2}$ at the small end to a few $10^{-3}$ at the large one. The parameters are counted on
+# models built on PyTorch's `meta` device, from the very config a run uses: shapes, no memory.
 
 # %%
-#| export
+#| export scaling_runs
 def lr_rule(n_params: dict, best: dict) -> dict:
     "{size: peak learning rate}: the swept best rate at the anchor sizes of `best`, log-linear in log N between them."
     x = [math.log(n_params[s]) for s in best]                      # anchors, smallest first
@@ -157,14 +202,16 @@ def lr_rule(n_params: dict, best: dict) -> dict:
 
 def size_config(arch: str, size: str, grid: Grid = CPU):
     "The TrainConfig of `arch` at `size` (at the grid's first budget)."
-    o = {**grid.scale.overrides, **scaling_arms(arch, grid)[arm_name(arch, size, grid.budgets[0])]}
-    return config_from_args([f"--config={grid.scale.preset}", *[f"--{k}={v}" for k, v in o.items()]])
+    return make_config(grid.scale.preset, **{**grid.scale.overrides,
+                                             **scaling_arms(arch, grid)[arm_name(arch, size, grid.budgets[0])]})
 
 def size_params(arch: str = "gpt2", grid: Grid = CPU) -> dict:
     "{size: (non-embedding parameters, active non-embedding parameters, all parameters, training FLOPs per token)}."
     out = {}
     for size in grid.sizes:
-        with torch.device("meta"): m = make_model(size_config(arch, size, grid), grid.vocab_size)
+        cfg = size_config(arch, size, grid)
+        with torch.device("meta"):
+            m = GPT(dataclasses.replace(cfg.model, vocab_size=padded_vocab(grid.vocab_size, cfg.vocab_multiple)))
         out[size] = (m.num_params(non_embedding=True), m.num_params(non_embedding=True, active=True), m.num_params(),
                      flops_per_token(m))
     return out
@@ -178,6 +225,7 @@ rule = lr_rule({s: v[0] for s, v in ps.items()}, {"L1C16": 3.2e-2, "L2C32": 8e-3
 test_eq((rule["L1C16"], rule["L2C32"], rule["L6C160"]), (3.2e-2, 8e-3, 2e-3))
 assert 8e-3 < rule["L1C32"] < 3.2e-2 and 2e-3 < rule["L4C96"] < 8e-3
 assert ps["L6C160"][0] / ps["L1C16"][0] > 300                      # the sizes span a factor of several hundred
+test_eq(size_config("moe", "L4C128").model.expert_hidden, 256)     # experts of 4C / 2: the dense compute
 
 
 # %% [markdown]
@@ -188,12 +236,12 @@ assert ps["L6C160"][0] / ps["L1C16"][0] > 300                      # the sizes s
 # resumable and locked like the runs of chapter 10.
 
 # %%
-#| export
+#| export scaling_runs
 def _cost(arm, arms):
     o = arms[arm]
     return o["n_layer"] * o["n_embd"] ** 2 * o["max_steps"]
 
-def scaling_sweep(arch="gpt2", grid: Grid = CPU, workers=2, subprocess_=True, out_root=None):
+def scaling_sweep(arch: str = "gpt2", grid: Grid = CPU, workers: int = 2, subprocess_: bool = True, out_root=None):
     "LR sweeps at both ends, the rule, the grid, and seeds for the noise; returns (runs, lrs) with runs a list of (arm, lr, seed)."
     arms, sizes, scale, out_root = scaling_arms(arch, grid), list(grid.sizes), grid.scale, out_root or grid.out_root
     anchors = {arm_name(arch, s, grid.lr_budget): arms[arm_name(arch, s, grid.lr_budget)] for s in grid.lr_anchors}
@@ -205,7 +253,7 @@ def scaling_sweep(arch="gpt2", grid: Grid = CPU, workers=2, subprocess_=True, ou
     main_runs = [(arm_name(arch, s, b), lrs[s], scale.seeds[0]) for s in sizes for b in grid.budgets]
     noise = [(arm_name(arch, sizes[-1], b), lrs[sizes[-1]], seed) for b in grid.noise_budgets for seed in scale.seeds[1:]]
     todo = sorted(main_runs + noise, key=lambda r: -_cost(r[0], arms))
-    run_all(scale, todo, out_root, arms, workers, subprocess_)
+    train_runs(scale, arms, todo, out_root, workers, subprocess_)
     sweep_runs = sorted({(r["arm"], r["lr"], r["seed"]) for r in lr_rows})
     return list(dict.fromkeys(sweep_runs + main_runs + noise)), lrs     # each run once (a sweep run may be a grid run)
 
@@ -217,7 +265,7 @@ def scaling_sweep(arch="gpt2", grid: Grid = CPU, workers=2, subprocess_=True, ou
 # the position table: `n_params`; for a mixture of experts also the active count), the tokens of the
 # schedule, the seed, the peak learning rate, the role of the run (`lr-sweep`, `grid`, `noise`) and
 # its final, annealed validation loss. `scaling_curves.csv` has every evaluation of every run, for
-# the runs cut from a longer schedule.
+# the runs cut from a longer schedule. Their columns, and reading them, belong to the fit:
 
 # %%
 #| export
@@ -225,10 +273,24 @@ RUN_FIELDS = ("arch", "size", "n_layer", "n_head", "n_embd", "n_params", "n_acti
               "steps", "tokens", "seed", "lr", "role", "val_loss")
 CURVE_FIELDS = ("arch", "size", "steps", "seed", "lr", "step", "tokens", "val_loss")
 
-def scaling_rows(arch, runs, lrs, grid: Grid = CPU, out_root=None):
+def read_runs(path) -> list[dict]:
+    "The rows of a scaling results file, numbers parsed."
+    ints = ("n_layer", "n_head", "n_embd", "n_params", "n_active", "n_total", "flops_per_token", "steps", "tokens", "seed")
+    with open(path, newline="") as f:
+        return [{**r, **{k: int(r[k]) for k in ints}, "lr": float(r["lr"]), "val_loss": float(r["val_loss"])}
+                for r in csv.DictReader(f)]
+
+
+# %% [markdown]
+# Writing them belongs to the sweep: the rows of one architecture's runs, merged into the grid's
+# files (the rows of the other architectures are kept).
+
+# %%
+#| export scaling_runs
+def scaling_rows(arch: str, runs: list, lrs: dict, grid: Grid = CPU, out_root=None) -> tuple[list, list]:
     "(one row per finished run, one row per evaluation) of `runs` (a list of (arm, lr, seed)) of `arch`; `lrs`: the rule's rates."
     arms, params, tps = scaling_arms(arch, grid), size_params(arch, grid), grid.tokens_per_step
-    curves = collect(out_root or grid.out_root, runs)
+    curves = arm_rows(out_root or grid.out_root, runs)
     finals = final_losses(curves)
     out, curve_rows = [], []
     for (arm, lr, seed) in runs:
@@ -245,19 +307,20 @@ def scaling_rows(arch, runs, lrs, grid: Grid = CPU, out_root=None):
                                step=r["step"], tokens=r["step"] * tps, val_loss=r["val_loss"]))
     return out, curve_rows
 
-def read_runs(path) -> list[dict]:
-    "The rows of a scaling results file, numbers parsed."
-    ints = ("n_layer", "n_head", "n_embd", "n_params", "n_active", "n_total", "flops_per_token", "steps", "tokens", "seed")
-    with open(path, newline="") as f:
-        return [{**r, **{k: int(r[k]) for k in ints}, "lr": float(r["lr"]), "val_loss": float(r["val_loss"])}
-                for r in csv.DictReader(f)]
-
 def _merge(path, rows, fields, arch):
     "Rows of `path` for other architectures, then `rows` (this architecture's), written atomically."
     keep = []
     if Path(path).exists():
         with open(path, newline="") as f: keep = [r for r in csv.DictReader(f) if r["arch"] != arch]
     write_results(keep + rows, path, fields)
+
+def run_sweep(arch: str, grid: Grid = CPU, workers: int = 2) -> None:
+    "`python -m gpt2book.scaling sweep`: one architecture's sweep, its rows merged into the grid's results files."
+    runs, lrs = scaling_sweep(arch, grid, workers)
+    rows, curves = scaling_rows(arch, runs, lrs, grid)
+    _merge(grid.files.results, rows, RUN_FIELDS, arch)
+    _merge(grid.files.curves, curves, CURVE_FIELDS, arch)
+    print(f"{arch}: {len(rows)} runs; learning rates {lrs}; wrote {grid.files.results} and {grid.files.curves}")
 
 
 # %% [markdown]
@@ -1003,47 +1066,105 @@ for arch in ("swiglu-rmsnorm", "rope"):
 # collects them). `fit` fits the laws to the results and writes `nbs/data/scaling_fit.json`.
 # `--grid fineweb` is the same design a size class up, on FineWeb-Edu with GPT-2's tokenizer, for a
 # reader with a GPU and a network (below).
+#
+# The command lives with the fit, and `fit` imports nothing of the sweep: `sweep` imports
+# `gpt2book.scaling_runs` (and with it PyTorch) when it runs. The helpers of appendix B are imported
+# inside the functions, for the same reason (`gpt2book.common` imports PyTorch for its device
+# helper). A mistake in the command line is one line and exit status 2, a missing or damaged results
+# file one line and status 1.
 
 # %%
 #| export
-GRIDS = {"cpu": CPU}   # chapter's end adds "fineweb"
+PROG = "python -m gpt2book.scaling"
+EXAMPLES = f"""examples:
+  {PROG} sweep --arch gpt2 --workers 2
+  {PROG} sweep --arch swiglu-rmsnorm
+  {PROG} fit
+  {PROG} sweep --arch gpt2 --grid fineweb --workers 1   # a GPU"""
 
-def main(argv=None):
-    "The `python -m gpt2book.scaling` command."
-    p = argparse.ArgumentParser(prog="python -m gpt2book.scaling", description="Scaling-law sweeps and fits (chapter 13).",
-                                epilog="examples:\n  python -m gpt2book.scaling sweep --arch gpt2 --workers 2\n"
-                                       "  python -m gpt2book.scaling sweep --arch swiglu-rmsnorm\n"
-                                       "  python -m gpt2book.scaling fit\n"
-                                       "  python -m gpt2book.scaling sweep --arch gpt2 --grid fineweb --workers 1   # a GPU",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def parser():
+    "The command line of `python -m gpt2book.scaling` (a gpt2book.common.Parser)."
+    from gpt2book.common import Parser
+    p = Parser(prog=PROG, description="Scaling-law sweeps and fits (chapter 13).", epilog=EXAMPLES,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("sweep", help="run or continue one architecture's sweep, then write its rows of the results files")
-    a.add_argument("--arch", default="gpt2", choices=list(ARCHS))
-    a.add_argument("--grid", default="cpu", choices=list(GRIDS))
+    a.add_argument("--arch", default="gpt2", help="the architecture to sweep, a name in gpt2book.scaling_runs.ARCHS "
+                                                  "(default gpt2)")
+    a.add_argument("--grid", default="cpu", choices=list(FILES))
     a.add_argument("--workers", type=int, default=2, help="runs side by side, each with cores/workers threads (default 2)")
-    f = sub.add_parser("fit", help="fit the laws to a grid's results and write the fit JSON")
-    f.add_argument("--grid", default="cpu", choices=list(GRIDS))
+    f = sub.add_parser("fit", help="fit the laws to a grid's results and write the fit JSON and figure")
+    f.add_argument("--grid", default="cpu", choices=list(FILES))
     f.add_argument("--boot", type=int, default=200, help="bootstrap resamples for the intervals (default 200)")
-    f.add_argument("--json", default=None, help=f"where to write the fit (default {FIT} for the CPU grid)")
-    args = p.parse_args(argv)
-    grid = GRIDS[args.grid]
-    if args.cmd == "sweep":
-        runs, lrs = scaling_sweep(args.arch, grid, args.workers)
-        rows, curves = scaling_rows(args.arch, runs, lrs, grid)
-        _merge(grid.results, rows, RUN_FIELDS, args.arch)
-        _merge(grid.curves, curves, CURVE_FIELDS, args.arch)
-        print(f"{args.arch}: {len(rows)} runs; learning rates {lrs}; wrote {grid.results} and {grid.curves}")
-        return
-    if not Path(grid.results).exists():
-        p.error(f"no results file {grid.results}: run `python -m gpt2book.scaling sweep --grid {args.grid}` first")
-    out = analyse(read_runs(grid.results), n_boot=args.boot)
-    path = args.json or (FIT if args.grid == "cpu" else grid.results.replace(".csv", "_fit.json"))
-    atomic_write_json(path, out)
-    image = "images/scaling-frontier.png" if args.grid == "cpu" else f"images/scaling-frontier-{args.grid}.png"
-    plot_frontier(read_runs(grid.results), {a: v["law"] for a, v in out["archs"].items()}, image)
-    print(json.dumps({k: v for k, v in out.items() if k in ("baseline", "holdout_abs_err")}, indent=1)[:3000])
-    print(f"wrote {path} and {image}")
+    f.add_argument("--json", default=None, help=f"where to write the fit (default: the grid's, {FILES['cpu'].fit} "
+                                                "for the CPU grid)")
+    return p
 
+
+# %%
+#| export
+def fit_command(files: GridFiles, n_boot: int = 200, json_path=None) -> dict:
+    "`fit`: the laws of a grid's results file, written to its fit JSON (or `json_path`) and drawn into its figure."
+    from gpt2book.common import CommandError
+    if not Path(files.results).exists():
+        raise CommandError(f"no results file {files.results}: run `{PROG} sweep` for that grid first")
+    try: runs = read_runs(files.results)
+    except (KeyError, ValueError, TypeError) as e:
+        raise CommandError(f"{files.results} is not a scaling results file ({type(e).__name__}: {str(e)[:80]})") from None
+    out = analyse(runs, n_boot=n_boot)
+    path = Path(json_path or files.fit).expanduser()
+    atomic_write_json(path, out)
+    plot_frontier(runs, {a: v["law"] for a, v in out["archs"].items()}, files.figure)
+    print(json.dumps({k: v for k, v in out.items() if k in ("baseline", "holdout_abs_err")}, indent=1)[:3000])
+    print(f"wrote {path} and {files.figure}")
+    return out
+
+def main(argv: list[str] | None = None) -> None:
+    "The `python -m gpt2book.scaling` command."
+    from gpt2book.common import user_errors
+    p = parser()
+    args = p.parse_args(argv)
+    for name in ("workers", "boot"):
+        if getattr(args, name, 1) < 1: p.error(f"argument --{name}: must be at least 1, not {getattr(args, name)}")
+    with user_errors(PROG, OSError):
+        if args.cmd == "fit":
+            fit_command(FILES[args.grid], args.boot, args.json)
+            return
+        from gpt2book.scaling_runs import ARCHS, GRIDS, run_sweep    # the sweep, and PyTorch: only to run it
+        if args.arch not in ARCHS: p.error(f"argument --arch: invalid choice: {args.arch!r} (choose from {', '.join(ARCHS)})")
+        run_sweep(args.arch, GRIDS[args.grid], args.workers)
+
+
+# %% [markdown]
+# The refusals, as a reader would meet them:
+
+# %%
+import contextlib
+import io
+import tempfile
+
+
+# %%
+def refusal(argv) -> tuple[int, str]:
+    "(exit status, the one line the command prints) for `argv`."
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try: main(argv)
+        except SystemExit as e: status = e.code
+    lines = err.getvalue().strip().splitlines()
+    assert len(lines) == 1, lines
+    return status, lines[0]
+
+bad = Path(tempfile.mkdtemp()) / "scaling.csv"
+bad.write_text("arch,size\ngpt2,L1C16\n")
+for argv, status, says in ((["sweep", "--arch", "nope"], 2, "invalid choice: 'nope'"),
+                           (["fit", "--boot", "0"], 2, "--boot: must be at least 1"),
+                           (["fit", "--grid", "gpu"], 2, "invalid choice: 'gpu'")):
+    print(*refusal(argv))
+    test_eq(refusal(argv)[0], status); assert says in refusal(argv)[1]
+missing = GridFiles(str(bad.parent / "none.csv"), "", "", "")
+test_fail(lambda: fit_command(missing), contains="no results file")
+test_fail(lambda: fit_command(GridFiles(str(bad), "", "", "")), contains="is not a scaling results file")
 
 # %% [markdown]
 # ## The same sweep a size class up: FineWeb-Edu on a GPU
@@ -1067,7 +1188,7 @@ def main(argv=None):
 # FLOPs of its runs and the MFU the trainer measured on an H100 (chapter 9):
 
 # %%
-#| export
+#| export scaling_runs
 FINEWEB = Grid(
     sizes={"L4C256": (4, 4, 256), "L6C384": (6, 6, 384), "L8C512": (8, 8, 512), "L10C640": (10, 10, 640),
            "L12C768": (12, 12, 768), "L16C1024": (16, 16, 1024)},
@@ -1076,9 +1197,11 @@ FINEWEB = Grid(
     scale=Scale(preset="gpt2-124m", lrs=(3e-4, 6e-4, 1.2e-3, 2.4e-3, 4.8e-3), seeds=(1337, 1338, 1339), lr_floor=0.1,
                 overrides=dict(dataset="fineweb-edu-10B", eval_interval=250, eval_iters=40, checkpoint_interval=250,
                                log_interval=10, keep_checkpoints=1, sample_tokens=0)),
-    lr_budget=1000, noise_budgets=(250, 500), out_root="out/scaling-fineweb",
-    results="nbs/data/scaling_fineweb.csv", curves="nbs/data/scaling_fineweb_curves.csv", vocab_size=50257)
-GRIDS["fineweb"] = FINEWEB
+    lr_budget=1000, noise_budgets=(250, 500), out_root="out/scaling-fineweb", files=FILES["fineweb"], vocab_size=50257)
+GRIDS = {"cpu": CPU, "fineweb": FINEWEB}   # the grids of `python -m gpt2book.scaling sweep --grid NAME`
+
+# %%
+test_eq(list(GRIDS), list(FILES))                                   # every grid has its files, and no files lack a grid
 
 # %%
 h100 = json.loads(Path("train/bench_gpu_h100_gpt2-124m.json").read_text())

@@ -24,11 +24,14 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from gpt2book.common import CommandError, Parser, resolve_device, user_errors
 from gpt2book.fetch import cache_dir, cached_file, local_copy, mirror_dir
 from gpt2book.files import atomic_write_text
-from gpt2book.sample import ModelError, load_model
+from gpt2book.model import eval_mode
+from gpt2book.sample import load_model
 
 # %%
+import io
 import tempfile
 from types import SimpleNamespace
 
@@ -100,10 +103,10 @@ HELLASWAG_FIELDS = {"completion": ("ctx", "endings", "label"),    # what each st
 def hellaswag_path(data="val") -> Path:
     "The local path of HellaSwag file `data`: `val` (mirror, cache, or downloaded), or a jsonl file of HellaSwag items."
     if data != "val":
-        if not Path(data).is_file():
-            raise FileNotFoundError(f"{data}: no such file; pass a jsonl file of HellaSwag items, or `val` for the "
-                                    f"validation set")
-        return Path(data)
+        if not Path(data).expanduser().is_file():
+            raise FileNotFoundError(f"--data={data}: no such file; pass a jsonl file of HellaSwag items, or `val` for "
+                                    f"the validation set")
+        return Path(data).expanduser()
     try:
         return cached_file("hellaswag/hellaswag_val.jsonl", HELLASWAG_VAL_URL)  # no sha256 we could trust: unchecked
     except RuntimeError as e:
@@ -151,14 +154,19 @@ def read_hellaswag(path, style="completion", expect_n=None) -> list[dict]:
 def _read_hellaswag(path, style, expect_n, mtime_ns, size) -> list[dict]:
     items = []
     with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}, line {i}: not JSON ({e}); a HellaSwag file holds one JSON object a line") from None
-            items.append(_check_item(item, style, f"{path}, line {i}"))
+        try:
+            lines = list(f)
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}): a HellaSwag file holds one "
+                             f"JSON object a line") from None
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}, line {i}: not JSON ({e}); a HellaSwag file holds one JSON object a line") from None
+        items.append(_check_item(item, style, f"{path}, line {i}"))
     if not items:
         raise ValueError(f"{path} holds no HellaSwag items")
     if expect_n is not None and len(items) != expect_n:
@@ -514,20 +522,12 @@ test_eq((choose(sums, n_tok), choose(sums, n_chr)), ((0, 1), (0, 3)))
 
 # %%
 #| export
-@contextlib.contextmanager
-def _eval_mode(model):
-    m = getattr(model, "_orig_mod", model)
-    was = m.training
-    m.eval()
-    try: yield
-    finally: m.train(was)
-
 def hellaswag_counts(model, tok, items, style="completion", rank=0, world_size=1, stride=None,
                      amp=contextlib.nullcontext(), progress=False) -> list[int]:
     "[right by acc, right by acc_norm, scored, skipped] over items rank, rank + world_size, ... (skipped: not encodable)."
     counts, first_skip = [0, 0, 0, 0], None
     render = RENDER[style]
-    with _eval_mode(model):
+    with eval_mode(getattr(model, "_orig_mod", model)):          # no dropout (chapter 5), the caller's mode after
         for item in tqdm(items[rank::world_size], disable=not progress, unit="item", desc=f"HellaSwag ({style})"):
             try:
                 rendered = render(item, tok)                     # a tokenizer that cannot encode it raises
@@ -543,7 +543,9 @@ def hellaswag_counts(model, tok, items, style="completion", rank=0, world_size=1
 
 # %% [markdown]
 # From counts to accuracies, with the binomial standard error $\sqrt{p(1-p)/n}$: the accuracy on
-# $n$ items is an estimate, and on 10,042 items its error is about 0.0045 near 0.3.
+# $n$ items is an estimate, and on 10,042 items its error is about 0.0045 near 0.3. And
+# `evaluate_hellaswag`, the whole evaluation of a file in one process (read, score, count, divide),
+# which the command below calls.
 
 # %%
 #| export
@@ -605,7 +607,7 @@ for style in HELLASWAG_STYLES:
               f"acc_norm picks {r['pred_norm']}, label {r['label']}")
         test_eq(len(r["sums"]), 4)
 test_eq(hellaswag_counts(model, char_tok, read_hellaswag(hs_file))[2:], [1, 1])   # scored, skipped
-print(accuracies(hellaswag_counts(model, char_tok, read_hellaswag(hs_file, "harness"), "harness")))
+print(evaluate_hellaswag(model, char_tok, hs_file, "harness"))      # the counts as accuracies, for a file of items
 
 
 # %% [markdown]
@@ -626,19 +628,18 @@ print(accuracies(hellaswag_counts(model, char_tok, read_hellaswag(hs_file, "harn
 #
 # The work is shared as the validation loss is: process $r$ of $W$ scores items $r, r+W, \dots$;
 # the four counts are then summed over the processes (`all_reduce`), so every process returns the
-# same accuracy. Rank 0 fetches the file first while the others wait, so that a first download
-# happens once.
+# same accuracy. The file itself is no concern here: the trainer fetches it once, on rank 0, before
+# training starts (chapter 9's `fetch_hellaswag`, which stops the run at once if it cannot be
+# had), so at every evaluation each process simply finds it in the cache and reads it (the reading
+# is cached too). No process waits for another but in the `all_reduce`.
 
 # %%
 #| export
 def hellaswag_during_training(model, tokenizer, limit, d, device, ctx=contextlib.nullcontext(), data="val") -> dict:
     """HellaSwag (completion style) on the first `limit` items (0: all) of `data`, shared among the processes of
-    `d` (rank, world_size, ddp); every process returns the same {hellaswag_acc, hellaswag_acc_norm, hellaswag_n}."""
-    if d.ddp and d.rank != 0: dist.barrier()                  # rank 0 downloads the file first
-    try:
-        path = hellaswag_path(data)
-    finally:
-        if d.ddp and d.rank == 0: dist.barrier()
+    `d` (rank, world_size, ddp); every process returns the same {hellaswag_acc, hellaswag_acc_norm, hellaswag_n}.
+    The trainer has fetched the file before training (chapter 9's `fetch_hellaswag`): every process finds it."""
+    path = hellaswag_path(data)
     items = read_hellaswag(path, "completion", HELLASWAG_VAL_N if data == "val" else None)[:limit or None]
     counts = torch.tensor(hellaswag_counts(model, tokenizer, items, "completion", d.rank, d.world_size, amp=ctx),
                           dtype=torch.long, device=device)
@@ -654,7 +655,10 @@ def hellaswag_during_training(model, tokenizer, limit, d, device, ctx=contextlib
 
 # %%
 one = SimpleNamespace(rank=0, world_size=1, ddp=False)
+model.train()                                                      # as the trainer calls it: in training mode
 res = hellaswag_during_training(model, char_tok, 0, one, "cpu", data=hs_file)
+assert model.training                                              # scored without dropout, the mode put back
+model.eval()
 print(res)
 test_eq((res["hellaswag_n"], res["hellaswag_skipped"]), (1, 1))   # the WikiHow item: brackets
 items = read_hellaswag(hs_file)
@@ -741,7 +745,7 @@ def perplexity(model, tok, text, stride=None, batch_rows=8, amp=contextlib.nullc
     if len(ids) < 2:
         raise ValueError("the text is empty: nothing to score")
     bs = getattr(model, "_orig_mod", model).config.block_size
-    with _eval_mode(model):
+    with eval_mode(getattr(model, "_orig_mod", model)):
         lp = token_logprobs(model, [(ids, 1)], stride, batch_rows, amp, progress)[0]
     nll, n = -float(lp.double().sum()), len(ids) - 1
     n_bytes = len(text.encode("utf-8"))
@@ -864,52 +868,60 @@ HELP_EXAMPLES = """examples:
   python -m gpt2book.eval hellaswag --model out/cpu --data FILE.jsonl --limit 500
   python -m gpt2book.eval wikitext --model gpt2 --split test --stride 512"""
 
-def parser() -> argparse.ArgumentParser:
+PROG = "python -m gpt2book.eval"
+
+def parser() -> Parser:
     "The arguments of `python -m gpt2book.eval`."
-    p = argparse.ArgumentParser(prog="python -m gpt2book.eval", epilog=HELP_EXAMPLES,
-                                description="Evaluate a model on HellaSwag or WikiText-2 (chapter 15 of gpt2book).",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="task", required=True, metavar="{hellaswag,wikitext}")
+    p = Parser(prog=PROG, epilog=HELP_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+               description="Evaluate a model on HellaSwag or WikiText-2 (chapter 15 of gpt2book).")
+    sub = p.add_subparsers(dest="task", required=True, metavar="{hellaswag,wikitext}", parser_class=Parser)
     h = sub.add_parser("hellaswag", help="accuracy on HellaSwag (4 endings an item; chance 0.25)")
     w = sub.add_parser("wikitext", help="perplexity and bits per byte of WikiText-2 raw")
     for q in (h, w):
         q.add_argument("--model", required=True, help="a run folder, a Hugging Face folder or a hub name (gpt2)")
-        q.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda if there is one)")
-        q.add_argument("--stride", type=int, default=None, help="tokens a sliding window advances (default block_size // 2)")
+        q.add_argument("--device", default="auto", help="auto (cuda if PyTorch sees a GPU, else cpu) | cpu | cuda | "
+                       "cuda:N | mps")
+        q.add_argument("--stride", type=int, default=None, help="tokens a sliding window advances, 1 to block_size "
+                       "(default block_size // 2)")
     h.add_argument("--data", default="val", help="`val` (HellaSwag's validation set, downloaded) or a jsonl file of items")
     h.add_argument("--limit", type=int, default=0, help="score the first N items only (0: all)")
     h.add_argument("--style", choices=HELLASWAG_STYLES, default="completion",
                    help="completion: build-nanogpt / llm.c; harness: lm-evaluation-harness")
     w.add_argument("--split", choices=tuple(WIKITEXT_SHA256), default="test")
-    w.add_argument("--batch_rows", type=int, default=8, help="windows per forward pass")
+    w.add_argument("--batch_rows", type=int, default=8, help="windows per forward pass (default: 8)")
     return p
+
+def check_args(a) -> list[str]:
+    "What is wrong with the numbers of parsed arguments `a` of `python -m gpt2book.eval` (empty: nothing)."
+    return [msg for ok, msg in (
+        (a.stride is None or a.stride >= 1, f"--stride={a.stride} must be >= 1 (and at most the model's block_size)"),
+        (getattr(a, "limit", 0) >= 0, f"--limit={getattr(a, 'limit', 0)} must be >= 0 (0: all items)"),
+        (getattr(a, "batch_rows", 1) >= 1, f"--batch_rows={getattr(a, 'batch_rows', 1)} must be >= 1")) if not ok]
 
 
 # %% [markdown]
-# `run` does the work for parsed arguments and returns the result; `main` turns the errors a user
-# can fix (a missing model, a wrong file, no network) into one line, without a traceback.
+# `run` does the work for parsed arguments and returns the result: it resolves the device with
+# appendix B's `resolve_device`, checks the data before it loads a model (a wrong file should not
+# wait for a 500 MB download), and scores HellaSwag with `evaluate_hellaswag` (which reads the file
+# again, from `read_hellaswag`'s cache). A stride longer than the model's context can only be
+# refused once the model is loaded.
 
 # %%
 #| export
-def _device(device: str) -> str:
-    if device == "auto": return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}, but PyTorch sees no CUDA GPU: use --device cpu (or auto)")
-    return device
-
 def run(args) -> dict:
     "The result of `python -m gpt2book.eval` for parsed `args`, as a dict."
-    device, t0 = _device(args.device), time.time()
+    device, t0 = resolve_device(args.device), time.time()
     if args.task == "hellaswag":                   # check the data before loading a model
         path = hellaswag_path(args.data)
-        items = read_hellaswag(path, args.style, HELLASWAG_VAL_N if args.data == "val" else None)
+        n = len(read_hellaswag(path, args.style, HELLASWAG_VAL_N if args.data == "val" else None))
     else:
         path = wikitext_path(args.split)
     model, tok = load_model(args.model, device)
+    if args.stride and args.stride > model.config.block_size:
+        raise CommandError(f"--stride={args.stride} must be at most the model's block_size, {model.config.block_size}")
     if args.task == "hellaswag":
-        limit = args.limit or len(items)
-        out = accuracies(hellaswag_counts(model, tok, items[:limit], args.style, stride=args.stride, progress=True))
-        head = dict(task="hellaswag", style=args.style, data=args.data, items=min(limit, len(items)))
+        out = evaluate_hellaswag(model, tok, args.data, args.style, args.limit, args.stride, progress=True)
+        head = dict(task="hellaswag", style=args.style, data=args.data, items=min(args.limit or n, n))
     else:
         try:
             out = perplexity(model, tok, path.read_text(encoding="utf-8"), args.stride, args.batch_rows, progress=True)
@@ -919,13 +931,23 @@ def run(args) -> dict:
     return dict(**head, model=str(args.model), file=str(path), **out, device=device,
                 seconds=round(time.time() - t0, 1))
 
+
+# %% [markdown]
+# `main` refuses numbers out of range as usage errors (one line, exit status 2, before anything is
+# read), and turns every error a user can cause while it runs (a missing or damaged model, a wrong
+# file, no network, a device this machine lacks, a text the tokenizer cannot encode) into one line
+# on stderr with exit status 1, without a traceback: appendix B's `user_errors`.
+
+# %%
+#| export
 def main(argv=None) -> dict:
     "The `python -m gpt2book.eval` command: prints the result as one JSON line and returns it."
-    args = parser().parse_args(argv)
-    try:
+    p = parser()
+    args = p.parse_args(argv)
+    if bad := check_args(args):
+        p.error("; ".join(bad))
+    with user_errors(PROG, ValueError, RuntimeError, OSError):    # e.g. a wrong file, no network, a full disk
         result = run(args)
-    except (ModelError, FileNotFoundError, ValueError, RuntimeError) as e:
-        raise SystemExit(f"gpt2book.eval: error: {e}")
     print(json.dumps(result))
     return result
 
@@ -942,26 +964,50 @@ if __name__ == "__main__" and "ipykernel" not in sys.modules:
 
 
 # %% [markdown]
-# The help of the `hellaswag` subcommand, a run on the small file with a model saved as a Hugging
-# Face folder (the untrained GPT-2-vocabulary model above: such a folder implies GPT-2's
-# tokenizer), and two mistakes, each stopped with one line:
+# The help of the `hellaswag` subcommand, then a run on the small file with a model saved as a
+# Hugging Face folder (the untrained GPT-2-vocabulary model above: such a folder implies GPT-2's
+# tokenizer), all in this process, as `python -m gpt2book.eval ...` runs it in a shell. `cli`
+# returns what the command printed on stdout and stderr, and its exit status.
 
 # %%
-def cli(argv):
-    "main(argv), or the message it exits with."
-    try:
-        return main(argv)
-    except SystemExit as e:
-        return e.code
+def cli(*args):
+    "(stdout, stderr, exit status) of `python -m gpt2book.eval *args`, run in this process."
+    out, err, status = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([str(a) for a in args])
+        except SystemExit as e:
+            status = e.code
+    return out.getvalue(), err.getvalue(), status
 
-test_eq(cli(["hellaswag", "--help"]), 0)
+help_text, _, status = cli("hellaswag", "--help")
+print(help_text)
+test_eq(status, 0)
 untrained_dir = untrained.save_pretrained(tmp / "untrained")
-res = cli(["hellaswag", "--model", str(untrained_dir), "--data", str(hs_file), "--style", "harness"])
-test_eq((res["n"], res["skipped"], res["style"]), (2, 0, "harness"))
-no_model = cli(["hellaswag", "--model", str(tmp / "no-model"), "--data", str(hs_file)])
-no_ctx_a = cli(["hellaswag", "--model", str(untrained_dir), "--data", str(text_only), "--style", "harness"])
-print(no_model, no_ctx_a, sep="\n")
-assert "no such folder" in no_model and "ctx_a" in no_ctx_a
+out, _, status = cli("hellaswag", "--model", untrained_dir, "--data", hs_file, "--style", "harness")
+res = json.loads(out)
+print({k: round(v, 4) if isinstance(v, float) else v for k, v in res.items() if k not in ("model", "file")})
+test_eq((status, res["n"], res["skipped"], res["style"]), (0, 2, 0, "harness"))
+
+# %% [markdown]
+# The refusals, each one line on stderr and nothing on stdout: numbers out of range (exit status 2,
+# before anything is read); then, with exit status 1, no such model, a text file given as the model,
+# a data file without the fields the harness style needs, a stride longer than the model's context,
+# and a device this machine lacks.
+
+# %%
+cases = {"limit": (["hellaswag", "--model", untrained_dir, "--limit=-5"], 2),
+         "stride": (["wikitext", "--model", untrained_dir, "--stride=0", "--batch_rows=0"], 2),
+         "no model": (["hellaswag", "--model", tmp / "no-model", "--data", hs_file], 1),
+         "a file": (["hellaswag", "--model", hs_file, "--data", hs_file], 1),
+         "no ctx_a": (["hellaswag", "--model", untrained_dir, "--data", text_only, "--style", "harness"], 1),
+         "long stride": (["hellaswag", "--model", untrained_dir, "--data", hs_file, "--stride=65"], 1),
+         "device": (["hellaswag", "--model", untrained_dir, "--data", hs_file, "--device=cuda:99"], 1)}
+for name, (args, want) in cases.items():
+    out, err, status = cli(*args)
+    print(f"{name:11} exit {status}: {err.strip().replace(str(tmp), '$TMP')[:300]}")
+    test_eq((status, out, len(err.strip().splitlines())), (want, "", 1))
+    assert err.startswith(f"{PROG}") and "Traceback" not in err
 
 # %% [markdown]
 # ## Results: the CPU default on HellaSwag

@@ -37,15 +37,7 @@ def test_quick_start_is_two_commands_and_the_same_in_readme_and_front_page():
     setup, test = readme
     assert setup.startswith("python3 -m venv .venv") and "pip install torch==2.13.0 && pip install -e \".[dev]\"" in setup
     assert setup.endswith("python -m gpt2book.train")
-    assert test == ". .venv/bin/activate && pytest"
-
-
-def test_readme_mentions_what_the_issue_asks_for():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    for must in ["pyproject.toml", "settings.ini", "nbdev-docs", "CONTRIBUTING.md",
-                 "torchrun --standalone --nproc_per_node=8 -m gpt2book.train --config gpt2-124m",
-                 "TIKTOKEN_CACHE_DIR", "GPT2BOOK_MIRROR", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "WANDB_MODE"]:
-        assert must in readme, f"README.md does not mention {must}"
+    assert test == ". .venv/bin/activate && nbdev-test && pytest"
 
 
 @pytest.mark.parametrize("doc", ["README.md", "CONTRIBUTING.md", "nbs/00_index.ipynb"])
@@ -110,6 +102,15 @@ def test_site_references_resolve():
 
 def _code_cells(nb: Path):
     return ["".join(c["source"]) for c in json.loads(nb.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
+
+
+def test_a_chapter_runs_in_a_real_jupyter_kernel():
+    """nbdev-test runs the notebooks without a kernel (execnb); a reader runs them in Jupyter. One chapter in a real
+    ipykernel (through nbclient) shows the kernel machinery works; the next test shows that Run All runs the cells
+    nbdev-test runs, so the two agree on every chapter."""
+    import run_nbs
+    ok, secs, err = run_nbs.run_notebook(ROOT / "nbs" / "00_index.ipynb")
+    assert ok, err
 
 
 def test_every_cell_runs_in_a_readers_kernel():

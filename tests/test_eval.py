@@ -1,16 +1,15 @@
 """Tests of chapter 15 (`gpt2book.eval`): HellaSwag scores in both styles and sliding-window perplexity, item by item
 and token by token against references computed with `transformers` on a small random GPT-2 saved in Hugging Face
-format; HellaSwag during training (one process, and a 2-rank split computed in one process); skipping what a
-character tokenizer cannot encode; `python -m gpt2book.eval` through subprocesses (--help and the errors) and in
-this process (a run, WikiText offline). Every file is generated here. About half a minute on 2 idle cores.
+format; HellaSwag during training (one process, a 2-rank split computed in one process, and the DDP path with
+`all_reduce` faked and barriers forbidden); skipping what a character tokenizer cannot encode; `python -m
+gpt2book.eval` in this process: --help, a run, and every refusal (one line on stderr, exit status 2 for a usage error,
+1 for the rest), WikiText offline. Every file is generated here. About 15 s on 2 cores.
 """
+import hashlib
 import json
 import math
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
+import shutil
 from types import SimpleNamespace
 
 import numpy as np
@@ -19,7 +18,7 @@ import tiktoken
 import torch
 
 import gpt2book.eval
-from gpt2book.eval import (hellaswag_counts, hellaswag_during_training, main, perplexity, read_hellaswag,
+from gpt2book.eval import (PROG, hellaswag_counts, hellaswag_during_training, main, perplexity, read_hellaswag,
                            score_item, wikitext_path)
 from gpt2book.model import GPT, GPTConfig
 from gpt2book.sample import load_model
@@ -27,7 +26,15 @@ from gpt2book.tokenizer import CharTokenizer
 
 transformers = pytest.importorskip("transformers")
 
-ROOT = Path(__file__).resolve().parents[1]
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    "Tiny models run fastest on one thread, and stay fast on a busy machine; the caller's setting is put back."
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 BLOCK = 32      # the test model's block_size: several items below do not fit in it
 ENC = tiktoken.get_encoding("gpt2")
 LONG_CTX = ("The instructor explains how to hold the paddle, where to sit in the boat, how to breathe while "
@@ -132,15 +139,6 @@ def ours(hf_model):
     return model, tok
 
 
-def test_items_are_as_described():
-    "The generated file exercises what it claims: tags, an item that fits, a long context, a long ending."
-    lens = [(len(rendered(it, "completion")[0]), max(map(len, rendered(it, "completion")[1]))) for it in ITEMS]
-    assert lens[0][0] + lens[0][1] <= BLOCK + 1                   # fits the window
-    assert lens[2][0] > BLOCK and lens[2][1] < BLOCK // 2           # long context, short endings: one window
-    assert lens[3][1] > BLOCK                                       # an ending longer than the window
-    assert "[title]" in ITEMS[1]["ctx_a"] and "[step]" in ITEMS[1]["ctx_b"] and "[substeps]" in ITEMS[1]["endings"][0]
-
-
 @pytest.mark.parametrize("style", ["completion", "harness"])
 def test_hellaswag_scores_match_transformers(hf_model, ours, hs_file, style):
     hf, _ = hf_model
@@ -186,12 +184,27 @@ def test_hellaswag_during_training_and_rank_sharing(ours, hs_file):
     assert res["hellaswag_n"] == len(ITEMS)
     assert res["hellaswag_acc"] == sum(p["pred"] == p["label"] for p in preds) / len(ITEMS)
     assert res["hellaswag_acc_norm"] == sum(p["pred_norm"] == p["label"] for p in preds) / len(ITEMS)
-    assert set(res) >= {"hellaswag_acc", "hellaswag_acc_norm", "hellaswag_n"}
     assert hellaswag_during_training(model, tok, 2, d, "cpu", data=hs_file)["hellaswag_n"] == 2    # limit
     # two ranks, computed in this process: items 0, 2, 4 and 1, 3; their counts add up to the single process's
     shares = [hellaswag_counts(model, tok, items, "completion", rank=r, world_size=2) for r in (0, 1)]
     assert [s[2] for s in shares] == [3, 2]
     assert [a + b for a, b in zip(*shares)] == hellaswag_counts(model, tok, items, "completion")
+
+
+def test_hellaswag_during_training_under_ddp_waits_at_no_barrier(ours, hs_file, monkeypatch):
+    "Under DDP every rank reads the file the trainer fetched before training; only all_reduce joins the ranks."
+    model, tok = ours
+    def barrier(*a, **k): raise AssertionError("hellaswag_during_training waited at a barrier")
+    reduced = []
+    def all_reduce(t, *a, **k):                  # as if a second rank had scored the same items: the sums double
+        reduced.append(t.tolist()); t.mul_(2)
+    monkeypatch.setattr(gpt2book.eval.dist, "barrier", barrier)
+    monkeypatch.setattr(gpt2book.eval.dist, "all_reduce", all_reduce)
+    one, two = (hellaswag_during_training(model, tok, 0, SimpleNamespace(rank=0, world_size=1, ddp=ddp), "cpu",
+                                          data=hs_file) for ddp in (False, True))
+    assert len(reduced) == 1 and reduced[0][2] == one["hellaswag_n"] == len(ITEMS)
+    assert (two["hellaswag_n"], two["hellaswag_acc"], two["hellaswag_acc_norm"]) == \
+        (2 * one["hellaswag_n"], one["hellaswag_acc"], one["hellaswag_acc_norm"])
 
 
 def test_a_char_tokenizer_skips_items_it_cannot_encode(hs_file):
@@ -224,25 +237,31 @@ def test_perplexity_matches_transformers(hf_model, ours):
     assert r["bytes"] > r["chars"]                                     # the text has non-ASCII characters
 
 
-# --- the command line ------------------------------------------------------------------------------------------------
-def cli(*args, **env):
-    e = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **env}
-    return subprocess.run([sys.executable, "-m", "gpt2book.eval", *map(str, args)], capture_output=True, text=True,
-                          env=e, timeout=120)
+# --- the command line, in this process --------------------------------------------------------------------------------
+def cli(capsys, *args):
+    "(stdout, stderr, exit status) of `python -m gpt2book.eval *args`, run in this process."
+    status = 0
+    try:
+        main([str(a) for a in args])
+    except SystemExit as e:
+        status = e.code
+    out, err = capsys.readouterr()
+    return out, err, status
 
 
-def test_cli_help():
-    p = cli("--help")
-    assert p.returncode == 0 and "hellaswag" in p.stdout and "wikitext" in p.stdout and "examples:" in p.stdout
-    p = cli("hellaswag", "--help")
-    assert p.returncode == 0 and "--style" in p.stdout and "--limit" in p.stdout
+def test_cli_help(capsys):
+    out, _, status = cli(capsys, "--help")
+    assert status == 0 and "hellaswag" in out and "wikitext" in out and "examples:" in out
+    out, _, status = cli(capsys, "hellaswag", "--help")
+    assert status == 0 and "--style" in out and "--limit" in out
 
 
 def test_main_ends_with_one_json_line(hf_model, ours, hs_file, capsys):
     main(["hellaswag", "--model", str(hf_model[1]), "--data", str(hs_file), "--style", "harness", "--limit", "4"])
     out, err = capsys.readouterr()
     res = json.loads(out.strip().splitlines()[-1])
-    assert (res["n"], res["style"], res["model"], res["data"]) == (4, "harness", str(hf_model[1]), str(hs_file))
+    assert (res["n"], res["items"], res["style"], res["model"], res["data"]) == \
+        (4, 4, "harness", str(hf_model[1]), str(hs_file))
     model, tok = ours
     preds = [score_item(model, tok, it, "harness") for it in read_hellaswag(hs_file, "harness")[:4]]
     assert res["acc"] == sum(p["pred"] == p["label"] for p in preds) / 4
@@ -250,30 +269,99 @@ def test_main_ends_with_one_json_line(hf_model, ours, hs_file, capsys):
     assert "HellaSwag" in err                                          # the progress bar
 
 
-def test_cli_errors(hf_model, hs_file, tmp_path):
-    p = cli("hellaswag", "--model", tmp_path / "no-such-run", "--data", hs_file)
-    assert p.returncode == 1 and "no such folder" in p.stderr and "Traceback" not in p.stderr
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text(json.dumps(ITEMS[0]) + "\n{not json\n")
-    p = cli("hellaswag", "--model", hf_model[1], "--data", bad)
-    assert p.returncode == 1 and "line 2: not JSON" in p.stderr
-    text_only = tmp_path / "text_only.jsonl"              # like a text extraction: no ctx_a / ctx_b / activity_label
-    text_only.write_text("".join(json.dumps({k: it[k] for k in ("ctx", "endings", "label")}) + "\n" for it in ITEMS))
-    p = cli("hellaswag", "--model", hf_model[1], "--data", text_only, "--style", "harness")
-    assert p.returncode == 1 and "ctx_a" in p.stderr and "--style completion" in p.stderr
+def test_tilde_is_the_home_folder(hf_model, hs_file, tmp_path, capsys, monkeypatch):
+    shutil.copytree(hf_model[1], tmp_path / "model")
+    shutil.copy(hs_file, tmp_path / "items.jsonl")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    out, _, status = cli(capsys, "hellaswag", "--model", "~/model", "--data", "~/items.jsonl", "--limit", "1")
+    assert status == 0 and json.loads(out)["n"] == 1
 
 
-def test_wikitext_offline_and_wrong_files(hf_model, tmp_path, monkeypatch):
+USAGE = {  # numbers out of range: exit status 2, before anything is read
+    "limit": (["hellaswag", "--model", "m", "--limit=-1"], "--limit=-1 must be >= 0 (0: all items)"),
+    "stride": (["hellaswag", "--model", "m", "--stride=0"], "--stride=0 must be >= 1"),
+    "batch_rows": (["wikitext", "--model", "m", "--batch_rows=0"], "--batch_rows=0 must be >= 1"),
+    "no task": ([], "the following arguments are required"),
+    "not a number": (["wikitext", "--model", "m", "--stride=x"], "argument --stride: invalid int value: 'x'"),
+}
+
+
+@pytest.mark.parametrize("case", USAGE)
+def test_usage_errors_are_one_line_with_exit_status_2(case, capsys):
+    args, says = USAGE[case]
+    out, err, status = cli(capsys, *args)
+    assert (status, out) == (2, "") and err.startswith(PROG) and says in err and len(err.strip().splitlines()) == 1, err
+
+
+def write(path, text=None, data=None):
+    path.write_text(text) if data is None else path.write_bytes(data)
+    return path
+
+
+def text_only(tmp_path):
+    "The items without the fields the harness style builds its prompt from, like a text extraction of HellaSwag."
+    return write(tmp_path / "text_only.jsonl",
+                 "".join(json.dumps({k: it[k] for k in ("ctx", "endings", "label")}) + "\n" for it in ITEMS))
+
+
+RUNTIME = {  # (arguments from (model folder, HellaSwag file, tmp_path), what the line says); exit status 1
+    "no such model": (lambda m, h, t: ["--model", t / "no-such-run", "--data", h], "no such folder"),
+    "typo of a run folder": (lambda m, h, t: ["--model", "out/cpuu", "--data", h], "out/cpuu: no such folder"),
+    "a text file as the model": (lambda m, h, t: ["--model", h, "--data", h], "is a file; pass the folder"),
+    "truncated safetensors": (lambda m, h, t: ["--model", write(shutil.copytree(m, t / "bad") / "model.safetensors",
+                                                               data=b"\0" * 100).parent, "--data", h],
+                              "cannot read its weights"),
+    "no such data": (lambda m, h, t: ["--model", m, "--data", t / "nothing.jsonl"], "--data="),
+    "not JSON": (lambda m, h, t: ["--model", m, "--data",
+                                  write(t / "bad.jsonl", json.dumps(ITEMS[0]) + "\n{not json\n")], "line 2: not JSON"),
+    "not text": (lambda m, h, t: ["--model", m, "--data", write(t / "bin.jsonl", data=b"\x80\x81\n")],
+                 "is not UTF-8 text"),
+    "harness fields": (lambda m, h, t: ["--model", m, "--style", "harness", "--data", text_only(t)],
+                       "--style completion"),
+    "stride past the context": (lambda m, h, t: ["--model", m, "--data", h, f"--stride={BLOCK + 1}"],
+                                f"--stride={BLOCK + 1} must be at most the model's block_size, {BLOCK}"),
+    "device": (lambda m, h, t: ["--model", m, "--data", h, "--device=cuda:99"], "--device=cuda:99 cannot be used here"),
+}
+
+
+@pytest.mark.parametrize("case", RUNTIME)
+def test_runtime_errors_are_one_line_with_exit_status_1(case, hf_model, hs_file, tmp_path, capsys, monkeypatch):
+    import huggingface_hub
+    def refuse(*a, **k): raise AssertionError("sent to the hub")
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", refuse)   # a typo of a folder must not go to the hub
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    make_args, says = RUNTIME[case]
+    out, err, status = cli(capsys, "hellaswag", *make_args(hf_model[1], hs_file, tmp_path))
+    assert (status, out) == (1, ""), (status, out, err)
+    assert err.startswith(f"{PROG}: error: ") and says in err and len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+
+
+def test_wikitext_offline_and_wrong_files(hf_model, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GPT2BOOK_MIRROR", str(tmp_path)); monkeypatch.setenv("GPT2BOOK_CACHE", str(tmp_path / "cache"))
     def no_network(split):                   # what `datasets` raises without a network (and without a cached copy)
         raise ConnectionError("Couldn't reach 'Salesforce/wikitext' on the Hub (LocalEntryNotFoundError)")
     monkeypatch.setattr(gpt2book.eval, "_wikitext_from_hub", no_network)
-    with pytest.raises(SystemExit, match="Offline.*wiki.test.raw"):
-        main(["wikitext", "--model", str(hf_model[1])])
+    out, err, status = cli(capsys, "wikitext", "--model", hf_model[1])
+    assert (status, out) == (1, "") and re.search("Offline.*wiki.test.raw", err) and len(err.splitlines()) == 1
     (tmp_path / "wikitext-2-raw").mkdir()
     (tmp_path / "wikitext-2-raw" / "wiki.valid.raw").write_text(" = Not WikiText = \n")
-    monkeypatch.setenv("GPT2BOOK_MIRROR", str(tmp_path))
     with pytest.raises(ValueError, match="is not WikiText-2's wiki.valid.raw"):
         wikitext_path("valid")
     with pytest.raises(ValueError, match="splits"):
         wikitext_path("train")
+
+
+def test_wikitext_scores_a_mirrored_file(hf_model, tmp_path, monkeypatch, capsys):
+    "The command reads the split from the mirror (checked by its sha256) and scores it: one JSON line."
+    text = "".join(f" = Section {i} = \n \n The value is 1 @,@ 000 café . \n" for i in range(3))
+    (tmp_path / "wikitext-2-raw").mkdir()
+    (tmp_path / "wikitext-2-raw" / "wiki.test.raw").write_text(text)
+    monkeypatch.setitem(gpt2book.eval.WIKITEXT_SHA256, "test", hashlib.sha256(text.encode()).hexdigest())
+    monkeypatch.setenv("GPT2BOOK_MIRROR", str(tmp_path))
+    out, _, status = cli(capsys, "wikitext", "--model", hf_model[1], "--stride", "8", "--batch_rows", "3")
+    res = json.loads(out)
+    assert status == 0 and (res["task"], res["stride"], res["bytes"]) == ("wikitext", 8, len(text.encode()))
+    model, tok = load_model(hf_model[1])
+    assert math.isclose(res["nll"], perplexity(model, tok, text, stride=8)["nll"], rel_tol=1e-6)

@@ -44,7 +44,9 @@ def check(diff_lines: int = 12) -> list[str]:
     return problems
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    import argparse
+    argparse.ArgumentParser(prog="python tools/check_pairs.py", description=__doc__.split("\n\n")[0]).parse_args(argv)
     problems = check()
     for p in problems:
         print(p, file=sys.stderr)

@@ -16,45 +16,33 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gpt2book.experiments import ABLATION, ARCHITECTURES, RESULTS, Scale, arm_params, read_results, summary  # noqa: E402
-
-NAMES = {"gpt2": "GPT-2 (LayerNorm + GELU MLP)", "rmsnorm": "RMSNorm + GELU MLP", "swiglu": "LayerNorm + SwiGLU",
-         "swiglu-rmsnorm": "RMSNorm + SwiGLU", "rope": "rotary positions (RoPE)",
-         "moe-active": "MoE, 8 experts top-2, dense compute", "moe-total": "MoE, 8 experts top-2, dense size"}
-
+from gpt2book.experiments import ABLATION, ARCHITECTURES, ARM_NAMES, RESULTS, Scale, arm_params, read_results  # noqa: E402
+from gpt2book.scaling import FILES  # noqa: E402
+from gpt2book.stats import results_table  # noqa: E402
 
 def arm_rows(experiment: str, arms: dict) -> list[str]:
-    "One markdown row per arm of `experiment`: parameters, best rate, final loss, difference to GPT-2, steps to GPT-2's loss."
-    total, active = arm_params(Scale(), 66, arms), arm_params(Scale(), 66, arms, active=True)
-    out = []
-    for r in summary(read_results(ROOT / RESULTS[experiment])):
-        params = f"{total[r['arm']]:,}" + (f" ({active[r['arm']]:,} active)" if active[r["arm"]] != total[r["arm"]] else "")
-        diff = "–" if r["arm"] == "gpt2" else f"{r['diff']:+.3f} [{r['diff_low']:+.3f}, {r['diff_high']:+.3f}]"
-        reach = ("2000" if r["arm"] == "gpt2" else f"{r['steps_to_baseline']:.0f} ({r['speedup']:.2f}×)"
-                 if r["steps_to_baseline"] else "not reached")
-        out.append(f"| {NAMES[r['arm']]} | {params} | {r['lr']:g} | {r['val_loss']:.3f} [{r['ci_low']:.3f}, "
-                   f"{r['ci_high']:.3f}] | {diff} | {reach} |")
-    return ["| arm | parameters | best lr | val loss, 3 seeds [95% CI] | vs GPT-2 [95% CI] | steps to GPT-2's final loss |",
-            "|---|---|---|---|---|---|", *out]
+    "The summary table of `experiment` (gpt2book.stats.results_table, as chapters 10-12 show it), with parameter counts."
+    rows = read_results(ROOT / RESULTS[experiment])
+    return results_table(rows, ARM_NAMES, arm_params(Scale(), 66, arms)).splitlines()   # 66: Tiny Shakespeare's characters
 
 
 def scaling_rows() -> list[str]:
     "The fitted law of each architecture of the scaling sweep, the hold-out test, and the seed question's compute multipliers."
-    fit = json.loads((ROOT / "nbs" / "data" / "scaling_fit.json").read_text())
+    fit = json.loads((ROOT / FILES["cpu"].fit).read_text())
     iv = lambda x, ci, f="{:.2f}": f"{f.format(x)} [{f.format(ci[0])}, {f.format(ci[1])}]"
     out = ["| architecture | E [95% CI] | α [95% CI] | β [95% CI] | the law's N* ∝ C^a: a | runs |", "|---|---|---|---|---|---|"]
     for arch, a in fit["archs"].items():
         law, ci = a["law"], a["intervals"]
-        out.append(f"| {NAMES.get(arch, arch)} | {iv(law['E'], ci['E'])} | {iv(law['alpha'], ci['alpha'])} | "
+        out.append(f"| {ARM_NAMES.get(arch, arch)} | {iv(law['E'], ci['E'])} | {iv(law['alpha'], ci['alpha'])} | "
                    f"{iv(law['beta'], ci['beta'])} | {a['optimum']['N_exponent']:.2f} | {a['n_runs']} |")
     ho = fit["holdout"]
     out += ["", f"Fitted without the largest size ({ho['held_out']}), the GPT-2 law predicts its runs with a mean error of "
                 f"{ho['abs_err_mean']:.3f} nats (largest {ho['abs_err_max']:.3f}); the seed-to-seed standard deviation is "
                 f"{fit['archs']['gpt2']['noise']:.3f}. (Chinchilla: α = 0.34, β = 0.28, N* ∝ C^0.46.)"]
     for arch, m in fit["multipliers"].items():
-        out += ["", f"**{NAMES.get(arch, arch)} against GPT-2 at every size**: how many times more compute GPT-2 needs for "
-                    f"the loss {NAMES.get(arch, arch)} reaches at {m['tokens'] / 1e6:.1f}M tokens (95% bootstrap intervals):", "",
-                f"| size | N | GPT-2 loss | {NAMES.get(arch, arch)} loss | compute multiplier [95% CI] |", "|---|---|---|---|---|"]
+        out += ["", f"**{ARM_NAMES.get(arch, arch)} against GPT-2 at every size**: how many times more compute GPT-2 needs for "
+                    f"the loss {ARM_NAMES.get(arch, arch)} reaches at {m['tokens'] / 1e6:.1f}M tokens (95% bootstrap intervals):", "",
+                f"| size | N | GPT-2 loss | {ARM_NAMES.get(arch, arch)} loss | compute multiplier [95% CI] |", "|---|---|---|---|---|"]
         for x in m["sizes"]:
             out.append(f"| {x['size']} | {x['N']:,} | {x['base_loss']:.3f} | {x['loss']:.3f} | {iv(x['multiplier'], x['interval'])} |")
         lo, hi = m["trend"]["interval"]
@@ -81,20 +69,29 @@ def tables() -> dict[str, list[str]]:
 
 def write_readme(path=ROOT / "README.md"):
     "Rewrite each results block of README.md between its markers."
+    from gpt2book.common import CommandError
     text = path.read_text(encoding="utf-8")
     for name, rows in tables().items():
         pat = re.compile(rf"(<!-- results:{name} -->\n).*?(\n<!-- /results:{name} -->)", re.S)
-        if not pat.search(text): raise SystemExit(f"README.md has no <!-- results:{name} --> ... <!-- /results:{name} --> block")
+        if not pat.search(text):
+            raise CommandError(f"{path} has no <!-- results:{name} --> ... <!-- /results:{name} --> block")
         text = pat.sub(lambda m: m.group(1) + "\n".join(rows) + m.group(2), text)
     path.write_text(text, encoding="utf-8")
 
 
-if __name__ == "__main__":
-    import argparse
-    ap = argparse.ArgumentParser(description="The README's results blocks, made from the committed result files.")
+def main(argv=None):
+    from gpt2book.common import Parser, user_errors
+    ap = Parser(prog="tools/results_tables.py", description="The README's results blocks, made from the committed "
+                                                            "result files (nbs/data/, nbs/train/).")
     ap.add_argument("--readme", action="store_true", help="rewrite the blocks in README.md instead of printing them")
-    if ap.parse_args().readme:
-        write_readme(); print("rewrote the results blocks of README.md")
-    else:
+    args = ap.parse_args(argv)
+    with user_errors("tools/results_tables.py", OSError):
+        if args.readme:
+            write_readme(); print("rewrote the results blocks of README.md")
+            return
         for name, rows in tables().items():
             print(f"<!-- results:{name} -->"); print(*rows, sep="\n"); print(f"<!-- /results:{name} -->\n")
+
+
+if __name__ == "__main__":
+    main()
