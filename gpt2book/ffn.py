@@ -8,7 +8,6 @@ Docs: https://gpt2book.github.io/gpt2book/ffn.html.md"""
 __all__ = ['GELUS', 'FFNS', 'MLP', 'swiglu_hidden', 'SwiGLU', 'make_ffn']
 
 # %% ../nbs/03_ffn.ipynb #a73e3479
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 

@@ -9,8 +9,6 @@ __all__ = ['SAMPLE_EXAMPLES', 'PROG', 'DEFAULT_MODEL', 'load_model', 'check_prom
 
 # %% ../nbs/14_sample.ipynb #b64b567b
 import argparse
-import contextlib
-import io
 import math
 import sys
 import time
@@ -18,48 +16,17 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import checkpoints, load_weights
-from .common import CommandError, Parser, one_line, resolve_device, user_errors
+from .checkpoint import load_state, load_weights
+from .common import CommandError, Parser, resolve_device, user_errors
 from .model import GPT, GPTConfig, continuation
 from .tokenizer import tokenizer_from_dict
 
 # %% ../nbs/14_sample.ipynb #c4baa2ab
-def _check_model_folder(spec) -> None:
-    "Refuse a file, and a folder that holds neither checkpoints nor a Hugging Face model, naming what would do."
-    path = Path(spec).expanduser()
-    what = ("a run folder (ckpt_*.pt, as python -m gpt2book.train writes), a Hugging Face folder (config.json + "
-            "model.safetensors, as save_pretrained writes) or a hub name such as gpt2")
-    if path.is_file():
-        raise CommandError(f"{spec} is a file; pass the folder that holds the model: {what}")
-    if path.is_dir() and not checkpoints(path) and not (path / "model.safetensors").exists():
-        raise CommandError(f"{spec} holds no model (no ckpt_*.pt, no model.safetensors); pass {what}")
-
-def _weights(spec) -> tuple[dict, dict, dict]:
-    "`load_weights(spec)`; the reports of damaged checkpoints become part of its error if none is left; NaN refused."
-    skipped = io.StringIO()
-    try:    # a local folder: collect the reports (a hub download keeps its progress bar on stderr)
-        with contextlib.redirect_stderr(skipped) if Path(spec).expanduser().is_dir() else contextlib.nullcontext():
-            settings, state, tok = load_weights(spec)
-    except CommandError as e:
-        damaged = [line.removesuffix(" and trying the one before") for line in skipped.getvalue().splitlines()]
-        hint = ["train it again, or pass another model"] if damaged else []
-        raise CommandError("; ".join([str(e), *damaged, *hint])) from None
-    print(skipped.getvalue(), end="", file=sys.stderr)        # loaded after skipping a damaged checkpoint: say so
-    bad = [k for k, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()]
-    if bad:                                                   # a diverged run: it would write (and score) nonsense
-        raise CommandError(f"{spec}: its weights hold NaN or infinity ({', '.join(bad[:3])}): the run diverged or the "
-                           f"file is damaged; pass an earlier checkpoint or another model")
-    return settings, state, tok
-
 def load_model(spec, device: str = "cpu"):
     "(GPT in eval mode on `device`, tokenizer) from a run folder, a Hugging Face folder or a hub name (`~` expanded)."
-    _check_model_folder(spec)
-    settings, state, tok = _weights(spec)
+    settings, state, tok = load_weights(spec)
     model = GPT(GPTConfig(**settings))
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:                                 # weights of other shapes than their settings say
-        raise CommandError(f"{spec}: its weights do not fit its settings ({one_line(e)[:200]})") from None
+    load_state(model, state, spec)
     return model.to(device).eval(), tokenizer_from_dict(tok)
 
 # %% ../nbs/14_sample.ipynb #43b5e74d
@@ -120,7 +87,7 @@ def main(argv: list[str] | None = None) -> list[str]:
     a = p.parse_args(argv)
     if bad := check_args(a):
         p.error("; ".join(bad))
-    with user_errors(PROG, ValueError):       # ValueError: e.g. NaN logits, from weights a run damaged
+    with user_errors(PROG, ValueError):       # ValueError: sample_next refusing NaN logits (chapter 5)
         device = resolve_device(a.device)
         if a.model == DEFAULT_MODEL and not Path(a.model).exists():   # a new user's first try: not a hub name
             raise CommandError(f"--model={a.model}: no such folder: train a model first (`python -m gpt2book.train` "

@@ -38,7 +38,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from .checkpoint import (checkpoint_state, checkpoints, load_checkpoint, load_weights,
+from .checkpoint import (checkpoint_state, checkpoints, load_checkpoint, load_state, load_weights,
                                  newest_readable_checkpoint, restore_checkpoint, rng_state, save_checkpoint,
                                  weights_settings)
 from .common import CommandError, Parser, SettingError, check_settings, resolve_device, setting, user_errors
@@ -349,7 +349,7 @@ def initial_model(cfg: TrainConfig, meta: dict, fresh: bool = True) -> GPT:
         check_tokenizer(cfg, tok, meta)
         if "transformer.wpe.weight" in sd:              # crop the position table (nanoGPT's crop_block_size)
             sd["transformer.wpe.weight"] = sd["transformer.wpe.weight"][:cfg.model.block_size]
-        model.load_state_dict(sd)
+        load_state(model, sd, cfg.init_from)
     return model
 
 # %% ../nbs/09_train.ipynb #e2ec91dc

@@ -8,7 +8,6 @@
 
 # %%
 #| export
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -17,6 +16,7 @@ import math
 import time
 
 import matplotlib.pyplot as plt
+import torch
 from fastcore.test import test_close, test_eq, test_fail
 
 

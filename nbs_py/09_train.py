@@ -53,7 +53,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from gpt2book.checkpoint import (checkpoint_state, checkpoints, load_checkpoint, load_weights,
+from gpt2book.checkpoint import (checkpoint_state, checkpoints, load_checkpoint, load_state, load_weights,
                                  newest_readable_checkpoint, restore_checkpoint, rng_state, save_checkpoint,
                                  weights_settings)
 from gpt2book.common import CommandError, Parser, SettingError, check_settings, resolve_device, setting, user_errors
@@ -670,31 +670,26 @@ def _hf_tokenizer(hf: dict, source) -> dict:
 
 # %%
 #| export checkpoint
-def weights_settings(source) -> dict:
-    "The model settings (GPTConfig fields) of the weights at `source`, reading as little as it can."
-    path = Path(source).expanduser()
-    if path.is_dir() and checkpoints(path):
-        saved = json.loads((path / "config.json").read_text()) if (path / "config.json").exists() else {}
-        if isinstance(saved.get("model"), dict): return saved["model"]   # what the run recorded: no weights read
-        return load_weights(path)[0]
-    try:
-        (config_file,) = hf_files(source, ("config.json",))
-        return dataclasses.asdict(config_from_hf(json.loads(Path(config_file).read_text())))
-    except (OSError, ValueError) as e:
-        raise CommandError(f"{source}: {e}") from None
+WHERE = ("a run folder (ckpt_*.pt, as python -m gpt2book.train writes), a Hugging Face folder (config.json + "
+         "model.safetensors, as save_pretrained writes) or a hub name such as gpt2")
 
-def load_weights(source) -> tuple[dict, dict, dict]:
-    "(model settings, state dict for GPT.load_state_dict, tokenizer dict) from a run folder, a Hugging Face folder or hub name."
-    path = Path(source).expanduser()
-    if path.is_dir() and checkpoints(path):
-        _, ckpt = newest_readable_checkpoint(path, report=lambda m: print(m, file=sys.stderr), move_aside=False)
-        if ckpt is None: raise CommandError(f"{path} holds no readable checkpoint (every ckpt_*.pt is damaged)")
-        return ckpt["model_config"], ckpt["model"], ckpt.get("tokenizer") or _tokenizer_of_data(path)
+def _run_weights(path: Path) -> tuple[dict, dict, dict]:
+    damaged = []
+    _, ckpt = newest_readable_checkpoint(path, report=damaged.append, move_aside=False)
+    if ckpt is None:
+        why = [d.removesuffix(" and trying the one before") for d in damaged]
+        raise CommandError("; ".join([f"{path} holds no readable checkpoint", *why, "train it again, or pass another model"]))
+    for d in damaged: print(d, file=sys.stderr)      # a newer checkpoint was skipped: say so
+    return ckpt["model_config"], ckpt["model"], ckpt.get("tokenizer") or _tokenizer_of_data(path)
+
+def _hf_weights(source) -> tuple[dict, dict, dict]:
     try:
         config_file, weights_file = hf_files(source)
         hf = json.loads(Path(config_file).read_text())
         settings = dataclasses.asdict(config_from_hf(hf))
         sd = hf_to_gpt2book(load_file(str(weights_file)))
+    except FileNotFoundError as e:
+        raise CommandError(str(e)) from None
     except (OSError, ValueError) as e:
         raise CommandError(f"{source}: {e}") from None
     except Exception as e:                          # safetensors' own error: a damaged or truncated file
@@ -702,6 +697,47 @@ def load_weights(source) -> tuple[dict, dict, dict]:
                            f"damaged or not a safetensors file") from None
     sd["lm_head.weight"] = sd["transformer.wte.weight"]              # tied: the head is the embedding
     return settings, sd, _hf_tokenizer(hf, source)
+
+
+# %%
+#| export checkpoint
+def load_weights(source) -> tuple[dict, dict, dict]:
+    "(model settings, state dict for GPT.load_state_dict, tokenizer dict) from a run folder, a Hugging Face folder or hub name."
+    path = Path(source).expanduser()
+    if path.is_file():
+        raise CommandError(f"{source} is a file; pass the folder that holds the model: {WHERE}")
+    if path.is_dir() and checkpoints(path):
+        settings, sd, tok = _run_weights(path)
+    elif path.is_dir() and not (path / "model.safetensors").exists():
+        raise CommandError(f"{source} holds no model (no ckpt_*.pt, no model.safetensors); pass {WHERE}")
+    else:
+        settings, sd, tok = _hf_weights(source)
+    bad = [k for k, t in sd.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:                                          # a diverged run: it would write (and score) nonsense
+        raise CommandError(f"{source}: its weights hold NaN or infinity ({', '.join(bad[:3])}): the run diverged or "
+                           f"the file is damaged; pass an earlier checkpoint or another model")
+    return settings, sd, tok
+
+def load_state(model, sd: dict, source) -> None:
+    "Load `sd` into `model`; weights of other shapes than the model's settings say are one CommandError."
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as e:
+        raise CommandError(f"{source}: its weights do not fit its settings ({' '.join(str(e).split())[:200]})") from None
+
+def weights_settings(source) -> dict:
+    "The model settings (GPTConfig fields) of the weights at `source`, reading as little as it can."
+    path = Path(source).expanduser()
+    if path.is_dir() and checkpoints(path):
+        saved = json.loads((path / "config.json").read_text()) if (path / "config.json").exists() else {}
+        if isinstance(saved.get("model"), dict): return saved["model"]   # what the run recorded: no weights read
+    if path.is_dir() and (path / "model.safetensors").exists() or not path.exists():
+        try:
+            (config_file,) = hf_files(source, ("config.json",))
+            return dataclasses.asdict(config_from_hf(json.loads(Path(config_file).read_text())))
+        except FileNotFoundError as e: raise CommandError(str(e)) from None
+        except (OSError, ValueError) as e: raise CommandError(f"{source}: {e}") from None
+    return load_weights(path)[0]                     # an old run folder, or the refusals of load_weights
 
 
 # %% [markdown]
@@ -1039,7 +1075,7 @@ def initial_model(cfg: TrainConfig, meta: dict, fresh: bool = True) -> GPT:
         check_tokenizer(cfg, tok, meta)
         if "transformer.wpe.weight" in sd:              # crop the position table (nanoGPT's crop_block_size)
             sd["transformer.wpe.weight"] = sd["transformer.wpe.weight"][:cfg.model.block_size]
-        model.load_state_dict(sd)
+        load_state(model, sd, cfg.init_from)
     return model
 
 

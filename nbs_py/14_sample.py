@@ -24,8 +24,6 @@
 # %%
 #| export
 import argparse
-import contextlib
-import io
 import math
 import sys
 import time
@@ -33,12 +31,14 @@ from pathlib import Path
 
 import torch
 
-from gpt2book.checkpoint import checkpoints, load_weights
-from gpt2book.common import CommandError, Parser, one_line, resolve_device, user_errors
+from gpt2book.checkpoint import load_state, load_weights
+from gpt2book.common import CommandError, Parser, resolve_device, user_errors
 from gpt2book.model import GPT, GPTConfig, continuation
 from gpt2book.tokenizer import tokenizer_from_dict
 
 # %%
+import contextlib
+import io
 import json
 import shutil
 import tempfile
@@ -70,52 +70,21 @@ from gpt2book.train import TRAIN_PRESETS, config_from_args, make_config, read_me
 # needs them too. `load_model` is the thin layer on top: build the `GPT`, load the weights, make
 # the tokenizer, and return the model in eval mode on `device`.
 #
-# Whatever goes wrong is a `CommandError` (appendix B) whose message says what to pass instead.
-# Two mistakes get a sharper message here than the general "no such folder": a file given where a
-# folder is expected (a checkpoint `ckpt_*.pt` itself, say), and a folder that holds neither kind
-# of model (a run stopped before its first checkpoint). `load_weights` skips a damaged checkpoint
-# for the one before it, reporting each on stderr; when none is left, those reports become part of
-# the one-line error instead. And weights that hold NaN or infinity (a run that diverged) are
-# refused here, before anything samples from them.
+# Whatever goes wrong is a `CommandError` (appendix B) whose message says what to pass instead:
+# a file given where a folder is expected (a checkpoint `ckpt_*.pt` itself, say), a folder that
+# holds neither kind of model (a run stopped before its first checkpoint), a typo of a folder (never
+# sent to the Hub as a name). `load_weights` skips a damaged checkpoint for the one before it,
+# reporting each on stderr; when none is left, those reports become part of the one-line error
+# instead. Weights that hold NaN or infinity (a run that diverged) are refused before anything
+# samples from them, and weights that do not fit their own settings (`load_state`) too.
 
 # %%
 #| export
-def _check_model_folder(spec) -> None:
-    "Refuse a file, and a folder that holds neither checkpoints nor a Hugging Face model, naming what would do."
-    path = Path(spec).expanduser()
-    what = ("a run folder (ckpt_*.pt, as python -m gpt2book.train writes), a Hugging Face folder (config.json + "
-            "model.safetensors, as save_pretrained writes) or a hub name such as gpt2")
-    if path.is_file():
-        raise CommandError(f"{spec} is a file; pass the folder that holds the model: {what}")
-    if path.is_dir() and not checkpoints(path) and not (path / "model.safetensors").exists():
-        raise CommandError(f"{spec} holds no model (no ckpt_*.pt, no model.safetensors); pass {what}")
-
-def _weights(spec) -> tuple[dict, dict, dict]:
-    "`load_weights(spec)`; the reports of damaged checkpoints become part of its error if none is left; NaN refused."
-    skipped = io.StringIO()
-    try:    # a local folder: collect the reports (a hub download keeps its progress bar on stderr)
-        with contextlib.redirect_stderr(skipped) if Path(spec).expanduser().is_dir() else contextlib.nullcontext():
-            settings, state, tok = load_weights(spec)
-    except CommandError as e:
-        damaged = [line.removesuffix(" and trying the one before") for line in skipped.getvalue().splitlines()]
-        hint = ["train it again, or pass another model"] if damaged else []
-        raise CommandError("; ".join([str(e), *damaged, *hint])) from None
-    print(skipped.getvalue(), end="", file=sys.stderr)        # loaded after skipping a damaged checkpoint: say so
-    bad = [k for k, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()]
-    if bad:                                                   # a diverged run: it would write (and score) nonsense
-        raise CommandError(f"{spec}: its weights hold NaN or infinity ({', '.join(bad[:3])}): the run diverged or the "
-                           f"file is damaged; pass an earlier checkpoint or another model")
-    return settings, state, tok
-
 def load_model(spec, device: str = "cpu"):
     "(GPT in eval mode on `device`, tokenizer) from a run folder, a Hugging Face folder or a hub name (`~` expanded)."
-    _check_model_folder(spec)
-    settings, state, tok = _weights(spec)
+    settings, state, tok = load_weights(spec)
     model = GPT(GPTConfig(**settings))
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:                                 # weights of other shapes than their settings say
-        raise CommandError(f"{spec}: its weights do not fit its settings ({one_line(e)[:200]})") from None
+    load_state(model, state, spec)
     return model.to(device).eval(), tokenizer_from_dict(tok)
 
 
@@ -454,7 +423,7 @@ assert kept[open_]["top_p=0.9"] > 10                                      # open
 
 # %%
 tied = torch.tensor([[3.0, 2.0, 1.0, 2.0, 2.0, 0.5]])                       # (1, 6): three tokens tie at 2.0
-print("top_k=2 keeps", next_token_probs(tied, top_k=2)[0].round(decimals=3).tolist())
+print("top_k=2 keeps", [round(q, 3) for q in next_token_probs(tied, top_k=2)[0].tolist()])
 test_eq(int((next_token_probs(tied, top_k=2) > 0).sum()), 4)              # the first, and all three at 2.0
 test_eq(int((next_token_probs(tied, top_k=1) > 0).sum()), 1)              # no tie with the first: greedy
 
@@ -662,10 +631,10 @@ test_eq(check_args(parser().parse_args([])), [])
 
 # %% [markdown]
 # And `main`. A usage error exits with status 2 (argparse's convention); everything else a user
-# can cause (no such model, a damaged file, a prompt the tokenizer cannot encode, no network for a
-# hub name, a device this machine lacks, weights that give NaN) is a `CommandError` or a
-# `ValueError`, which appendix B's `user_errors` prints as one line on stderr, with exit status 1:
-# no traceback. The device is resolved by appendix B's `resolve_device`, as in every command.
+# can cause (no such model, a damaged file, weights that hold NaN, a prompt the tokenizer cannot
+# encode, no network for a hub name, a device this machine lacks) is a `CommandError`, and logits
+# that still come out NaN are chapter 5's sampler's `ValueError`; appendix B's `user_errors` prints
+# either as one line on stderr, with exit status 1: no traceback. The device is resolved by appendix B's `resolve_device`, as in every command.
 
 # %%
 #| export
@@ -675,7 +644,7 @@ def main(argv: list[str] | None = None) -> list[str]:
     a = p.parse_args(argv)
     if bad := check_args(a):
         p.error("; ".join(bad))
-    with user_errors(PROG, ValueError):       # ValueError: e.g. NaN logits, from weights a run damaged
+    with user_errors(PROG, ValueError):       # ValueError: sample_next refusing NaN logits (chapter 5)
         device = resolve_device(a.device)
         if a.model == DEFAULT_MODEL and not Path(a.model).exists():   # a new user's first try: not a hub name
             raise CommandError(f"--model={a.model}: no such folder: train a model first (`python -m gpt2book.train` "
@@ -867,7 +836,7 @@ test_fail(refused, contains="fixes the model's settings; drop --n_layer=3 (the w
 try:
     refused()
 except SettingError as e:
-    print(e)
+    print(str(e).replace(str(work), "$WORK"))
 assert not (work / "refused").exists()                         # refused while configuring: nothing written
 
 # %% [markdown]
