@@ -181,9 +181,10 @@ print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
 # python -m gpt2book.train --resume                          # continue exactly where the newest checkpoint left off
 # ```
 #
-# The 8-GPU run reads OpenWebText, prepared once with `python data/prepare.py openwebtext`.
-# The [training chapter](09_train.ipynb) explains the presets, the multi-node command and the
-# measured speed.
+# The 8-GPU run reads OpenWebText, prepared once with `python data/prepare.py openwebtext`. It has
+# not been run for this book: the several-GPU (NCCL) path is untested; one GPU at a time and DDP on
+# CPUs (gloo) are. The [training chapter](09_train.ipynb) explains the presets, the multi-node
+# command and the measured speed.
 
 # %% [markdown]
 # ## Test it, change it
