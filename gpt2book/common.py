@@ -17,8 +17,6 @@ import os
 import platform
 import sys
 
-import torch
-
 # %% ../nbs/91_common.ipynb #a9d61c00
 class CommandError(Exception):
     "A problem the user can fix (bad input, a missing file): a command prints it as one line and exits with status 1."
@@ -75,6 +73,7 @@ def check_settings(obj) -> None:
 # %% ../nbs/91_common.ipynb #faa4c7bd
 def resolve_device(name: str = "auto") -> str:
     "`auto` -> 'cuda' when PyTorch sees a GPU, else 'cpu'; any other name is checked (CommandError if unusable here)."
+    import torch           # here, not at the top: the statistics and fits import this module and need no torch
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
@@ -95,6 +94,7 @@ def cpu_name() -> str:
 
 def machine_info() -> dict:
     "What a result file records about the machine: CPU, cores, torch threads, versions, load, GPU."
+    import torch
     info = {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
     if hasattr(os, "getloadavg"):

@@ -31,8 +31,8 @@ from .checkpoint import checkpoint_step, checkpoints
 from .common import CommandError, Parser, SettingError, user_errors
 from .files import atomic_write_text, folder_lock
 from .model import GPT
-from .stats import BASELINE, best_lrs, final_losses, results_table
-from .train import TrainError, command_line, make_config, padded_vocab, read_metrics, train
+from .stats import BASELINE, best_lrs, results_table
+from .train import command_line, make_config, padded_vocab, read_metrics, train
 
 # %% ../nbs/10_ablation.ipynb #2bf0b2f0
 ABLATION = {  # arm name: the trainer settings that differ from the baseline (BASELINE = "gpt2", gpt2book.stats)
@@ -94,7 +94,7 @@ class RunError(CommandError):
 
 def run_finished(run_dir, max_steps: int) -> bool:
     "Did the run in `run_dir` reach `max_steps` and evaluate there?"
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).expanduser()
     ck, metrics = checkpoints(run_dir), run_dir / "metrics.jsonl"
     if not ck or checkpoint_step(ck[-1]) < max_steps or not metrics.exists(): return False
     return any(m.get("step") == max_steps and "val_loss" in m for m in read_metrics(metrics))
@@ -154,13 +154,14 @@ def run_all(jobs: list, preset: str = "cpu", workers: int = 2, subprocess_: bool
 RESULT_FIELDS = ("arm", "lr", "seed", "step", "val_loss")
 
 def collect(run_dirs) -> list[dict]:
-    "One dict per evaluation of each finished run in `run_dirs`: run_dir (a Path), step, val_loss and whatever else it evaluated."
+    "One dict per evaluation of each finished run in `run_dirs`: run_dir (as given), step, val_loss and whatever else it evaluated."
     rows = []
-    for run_dir in map(Path, run_dirs):
+    for given in run_dirs:
+        run_dir = Path(given).expanduser()
         if not (run_dir / "config.json").exists(): continue
         if not run_finished(run_dir, json.loads((run_dir / "config.json").read_text())["max_steps"]):
             continue                                      # unfinished, or failed: not a result
-        rows += [{"run_dir": run_dir, **m} for m in read_metrics(run_dir / "metrics.jsonl") if "val_loss" in m]
+        rows += [{"run_dir": given, **m} for m in read_metrics(run_dir / "metrics.jsonl") if "val_loss" in m]
     return rows
 
 def arm_rows(out_root, runs) -> list[dict]:

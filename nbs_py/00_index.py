@@ -122,19 +122,19 @@ print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
 #
 # | # | chapter | module | what it builds |
 # |---|---|---|---|
-# | 01 | [Attention](01_attention.ipynb) | `gpt2book.attention` | scaled dot-product attention from first principles; multi-head causal self-attention with GPT-2's fused `c_attn` |
-# | 02 | [Norms](02_norms.ipynb) | `gpt2book.norms` | LayerNorm and RMSNorm written out, and their invariances |
+# | 01 | [Attention](01_attention.ipynb) | `gpt2book.attention` | scaled dot-product attention from first principles, the idea of FlashAttention; multi-head causal self-attention with GPT-2's fused `c_attn` |
+# | 02 | [Norms](02_norms.ipynb) | `gpt2book.norms` | LayerNorm and RMSNorm written out, their invariances, and the fused kernels the model runs |
 # | 03 | [Feed-forward](03_ffn.ipynb) | `gpt2book.ffn` | GPT-2's GELU MLP and SwiGLU, parameter-matched by the 8/3 rule |
 # | 04 | [Block](04_block.ipynb) | `gpt2book.block` | the pre-norm residual block |
-# | 05 | [GPT](05_gpt.ipynb) | `gpt2book.model` | `GPTConfig`, `GPT`, GPT-2's initialisation, Hugging Face weights in and out, `generate` |
+# | 05 | [GPT](05_gpt.ipynb) | `gpt2book.model` | `GPTConfig`, `GPT`, weight tying, GPT-2's initialisation, sampling with a KV cache, Hugging Face weights in and out |
 # | 06 | [Tokenizer](06_tokenizer.ipynb) | `gpt2book.tokenizer` | characters and GPT-2's byte-level BPE behind one interface |
-# | 07 | [Data](07_data.ipynb) | `gpt2book.fetch`, `.prepare`, `.loader` | sources, parallel tokenizing into verified shards, a resumable DDP loader |
-# | 08 | [Optimizer](08_optim.ipynb) | `gpt2book.optim` | AdamW parameter groups, warmup + cosine schedule |
-# | 09 | [Training](09_train.ipynb) | `gpt2book.train` | the trainer: presets, DDP, checkpoints and exact resume, the CLI |
-# | 10 | [Ablation](10_ablation.ipynb) | `gpt2book.experiments` | the experiment runner; GPT-2 vs SwiGLU + RMSNorm as a fair 2×2 experiment |
+# | 07 | [Data](07_data.ipynb) | `gpt2book.fetch`, `.prepare`, `.loader` | tokens to shards to batches: sources, parallel tokenizing into verified shards, a resumable DDP loader |
+# | 08 | [Optimizer](08_optim.ipynb) | `gpt2book.optim` | AdamW parameter groups, warmup + cosine schedule, clipping |
+# | 09 | [Training](09_train.ipynb) | `gpt2book.train`, `.checkpoint` | the training loop, then presets, mixed precision, DDP, checkpoints and exact resume, the CLI |
+# | 10 | [Ablation](10_ablation.ipynb) | `gpt2book.experiments`, `.stats`, `.plots` | the experiment runner; GPT-2 vs SwiGLU + RMSNorm as a fair 2×2 experiment |
 # | 11 | [Positions](11_positions.ipynb) | `gpt2book.positions` | why attention needs positions; GPT-2's learned table and rotary embeddings (RoPE); beyond the training length |
 # | 12 | [Mixture of experts](12_moe.ipynb) | `gpt2book.moe` | a router, top-k experts, dropless routing, the load-balancing loss; total and active parameters |
-# | 13 | [Scaling laws](13_scaling.ipynb) | `gpt2book.scaling` | Chinchilla's two fits on CPU-sized runs, tested on held-out larger runs; SwiGLU's gain at every size |
+# | 13 | [Scaling laws](13_scaling.ipynb) | `gpt2book.scaling`, `.scaling_runs` | Chinchilla's two fits on CPU-sized runs, tested on held-out larger runs; SwiGLU's gain at every size |
 # | 14 | [Using the model](14_sample.ipynb) | `gpt2book.sample` | loading a model, generation with a KV cache, sampling controls, `python -m gpt2book.sample`, fine-tuning |
 # | 15 | [Evaluation](15_eval.ipynb) | `gpt2book.eval` | HellaSwag in two conventions, WikiText perplexity, `python -m gpt2book.eval` |
 # | 90 | [Appendix A: files](90_files.ipynb) | `gpt2book.files` | atomic writes, OS locks, damaged checkpoints |
@@ -144,18 +144,21 @@ print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
 # %% [markdown]
 # ## The house map
 #
-# One chapter, one module. Arrows point one way: a lower module never imports a higher one, so
-# the model knows nothing about training and the data nothing about the model. Configuration
-# flows down as plain dataclasses.
+# One chapter, one idea; a module where the idea is code. A chapter that holds several ideas exports
+# several modules (appendix C), so that each can be imported without the others: chapter 7's
+# loader without the preparing, chapter 9's checkpoints without the trainer, chapter 10's statistics
+# and chapter 13's fits without torch. Arrows point one way: a lower module never imports a higher
+# one, so the model knows nothing about training and the data nothing about the model.
+# Configuration flows down as plain dataclasses.
 #
 # ```text
 #  positions ─▶ attention ─┐
-#               norms ─────┼─▶ block ─▶ model ──┬──────────────────────┐
-#  ffn ─▶ moe ─────────────┘                    │                      ├─▶ train ─▶ experiments ─▶ scaling
-#                                               └─▶ sample ─▶ eval ────┤
-#  tokenizer ─▶ fetch ─▶ prepare ─▶ loader ────────────────────────────┤
-#                                                           optim ─────┘
-#  files (appendix A): under every module that writes a file
+#               norms ─────┼─▶ block ─▶ model ─▶ checkpoint ──┬─▶ sample ─▶ eval
+#  ffn ─▶ moe ─────────────┘                                  │
+#  tokenizer ─▶ fetch ─▶ prepare ─▶ loader ───────────────────┼─▶ train ─▶ experiments ─▶ scaling_runs
+#                                            optim ───────────┘               ▲               ▲
+#                                                     stats ─▶ plots,  stats ─┘     scaling ──┘
+#  at the bottom, under all of them: files (appendix A), common (appendix B)
 # ```
 #
 # Outside the package:
@@ -209,12 +212,12 @@ print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
 #
 # - **The seed project's claim** as a fair 2×2 ablation, {LayerNorm, RMSNorm} × {GELU MLP, SwiGLU},
 #   parameter-matched ([chapter 10](10_ablation.ipynb)): SwiGLU lowers the final validation loss by
-#   0.041 $[-0.056, -0.026]$ and reaches GPT-2's final loss in 1.18 times fewer steps; RMSNorm's
+#   0.041 $[-0.055, -0.027]$ and reaches GPT-2's final loss in 1.18 times fewer steps; RMSNorm's
 #   effect, and that of both changes together, are within the noise. The seed project read 1.67×
 #   off one seed at one learning rate.
-# - **Rotary positions** lower it by 0.057 $[-0.081, -0.033]$ (1.25 times fewer steps) and degrade
+# - **Rotary positions** lower it by 0.057 $[-0.080, -0.034]$ (1.25 times fewer steps) and degrade
 #   far less past the training length ([chapter 11](11_positions.ipynb)); a **mixture of 8 experts**
-#   with top-2 routing at the dense model's compute per token by 0.034 $[-0.054, -0.014]$, and at
+#   with top-2 routing at the dense model's compute per token by 0.034 $[-0.053, -0.015]$, and at
 #   the dense model's size it is no better ([chapter 12](12_moe.ipynb)).
 # - **Scaling laws** fitted on 9 model sizes (4 thousand to 1.9 million parameters) predict the
 #   held-out largest size to about 6% (not to the seed noise), and the question is asked again at

@@ -67,8 +67,8 @@ from gpt2book.checkpoint import checkpoint_step, checkpoints
 from gpt2book.common import CommandError, Parser, SettingError, user_errors
 from gpt2book.files import atomic_write_text, folder_lock
 from gpt2book.model import GPT
-from gpt2book.stats import BASELINE, best_lrs, final_losses, results_table
-from gpt2book.train import TrainError, command_line, make_config, padded_vocab, read_metrics, train
+from gpt2book.stats import BASELINE, best_lrs, results_table
+from gpt2book.train import command_line, make_config, padded_vocab, read_metrics, train
 
 # %%
 import math
@@ -224,7 +224,7 @@ class RunError(CommandError):
 
 def run_finished(run_dir, max_steps: int) -> bool:
     "Did the run in `run_dir` reach `max_steps` and evaluate there?"
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).expanduser()
     ck, metrics = checkpoints(run_dir), run_dir / "metrics.jsonl"
     if not ck or checkpoint_step(ck[-1]) < max_steps or not metrics.exists(): return False
     return any(m.get("step") == max_steps and "val_loss" in m for m in read_metrics(metrics))
@@ -311,13 +311,14 @@ def run_all(jobs: list, preset: str = "cpu", workers: int = 2, subprocess_: bool
 RESULT_FIELDS = ("arm", "lr", "seed", "step", "val_loss")
 
 def collect(run_dirs) -> list[dict]:
-    "One dict per evaluation of each finished run in `run_dirs`: run_dir (a Path), step, val_loss and whatever else it evaluated."
+    "One dict per evaluation of each finished run in `run_dirs`: run_dir (as given), step, val_loss and whatever else it evaluated."
     rows = []
-    for run_dir in map(Path, run_dirs):
+    for given in run_dirs:
+        run_dir = Path(given).expanduser()
         if not (run_dir / "config.json").exists(): continue
         if not run_finished(run_dir, json.loads((run_dir / "config.json").read_text())["max_steps"]):
             continue                                      # unfinished, or failed: not a result
-        rows += [{"run_dir": run_dir, **m} for m in read_metrics(run_dir / "metrics.jsonl") if "val_loss" in m]
+        rows += [{"run_dir": given, **m} for m in read_metrics(run_dir / "metrics.jsonl") if "val_loss" in m]
     return rows
 
 def arm_rows(out_root, runs) -> list[dict]:
@@ -997,13 +998,13 @@ def refusal(argv) -> tuple[int, str]:
 for argv in (["run", "ablation", "--arm", "rope", "--lr", "1e-3", "--seed", "1"],
              ["run", "ablation", "--arm", "gpt2", "--lr", "nan", "--seed", "1"],
              ["sweep", "ablation", "--workers", "0"],
-             ["plot", "ablation", "--results", str(tmp / "none.csv")],
-             ["plot", "ablation", "--results", str(data_dir / "meta.json")]):
+             ["plot", "ablation", "--results", "no/such/results.csv"],
+             ["plot", "ablation", "--results", "data/bench_arms.json"]):
     print(*refusal(argv))
 test_eq(refusal(["run", "ablation", "--arm", "rope", "--lr", "1e-3", "--seed", "1"])[0], 2)
 assert "must be a finite number" in refusal(["run", "ablation", "--arm", "gpt2", "--lr", "nan", "--seed", "1"])[1]
-test_eq(refusal(["plot", "ablation", "--results", str(tmp / "none.csv")])[0], 1)
-assert "is not a results file" in refusal(["plot", "ablation", "--results", str(data_dir / "meta.json")])[1]
+test_eq(refusal(["plot", "ablation", "--results", "no/such/results.csv"])[0], 1)
+assert "is not a results file" in refusal(["plot", "ablation", "--results", "data/bench_arms.json"])[1]
 
 # %%
 #| export

@@ -7,6 +7,10 @@
 #| default_exp common
 
 # %% [markdown]
+# This module is at the bottom of the package: everything may import it, and it imports nothing of the
+# book's, not even torch at import time (the statistics of chapter 10 and the fits of chapter 13 run
+# without it).
+#
 # The book has six commands: `python -m gpt2book.train`, `.sample`, `.eval`, `.experiments`,
 # `.scaling` and `python data/prepare.py`, plus the scripts in `bench/`. They agree on three things,
 # and each lives here, once:
@@ -32,11 +36,10 @@ import os
 import platform
 import sys
 
-import torch
-
 # %%
 import subprocess
 
+import torch
 from fastcore.test import test_eq, test_fail
 
 
@@ -176,6 +179,7 @@ assert isinstance(SettingError("x"), ValueError)
 #| export
 def resolve_device(name: str = "auto") -> str:
     "`auto` -> 'cuda' when PyTorch sees a GPU, else 'cpu'; any other name is checked (CommandError if unusable here)."
+    import torch           # here, not at the top: the statistics and fits import this module and need no torch
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
@@ -215,6 +219,7 @@ def cpu_name() -> str:
 
 def machine_info() -> dict:
     "What a result file records about the machine: CPU, cores, torch threads, versions, load, GPU."
+    import torch
     info = {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
     if hasattr(os, "getloadavg"):

@@ -47,6 +47,16 @@ def toy(shakespeare_char):
         keep_checkpoints=2, sample_tokens=0, device="cpu"))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    "One thread for the tiny runs of this file, as the sweeps run each run (two threads on a busy machine crawl); restored."
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def env():
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
@@ -173,6 +183,7 @@ def test_run_finished_and_collect_read_run_folders(tmp_path):
     assert not any(run_finished(d, 20) for d in (cut, no_eval, tmp_path / "missing"))
     rows = collect([done, cut, no_eval, no_config, tmp_path / "missing"])
     assert [(r["run_dir"], r["step"], r["val_loss"]) for r in rows] == [(done, s, 3.0 - s / 100) for s in (0, 10, 20)]
+    assert {r["run_dir"] for r in collect([str(done)])} == {str(done)}                   # named as the caller named it
     assert arm_rows(tmp_path, [("gpt2", 1e-3, 1), ("gpt2", 2e-3, 1)]) == [
         dict(arm="gpt2", lr=1e-3, seed=1, step=s, val_loss=3.0 - s / 100) for s in (0, 10, 20)]
 
@@ -213,7 +224,7 @@ def test_a_failed_training_process_is_one_error_naming_its_log(tmp_path, toy):
 # ---------------------------------------------------------------- processes
 
 def test_killed_run_is_resumed_to_the_same_rows(toy, tmp_path):
-    long = Scale(lrs=toy.lrs, seeds=toy.seeds, overrides={**toy.overrides, "max_steps": 300, "eval_interval": 100})
+    long = Scale(lrs=toy.lrs, seeds=toy.seeds, overrides={**toy.overrides, "max_steps": 200, "eval_interval": 100})
     ref, _ = run_job(long, ABLATION, ("swiglu-rmsnorm", 1e-3, 1), tmp_path / "ref")
     run_dir, settings = run_job(long, ABLATION, ("swiglu-rmsnorm", 1e-3, 1), tmp_path / "killed")
     assert run_one(ref, settings, subprocess_=False) == "done"
@@ -224,7 +235,7 @@ def test_killed_run_is_resumed_to_the_same_rows(toy, tmp_path):
         time.sleep(0.02)
     p.send_signal(signal.SIGKILL); p.wait()
     assert checkpoints(run_dir), "the training subprocess wrote no checkpoint before it was killed"
-    assert not run_finished(run_dir, 300), "the run finished before the kill: the test proves nothing"
+    assert not run_finished(run_dir, 200), "the run finished before the kill: the test proves nothing"
     assert run_one(run_dir, settings) == "done"                  # the runner resumes it, as a process
     assert "resumed at step" in (run_dir / "train.log").read_text()
     strip = lambda rows: [(r["step"], r["val_loss"]) for r in rows]
@@ -255,7 +266,7 @@ def test_two_runners_side_by_side_against_stale_locks(toy, tmp_path):
 
 def test_any_named_arms_and_best_rates_inside_the_sweep(toy, tmp_path):
     "The architectures experiment's arms run through the same runner; a best rate at an edge widens the sweep."
-    small = Scale(lrs=(1e-3, 2e-3), seeds=(1,), overrides=toy.overrides)
+    small = Scale(lrs=(1.6e-2, 3.2e-2), seeds=(1,), overrides=toy.overrides)   # 20 steps favour large rates
     arms = {"moe-total": {**ARCHITECTURES["moe-total"], "expert_hidden": 8}, "rope": ARCHITECTURES["rope"]}
     rows = sweep(arms, small, tmp_path / "runs", tmp_path / "arch.csv", workers=1, subprocess_=False)
     for arm, lr in best_lrs(rows).items():
