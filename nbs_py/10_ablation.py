@@ -64,7 +64,7 @@ from pathlib import Path
 import torch
 
 from gpt2book.checkpoint import checkpoint_step, checkpoints
-from gpt2book.common import CommandError, Parser, SettingError, user_errors
+from gpt2book.common import CommandError, Parser, SettingError, positive_int, user_errors
 from gpt2book.files import atomic_write_text, folder_lock
 from gpt2book.model import GPT
 from gpt2book.stats import BASELINE, best_lrs, results_table
@@ -79,6 +79,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import scipy.stats
 from fastcore.test import test_close, test_eq, test_fail
+from gpt2book.common import refusal as common_refusal
 from IPython.display import Markdown, display
 
 from gpt2book.prepare import prepare
@@ -917,7 +918,7 @@ def parser() -> Parser:
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("sweep", help="run or continue a whole experiment, then write its results CSV and figure")
     a.add_argument("experiment", choices=list(EXPERIMENTS))
-    a.add_argument("--workers", type=int, default=2, help="runs side by side, each with cores/workers threads (default 2)")
+    a.add_argument("--workers", type=positive_int, default=2, help="runs side by side, each with cores/workers threads (default 2)")
     a.add_argument("--out", default="out/runs", help="folder of the runs (default out/runs)")
     a.add_argument("--results", help="the results CSV to write (default nbs/data/NAME.csv)")
     a.add_argument("--plot", help="the figure to write (default images/...png)")
@@ -927,7 +928,7 @@ def parser() -> Parser:
     r.add_argument("--lr", type=float, required=True)
     r.add_argument("--seed", type=int, required=True)
     r.add_argument("--out", default="out/runs", help="folder of the runs (default out/runs)")
-    r.add_argument("--threads", type=int, default=1, help="threads of the run (the sweeps on 2 cores used 1 per run; "
+    r.add_argument("--threads", type=positive_int, default=1, help="threads of the run (the sweeps on 2 cores used 1 per run; "
                    "the same count reproduces their rows bit for bit)")
     f = sub.add_parser("plot", help="draw the figure and print the table from a results CSV")
     f.add_argument("experiment", choices=list(EXPERIMENTS))
@@ -974,8 +975,6 @@ def main(argv: list[str] | None = None) -> None:
     "The `python -m gpt2book.experiments` command."
     p = parser()
     args = p.parse_args(argv)
-    for name in ("workers", "threads"):
-        if getattr(args, name, 1) < 1: p.error(f"argument --{name}: must be at least 1, not {getattr(args, name)}")
     with user_errors(PROG, OSError):
         run_command(p, args) if args.cmd == "run" else results_command(args)
 
@@ -985,15 +984,7 @@ def main(argv: list[str] | None = None) -> None:
 # status):
 
 # %%
-def refusal(argv) -> tuple[int, str]:
-    "(exit status, what the command prints) for `argv`."
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try: main(argv)
-        except SystemExit as e: status = e.code
-    lines = err.getvalue().strip().splitlines()
-    assert len(lines) == 1, lines
-    return status, lines[0]
+refusal = lambda argv: common_refusal(main, argv)        # appendix B: (exit status, the one line)
 
 for argv in (["run", "ablation", "--arm", "rope", "--lr", "1e-3", "--seed", "1"],
              ["run", "ablation", "--arm", "gpt2", "--lr", "nan", "--seed", "1"],

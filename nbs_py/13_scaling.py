@@ -68,6 +68,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gpt2book.common import CommandError, Parser, positive_int, user_errors
 from gpt2book.files import atomic_write, atomic_write_json
 
 # %%
@@ -1084,7 +1085,6 @@ EXAMPLES = f"""examples:
 
 def parser():
     "The command line of `python -m gpt2book.scaling` (a gpt2book.common.Parser)."
-    from gpt2book.common import Parser
     p = Parser(prog=PROG, description="Scaling-law sweeps and fits (chapter 13).", epilog=EXAMPLES,
                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -1092,10 +1092,10 @@ def parser():
     a.add_argument("--arch", default="gpt2", help="the architecture to sweep, a name in gpt2book.scaling_runs.ARCHS "
                                                   "(default gpt2)")
     a.add_argument("--grid", default="cpu", choices=list(FILES))
-    a.add_argument("--workers", type=int, default=2, help="runs side by side, each with cores/workers threads (default 2)")
+    a.add_argument("--workers", type=positive_int, default=2, help="runs side by side, each with cores/workers threads (default 2)")
     f = sub.add_parser("fit", help="fit the laws to a grid's results and write the fit JSON and figure")
     f.add_argument("--grid", default="cpu", choices=list(FILES))
-    f.add_argument("--boot", type=int, default=200, help="bootstrap resamples for the intervals (default 200)")
+    f.add_argument("--boot", type=positive_int, default=200, help="bootstrap resamples for the intervals (default 200)")
     f.add_argument("--json", default=None, help=f"where to write the fit (default: the grid's, {FILES['cpu'].fit} "
                                                 "for the CPU grid)")
     return p
@@ -1105,7 +1105,6 @@ def parser():
 #| export
 def fit_command(files: GridFiles, n_boot: int = 200, json_path=None) -> dict:
     "`fit`: the laws of a grid's results file, written to its fit JSON (or `json_path`) and drawn into its figure."
-    from gpt2book.common import CommandError
     if not Path(files.results).exists():
         raise CommandError(f"no results file {files.results}: run `{PROG} sweep` for that grid first")
     try: runs = read_runs(files.results)
@@ -1121,11 +1120,8 @@ def fit_command(files: GridFiles, n_boot: int = 200, json_path=None) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     "The `python -m gpt2book.scaling` command."
-    from gpt2book.common import user_errors
     p = parser()
     args = p.parse_args(argv)
-    for name in ("workers", "boot"):
-        if getattr(args, name, 1) < 1: p.error(f"argument --{name}: must be at least 1, not {getattr(args, name)}")
     with user_errors(PROG, OSError):
         if args.cmd == "fit":
             fit_command(FILES[args.grid], args.boot, args.json)
@@ -1143,17 +1139,10 @@ import contextlib
 import io
 import tempfile
 
+from gpt2book.common import refusal as common_refusal
 
 # %%
-def refusal(argv) -> tuple[int, str]:
-    "(exit status, the one line the command prints) for `argv`."
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try: main(argv)
-        except SystemExit as e: status = e.code
-    lines = err.getvalue().strip().splitlines()
-    assert len(lines) == 1, lines
-    return status, lines[0]
+refusal = lambda argv: common_refusal(main, argv)        # appendix B: (exit status, the one line)
 
 bad = Path(tempfile.mkdtemp()) / "scaling.csv"
 bad.write_text("arch,size\ngpt2,L1C16\n")

@@ -45,6 +45,7 @@ import tempfile
 
 import matplotlib.pyplot as plt
 from fastcore.test import test_close, test_eq, test_fail
+from gpt2book.common import run_main
 
 from gpt2book.common import SettingError
 from gpt2book.loader import load_meta
@@ -674,22 +675,13 @@ def main(argv: list[str] | None = None) -> list[str]:
 if __name__ == "__main__" and "ipykernel" not in sys.modules:
     main()
 
-
 # %% [markdown]
 # The help, then the command on the run trained above, in this process (what `python -m
 # gpt2book.sample ...` does in a shell), twice with the same seed. `cli` returns what the command
 # printed on stdout and stderr, and its exit status.
 
 # %%
-def cli(*args):
-    "(stdout, stderr, exit status) of `python -m gpt2book.sample *args`, run in this process."
-    out, err, status = io.StringIO(), io.StringIO(), 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-        except SystemExit as e:
-            status = e.code
-    return out.getvalue(), err.getvalue(), status
+cli = lambda *args: run_main(main, args)                 # appendix B: (stdout, stderr, exit status)
 
 print(cli("--help")[0])
 

@@ -38,6 +38,7 @@ from types import SimpleNamespace
 import matplotlib.pyplot as plt
 import numpy as np
 from fastcore.test import test_close, test_eq, test_fail
+from gpt2book.common import run_main
 
 from gpt2book.prepare import SOURCES, fetch
 from gpt2book.model import GPT, GPTConfig
@@ -962,7 +963,6 @@ def main(argv=None) -> dict:
 if __name__ == "__main__" and "ipykernel" not in sys.modules:
     main()
 
-
 # %% [markdown]
 # The help of the `hellaswag` subcommand, then a run on the small file with a model saved as a
 # Hugging Face folder (the untrained GPT-2-vocabulary model above: such a folder implies GPT-2's
@@ -970,15 +970,7 @@ if __name__ == "__main__" and "ipykernel" not in sys.modules:
 # returns what the command printed on stdout and stderr, and its exit status.
 
 # %%
-def cli(*args):
-    "(stdout, stderr, exit status) of `python -m gpt2book.eval *args`, run in this process."
-    out, err, status = io.StringIO(), io.StringIO(), 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-        except SystemExit as e:
-            status = e.code
-    return out.getvalue(), err.getvalue(), status
+cli = lambda *args: run_main(main, args)                 # appendix B: (stdout, stderr, exit status)
 
 help_text, _, status = cli("hellaswag", "--help")
 print(help_text)

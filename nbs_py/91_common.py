@@ -31,6 +31,7 @@
 import argparse
 import contextlib
 import dataclasses
+import io
 import math
 import os
 import platform
@@ -107,6 +108,46 @@ try:
     demo_main()
 except SystemExit as e:
     test_eq(e.code, 1)
+
+
+# %% [markdown]
+# Two more pieces every command uses. Counts such as `--workers` must be whole numbers of at least 1:
+# `positive_int` is an argparse type that says so in argparse's own one line. And to see what a user
+# of a command sees, `run_main` runs its `main` in this process and returns what it printed and its
+# exit status; `refusal` checks that a refusal is exactly one line. The chapters use them to show each
+# command's refusals, and the tests to check them.
+
+# %%
+#| export
+def positive_int(text: str) -> int:
+    "An argparse type: a whole number of at least 1 (`--workers`, `--threads`, ...)."
+    n = int(text)                                   # not a number: argparse's "invalid positive_int value"
+    if n < 1: raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
+    return n
+
+def run_main(main, argv) -> tuple[str, str, int]:
+    "(stdout, stderr, exit status) of a command's `main(argv)`, run in this process: what a user of the command sees."
+    out, err, status = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([str(a) for a in argv])
+        except SystemExit as e:
+            status = 0 if e.code is None else e.code
+    return out.getvalue(), err.getvalue(), status
+
+def refusal(main, argv) -> tuple[int, str]:
+    "(exit status, the one line on stderr) of a command refusing `argv`; AssertionError if it printed more, or nothing."
+    _, err, status = run_main(main, argv)
+    lines = err.strip().splitlines()
+    assert status != 0 and len(lines) == 1, (status, lines)
+    return status, lines[0]
+
+
+# %%
+p = Parser(prog="demo")
+p.add_argument("--workers", type=positive_int, default=1)
+test_eq(refusal(p.parse_args, ["--workers=0"]), (2, "demo: error: argument --workers: must be at least 1, not 0 (see demo --help)"))
+test_eq(run_main(lambda argv: print(p.parse_args(argv).workers), ["--workers=3"]), ("3\n", "", 0))
 
 
 # %% [markdown]

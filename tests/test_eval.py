@@ -14,6 +14,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
+from gpt2book.common import run_main
 import tiktoken
 import torch
 
@@ -239,14 +241,8 @@ def test_perplexity_matches_transformers(hf_model, ours):
 
 # --- the command line, in this process --------------------------------------------------------------------------------
 def cli(capsys, *args):
-    "(stdout, stderr, exit status) of `python -m gpt2book.eval *args`, run in this process."
-    status = 0
-    try:
-        main([str(a) for a in args])
-    except SystemExit as e:
-        status = e.code
-    out, err = capsys.readouterr()
-    return out, err, status
+    "(stdout, stderr, exit status) of the command with `args`, run in this process."
+    return run_main(main, args)
 
 
 def test_cli_help(capsys):

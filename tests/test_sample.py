@@ -12,7 +12,7 @@ import torch
 
 from gpt2book.model import GPT, GPTConfig, complete, next_token_probs
 from gpt2book.sample import PROG, check_prompt, load_model, main
-from gpt2book.common import CommandError
+from gpt2book.common import run_main, CommandError
 from gpt2book.tokenizer import CharTokenizer
 from gpt2book.train import make_config, train
 
@@ -47,14 +47,8 @@ def hf_dir(tmp_path_factory):
 
 
 def cli(capsys, *args):
-    "(stdout, stderr, exit status) of `python -m gpt2book.sample *args`, run in this process."
-    status = 0
-    try:
-        main([str(a) for a in args])
-    except SystemExit as e:
-        status = e.code
-    out, err = capsys.readouterr()
-    return out, err, status
+    "(stdout, stderr, exit status) of the command with `args`, run in this process."
+    return run_main(main, args)
 
 
 def test_help(capsys):
