@@ -76,6 +76,7 @@ def _check_item(item, style, where) -> dict:
         raise ValueError(f"{where}: field(s) {text} must be strings")
     return {**{k: item[k] for k in HELLASWAG_FIELDS[style]}, "label": label}
 
+# %% ../nbs/15_eval.ipynb #708a1a78
 def read_hellaswag(path, style="completion", expect_n=None) -> list[dict]:
     "The items of a HellaSwag jsonl file, checked for the fields `style` needs (and their number, if `expect_n`)."
     if style not in HELLASWAG_STYLES:

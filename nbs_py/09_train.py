@@ -530,7 +530,6 @@ def set_rng_state(s: dict):
 
 # %%
 random.seed(1); np.random.seed(1); torch.manual_seed(1)
-from gpt2book.checkpoint import rng_state, set_rng_state
 saved = rng_state()
 a = (random.random(), np.random.rand(), torch.rand(1).item())
 set_rng_state(saved)
@@ -588,7 +587,6 @@ def newest_readable_checkpoint(folder, report=print, move_aside=True) -> tuple[P
 
 
 # %%
-from gpt2book.checkpoint import checkpoint_step, checkpoints, load_checkpoint, save_checkpoint
 tmp = Path(tempfile.mkdtemp())
 for s_ in (100, 200, 300, 400): save_checkpoint(tmp, s_, {"step": s_, "w": torch.ones(2) * s_}, keep=2)
 test_eq([p.name for p in checkpoints(tmp)], ["ckpt_0000300.pt", "ckpt_0000400.pt"])   # the newest two
@@ -635,7 +633,6 @@ def restore_checkpoint(ckpt: dict, path, model, optimizer, loader, scaler, rank:
 
 
 # %%
-from gpt2book.checkpoint import check_model_config
 test_fail(lambda: check_model_config({"n_layer": 4, "ffn": "mlp"}, {"n_layer": 6, "ffn": "mlp"}, "ckpt.pt"),
           contains="n_layer: checkpoint 4 vs run 6")
 

@@ -120,7 +120,7 @@ for _ in range(3):
 loader_py = (tmp / "gpt2book" / "loader.py").read_text()
 print(loader_py)
 test_eq(loader_py.count("def batches"), 1)
-assert loader_py.startswith('"""batches from shards, the part the trainer needs.')
+assert loader_py.startswith('"""Batches from shards, the part the trainer needs.')
 test_eq((tmp / "gpt2book" / "prepare.py").read_text().count("def prepare"), 1)
 
 # %% [markdown]
