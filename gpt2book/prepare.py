@@ -26,11 +26,12 @@ from tqdm.auto import tqdm
 from .common import Parser, fail, user_errors
 from .fetch import cached_file, mirror_dir, sha256_file
 from .files import atomic_write_json, folder_lock, stale_temporaries
-from .tokenizer import get_tokenizer
+from .tokenizer import BPETokenizer, get_tokenizer
 
 # %% auto #0
 __all__ = ['TINY_SHAKESPEARE', 'COMPLETE_WORKS', 'SOURCES', 'LOCAL_SUFFIXES', 'SPLITS', 'DTYPE', 'FORMAT', 'PROGRESS', 'PROG',
-           'Source', 'fetch', 'Plan', 'resolve', 'default_data_dir', 'prepare', 'split_summary', 'main']
+           'Source', 'fetch', 'Plan', 'resolve', 'split_documents', 'default_data_dir', 'prepare', 'split_summary',
+           'main']
 
 # %% ../nbs/07_data.ipynb #adb43fe8
 @dataclass(frozen=True)
@@ -212,6 +213,12 @@ def _pieces(plan: Plan, docs):
         val = name in val_docs if by == "name" else i % plan.split["val_every"] == 0
         yield ("val" if val else "train", d, True)
 
+def split_documents(sources, split: str) -> list[str]:
+    "The texts `prepare` puts in `split` ('train' or 'val'), in order: what a tokenizer trains on, what a bits-per-byte counts."
+    if split not in SPLITS: raise ValueError(f"split={split!r}: use one of {SPLITS}")
+    plan = resolve(sources)
+    return [text for s, text, _ in _pieces(plan, plan.open_docs()) if s == split]
+
 # %% ../nbs/07_data.ipynb #76defdf9
 DTYPE = np.dtype("<u2")       # little-endian uint16: the shards' one format
 FORMAT = "gpt2book-shards-1"  # meta.json's "format": what load_meta accepts
@@ -221,6 +228,10 @@ def _make_tokenizer(plan: Plan, tokenizer):
     if tokenizer is not None and not isinstance(tokenizer, str):
         return tokenizer  # a ready Tokenizer object
     name = tokenizer or plan.tokenizer
+    if name == "bytes":                                   # byte-level BPE without merges: 256 bytes + end-of-text
+        return BPETokenizer([])
+    if name not in ("char", "gpt2"):                      # a folder that python -m gpt2book.tokenizer train wrote
+        return BPETokenizer.load(name)
     if name == "char":
         chars = set()
         for _, d in plan.open_docs():
@@ -515,7 +526,8 @@ def _parser():
     p = Parser(prog=PROG, description="Tokenize a data source into uint16 shards + meta.json (chapter 7).")
     p.add_argument("sources", nargs="+", help=f"one of {list(SOURCES)}, or .txt/.jsonl/.parquet files and folders")
     p.add_argument("--out", help="output folder (default: data/NAME, or $GPT2BOOK_DATA/NAME)")
-    p.add_argument("--tokenizer", choices=["gpt2", "char"], help="override the source's tokenizer")
+    p.add_argument("--tokenizer", help="override the source's tokenizer: gpt2 | char | bytes | a folder that "
+                   "python -m gpt2book.tokenizer train wrote (chapter 6)")
     p.add_argument("--shard-tokens", type=_at_least(1, "tokens per shard"), default=100_000_000,
                    help="tokens per shard (default 1e8)")
     p.add_argument("--val-every", type=_at_least(2, "one document in K validates"),

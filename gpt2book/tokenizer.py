@@ -7,14 +7,29 @@ Docs: https://gpt2book.github.io/gpt2book/tokenizer.html.md"""
 # %% ../nbs/06_tokenizer.ipynb #26a2346a
 from __future__ import annotations
 
+import functools
+import heapq
+import json
+import math
 import os
+import sys
+from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+import regex
 import tiktoken
+from fastcore.basics import patch
+
+from .common import Parser, positive_int, user_errors
+from .files import atomic_write_json
 
 # %% auto #0
-__all__ = ['TOKENIZERS', 'CharTokenizer', 'GPT2Tokenizer', 'Tokenizer', 'get_tokenizer', 'tokenizer_from_dict']
+__all__ = ['GPT2_PATTERN', 'TOKENIZERS', 'PROG', 'CharTokenizer', 'to_bytes', 'split_specials', 'pretoken_counts', 'merge_word',
+           'train_merges_naive', 'train_merges', 'pretoken_counts_parallel', 'BPETokenizer', 'train_bpe',
+           'GPT2Tokenizer', 'Tokenizer', 'get_tokenizer', 'tokenizer_from_dict', 'parser', 'main']
 
 # %% ../nbs/06_tokenizer.ipynb #8038f0d8
 class CharTokenizer:
@@ -57,6 +72,233 @@ class CharTokenizer:
     def __repr__(self):
         return f"CharTokenizer({len(self.chars)} chars + eot={self.eot}, vocab_size={self.vocab_size})"
 
+# %% ../nbs/06_tokenizer.ipynb #ca15e5f2
+GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""   # GPT-2's pre-tokeniser
+
+def to_bytes(text: str) -> bytes:
+    "UTF-8 bytes of `text`; a lone surrogate (not a character) is refused, naming where."
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"position {e.start} of the text holds {text[e.start]!r}, a lone surrogate: not a Unicode "
+                         f"character, it has no UTF-8 bytes; decode the source with errors='replace'") from None
+
+def split_specials(text: str, special_tokens=()) -> list[str]:
+    "`text` cut at every special token, each special token kept as a piece of its own (the longest first)."
+    if not special_tokens: return [text] if text else []
+    alternatives = "|".join(regex.escape(s) for s in sorted(special_tokens, key=len, reverse=True))
+    return [p for p in regex.split(f"({alternatives})", text) if p]
+
+def pretoken_counts(text: str, special_tokens=()) -> Counter:
+    "{pre-token bytes: count} over the text between special tokens (the special tokens themselves are not counted)."
+    to_bytes(text)                                        # refuse a lone surrogate where it is, before counting
+    specials, counts, pattern = set(special_tokens), Counter(), regex.compile(GPT2_PATTERN)
+    for piece in split_specials(text, special_tokens):
+        if piece not in specials:
+            counts.update(to_bytes(m.group()) for m in pattern.finditer(piece))
+    return counts
+
+# %% ../nbs/06_tokenizer.ipynb #30f516b0
+def merge_word(word: tuple, pair: tuple, new: bytes) -> tuple:
+    "`word` (a tuple of symbols) with every occurrence of `pair`, left to right, replaced by the symbol `new`."
+    out, i = [], 0
+    while i < len(word):
+        if i + 1 < len(word) and word[i] == pair[0] and word[i + 1] == pair[1]:
+            out.append(new); i += 2
+        else:
+            out.append(word[i]); i += 1
+    return tuple(out)
+
+def train_merges_naive(counts: dict, n_merges: int) -> list[tuple[bytes, bytes]]:
+    "The merges of byte-level BPE over pre-token `counts`, recounting every pair each round: the definition, slowly."
+    words = {tuple(bytes([b]) for b in w): c for w, c in counts.items()}
+    merges = []
+    for _ in range(n_merges):
+        pairs = Counter()
+        for w, c in words.items():
+            for p in zip(w, w[1:]): pairs[p] += c
+        if not pairs: break                                   # every pre-token is a single symbol: nothing to merge
+        best = max(pairs, key=lambda p: (pairs[p], p))        # the most frequent pair; on a tie, the greatest
+        merges.append(best)
+        words = {merge_word(w, best, best[0] + best[1]): c for w, c in words.items()}
+    return merges
+
+# %% ../nbs/06_tokenizer.ipynb #9d38d8fc
+@functools.total_ordering
+class _Desc:
+    "A pair that sorts in reverse, so that a min-heap of (-count, _Desc(pair)) pops the greatest pair among ties."
+    __slots__ = ("pair",)
+    def __init__(self, pair): self.pair = pair
+    def __lt__(self, other): return self.pair > other.pair
+    def __eq__(self, other): return self.pair == other.pair
+
+def _index(words, freq):
+    "(pair counts, pair -> the words that hold it) of the words `words` occurring `freq` times."
+    pairs, where = Counter(), defaultdict(set)
+    for i, w in enumerate(words):
+        for p in zip(w, w[1:]):
+            pairs[p] += freq[i]; where[p].add(i)
+    return pairs, where
+
+# %% ../nbs/06_tokenizer.ipynb #5af3046e
+def train_merges(counts: dict, n_merges: int) -> list[tuple[bytes, bytes]]:
+    "The same merges as `train_merges_naive`, updating only the pre-tokens (and pairs) each merge touches."
+    words, freq = [tuple(bytes([b]) for b in w) for w in counts], list(counts.values())
+    pairs, where = _index(words, freq)
+    heap = [(-c, _Desc(p)) for p, c in pairs.items()]
+    heapq.heapify(heap)
+    merges = []
+    while len(merges) < n_merges and heap:
+        negc, d = heapq.heappop(heap)
+        p = d.pair
+        if negc == 0 or pairs.get(p, 0) != -negc: continue        # a stale entry: its count changed since
+        merges.append(p)
+        new, touched = p[0] + p[1], set()
+        for i in where.pop(p):
+            w, c = words[i], freq[i]
+            w2 = merge_word(w, p, new)
+            for q in zip(w, w[1:]): pairs[q] -= c                 # the word's old pairs out...
+            for q in zip(w2, w2[1:]): pairs[q] += c               # ...its new pairs in
+            before, after = set(zip(w, w[1:])), set(zip(w2, w2[1:]))
+            for q in after - before: where[q].add(i)
+            for q in before - after: where[q].discard(i)
+            touched |= before | after
+            words[i] = w2
+        del pairs[p]
+        for q in touched - {p}:
+            if pairs[q] > 0: heapq.heappush(heap, (-pairs[q], _Desc(q)))
+    return merges
+
+# %% ../nbs/06_tokenizer.ipynb #c6f7c8ac
+def _count_part(args):
+    return pretoken_counts(*args)
+
+def pretoken_counts_parallel(text: str, special_tokens=(), workers: int | None = None) -> Counter:
+    "`pretoken_counts` in `workers` processes, the text cut into parts at special tokens (none is cut)."
+    workers = workers or os.cpu_count() or 1
+    to_bytes(text)                                        # a lone surrogate: refused here, its position the text's
+    pieces = split_specials(text, special_tokens)
+    if workers == 1 or len(pieces) < 2: return pretoken_counts(text, special_tokens)
+    size, parts, cur, n = len(text) / (4 * workers), [], [], 0
+    for p in pieces:                                  # about 4 parts per process, cut only at special tokens
+        cur.append(p); n += len(p)
+        if n >= size and p in special_tokens: parts.append("".join(cur)); cur, n = [], 0
+    parts.append("".join(cur))
+    with ProcessPoolExecutor(workers) as ex:
+        return sum(ex.map(_count_part, [(p, special_tokens) for p in parts]), Counter())
+
+# %% ../nbs/06_tokenizer.ipynb #837be556
+class BPETokenizer:
+    "Byte-level BPE from a list of merges: ids 0-255 the bytes, 256 + i merge i, then the special tokens."
+    name = "bpe"
+
+    def __init__(self, merges, special_tokens=("<|endoftext|>",), pattern: str = GPT2_PATTERN):
+        as_bytes = lambda s: bytes.fromhex(s) if isinstance(s, str) else bytes(s)     # to_dict stores hex strings
+        self.merges = [(as_bytes(a), as_bytes(b)) for a, b in merges]
+        self.special_tokens, self.pattern = list(special_tokens), pattern
+        self.vocab = {i: bytes([i]) for i in range(256)}                   # id -> bytes
+        self.vocab.update({256 + i: a + b for i, (a, b) in enumerate(self.merges)})
+        n = len(self.vocab)
+        self.vocab.update({n + i: s.encode("utf-8") for i, s in enumerate(self.special_tokens)})
+        self.vocab_size = len(self.vocab)
+        self.special_ids = {s: n + i for i, s in enumerate(self.special_tokens)}
+        self.eot = self.special_ids[self.special_tokens[0]] if self.special_tokens else None
+        self.ranks = {p: i for i, p in enumerate(self.merges)}                 # pair -> when it was learned
+        self.ids = {v: k for k, v in self.vocab.items() if k < n}             # bytes -> id, special tokens aside
+        self._re, self._cache, self._tiktoken = regex.compile(pattern), {}, None
+
+    def __repr__(self):
+        return f"BPETokenizer({len(self.merges)} merges, {len(self.special_tokens)} special, vocab_size={self.vocab_size})"
+
+# %% ../nbs/06_tokenizer.ipynb #42dd29d6
+@patch
+def _encode_pretoken(self: BPETokenizer, word: bytes) -> list[int]:
+    "The ids of one pre-token: its bytes, merged pair by pair in the order the merges were learned."
+    if word in self._cache: return self._cache[word]
+    parts = [bytes([b]) for b in word]
+    while len(parts) > 1:
+        ranked = [(self.ranks.get(pair, math.inf), i) for i, pair in enumerate(zip(parts, parts[1:]))]
+        rank, i = min(ranked)                                   # the earliest-learned pair, leftmost on a tie
+        if rank == math.inf: break
+        a, b = self.merges[rank]
+        parts = list(merge_word(tuple(parts), (a, b), a + b))
+    ids = self._cache[word] = [self.ids[p] for p in parts]
+    return ids
+
+@patch
+def encode_slow(self: BPETokenizer, text: str) -> list[int]:
+    "Token ids of `text` in Python, merge by merge; a special token in the text becomes its one id."
+    out = []
+    for piece in split_specials(text, self.special_tokens):
+        if piece in self.special_ids: out.append(self.special_ids[piece]); continue
+        for m in self._re.finditer(piece): out.extend(self._encode_pretoken(to_bytes(m.group())))
+    return out
+
+@patch
+def decode(self: BPETokenizer, ids) -> str:
+    "The text of `ids` (bytes that are not UTF-8 on their own, a cut-off character, decode as U+FFFD)."
+    return b"".join(self.vocab[i] for i in ids).decode("utf-8", errors="replace")
+
+@patch
+def encode(self: BPETokenizer, text: str) -> list[int]:
+    "Token ids of `text`: tiktoken's Rust encoder with these merges (the same ids as `encode_slow`, tested)."
+    to_bytes(text)                                              # a lone surrogate: the same refusal as encode_slow
+    if self._tiktoken is None:
+        try: self._tiktoken = self.to_tiktoken()
+        except ValueError: self._tiktoken = False               # merges tiktoken would rank differently
+    if self._tiktoken is False: return self.encode_slow(text)
+    return self._tiktoken.encode(text, allowed_special="all")
+
+@patch
+def encode_batch(self: BPETokenizer, texts) -> list[list[int]]:
+    return [self.encode(t) for t in texts]
+
+# %% ../nbs/06_tokenizer.ipynb #4016520e
+@patch
+def to_dict(self: BPETokenizer) -> dict:
+    return {"name": self.name, "merges": [[a.hex(), b.hex()] for a, b in self.merges],
+            "special_tokens": self.special_tokens, "pattern": self.pattern}
+
+@patch
+def save(self: BPETokenizer, folder) -> Path:
+    "Write `folder/tokenizer.json` (atomically); returns the folder."
+    atomic_write_json(Path(folder) / "tokenizer.json", self.to_dict(), indent=None)
+    return Path(folder)
+
+@patch(cls_method=True)
+def load(cls: BPETokenizer, folder) -> BPETokenizer:
+    "The tokenizer `save` wrote into `folder` (or the tokenizer.json file itself)."
+    path = Path(folder).expanduser()
+    path = path / "tokenizer.json" if path.is_dir() else path
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+        assert d.pop("name") == "bpe"
+        return cls(**d)
+    except (OSError, ValueError, AssertionError, KeyError, TypeError) as e:
+        raise ValueError(f"{path} is not a BPE tokenizer that gpt2book saved (a tokenizer.json of "
+                         f"python -m gpt2book.tokenizer train): {type(e).__name__}") from None
+
+# %% ../nbs/06_tokenizer.ipynb #726d809a
+@patch
+def to_tiktoken(self: BPETokenizer):
+    "The same tokenizer as a tiktoken Encoding (Rust speed); ValueError if two merges made the same bytes."
+    ranks = {v: k for k, v in self.vocab.items() if k < 256 + len(self.merges)}
+    if len(ranks) != 256 + len(self.merges):
+        raise ValueError("two merges make the same byte string: tiktoken, which ranks symbols, would encode "
+                         "differently; encode with this tokenizer's own encode")
+    return tiktoken.Encoding(f"gpt2book-bpe-{self.vocab_size}", pat_str=self.pattern, mergeable_ranks=ranks,
+                             special_tokens=self.special_ids)
+
+# %% ../nbs/06_tokenizer.ipynb #be0f2706
+def train_bpe(text: str, vocab_size: int, special_tokens=("<|endoftext|>",), workers: int | None = None) -> BPETokenizer:
+    "A byte-level BPE tokenizer of `vocab_size` ids (256 bytes + merges + `special_tokens`) learned on `text`."
+    n_merges = vocab_size - 256 - len(special_tokens)
+    if n_merges < 0:
+        raise ValueError(f"vocab_size={vocab_size} is smaller than the 256 bytes and {len(special_tokens)} special "
+                         f"token(s) every byte-level BPE holds: use at least {256 + len(special_tokens)}")
+    counts = pretoken_counts_parallel(text, special_tokens, workers) if text else Counter()
+    return BPETokenizer(train_merges(counts, n_merges), special_tokens)
+
 # %% ../nbs/06_tokenizer.ipynb #a25cc0a8
 class GPT2Tokenizer:
     "GPT-2's byte-level BPE (tiktoken `gpt2`): 50,257 ids, end-of-text = 50256."
@@ -98,7 +340,7 @@ class Tokenizer(Protocol):
     def encode_batch(self, texts) -> list[list[int]]: ...
     def to_dict(self) -> dict: ...
 
-TOKENIZERS = {"gpt2": GPT2Tokenizer, "char": CharTokenizer}
+TOKENIZERS = {"gpt2": GPT2Tokenizer, "char": CharTokenizer, "bpe": BPETokenizer}
 
 def get_tokenizer(name, **kw) -> Tokenizer:
     "The tokenizer called `name`: `get_tokenizer('gpt2')`, `get_tokenizer('char', chars=...)` or `('char', text=...)`."
@@ -115,3 +357,50 @@ def tokenizer_from_dict(d) -> Tokenizer:
     "Rebuild a tokenizer from `tok.to_dict()` (as stored in a data set's meta.json)."
     d = dict(d)
     return get_tokenizer(d.pop("name"), **d)
+
+# %% ../nbs/06_tokenizer.ipynb #949ffc66
+PROG = "python -m gpt2book.tokenizer"
+
+def _text_files(inputs) -> list[Path]:
+    "The .txt files named by `inputs`, folders searched (sorted); ValueError naming what is missing."
+    files = []
+    for item in inputs:
+        p = Path(item).expanduser()
+        if p.is_dir(): files += sorted(q for q in p.rglob("*.txt") if q.is_file())
+        elif p.is_file(): files.append(p)
+        else: raise ValueError(f"--input {item}: no such file or folder")
+    if not files: raise ValueError(f"--input {' '.join(map(str, inputs))}: no .txt files there")
+    return files
+
+def parser() -> Parser:
+    "The command line of `python -m gpt2book.tokenizer`."
+    p = Parser(prog=PROG, description="Train a byte-level BPE tokenizer (chapter 6 of gpt2book).",
+               epilog=f"example:\n  {PROG} train --input data/texts --vocab_size 2048 --out out/bpe2048\n"
+                      f"  python data/prepare.py shakespeare_complete --tokenizer out/bpe2048 --out data/sc_bpe2048")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="learn the merges on text files and write DIR/tokenizer.json")
+    t.add_argument("--input", nargs="+", required=True, help=".txt files, or folders of them; each file one document")
+    t.add_argument("--vocab_size", type=positive_int, required=True, help="256 bytes + merges + special tokens")
+    t.add_argument("--out", required=True, help="the folder to write tokenizer.json into")
+    t.add_argument("--special", nargs="*", default=["<|endoftext|>"], help="special tokens (default <|endoftext|>)")
+    t.add_argument("--workers", type=positive_int, help="processes counting pre-tokens (default: all cores)")
+    return p
+
+# %% ../nbs/06_tokenizer.ipynb #af40242d
+def main(argv=None) -> BPETokenizer:
+    "The `python -m gpt2book.tokenizer` command."
+    a = parser().parse_args(argv)
+    with user_errors(PROG, ValueError, OSError):
+        files = _text_files(a.input)
+        sep = a.special[0] if a.special else ""
+        text = sep.join(f.read_text(encoding="utf-8") for f in files)
+        tok = train_bpe(text, a.vocab_size, a.special, a.workers)
+        tok.save(a.out)
+    short = f" (the text supports only {len(tok.merges)} merges)" if tok.vocab_size < a.vocab_size else ""
+    print(f"{Path(a.out) / 'tokenizer.json'}: {tok.vocab_size:,} ids{short} from {len(files)} file(s), "
+          f"{len(text):,} characters")
+    return tok
+
+# %% ../nbs/06_tokenizer.ipynb #3461640a
+if __name__ == "__main__" and "ipykernel" not in sys.modules:
+    main()

@@ -30,20 +30,37 @@
 #| export
 from __future__ import annotations
 
+import functools
+import heapq
+import json
+import math
 import os
+import sys
+from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+import regex
 import tiktoken
+from fastcore.basics import patch
+
+from gpt2book.common import Parser, positive_int, user_errors
+from gpt2book.files import atomic_write_json
 
 # %%
-import json, random, unicodedata
+import random
+import tempfile
+import time
+import unicodedata
 
 import matplotlib.pyplot as plt
-import regex
 import torch
 from fastcore.test import test_eq, test_fail
 from IPython.display import HTML, display
+
+from gpt2book.common import refusal, run_main
 
 from gpt2book.prepare import SOURCES, fetch  # chapter 7: where the data comes from
 from gpt2book.model import GPT, GPTConfig  # chapter 5: to count parameters
@@ -264,6 +281,357 @@ print(f"Tiny Shakespeare: {len(shakespeare):,} characters -> {n_tok:,} GPT-2 tok
       f"({len(shakespeare) / n_tok:.2f} characters per token)")
 test_eq(n_tok, 338025)
 
+# %% [markdown]
+# ## Training a byte-level BPE
+#
+# GPT-2's merges were learned once, by OpenAI, on 40 GB of WebText; the rest of this book only
+# loads them. Learning them is the one part of GPT-2 this chapter has not built yet, and it is short.
+# The recipe (Sennrich et al. 2016, made byte-level by GPT-2):
+#
+# 1. **Special tokens first.** Cut the training text at every special token (`<|endoftext|>`
+#    between documents). A special token is never split and never merged with its neighbours: it
+#    encodes as one id of its own.
+# 2. **Pre-tokenise** each piece with GPT-2's regex, and count how often each distinct pre-token
+#    occurs. Merges never cross pre-token borders, so from here on the text is just this table of
+#    counts: Shakespeare's 4.6 million characters are about 34 thousand distinct pre-tokens.
+# 3. **Merge, repeatedly.** Start every pre-token as its bytes. Count every adjacent pair of symbols
+#    over all pre-tokens (weighted by how often each occurs), merge the most frequent pair into one new
+#    symbol everywhere, and record the merge. Repeat until the vocabulary has its size: the 256
+#    bytes, then one symbol per merge, then the special tokens.
+# 4. **Ties** (two pairs equally frequent) go to the lexicographically greatest pair of byte strings.
+#    Any rule would do; a fixed one makes the result unique, so two implementations can be compared
+#    merge by merge (Stanford CS336's first assignment uses this one).
+#
+# The pre-tokeniser, and the special tokens cut out first. A lone surrogate (a half of a UTF-16
+# pair, which Python strings can hold but which is no character) has no UTF-8 bytes: it is refused,
+# saying where, rather than silently dropped.
+
+# %%
+#| export
+GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""   # GPT-2's pre-tokeniser
+
+def to_bytes(text: str) -> bytes:
+    "UTF-8 bytes of `text`; a lone surrogate (not a character) is refused, naming where."
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"position {e.start} of the text holds {text[e.start]!r}, a lone surrogate: not a Unicode "
+                         f"character, it has no UTF-8 bytes; decode the source with errors='replace'") from None
+
+def split_specials(text: str, special_tokens=()) -> list[str]:
+    "`text` cut at every special token, each special token kept as a piece of its own (the longest first)."
+    if not special_tokens: return [text] if text else []
+    alternatives = "|".join(regex.escape(s) for s in sorted(special_tokens, key=len, reverse=True))
+    return [p for p in regex.split(f"({alternatives})", text) if p]
+
+def pretoken_counts(text: str, special_tokens=()) -> Counter:
+    "{pre-token bytes: count} over the text between special tokens (the special tokens themselves are not counted)."
+    to_bytes(text)                                        # refuse a lone surrogate where it is, before counting
+    specials, counts, pattern = set(special_tokens), Counter(), regex.compile(GPT2_PATTERN)
+    for piece in split_specials(text, special_tokens):
+        if piece not in specials:
+            counts.update(to_bytes(m.group()) for m in pattern.finditer(piece))
+    return counts
+
+
+# %%
+test_eq(split_specials("a<|endoftext|>b<|e", ["<|endoftext|>"]), ["a", "<|endoftext|>", "b<|e"])
+c = pretoken_counts("the cat<|endoftext|>the hat", ["<|endoftext|>"])
+test_eq(c, Counter({b"the": 2, b" cat": 1, b" hat": 1}))                   # no pre-token spans the boundary
+test_fail(lambda: pretoken_counts("ok \ud800"), contains="position 3 of the text holds '\\ud800', a lone surrogate")
+
+
+# %% [markdown]
+# ### The merges, the slow and obvious way
+#
+# The definition, word for word: every round recounts every pair of every pre-token. Each pre-token
+# is a tuple of byte strings; merging replaces every occurrence of the pair, left to right.
+
+# %%
+#| export
+def merge_word(word: tuple, pair: tuple, new: bytes) -> tuple:
+    "`word` (a tuple of symbols) with every occurrence of `pair`, left to right, replaced by the symbol `new`."
+    out, i = [], 0
+    while i < len(word):
+        if i + 1 < len(word) and word[i] == pair[0] and word[i + 1] == pair[1]:
+            out.append(new); i += 2
+        else:
+            out.append(word[i]); i += 1
+    return tuple(out)
+
+def train_merges_naive(counts: dict, n_merges: int) -> list[tuple[bytes, bytes]]:
+    "The merges of byte-level BPE over pre-token `counts`, recounting every pair each round: the definition, slowly."
+    words = {tuple(bytes([b]) for b in w): c for w, c in counts.items()}
+    merges = []
+    for _ in range(n_merges):
+        pairs = Counter()
+        for w, c in words.items():
+            for p in zip(w, w[1:]): pairs[p] += c
+        if not pairs: break                                   # every pre-token is a single symbol: nothing to merge
+        best = max(pairs, key=lambda p: (pairs[p], p))        # the most frequent pair; on a tie, the greatest
+        merges.append(best)
+        words = {merge_word(w, best, best[0] + best[1]): c for w, c in words.items()}
+    return merges
+
+
+# %%
+toy = Counter({b"low": 5, b"lower": 2, b"newest": 6, b"widest": 3})       # Sennrich et al.'s example
+m = train_merges_naive(toy, 6)
+print(m)
+test_eq(m[:2], [(b"s", b"t"), (b"e", b"st")])        # 'st' (9 times) first; then 'est' (9) beats 'ne', 'ew', 'we' (8)
+
+
+# %% [markdown]
+# ### The merges, incrementally
+#
+# Recounting is wasteful: a merge changes only the pre-tokens that contain the merged pair, and
+# only the pairs around it. The fast version keeps three structures and updates them in place:
+# `pairs` (each pair's count), `where` (for each pair, the pre-tokens that contain it) and a heap of
+# (count, pair) to find the most frequent pair quickly. A merge visits only the pre-tokens in
+# `where[pair]`: it subtracts their old pairs, rewrites them, adds their new pairs, and pushes the
+# changed counts on the heap. Old heap entries are left where they are and skipped when they surface
+# with a count that is no longer true ("lazy deletion"), which is cheaper than finding them. The
+# heap pops the smallest entry, so it holds (-count, pair in reverse order): the most frequent pair,
+# and on a tie the greatest, comes out first.
+
+# %%
+#| export
+@functools.total_ordering
+class _Desc:
+    "A pair that sorts in reverse, so that a min-heap of (-count, _Desc(pair)) pops the greatest pair among ties."
+    __slots__ = ("pair",)
+    def __init__(self, pair): self.pair = pair
+    def __lt__(self, other): return self.pair > other.pair
+    def __eq__(self, other): return self.pair == other.pair
+
+def _index(words, freq):
+    "(pair counts, pair -> the words that hold it) of the words `words` occurring `freq` times."
+    pairs, where = Counter(), defaultdict(set)
+    for i, w in enumerate(words):
+        for p in zip(w, w[1:]):
+            pairs[p] += freq[i]; where[p].add(i)
+    return pairs, where
+
+
+# %%
+#| export
+def train_merges(counts: dict, n_merges: int) -> list[tuple[bytes, bytes]]:
+    "The same merges as `train_merges_naive`, updating only the pre-tokens (and pairs) each merge touches."
+    words, freq = [tuple(bytes([b]) for b in w) for w in counts], list(counts.values())
+    pairs, where = _index(words, freq)
+    heap = [(-c, _Desc(p)) for p, c in pairs.items()]
+    heapq.heapify(heap)
+    merges = []
+    while len(merges) < n_merges and heap:
+        negc, d = heapq.heappop(heap)
+        p = d.pair
+        if negc == 0 or pairs.get(p, 0) != -negc: continue        # a stale entry: its count changed since
+        merges.append(p)
+        new, touched = p[0] + p[1], set()
+        for i in where.pop(p):
+            w, c = words[i], freq[i]
+            w2 = merge_word(w, p, new)
+            for q in zip(w, w[1:]): pairs[q] -= c                 # the word's old pairs out...
+            for q in zip(w2, w2[1:]): pairs[q] += c               # ...its new pairs in
+            before, after = set(zip(w, w[1:])), set(zip(w2, w2[1:]))
+            for q in after - before: where[q].add(i)
+            for q in before - after: where[q].discard(i)
+            touched |= before | after
+            words[i] = w2
+        del pairs[p]
+        for q in touched - {p}:
+            if pairs[q] > 0: heapq.heappush(heap, (-pairs[q], _Desc(q)))
+    return merges
+
+
+# %% [markdown]
+# The two agree merge for merge, here on the toy example and on the first 100,000 characters of
+# Tiny Shakespeare (the tests do the same on a corpus built to tie at every round):
+
+# %%
+test_eq(train_merges(toy, 10), train_merges_naive(toy, 10))
+part = pretoken_counts(shakespeare[:100_000])
+t0 = time.perf_counter(); slow = train_merges_naive(part, 200); t_slow = time.perf_counter() - t0
+t0 = time.perf_counter(); fast = train_merges(part, 200); t_fast = time.perf_counter() - t0
+test_eq(fast, slow)
+print(f"200 merges on {len(part):,} distinct pre-tokens: naive {t_slow:.1f} s, incremental {t_fast:.2f} s")
+
+
+# %% [markdown]
+# ### Counting in parallel
+#
+# Most of the training time on a real corpus is the pre-tokenising regex, and it parallelises: cut
+# the text at special-token boundaries (a document never spans one, so no pre-token is cut), count
+# each part in its own process, add the counters.
+
+# %%
+#| export
+def _count_part(args):
+    return pretoken_counts(*args)
+
+def pretoken_counts_parallel(text: str, special_tokens=(), workers: int | None = None) -> Counter:
+    "`pretoken_counts` in `workers` processes, the text cut into parts at special tokens (none is cut)."
+    workers = workers or os.cpu_count() or 1
+    to_bytes(text)                                        # a lone surrogate: refused here, its position the text's
+    pieces = split_specials(text, special_tokens)
+    if workers == 1 or len(pieces) < 2: return pretoken_counts(text, special_tokens)
+    size, parts, cur, n = len(text) / (4 * workers), [], [], 0
+    for p in pieces:                                  # about 4 parts per process, cut only at special tokens
+        cur.append(p); n += len(p)
+        if n >= size and p in special_tokens: parts.append("".join(cur)); cur, n = [], 0
+    parts.append("".join(cur))
+    with ProcessPoolExecutor(workers) as ex:
+        return sum(ex.map(_count_part, [(p, special_tokens) for p in parts]), Counter())
+
+
+# %% [markdown]
+# ### The tokenizer a training makes
+#
+# What training leaves is the list of merges. The vocabulary follows from it: ids 0-255 are the
+# bytes, id $256 + i$ is the symbol merge $i$ made, and the special tokens come last. Encoding a
+# pre-token replays the merges in the order they were learned: repeatedly merge the adjacent pair
+# that was learned first (the lowest rank), as GPT-2's own encoder does. A cache of encoded
+# pre-tokens makes the repeated words of a corpus cheap. (Unlike GPT-2's tokenizer below, which treats
+# the *text* `<|endoftext|>` as ordinary characters, a trained BPE turns its special tokens in a text
+# into their ids: that is how they are counted out of the merges in training.) `BPETokenizer` fits the book's tokenizer
+# interface: `eot` is its first special token (`<|endoftext|>` by default), and `to_dict` holds the
+# merges, so a data set's `meta.json` carries the exact tokenizer that made it.
+
+# %%
+#| export
+class BPETokenizer:
+    "Byte-level BPE from a list of merges: ids 0-255 the bytes, 256 + i merge i, then the special tokens."
+    name = "bpe"
+
+    def __init__(self, merges, special_tokens=("<|endoftext|>",), pattern: str = GPT2_PATTERN):
+        as_bytes = lambda s: bytes.fromhex(s) if isinstance(s, str) else bytes(s)     # to_dict stores hex strings
+        self.merges = [(as_bytes(a), as_bytes(b)) for a, b in merges]
+        self.special_tokens, self.pattern = list(special_tokens), pattern
+        self.vocab = {i: bytes([i]) for i in range(256)}                   # id -> bytes
+        self.vocab.update({256 + i: a + b for i, (a, b) in enumerate(self.merges)})
+        n = len(self.vocab)
+        self.vocab.update({n + i: s.encode("utf-8") for i, s in enumerate(self.special_tokens)})
+        self.vocab_size = len(self.vocab)
+        self.special_ids = {s: n + i for i, s in enumerate(self.special_tokens)}
+        self.eot = self.special_ids[self.special_tokens[0]] if self.special_tokens else None
+        self.ranks = {p: i for i, p in enumerate(self.merges)}                 # pair -> when it was learned
+        self.ids = {v: k for k, v in self.vocab.items() if k < n}             # bytes -> id, special tokens aside
+        self._re, self._cache, self._tiktoken = regex.compile(pattern), {}, None
+
+    def __repr__(self):
+        return f"BPETokenizer({len(self.merges)} merges, {len(self.special_tokens)} special, vocab_size={self.vocab_size})"
+
+
+# %%
+#| export
+@patch
+def _encode_pretoken(self: BPETokenizer, word: bytes) -> list[int]:
+    "The ids of one pre-token: its bytes, merged pair by pair in the order the merges were learned."
+    if word in self._cache: return self._cache[word]
+    parts = [bytes([b]) for b in word]
+    while len(parts) > 1:
+        ranked = [(self.ranks.get(pair, math.inf), i) for i, pair in enumerate(zip(parts, parts[1:]))]
+        rank, i = min(ranked)                                   # the earliest-learned pair, leftmost on a tie
+        if rank == math.inf: break
+        a, b = self.merges[rank]
+        parts = list(merge_word(tuple(parts), (a, b), a + b))
+    ids = self._cache[word] = [self.ids[p] for p in parts]
+    return ids
+
+@patch
+def encode_slow(self: BPETokenizer, text: str) -> list[int]:
+    "Token ids of `text` in Python, merge by merge; a special token in the text becomes its one id."
+    out = []
+    for piece in split_specials(text, self.special_tokens):
+        if piece in self.special_ids: out.append(self.special_ids[piece]); continue
+        for m in self._re.finditer(piece): out.extend(self._encode_pretoken(to_bytes(m.group())))
+    return out
+
+@patch
+def decode(self: BPETokenizer, ids) -> str:
+    "The text of `ids` (bytes that are not UTF-8 on their own, a cut-off character, decode as U+FFFD)."
+    return b"".join(self.vocab[i] for i in ids).decode("utf-8", errors="replace")
+
+@patch
+def encode(self: BPETokenizer, text: str) -> list[int]:
+    "Token ids of `text`: tiktoken's Rust encoder with these merges (the same ids as `encode_slow`, tested)."
+    to_bytes(text)                                              # a lone surrogate: the same refusal as encode_slow
+    if self._tiktoken is None:
+        try: self._tiktoken = self.to_tiktoken()
+        except ValueError: self._tiktoken = False               # merges tiktoken would rank differently
+    if self._tiktoken is False: return self.encode_slow(text)
+    return self._tiktoken.encode(text, allowed_special="all")
+
+@patch
+def encode_batch(self: BPETokenizer, texts) -> list[list[int]]:
+    return [self.encode(t) for t in texts]
+
+
+# %% [markdown]
+# Saving and loading: `to_dict` (what `meta.json` stores, merges as hex strings so that any bytes
+# survive JSON) and a folder with `tokenizer.json`, which `data/prepare.py --tokenizer DIR` reads.
+# And speed: the merges can be handed to tiktoken, whose Rust encoder then does the encoding.
+# tiktoken ranks *symbols* (the bytes a merge made) where our encoder ranks *pairs*; the two agree
+# when every merge makes a new byte string, which `to_tiktoken` checks, and the tests check that
+# both encode a whole corpus to the same ids.
+
+# %%
+#| export
+@patch
+def to_dict(self: BPETokenizer) -> dict:
+    return {"name": self.name, "merges": [[a.hex(), b.hex()] for a, b in self.merges],
+            "special_tokens": self.special_tokens, "pattern": self.pattern}
+
+@patch
+def save(self: BPETokenizer, folder) -> Path:
+    "Write `folder/tokenizer.json` (atomically); returns the folder."
+    atomic_write_json(Path(folder) / "tokenizer.json", self.to_dict(), indent=None)
+    return Path(folder)
+
+@patch(cls_method=True)
+def load(cls: BPETokenizer, folder) -> BPETokenizer:
+    "The tokenizer `save` wrote into `folder` (or the tokenizer.json file itself)."
+    path = Path(folder).expanduser()
+    path = path / "tokenizer.json" if path.is_dir() else path
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+        assert d.pop("name") == "bpe"
+        return cls(**d)
+    except (OSError, ValueError, AssertionError, KeyError, TypeError) as e:
+        raise ValueError(f"{path} is not a BPE tokenizer that gpt2book saved (a tokenizer.json of "
+                         f"python -m gpt2book.tokenizer train): {type(e).__name__}") from None
+
+
+# %%
+#| export
+@patch
+def to_tiktoken(self: BPETokenizer):
+    "The same tokenizer as a tiktoken Encoding (Rust speed); ValueError if two merges made the same bytes."
+    ranks = {v: k for k, v in self.vocab.items() if k < 256 + len(self.merges)}
+    if len(ranks) != 256 + len(self.merges):
+        raise ValueError("two merges make the same byte string: tiktoken, which ranks symbols, would encode "
+                         "differently; encode with this tokenizer's own encode")
+    return tiktoken.Encoding(f"gpt2book-bpe-{self.vocab_size}", pat_str=self.pattern, mergeable_ranks=ranks,
+                             special_tokens=self.special_ids)
+
+
+# %% [markdown]
+# All of it in one function: count the pre-tokens (in parallel), learn `vocab_size - 256 -
+# len(special_tokens)` merges, and return the tokenizer. A vocabulary smaller than the bytes and the
+# special tokens is refused; a text too small to support the merges asked for stops early (the
+# vocabulary is then smaller, and `vocab_size` says so).
+
+# %%
+#| export
+def train_bpe(text: str, vocab_size: int, special_tokens=("<|endoftext|>",), workers: int | None = None) -> BPETokenizer:
+    "A byte-level BPE tokenizer of `vocab_size` ids (256 bytes + merges + `special_tokens`) learned on `text`."
+    n_merges = vocab_size - 256 - len(special_tokens)
+    if n_merges < 0:
+        raise ValueError(f"vocab_size={vocab_size} is smaller than the 256 bytes and {len(special_tokens)} special "
+                         f"token(s) every byte-level BPE holds: use at least {256 + len(special_tokens)}")
+    counts = pretoken_counts_parallel(text, special_tokens, workers) if text else Counter()
+    return BPETokenizer(train_merges(counts, n_merges), special_tokens)
+
 
 # %% [markdown]
 # ## The GPT-2 tokenizer behind the interface
@@ -327,7 +695,7 @@ class Tokenizer(Protocol):
     def encode_batch(self, texts) -> list[list[int]]: ...
     def to_dict(self) -> dict: ...
 
-TOKENIZERS = {"gpt2": GPT2Tokenizer, "char": CharTokenizer}
+TOKENIZERS = {"gpt2": GPT2Tokenizer, "char": CharTokenizer, "bpe": BPETokenizer}
 
 def get_tokenizer(name, **kw) -> Tokenizer:
     "The tokenizer called `name`: `get_tokenizer('gpt2')`, `get_tokenizer('char', chars=...)` or `('char', text=...)`."
@@ -405,3 +773,162 @@ print(f"GPT-2 embedding table: {emb / 1e6:.1f} M parameters, {emb / small.num_pa
 # tokens, so a context of 1024 GPT-2 tokens holds over three thousand characters of play.
 # The price is the vocabulary: the embedding table alone is about a third of GPT-2 small. Chapter 7
 # turns both into token files for training.
+
+# %% [markdown]
+# ## A BPE of our own, behind the same interface
+#
+# Trained on all of Tiny Shakespeare, 512 ids (256 bytes, 255 merges, `<|endoftext|>`), in a second
+# or two. It is a `Tokenizer` like the other two; a special token inside a text encodes as its one
+# id; any Unicode round-trips (the same hard cases as above); tiktoken's encoder with its merges
+# gives exactly the ids of the Python encoder on the whole corpus; an empty text trains the bytes
+# alone; and a vocabulary too small for the bytes is refused.
+
+# %%
+bpe = train_bpe(shakespeare, 512, workers=1)
+print(bpe, "| first merges:", [a + b for a, b in bpe.merges[:12]])
+assert isinstance(bpe, Tokenizer)
+test_eq((bpe.vocab_size, bpe.eot, bpe.decode([bpe.eot])), (512, 511, "<|endoftext|>"))
+test_eq(bpe.encode("the<|endoftext|>the"), [*bpe.encode("the"), bpe.eot, *bpe.encode("the")])
+for t in hard: test_eq(bpe.decode(bpe.encode(t)), t)
+test_eq(bpe.encode(shakespeare), bpe.encode_slow(shakespeare))          # Rust == Python, every id of the corpus
+test_eq((train_bpe("", 300).vocab_size, train_bpe("", 300).encode("")), (257, []))
+test_fail(lambda: train_bpe(shakespeare, 200), contains="use at least 257")
+test_fail(lambda: bpe.encode("ok \ud800"), contains="lone surrogate")
+
+# %% [markdown]
+# Saved and loaded (the folder a training writes, and `meta.json`'s copy), it encodes the same:
+
+# %%
+folder = bpe.save(Path(tempfile.mkdtemp()) / "bpe512")
+for again in (BPETokenizer.load(folder), tokenizer_from_dict(json.loads(json.dumps(bpe.to_dict())))):
+    test_eq(again.encode(shakespeare[:5000]), bpe.encode(shakespeare[:5000]))
+test_fail(lambda: BPETokenizer.load(folder.parent), contains="is not a BPE tokenizer")
+
+# %% [markdown]
+# What it learned, next to GPT-2's own first merges (learned on 40 GB of web text): many of the
+# same pairs, in a Shakespearean order (" t", "he", " a", "ou", " s"). The tests train on a sample of
+# WebText instead and count how many of GPT-2's first merges come out the same.
+
+# %%
+gpt2_ranks = enc._mergeable_ranks
+def gpt2_merge(token: bytes) -> tuple[bytes, bytes]:
+    "The pair GPT-2 merged into `token`: its bytes, merged by the ranks learned before it, end as two symbols."
+    parts, r = [bytes([b]) for b in token], gpt2_ranks[token]
+    while len(parts) > 2:
+        rank, i = min((gpt2_ranks.get(a + b, math.inf), i) for i, (a, b) in enumerate(zip(parts, parts[1:])))
+        assert rank < r
+        parts[i:i + 2] = [parts[i] + parts[i + 1]]
+    return tuple(parts)
+
+gpt2_first = [gpt2_merge(tk) for tk, r in sorted(gpt2_ranks.items(), key=lambda kv: kv[1]) if 256 <= r < 276]
+ours = bpe.merges[:20]
+print("GPT-2:", [a + b for a, b in gpt2_first])
+print("ours: ", [a + b for a, b in ours])
+print(f"{len(set(ours) & set(gpt2_first))} of the first 20 merges in common")
+test_eq(gpt2_first[:2], [(b" ", b"t"), (b" ", b"a")])
+
+# %% [markdown]
+# ### How fast, against the Rust trainers
+#
+# `bench/bpe_train.py` trains on the complete works of Shakespeare (chapter 7's `shakespeare_complete`,
+# its training works) at 512, 2,048 and 8,192 ids: the naive trainer, this chapter's, and Hugging
+# Face `tokenizers`' BPE trainer (Rust, the same byte-level pre-tokeniser), each in a fresh process,
+# side by side in one run, recording seconds and peak memory; and the two Python trainers on growing
+# slices of the corpus.
+#
+# ```bash
+# python bench/bpe_train.py          # writes nbs/data/bench_bpe.json
+# ```
+
+# %%
+bb = json.loads(Path("data/bench_bpe.json").read_text())
+for r in bb["runs"]:
+    took = f"{r['seconds']:7.1f} s" if r["seconds"] is not None else f"over {r['timed_out_s']} s (stopped)"
+    mem = f", peak memory {r['peak_mb']:4.0f} MB ({r['before_mb']:.0f} MB before training)" if "peak_mb" in r else ""
+    parts = f" (counting {r['count_s']:.1f} s, merging {r['merge_s']:.1f} s)" if "count_s" in r else ""
+    print(f"{r['trainer']:12s} vocab {r['vocab_size']:6,d}: {took}{mem}{parts}")
+m_ = bb["machine"]
+print(f"{m_['cpu']}, {m_['cpu_count']} cores; load average {m_.get('loadavg_1min')}; corpus {bb['corpus_chars']:,} characters")
+fig, ax = plt.subplots(figsize=(7, 3.5))
+for trainer in ("naive", "incremental"):
+    pts = [(r["chars"], r["seconds"]) for r in bb["sizes"] if r["trainer"] == trainer and r["seconds"] is not None]
+    ax.plot(*zip(*pts), "o-", label=f"{trainer} ({bb['size_merges']} merges)")
+ax.set(xlabel="training text, characters", ylabel="seconds", title="Training time against corpus size")
+ax.set_xscale("log"); ax.set_yscale("log"); ax.grid(alpha=0.3); ax.legend(); plt.show()
+
+# %% [markdown]
+# ### The command
+#
+# `python -m gpt2book.tokenizer train --input FILE_OR_FOLDER ... --vocab_size N --out DIR` trains
+# on text files (each file a document, `<|endoftext|>` between them) and writes `DIR/tokenizer.json`;
+# `python data/prepare.py SOURCE --tokenizer DIR` then tokenizes a data set with it (chapter 7), and
+# the trainer, the sampling command and the evaluations read it from there.
+
+# %%
+#| export
+PROG = "python -m gpt2book.tokenizer"
+
+def _text_files(inputs) -> list[Path]:
+    "The .txt files named by `inputs`, folders searched (sorted); ValueError naming what is missing."
+    files = []
+    for item in inputs:
+        p = Path(item).expanduser()
+        if p.is_dir(): files += sorted(q for q in p.rglob("*.txt") if q.is_file())
+        elif p.is_file(): files.append(p)
+        else: raise ValueError(f"--input {item}: no such file or folder")
+    if not files: raise ValueError(f"--input {' '.join(map(str, inputs))}: no .txt files there")
+    return files
+
+def parser() -> Parser:
+    "The command line of `python -m gpt2book.tokenizer`."
+    p = Parser(prog=PROG, description="Train a byte-level BPE tokenizer (chapter 6 of gpt2book).",
+               epilog=f"example:\n  {PROG} train --input data/texts --vocab_size 2048 --out out/bpe2048\n"
+                      f"  python data/prepare.py shakespeare_complete --tokenizer out/bpe2048 --out data/sc_bpe2048")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="learn the merges on text files and write DIR/tokenizer.json")
+    t.add_argument("--input", nargs="+", required=True, help=".txt files, or folders of them; each file one document")
+    t.add_argument("--vocab_size", type=positive_int, required=True, help="256 bytes + merges + special tokens")
+    t.add_argument("--out", required=True, help="the folder to write tokenizer.json into")
+    t.add_argument("--special", nargs="*", default=["<|endoftext|>"], help="special tokens (default <|endoftext|>)")
+    t.add_argument("--workers", type=positive_int, help="processes counting pre-tokens (default: all cores)")
+    return p
+
+
+# %%
+#| export
+def main(argv=None) -> BPETokenizer:
+    "The `python -m gpt2book.tokenizer` command."
+    a = parser().parse_args(argv)
+    with user_errors(PROG, ValueError, OSError):
+        files = _text_files(a.input)
+        sep = a.special[0] if a.special else ""
+        text = sep.join(f.read_text(encoding="utf-8") for f in files)
+        tok = train_bpe(text, a.vocab_size, a.special, a.workers)
+        tok.save(a.out)
+    short = f" (the text supports only {len(tok.merges)} merges)" if tok.vocab_size < a.vocab_size else ""
+    print(f"{Path(a.out) / 'tokenizer.json'}: {tok.vocab_size:,} ids{short} from {len(files)} file(s), "
+          f"{len(text):,} characters")
+    return tok
+
+
+# %% [markdown]
+# The command, run here the way a reader runs it (appendix B's `run_main`): two small files, a
+# vocabulary of 300, the folder it writes; and its refusals.
+
+# %%
+texts_dir = Path(tempfile.mkdtemp())
+(texts_dir / "a.txt").write_text(shakespeare[:20_000]); (texts_dir / "b.txt").write_text(shakespeare[20_000:40_000])
+out, err, status = run_main(main, ["train", "--input", texts_dir, "--vocab_size", "300", "--out", texts_dir / "bpe"])
+print(out, err)
+test_eq((status, BPETokenizer.load(texts_dir / "bpe").vocab_size), (0, 300))
+for argv, says in ((["train", "--input", texts_dir / "none", "--vocab_size", "300", "--out", texts_dir], "no such file"),
+                   (["train", "--input", texts_dir, "--vocab_size", "100", "--out", texts_dir], "use at least 257"),
+                   (["train", "--input", texts_dir, "--vocab_size", "0", "--out", texts_dir], "must be at least 1")):
+    status, line = refusal(main, argv)
+    print(status, line); assert says in line
+
+# %%
+#| export
+#| eval: false
+if __name__ == "__main__" and "ipykernel" not in sys.modules:
+    main()

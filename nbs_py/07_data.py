@@ -33,6 +33,7 @@ import tiktoken
 import torch
 from fastcore.test import test_eq, test_fail
 
+from gpt2book.common import run_main
 from gpt2book.prepare import prepare   # built in the second half of this chapter: a black box until then
 
 # %% [markdown]
@@ -508,7 +509,7 @@ from tqdm.auto import tqdm
 from gpt2book.common import Parser, fail, user_errors
 from gpt2book.fetch import cached_file, mirror_dir, sha256_file
 from gpt2book.files import atomic_write_json, folder_lock, stale_temporaries
-from gpt2book.tokenizer import get_tokenizer
+from gpt2book.tokenizer import BPETokenizer, get_tokenizer
 
 
 # %%
@@ -960,6 +961,12 @@ def _pieces(plan: Plan, docs):
         val = name in val_docs if by == "name" else i % plan.split["val_every"] == 0
         yield ("val" if val else "train", d, True)
 
+def split_documents(sources, split: str) -> list[str]:
+    "The texts `prepare` puts in `split` ('train' or 'val'), in order: what a tokenizer trains on, what a bits-per-byte counts."
+    if split not in SPLITS: raise ValueError(f"split={split!r}: use one of {SPLITS}")
+    plan = resolve(sources)
+    return [text for s, text, _ in _pieces(plan, plan.open_docs()) if s == split]
+
 
 # %%
 plan = resolve("shakespeare")
@@ -993,6 +1000,10 @@ def _make_tokenizer(plan: Plan, tokenizer):
     if tokenizer is not None and not isinstance(tokenizer, str):
         return tokenizer  # a ready Tokenizer object
     name = tokenizer or plan.tokenizer
+    if name == "bytes":                                   # byte-level BPE without merges: 256 bytes + end-of-text
+        return BPETokenizer([])
+    if name not in ("char", "gpt2"):                      # a folder that python -m gpt2book.tokenizer train wrote
+        return BPETokenizer.load(name)
     if name == "char":
         chars = set()
         for _, d in plan.open_docs():
@@ -1603,7 +1614,8 @@ def _parser():
     p = Parser(prog=PROG, description="Tokenize a data source into uint16 shards + meta.json (chapter 7).")
     p.add_argument("sources", nargs="+", help=f"one of {list(SOURCES)}, or .txt/.jsonl/.parquet files and folders")
     p.add_argument("--out", help="output folder (default: data/NAME, or $GPT2BOOK_DATA/NAME)")
-    p.add_argument("--tokenizer", choices=["gpt2", "char"], help="override the source's tokenizer")
+    p.add_argument("--tokenizer", help="override the source's tokenizer: gpt2 | char | bytes | a folder that "
+                   "python -m gpt2book.tokenizer train wrote (chapter 6)")
     p.add_argument("--shard-tokens", type=_at_least(1, "tokens per shard"), default=100_000_000,
                    help="tokens per shard (default 1e8)")
     p.add_argument("--val-every", type=_at_least(2, "one document in K validates"),
@@ -1646,21 +1658,17 @@ test_eq(load_meta(tmp / "cli" / "shakespeare_char")["splits"]["val"]["tokens"], 
 # file), and wrong inputs, each a one-line message and its exit status.
 
 # %%
-def run_main(*args):
-    "main(args) here: (exit status, stdout, stderr)."
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), mock.patch.dict(os.environ, {"GPT2BOOK_DATA": str(tmp / "cli")}):
-        try:
-            main([str(x) for x in args]); code = 0
-        except SystemExit as e:
-            code = e.code
-    return code, out.getvalue(), err.getvalue()
+def run_cli(*args):
+    "(exit status, stdout, stderr) of data/prepare.py with `args`, its default folder a temporary one."
+    with mock.patch.dict(os.environ, {"GPT2BOOK_DATA": str(tmp / "cli")}):
+        out, err, code = run_main(main, args)          # appendix B: the command, run in this process
+    return code, out, err
 
 ten = [r for r in rows if r.strip()][:10]
 (tmp / "my_texts").mkdir()
 for i, t in enumerate(ten):
     (tmp / "my_texts" / f"{i:02d}.txt").write_text(t, encoding="utf-8")
-test_eq(run_main(tmp / "my_texts", "--workers", 1, "--quiet"), (0, "", ""))
+test_eq(run_cli(tmp / "my_texts", "--workers", 1, "--quiet"), (0, "", ""))
 m10 = load_meta(tmp / "cli" / "my_texts")
 print(split_summary(m10))
 test_eq((m10["splits"]["train"]["documents"], m10["splits"]["val"]["documents"]), (9, 1))
@@ -1671,7 +1679,7 @@ test_eq(m10["splits"]["train"]["tokens"] + m10["splits"]["val"]["tokens"], sum(l
 for args, status, says in [((tmp / "nothing.txt",), 1, "unknown source"), ((tmp / "no_texts",), 1, "holds no .txt"),
                            ((bad,), 1, "is not UTF-8"), ((tmp / "my_texts", "--tokenizer", "char"), 1, "--force"),
                            (("shakespeare", "--shard-tokens", "0"), 2, "at least 1"), (("shakespeare", "--val-every", "1"), 2, "at least 2")]:
-    code, _, err = run_main(*args, "--quiet")
+    code, _, err = run_cli(*args, "--quiet")
     print(code, err.strip())
     test_eq(code, status); assert says in err and err.count("\n") == 1, err
 shutil.rmtree(tmp / "cli")

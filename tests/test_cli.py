@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = ["gpt2book.train", "gpt2book.experiments", "gpt2book.scaling", "gpt2book.sample", "gpt2book.eval"]
+MODULES = ["gpt2book.train", "gpt2book.tokenizer", "gpt2book.experiments", "gpt2book.scaling", "gpt2book.sample", "gpt2book.eval"]
 SCRIPTS = ["data/prepare.py", "bench/train.py", "bench/vs_nanogpt.py", "bench/arms_speed.py", "bench/extrapolate.py",
            "bench/main_job.py", "bench/nanogpt_recipe.py", "bench/generate_speed.py", "bench/tokenize_speed.py",
-           "bench/reproduce_row.py", "bench/cpu_step.py", "tools/results_tables.py", "tools/check_site.py",
+           "bench/reproduce_row.py", "bench/cpu_step.py", "bench/bpe_train.py", "tools/results_tables.py", "tools/check_site.py",
            "tools/run_nbs.py", "tools/check_pairs.py"]
 
 
@@ -47,6 +47,10 @@ def test_help(cmd, monkeypatch, capsys):
     ("gpt2book.train", ["--dropout=nan"], 2, "dropout=nan must be a finite number"),
     ("gpt2book.train", ["--init_from=./no/such/run"], 2, "no such folder"),
     ("data/prepare.py", ["nosuchsource"], 1, "unknown source 'nosuchsource'"),
+    ("data/prepare.py", ["shakespeare_char", "--tokenizer", "/no/such/tokenizer"], 1, "is not a BPE tokenizer"),
+    ("gpt2book.tokenizer", ["train", "--input", "/no/such.txt", "--vocab_size", "300", "--out", "/tmp/x"], 1,
+     "no such file or folder"),
+    ("gpt2book.tokenizer", ["train", "--input", "x", "--vocab_size", "-3", "--out", "/tmp/x"], 2, "must be at least 1"),
     ("data/prepare.py", ["shakespeare_char", "--shard-tokens", "0"], 2, "shard-tokens"),
     ("bench/cpu_step.py", ["--steps", "many"], 2, "invalid int value: 'many'"),
 ], ids=lambda x: x if isinstance(x, str) else " ".join(map(str, x)) if isinstance(x, list) else str(x))
