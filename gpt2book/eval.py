@@ -6,10 +6,11 @@ Docs: https://gpt2book.github.io/gpt2book/eval.html.md"""
 
 # %% auto #0
 __all__ = ['HELLASWAG_VAL_URL', 'HELLASWAG_VAL_N', 'HELLASWAG_STYLES', 'HELLASWAG_FIELDS', 'RENDER', 'WIKITEXT_SHA256',
-           'HELP_EXAMPLES', 'PROG', 'hellaswag_path', 'read_hellaswag', 'render_completion', 'harness_preprocess',
-           'harness_prompt', 'render_harness', 'windows', 'contexts', 'token_logprobs', 'choose', 'score_rendered',
-           'score_item', 'hellaswag_counts', 'accuracies', 'evaluate_hellaswag', 'hellaswag_during_training',
-           'perplexity', 'wikitext_path', 'parser', 'check_args', 'run', 'main']
+           'WIKITEXT_JOINS', 'HELP_EXAMPLES', 'PROG', 'hellaswag_path', 'read_hellaswag', 'render_completion',
+           'harness_preprocess', 'harness_prompt', 'render_harness', 'windows', 'contexts', 'token_logprobs', 'choose',
+           'score_rendered', 'score_item', 'hellaswag_counts', 'accuracies', 'evaluate_hellaswag',
+           'hellaswag_during_training', 'token_bytes', 'perplexity', 'wikitext_path', 'wikitext_text', 'wikitext_units',
+           'parser', 'check_args', 'read_texts', 'score_texts', 'run', 'main']
 
 # %% ../nbs/15_eval.ipynb #130359f3
 import argparse
@@ -23,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -33,6 +35,7 @@ from .fetch import cache_dir, cached_file, local_copy, mirror_dir
 from .files import atomic_write_text
 from .model import eval_mode
 from .sample import load_model
+from .tokenizer import BPETokenizer, CharTokenizer, GPT2Tokenizer
 
 # %% ../nbs/15_eval.ipynb #3a43f306
 HELLASWAG_VAL_URL = "https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl"
@@ -262,20 +265,38 @@ def hellaswag_during_training(model, tokenizer, limit, d, device, ctx=contextlib
             "hellaswag_skipped": r["skipped"]}
 
 # %% ../nbs/15_eval.ipynb #615f0cc5
-def perplexity(model, tok, text, stride=None, batch_rows=8, amp=contextlib.nullcontext(), progress=False) -> dict:
-    """Perplexity of `text` under `model` with sliding windows of block_size tokens advancing by `stride` (default
-    block_size // 2; stride = block_size: no overlap); the text follows an end-of-text token and every token is scored."""
-    ids = [tok.eot] + tok.encode(text)               # a CharTokenizer raises on a character it lacks, naming it
+def token_bytes(tok) -> np.ndarray:
+    "(vocab_size,) the UTF-8 bytes of the text each id stands for; 0 for special tokens such as end-of-text."
+    if isinstance(tok, CharTokenizer):
+        n = [len(c.encode("utf-8")) for c in tok.chars] + [0]
+    elif isinstance(tok, BPETokenizer):
+        specials = set(tok.special_ids.values())
+        n = [0 if i in specials else len(tok.vocab[i]) for i in range(tok.vocab_size)]
+    elif isinstance(tok, GPT2Tokenizer):
+        n = [len(tok.enc.decode_single_token_bytes(i)) for i in range(tok.vocab_size)]
+        n[tok.eot] = 0
+    else:
+        raise TypeError(f"token_bytes does not know {type(tok).__name__}: give it a char, BPE or GPT-2 tokenizer")
+    return np.array(n, dtype=np.int64)
+
+def perplexity(model, tok, text, stride=None, batch_rows=8, amp=contextlib.nullcontext(), progress=False,
+               score_first=True) -> dict:
+    """Perplexity and bits per byte of `text` under `model`, with sliding windows of block_size tokens advancing by
+    `stride` (default block_size // 2; stride = block_size: no overlap). `score_first`: the text follows an end-of-text
+    token and every token is scored; else the first token is only context (the Hugging Face guide's convention)."""
+    ids = tok.encode(text)                           # a CharTokenizer raises on a character it lacks, naming it
+    if score_first: ids = [tok.eot] + ids
     if len(ids) < 2:
-        raise ValueError("the text is empty: nothing to score")
+        raise ValueError("the text is too short: nothing to score")
     bs = getattr(model, "_orig_mod", model).config.block_size
     with eval_mode(getattr(model, "_orig_mod", model)):
         lp = token_logprobs(model, [(ids, 1)], stride, batch_rows, amp, progress)[0]
     nll, n = -float(lp.double().sum()), len(ids) - 1
-    n_bytes = len(text.encode("utf-8"))
-    return dict(tokens=n, bytes=n_bytes, chars=len(text), block_size=bs, stride=stride or max(1, bs // 2),
-                nll=nll, ppl=math.exp(nll / n), bits_per_byte=nll / math.log(2) / n_bytes,
-                bits_per_char=nll / math.log(2) / len(text))
+    n_bytes = len(text.encode("utf-8")) - (0 if score_first else int(token_bytes(tok)[ids[0]]))   # the scored text's
+    n_chars = len(text) - (0 if score_first else len(tok.decode(ids[:1])))                         # bytes, characters
+    return dict(tokens=n, bytes=n_bytes, chars=n_chars, block_size=bs, stride=stride or max(1, bs // 2),
+                score_first=score_first, nll=nll, ppl=math.exp(nll / n), bits_per_byte=nll / math.log(2) / n_bytes,
+                bits_per_char=nll / math.log(2) / n_chars)
 
 # %% ../nbs/15_eval.ipynb #78347ae6
 WIKITEXT_SHA256 = {"valid": "4cd0f6876d07a413aa911261ff6d363c72d757d47f0fdd6015702014c89cb9c7",
@@ -311,23 +332,42 @@ def wikitext_path(split="test") -> Path:
     atomic_write_text(cache_dir() / name, text)
     return cache_dir() / name
 
+# %% ../nbs/15_eval.ipynb #a335e5bb
+WIKITEXT_JOINS = ("raw", "hf")
+
+def wikitext_text(split="test", join="raw") -> str:
+    "WikiText-2 raw's `split` as scored: the file itself (`raw`), or the guide's \"\\n\\n\".join of the dataset's rows (`hf`)."
+    if join not in WIKITEXT_JOINS:
+        raise ValueError(f"join={join!r}: use one of {WIKITEXT_JOINS}")
+    text = wikitext_path(split).read_text(encoding="utf-8")
+    if join == "raw": return text
+    rows = ["" if line == " \n" else line for line in text.splitlines(keepends=True)]   # the dataset's rows
+    return "\n\n".join(rows)
+
+def wikitext_units(text: str) -> int:
+    "WikiText's word-level tokens in `text` (the raw file): whitespace-separated words plus one end-of-line per line."
+    return len(text.split()) + text.count("\n")
+
 # %% ../nbs/15_eval.ipynb #dfae574b
 HELP_EXAMPLES = """examples:
   python -m gpt2book.eval hellaswag --model gpt2 --data val                  # GPT-2 small, build-nanogpt's way
   python -m gpt2book.eval hellaswag --model gpt2 --data val --style harness  # the lm-evaluation-harness's way
   python -m gpt2book.eval hellaswag --model out/cpu --data FILE.jsonl --limit 500
-  python -m gpt2book.eval wikitext --model gpt2 --split test --stride 512"""
+  python -m gpt2book.eval wikitext --model gpt2 --split test --stride 512    # raw file, end-of-text first
+  python -m gpt2book.eval wikitext --model gpt2 --join hf --stride 512       # the Hugging Face guide's text
+  python -m gpt2book.eval text --model out/cpu hamlet.txt macbeth.txt        # bits per byte of any text"""
 
 PROG = "python -m gpt2book.eval"
 
 def parser() -> Parser:
     "The arguments of `python -m gpt2book.eval`."
     p = Parser(prog=PROG, epilog=HELP_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
-               description="Evaluate a model on HellaSwag or WikiText-2 (chapter 15 of gpt2book).")
-    sub = p.add_subparsers(dest="task", required=True, metavar="{hellaswag,wikitext}", parser_class=Parser)
+               description="Evaluate a model on HellaSwag, WikiText-2 or any text (chapter 15 of gpt2book).")
+    sub = p.add_subparsers(dest="task", required=True, metavar="{hellaswag,wikitext,text}", parser_class=Parser)
     h = sub.add_parser("hellaswag", help="accuracy on HellaSwag (4 endings an item; chance 0.25)")
-    w = sub.add_parser("wikitext", help="perplexity and bits per byte of WikiText-2 raw")
-    for q in (h, w):
+    w = sub.add_parser("wikitext", help="perplexity (token and word level) and bits per byte of WikiText-2 raw")
+    t = sub.add_parser("text", help="bits per byte, bits per character and perplexity of UTF-8 text files")
+    for q in (h, w, t):
         q.add_argument("--model", required=True, help="a run folder, a Hugging Face folder or a hub name (gpt2)")
         q.add_argument("--device", default="auto", help="auto (cuda if PyTorch sees a GPU, else cpu) | cpu | cuda | "
                        "cuda:N | mps")
@@ -338,7 +378,11 @@ def parser() -> Parser:
     h.add_argument("--style", choices=HELLASWAG_STYLES, default="completion",
                    help="completion: build-nanogpt / llm.c; harness: lm-evaluation-harness")
     w.add_argument("--split", choices=tuple(WIKITEXT_SHA256), default="test")
-    w.add_argument("--batch_rows", type=int, default=8, help="windows per forward pass (default: 8)")
+    w.add_argument("--join", choices=WIKITEXT_JOINS, default="raw", help="raw: the file, end-of-text first, every token "
+                   "scored; hf: the Hugging Face guide's \"\\n\\n\".join of the rows, the first token only context")
+    t.add_argument("files", nargs="+", help="UTF-8 text files, each scored after an end-of-text token")
+    for q in (w, t):
+        q.add_argument("--batch_rows", type=int, default=8, help="windows per forward pass (default: 8)")
     return p
 
 def check_args(a) -> list[str]:
@@ -349,28 +393,61 @@ def check_args(a) -> list[str]:
         (getattr(a, "batch_rows", 1) >= 1, f"--batch_rows={getattr(a, 'batch_rows', 1)} must be >= 1")) if not ok]
 
 # %% ../nbs/15_eval.ipynb #3f7dafa0
+def read_texts(files) -> dict:
+    "{path: text} of UTF-8 text files, refused clearly if a file is missing, not UTF-8, or empty."
+    out = {}
+    for f in files:
+        path = Path(f).expanduser()
+        try:
+            out[path] = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path} is not UTF-8 text (byte {e.start} cannot be decoded); convert it to UTF-8") from None
+        if not out[path]: raise ValueError(f"{path} is empty: nothing to score")
+    return out
+
+def score_texts(model, tok, texts: dict, stride=None, batch_rows=8) -> dict:
+    "Perplexity and bits per byte of several texts, each after an end-of-text token: totals, and each file's bits per byte."
+    parts = {}
+    for path, text in texts.items():
+        try:
+            parts[path] = perplexity(model, tok, text, stride, batch_rows, progress=True)
+        except ValueError as e:
+            raise ValueError(f"{path} cannot be scored with this model's tokenizer: {e}") from None
+    tot = {k: sum(r[k] for r in parts.values()) for k in ("tokens", "bytes", "chars", "nll")}
+    first = next(iter(parts.values()))
+    return dict(**tot, block_size=first["block_size"], stride=first["stride"], ppl=math.exp(tot["nll"] / tot["tokens"]),
+                bits_per_byte=tot["nll"] / math.log(2) / tot["bytes"], bits_per_char=tot["nll"] / math.log(2) / tot["chars"],
+                per_file=[dict(file=str(p), tokens=r["tokens"], bytes=r["bytes"], bits_per_byte=r["bits_per_byte"])
+                          for p, r in parts.items()])
+
+# %% ../nbs/15_eval.ipynb #babb9dc3
 def run(args) -> dict:
     "The result of `python -m gpt2book.eval` for parsed `args`, as a dict."
     device, t0 = resolve_device(args.device), time.time()
     if args.task == "hellaswag":                   # check the data before loading a model
         path = hellaswag_path(args.data)
         n = len(read_hellaswag(path, args.style, HELLASWAG_VAL_N if args.data == "val" else None))
+    elif args.task == "wikitext":
+        path, text = wikitext_path(args.split), wikitext_text(args.split, args.join)
     else:
-        path = wikitext_path(args.split)
+        texts = read_texts(args.files)
     model, tok = load_model(args.model, device)
     if args.stride and args.stride > model.config.block_size:
         raise CommandError(f"--stride={args.stride} must be at most the model's block_size, {model.config.block_size}")
     if args.task == "hellaswag":
         out = evaluate_hellaswag(model, tok, args.data, args.style, args.limit, args.stride, progress=True)
-        head = dict(task="hellaswag", style=args.style, data=args.data, items=min(args.limit or n, n))
-    else:
+        head = dict(task="hellaswag", style=args.style, data=args.data, items=min(args.limit or n, n), file=str(path))
+    elif args.task == "wikitext":
         try:
-            out = perplexity(model, tok, path.read_text(encoding="utf-8"), args.stride, args.batch_rows, progress=True)
+            out = perplexity(model, tok, text, args.stride, args.batch_rows, progress=True, score_first=args.join == "raw")
         except ValueError as e:
             raise ValueError(f"WikiText-2 cannot be scored with this model's tokenizer: {e}") from None
-        head = dict(task="wikitext", split=args.split)
-    return dict(**head, model=str(args.model), file=str(path), **out, device=device,
-                seconds=round(time.time() - t0, 1))
+        units = wikitext_units(path.read_text(encoding="utf-8"))
+        out.update(word_units=units, word_ppl=math.exp(out["nll"] / units))
+        head = dict(task="wikitext", split=args.split, join=args.join, file=str(path))
+    else:
+        out, head = score_texts(model, tok, texts, args.stride, args.batch_rows), dict(task="text")
+    return dict(**head, model=str(args.model), **out, device=device, seconds=round(time.time() - t0, 1))
 
 # %% ../nbs/15_eval.ipynb #109a17ea
 def main(argv=None) -> dict:

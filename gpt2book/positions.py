@@ -1,4 +1,4 @@
-"""Why attention needs to be told where a token is, GPT-2's learned position table, rotary position embeddings (RoPE) from first principles, and what each does beyond the length it was trained on.
+"""Why attention needs to be told where a token is (and how a causal model finds out anyway), GPT-2's learned position table, rotary position embeddings (RoPE) from first principles, and what each does beyond the length it was trained on.
 
 Docs: https://gpt2book.github.io/gpt2book/positions.html.md"""
 
@@ -11,14 +11,14 @@ __all__ = ['rope_angles', 'rotate_half', 'apply_rope', 'RotaryEmbedding']
 import torch
 import torch.nn as nn
 
-# %% ../nbs/11_positions.ipynb #c50ff413
-def rope_angles(head_size: int, n_pos: int, theta: float = 10000.0) -> torch.Tensor:
-    "Rotation angles (n_pos, head_size): position m times theta^(-2i/d) for pair i, repeated for both halves."
+# %% ../nbs/11_positions.ipynb #c79e8c2a
+def rope_angles(head_size: int, n_pos: int, theta: float = 10000.0, scale: float = 1.0) -> torch.Tensor:
+    "Rotation angles (n_pos, head_size): position m times `scale` times theta^(-2i/d) for pair i, repeated for both halves."
     if head_size % 2:
         raise ValueError(f"rotary embeddings rotate pairs of channels: head_size={head_size} must be even")
     i = torch.arange(head_size // 2, dtype=torch.float64)
     freqs = theta ** (-2 * i / head_size)                                    # (d/2,) one frequency per pair
-    angles = torch.outer(torch.arange(n_pos, dtype=torch.float64), freqs)    # (n_pos, d/2)
+    angles = torch.outer(torch.arange(n_pos, dtype=torch.float64) * scale, freqs)   # (n_pos, d/2)
     return torch.cat([angles, angles], dim=-1)                               # (n_pos, d): pair i is (i, i + d/2)
 
 def rotate_half(x):
@@ -32,10 +32,10 @@ def apply_rope(x, cos, sin):
 
 # %% ../nbs/11_positions.ipynb #206a86f0
 class RotaryEmbedding(nn.Module):
-    "cos and sin of the rotary angles for positions 0..n_pos-1 (buffers, not parameters); call with (start, T)."
-    def __init__(self, head_size: int, n_pos: int, theta: float = 10000.0):
+    "cos and sin of the rotary angles for positions 0..n_pos-1 (buffers, not parameters); call with (start, T). `scale`: see below."
+    def __init__(self, head_size: int, n_pos: int, theta: float = 10000.0, scale: float = 1.0):
         super().__init__()
-        ang = rope_angles(head_size, n_pos, theta)
+        ang = rope_angles(head_size, n_pos, theta, scale)
         self.register_buffer("cos", ang.cos().float(), persistent=False)  # (n_pos, hs)
         self.register_buffer("sin", ang.sin().float(), persistent=False)
 

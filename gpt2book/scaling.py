@@ -28,12 +28,12 @@ from .files import atomic_write, atomic_write_json, atomic_write_text
 
 # %% ../nbs/13_scaling.ipynb #ebc5ad14
 RUN_FIELDS = ("arm", "size", "n_params", "n_params_total", "flops_per_token", "steps", "tokens", "epochs", "seed",
-              "lr", "role", "val_loss", "cpu", "threads", "wall_s")
+              "lr", "role", "val_loss", "machine", "wall_s")
 CURVE_FIELDS = ("arm", "size", "steps", "seed", "lr", "step", "tokens", "val_loss")
 GAP_FIELDS = ("arm", "size", "n_params", "tokens", "delta", "ci_low", "ci_high", "seeds")
 FILES = dict(runs="nbs/data/scaling.csv", curves="nbs/data/scaling_curves.csv", fit="nbs/data/scaling_fit.json",
              gaps="nbs/data/arch_gaps.csv")
-INTS = {"n_params", "n_params_total", "flops_per_token", "steps", "tokens", "seed", "threads", "step", "seeds"}
+INTS = {"n_params", "n_params_total", "flops_per_token", "steps", "tokens", "seed", "step", "seeds"}
 FLOATS = {"epochs", "lr", "val_loss", "wall_s", "delta", "ci_low", "ci_high"}
 
 def write_rows(rows: list[dict], path, fields) -> None:
@@ -43,9 +43,9 @@ def write_rows(rows: list[dict], path, fields) -> None:
     w.writeheader(); w.writerows(rows)
     atomic_write_text(path, buf.getvalue())
 
-def read_rows(path) -> list[dict]:
-    "The rows of a CSV this chapter wrote, numbers parsed (an empty field is None)."
-    num = lambda k, v: None if v == "" else int(v) if k in INTS else float(v) if k in FLOATS else v
+def read_rows(path, ints=INTS, floats=FLOATS) -> list[dict]:
+    "The rows of a CSV that `write_rows` wrote, the columns in `ints` and `floats` parsed (an empty field is None)."
+    num = lambda k, v: None if v == "" else int(v) if k in ints else float(v) if k in floats else v
     with open(path, newline="") as f:
         return [{k: num(k, v) for k, v in r.items()} for r in csv.DictReader(f)]
 
@@ -333,7 +333,7 @@ def analyse(runs: list[dict], curves: list[dict], held_out: str | None = None, n
         annealing=dict(comparisons=len(checks), failures=[c for c in checks if not c["ok"]]),
         arm_laws={a: strip(fit_with_intervals(runs, a, "n_params", n_boot=n_boot)) for a in arms if a != base},
         multipliers={a: compute_multipliers(runs, base, a, n_boot=n_boot) for a in arms if a != base},
-        runs=len(runs), machine=sorted({r["cpu"] for r in runs if r.get("cpu")}))
+        runs=len(runs), machine=sorted({r["machine"] for r in runs if r.get("machine")}))
 
 def _jsonable(x):
     "Tuples and tuple keys as JSON takes them: (size, steps) keys become 'size@steps'."

@@ -136,7 +136,8 @@ print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
 # | 12 | [Mixture of experts](12_moe.ipynb) | `gpt2book.moe` | a router, top-k experts, dropless routing, the load-balancing loss; total and active parameters |
 # | 13 | [Scaling laws](13_scaling.ipynb) | `gpt2book.scaling`, `.scaling_runs` | Chinchilla's two fits on CPU-sized runs, tested on held-out larger runs; SwiGLU's gain at every size |
 # | 14 | [Using the model](14_sample.ipynb) | `gpt2book.sample` | loading a model, generation with a KV cache, sampling controls, `python -m gpt2book.sample`, fine-tuning |
-# | 15 | [Evaluation](15_eval.ipynb) | `gpt2book.eval` | HellaSwag in two conventions, WikiText perplexity, `python -m gpt2book.eval` |
+# | 15 | [Evaluation](15_eval.ipynb) | `gpt2book.eval` | HellaSwag in two conventions, WikiText-2 in three (token, word, byte), bits per byte of any text, `python -m gpt2book.eval` |
+# | 16 | [Which vocabulary?](16_vocab.ipynb) | `gpt2book.vocab` | characters, bytes, BPE 512 / 2,048 / 8,192 and GPT-2's 50,257 at equal compute, in bits per byte; `python -m gpt2book.vocab` |
 # | 90 | [Appendix A: files](90_files.ipynb) | `gpt2book.files` | atomic writes, OS locks, damaged checkpoints |
 # | 91 | [Appendix B: common](91_common.ipynb) | `gpt2book.common` | the device, one-line errors for every command, the machine a result ran on |
 # | 92 | [Appendix C: modules](92_modules.ipynb) | `gpt2book.modules` | how the notebooks become the package; one chapter, several modules |

@@ -76,7 +76,7 @@ GPT_PRESETS = {  # OpenAI's four GPT-2 sizes (Radford et al., 2019, table 2)
     "gpt2-xl":     dict(n_layer=48, n_head=25, n_embd=1600),
 }
 
-POSITIONS = ("learned", "rope")
+POSITIONS = ("learned", "rope", "none")
 
 
 # %%
@@ -96,7 +96,8 @@ class GPTConfig:
     ffn: str = setting("mlp", "mlp | swiglu (chapter 3) | moe, a mixture of experts (chapter 12)", choices=[*FFNS, "moe"])
     gelu: str = setting("tanh", "the MLP's GELU: tanh (GPT-2's approximation) | exact", choices=GELUS)
     attn_impl: str = setting("sdpa", "sdpa (fast) | explicit (chapter 1's softmax, for teaching)", choices=ATTN_IMPLS)
-    pos: str = setting("learned", "learned (GPT-2's position table) | rope (rotary, chapter 11)", choices=POSITIONS)
+    pos: str = setting("learned", "learned (GPT-2's position table) | rope (rotary, chapter 11) | none (NoPE: the causal "
+                                   "mask alone, chapter 11)", choices=POSITIONS)
     rope_theta: float = setting(10000.0, "pos=rope: pair i turns by rope_theta^(-2i/head_size) per position", low=1.0001)
     n_expert: int = setting(8, "ffn=moe: experts per block", low=1)
     expert_top_k: int = setting(2, "ffn=moe: experts per token", low=1)
@@ -180,7 +181,8 @@ test_fail(lambda: GPTConfig.from_preset("gpt2", n_layers=6), contains="n_layer")
 #
 # **Positions** are GPT-2's learned table `wpe` by default; with `pos="rope"` there is no table and
 # a `RotaryEmbedding` (chapter 11, no parameters) hands every attention layer the rotation of the
-# positions in hand. The class is written in pieces: the modules and their initialisation first,
+# positions in hand; with `pos="none"` there is neither (NoPE: order comes from the causal mask
+# alone, chapter 11). The class is written in pieces: the modules and their initialisation first,
 # the forward pass next, the rest in later cells (fastcore's `@patch` adds a method to a class
 # defined earlier; the exported module holds them all).
 
@@ -199,7 +201,7 @@ class GPT(nn.Module):
             ln_f=make_norm(config.norm, config.n_embd, bias=config.bias),  # the configured kind, also here
         ))
         hs = config.n_embd // config.n_head
-        self.rope = RotaryEmbedding(hs, config.block_size, config.rope_theta) if config.pos == "rope" else None
+        self.rope = RotaryEmbedding(hs, config.block_size, config.rope_theta) if config.pos == "rope" else None  # none: neither
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.lm_head.weight = self.transformer.wte.weight  # weight tying: one (V, C) matrix in and out
         self.apply(self._init_weights)
@@ -231,12 +233,12 @@ def hidden(self: GPT, idx, kv_cache=None):
     if start + T > self.config.block_size:
         raise ValueError(f"sequence length {start + T} exceeds block_size={self.config.block_size}: crop the input "
                          f"to its last {self.config.block_size} tokens (generate does) or build a model with a larger "
-                         f"block_size{' (with pos=rope the weights load into it as they are)' if self.rope else ''}.")
+                         f"block_size{' (without a position table the weights load into it as they are)' if self.config.pos != 'learned' else ''}.")
     x = self.transformer.wte(idx)                                       # (B, T, C)
     rope = None
-    if self.rope is None:
+    if self.config.pos == "learned":
         x = x + self.transformer.wpe(torch.arange(start, start + T, device=idx.device))  # + (T, C) position vectors
-    else:
+    elif self.rope is not None:
         rope = self.rope(start, T)                                      # (cos, sin), each (T, hs)
     x = self.transformer.drop(x)
     for i, block in enumerate(self.transformer.h):
@@ -270,7 +272,7 @@ def moe_layers(self: GPT) -> list:
 
 @patch
 def aux_loss(self: GPT):
-    "The mean of the MoE layers' load-balancing losses of the last forward pass (1: balanced); None for a dense model."
+    "The mean of the MoE layers' load-balancing losses of the last forward pass (chapter 12); None for a dense model."
     losses = [m.aux_loss for m in self.moe_layers()]
     return torch.stack(losses).mean() if losses else None
 
@@ -400,7 +402,7 @@ def num_params(self: GPT, non_embedding: bool = False, active: bool = False) -> 
     `non_embedding`: without the position table `wpe` (nanoGPT's convention; `wte` stays in because it
     doubles as the output layer). `active`: for a mixture of experts, only `top_k` experts per MoE layer."""
     n = sum(p.numel() for p in self.parameters())  # parameters() yields a shared tensor once
-    if non_embedding and self.rope is None:
+    if non_embedding and self.config.pos == "learned":
         n -= self.transformer.wpe.weight.numel()
     if active:
         n -= sum((m.n_expert - m.top_k) * expert_params(m) for m in self.moe_layers())
@@ -601,12 +603,12 @@ def generate(self: GPT, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=
 
 # %% [markdown]
 # **The cache changes nothing but the speed.** Every logit of a cached pass equals the uncached
-# model's at the same position (to float rounding), for learned and rotary positions, for a
+# model's at the same position (to float rounding), for learned, rotary and no positions, for a
 # prompt followed by one token at a time and for a batch; greedy generation gives the same tokens
 # with and without the cache, also past `block_size`.
 
 # %%
-for pos in ("learned", "rope"):
+for pos in POSITIONS:
     torch.manual_seed(0)
     m = GPT(GPTConfig(block_size=32, vocab_size=100, n_layer=2, n_head=4, n_embd=32, pos=pos)).eval()
     seq = torch.randint(0, 100, (3, 20))
@@ -853,6 +855,8 @@ def hf_files(source, names=("config.json", "model.safetensors")) -> tuple[Path, 
                                 f"name such as gpt2)")
     try:
         from huggingface_hub import hf_hub_download
+        from huggingface_hub.utils import logging as hub_logging
+        hub_logging.set_verbosity_error()          # its retries on a dead network would print a line each
         return tuple(Path(hf_hub_download(str(source), n)) for n in names)
     except Exception as e:
         raise OSError(f"{str(source)!r} is not a local folder, and fetching it from the Hugging Face Hub failed "

@@ -217,27 +217,34 @@ class Plan:
 
 # %%
 #| export scaling_runs
+def choose_rate(loss, centre: float, ladder=LADDER, tie: float = TIE, seeds=SEEDS) -> float | None:
+    """The rate a sweep chooses, from `loss(lr, seed)`: a finished run's loss, or None (not yet run). Three rungs of
+    `ladder` around `centre`, widened while the best is at an edge (upwards only while it is finite); the best two
+    on every seed of `seeds` when they are closer than `tie`. None while a run it needs has not finished."""
+    k = min(range(len(ladder)), key=lambda j: abs(math.log(ladder[j] / centre)))
+    rates = [ladder[j] for j in (k - 1, k, k + 1) if 0 <= j < len(ladder)]
+    while True:
+        losses = {lr: loss(lr, seeds[0]) for lr in rates}
+        if any(v is None for v in losses.values()): return None
+        top = min(rates, key=losses.get)
+        j = ladder.index(top)
+        if top == rates[0] and j > 0: rates.insert(0, ladder[j - 1]); continue           # best at the low edge
+        if top == rates[-1] and j + 1 < len(ladder) and math.isfinite(losses[top]):      # at the high edge
+            rates.append(ladder[j + 1]); continue
+        break
+    first, second = sorted(rates, key=losses.get)[:2]
+    if losses[second] - losses[first] >= tie: return first
+    means = {lr: [loss(lr, s) for s in seeds] for lr in (first, second)}              # within noise: more seeds
+    if any(v is None for vs in means.values() for v in vs): return None
+    return min(means, key=lambda lr: sum(means[lr]))
+
 @patch_to(Plan)
 def best(self, arm: str, size: str, steps: int) -> float | None:
-    "The rate chosen at a swept budget: the sweep around the previous size's best, widened at an edge; ties on 3 seeds."
+    "The rate chosen at a swept budget: `choose_rate` around the previous size's best (START at the smallest size)."
     i = list(SIZES).index(size)
     centre = START if i == 0 else self.best(arm, list(SIZES)[i - 1], steps)
     if centre is None: return None
-    k = min(range(len(LADDER)), key=lambda j: abs(math.log(LADDER[j] / centre)))
-    rates = [LADDER[j] for j in (k - 1, k, k + 1) if 0 <= j < len(LADDER)]
-    while True:
-        losses = {lr: self.loss(arm, size, steps, lr, SEEDS[0]) for lr in rates}
-        if any(v is None for v in losses.values()): return None
-        top, j = min(rates, key=losses.get), LADDER.index(min(rates, key=losses.get))
-        if top == rates[0] and j > 0: rates.insert(0, LADDER[j - 1]); continue           # best at the low edge
-        if top == rates[-1] and j + 1 < len(LADDER) and math.isfinite(losses[top]):      # at the high edge
-            rates.append(LADDER[j + 1]); continue
-        break
-    first, second = sorted(rates, key=losses.get)[:2]
-    if losses[second] - losses[first] >= TIE: return first
-    means = {lr: [self.loss(arm, size, steps, lr, s) for s in SEEDS] for lr in (first, second)}   # within noise
-    if any(v is None for vs in means.values() for v in vs): return None
-    return min(means, key=lambda lr: sum(means[lr]))
+    return choose_rate(lambda lr, seed: self.loss(arm, size, steps, lr, seed), centre)
 
 @patch_to(Plan)
 def rate(self, arm: str, size: str, steps: int) -> float | None:
@@ -246,6 +253,29 @@ def rate(self, arm: str, size: str, steps: int) -> float | None:
     if lo is None or hi is None: return None
     t = math.log(steps / SWEEP_BUDGETS[0]) / math.log(SWEEP_BUDGETS[1] / SWEEP_BUDGETS[0])
     return float(f"{math.exp(math.log(lo) + t * (math.log(hi) - math.log(lo))):.3g}")
+
+
+
+# %% [markdown]
+# A sweep on a made-up loss, a parabola in $\log_2$ of the rate with its bottom at 0.032: started
+# at 0.008, it widens upwards twice and stops with the bottom in the middle. Where the best two are
+# within `TIE`, it asks for their seeds before it answers.
+
+# %%
+asked = []
+def parabola(bottom):
+    def loss(lr, seed):
+        asked.append((lr, seed))
+        return 1.5 + math.log2(lr / bottom) ** 2 / 10
+    return loss
+assert choose_rate(parabola(0.032), 8e-3) == 0.032
+assert sorted({lr for lr, _ in asked}) == [0.004, 0.008, 0.016, 0.032, 0.064]
+asked.clear()
+def unfinished(lr, seed):                                      # only the first seed has run
+    asked.append((lr, seed))
+    return 1.5 + math.log2(lr / (0.016 * 2 ** 0.5)) ** 2 / 10 if seed == SEEDS[0] else None
+assert choose_rate(unfinished, 8e-3) is None                  # 0.016 and 0.032 tie: seeds first
+assert {(0.016, 1338), (0.032, 1339)} <= set(asked)
 
 
 # %%
@@ -280,15 +310,18 @@ def runs(self) -> list[tuple]:
 
 # %%
 #| export scaling_runs
+def run_jobs(jobs: list, workers: int) -> None:
+    "Train (run_dir, settings) `jobs` with chapter 10's runner, one thread each; a diverged run gets a `failed.json`, other failures raise."
+    for folder, st in run_all(jobs, workers=workers, threads=1).items():
+        if st.startswith("failed"):
+            if "non-finite" not in st: raise CommandError(f"{folder}: {st}")
+            atomic_write_json(Path(folder) / "failed.json", {"why": st})    # diverged: a result, not an error
+
 def run_study(root="out/scaling", workers: int = 2) -> int:
     "Run the study under `root` until the plan asks for nothing more; returns the number of runs it trained."
     table, trained = size_table(), 0
     while jobs := Plan(root, table).runs():
-        status = run_all([(run_dir(root, *job), settings(*job[:4], job[4])) for job in jobs], workers=workers)
-        for folder, st in status.items():
-            if st.startswith("failed"):
-                if "non-finite" not in st: raise CommandError(f"{folder}: {st}")
-                atomic_write_json(Path(folder) / "failed.json", {"why": st})    # diverged: a result, not an error
+        run_jobs([(run_dir(root, *job), settings(*job[:4], job[4])) for job in jobs], workers)
         trained += len(jobs)
     return trained
 
@@ -303,12 +336,12 @@ def run_study(root="out/scaling", workers: int = 2) -> int:
 # %%
 #| export
 RUN_FIELDS = ("arm", "size", "n_params", "n_params_total", "flops_per_token", "steps", "tokens", "epochs", "seed",
-              "lr", "role", "val_loss", "cpu", "threads", "wall_s")
+              "lr", "role", "val_loss", "machine", "wall_s")
 CURVE_FIELDS = ("arm", "size", "steps", "seed", "lr", "step", "tokens", "val_loss")
 GAP_FIELDS = ("arm", "size", "n_params", "tokens", "delta", "ci_low", "ci_high", "seeds")
 FILES = dict(runs="nbs/data/scaling.csv", curves="nbs/data/scaling_curves.csv", fit="nbs/data/scaling_fit.json",
              gaps="nbs/data/arch_gaps.csv")
-INTS = {"n_params", "n_params_total", "flops_per_token", "steps", "tokens", "seed", "threads", "step", "seeds"}
+INTS = {"n_params", "n_params_total", "flops_per_token", "steps", "tokens", "seed", "step", "seeds"}
 FLOATS = {"epochs", "lr", "val_loss", "wall_s", "delta", "ci_low", "ci_high"}
 
 def write_rows(rows: list[dict], path, fields) -> None:
@@ -318,9 +351,9 @@ def write_rows(rows: list[dict], path, fields) -> None:
     w.writeheader(); w.writerows(rows)
     atomic_write_text(path, buf.getvalue())
 
-def read_rows(path) -> list[dict]:
-    "The rows of a CSV this chapter wrote, numbers parsed (an empty field is None)."
-    num = lambda k, v: None if v == "" else int(v) if k in INTS else float(v) if k in FLOATS else v
+def read_rows(path, ints=INTS, floats=FLOATS) -> list[dict]:
+    "The rows of a CSV that `write_rows` wrote, the columns in `ints` and `floats` parsed (an empty field is None)."
+    num = lambda k, v: None if v == "" else int(v) if k in ints else float(v) if k in floats else v
     with open(path, newline="") as f:
         return [{k: num(k, v) for k, v in r.items()} for r in csv.DictReader(f)]
 
@@ -333,11 +366,14 @@ def _role(plan: Plan, arm, size, steps, lr, seed) -> str:
     if chosen and seed == SEEDS[0]: return "grid" if steps in BUDGETS else "isoflop" if iso else "lr-sweep"
     return "noise" if chosen else "lr-sweep"
 
-def _machine(folder: Path) -> dict:
-    m = json.loads((folder / "machine.json").read_text()) if (folder / "machine.json").exists() else {}
-    walls = [json.loads(l)["wall_s"] for l in (folder / "wall.jsonl").read_text().splitlines()] \
-        if (folder / "wall.jsonl").exists() else []
-    return {"cpu": m.get("cpu", ""), "threads": m.get("threads"), "wall_s": round(sum(walls), 1) if walls else None}
+def run_record(folder: Path) -> dict:
+    "{'machine': the CPU and threads that trained the run, 'wall_s': its seconds (None: not recorded)}, from its folder."
+    path, walls = folder / "machine.json", folder / "wall.jsonl"
+    m = json.loads(path.read_text()) if path.exists() else []
+    if isinstance(m, dict):                       # the form the first study script wrote: one machine
+        m = [f"{m['cpu']}, {m['threads']} thread{'s' if m['threads'] > 1 else ''}"]
+    wall = sum(json.loads(l)["wall_s"] for l in walls.read_text().splitlines()) if walls.exists() else None
+    return {"machine": " + ".join(m), "wall_s": None if wall is None else round(wall, 1)}
 
 def collect(root="out/scaling", train_tokens: int | None = None) -> tuple[list[dict], list[dict]]:
     "(one row per finished run, one row per evaluation) of the study under `root`."
@@ -352,7 +388,7 @@ def collect(root="out/scaling", train_tokens: int | None = None) -> tuple[list[d
         runs.append(dict(arm=arm, size=size, n_params=n, n_params_total=n_total, flops_per_token=fpt, steps=steps,
                          tokens=steps * TOKENS_PER_STEP, epochs=round(steps * TOKENS_PER_STEP / train_tokens, 4),
                          seed=seed, lr=lr, role=_role(plan, arm, size, steps, lr, seed), val_loss=loss,
-                         **_machine(folder)))
+                         **run_record(folder)))
         if math.isfinite(loss):
             curves += [dict(arm=arm, size=size, steps=steps, seed=seed, lr=lr, step=m["step"],
                             tokens=m["step"] * TOKENS_PER_STEP, val_loss=m["val_loss"])
@@ -769,7 +805,7 @@ def analyse(runs: list[dict], curves: list[dict], held_out: str | None = None, n
         annealing=dict(comparisons=len(checks), failures=[c for c in checks if not c["ok"]]),
         arm_laws={a: strip(fit_with_intervals(runs, a, "n_params", n_boot=n_boot)) for a in arms if a != base},
         multipliers={a: compute_multipliers(runs, base, a, n_boot=n_boot) for a in arms if a != base},
-        runs=len(runs), machine=sorted({r["cpu"] for r in runs if r.get("cpu")}))
+        runs=len(runs), machine=sorted({r["machine"] for r in runs if r.get("machine")}))
 
 def _jsonable(x):
     "Tuples and tuple keys as JSON takes them: (size, steps) keys become 'size@steps'."
@@ -798,7 +834,7 @@ for arm, scale in (("gpt2", 1.0), ("better", 1.5)):
                 L = float(law_loss(true, N, steps * 1024 * scale)) + rng.normal() * 0.004
                 synth.append(dict(arm=arm, size=size, n_params=int(N), n_params_total=int(N * 1.1), flops_per_token=int(6 * N),
                                   steps=steps, tokens=steps * 1024, epochs=0.0, seed=seed, lr=1e-3, role="grid" if seed == 1337 else "noise",
-                                  val_loss=L, cpu="synthetic", threads=1, wall_s=None))
+                                  val_loss=L, machine="synthetic", wall_s=None))
 fit = fit_with_intervals(synth, "gpt2", exclude=("S5",), n_boot=30)
 print({k: round(v, 3) for k, v in fit["law"].items()}, "a =", round(fit["a"], 3), fit["a_ci"])
 assert abs(fit["law"]["alpha"] - true["alpha"]) < 0.1 and abs(fit["law"]["beta"] - true["beta"]) < 0.1

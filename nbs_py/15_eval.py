@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -29,6 +30,7 @@ from gpt2book.fetch import cache_dir, cached_file, local_copy, mirror_dir
 from gpt2book.files import atomic_write_text
 from gpt2book.model import eval_mode
 from gpt2book.sample import load_model
+from gpt2book.tokenizer import BPETokenizer, CharTokenizer, GPT2Tokenizer
 
 # %%
 import io
@@ -36,13 +38,11 @@ import tempfile
 from types import SimpleNamespace
 
 import matplotlib.pyplot as plt
-import numpy as np
 from fastcore.test import test_close, test_eq, test_fail
 from gpt2book.common import run_main
 
 from gpt2book.prepare import SOURCES, fetch
 from gpt2book.model import GPT, GPTConfig
-from gpt2book.tokenizer import CharTokenizer, GPT2Tokenizer
 
 # %% [markdown]
 # The validation loss of chapter 9 says how well a model predicts text like its training data. It
@@ -501,14 +501,21 @@ test_eq((choose(sums, n_tok), choose(sums, n_chr)), ((0, 1), (0, 3)))
 # | completion (build-nanogpt `hellaswag.py`) | 0.2859 | 0.2955 | build-nanogpt's `hellaswag.py` docstring |
 # | harness (lm-evaluation-harness) | 0.2892 | 0.3114 | as quoted in the same docstring |
 #
-# These are **published** numbers, not reproduced here: this machine has no network and cannot
-# fetch GPT-2's weights or the original HellaSwag file. With a network (and a GPU, or about an hour
-# of a CPU), this chapter's command reproduces them:
+# These are **published** numbers, quoted, not measured here: this machine has no network and
+# cannot fetch GPT-2's weights or the original HellaSwag file. With a network (and a GPU, or some
+# hours of a CPU), these commands compute the same quantities, to set beside the published ones:
 #
 # ```bash
-# python -m gpt2book.eval hellaswag --model gpt2 --data val                  # expect acc 0.2859, acc_norm 0.2955
-# python -m gpt2book.eval hellaswag --model gpt2 --data val --style harness  # expect acc 0.2892, acc_norm 0.3114
+# python -m gpt2book.eval hellaswag --model gpt2 --data val                  # published: acc 0.2859, acc_norm 0.2955
+# python -m gpt2book.eval hellaswag --model gpt2 --data val --style harness  # published: acc 0.2892, acc_norm 0.3114
 # ```
+#
+# One difference from the harness is by design. For an item longer than the model's context the
+# harness feeds a single window (the last `max_length` tokens before the last one), so the start of
+# a long ending is predicted with its context cut; this scorer slides windows along the ending
+# instead (the section on scoring above). For GPT-2's 1,024 tokens no HellaSwag item is that long
+# and the two agree; for a model of 64 tokens, as the CPU default, most items are, and the
+# harness-style scores here are then not what the harness would give.
 #
 # The tests (`tests/test_eval.py`) check both styles item by item against `transformers`'
 # `GPT2LMHeadModel` on a small random GPT-2 and a generated file in the original format, tags and
@@ -611,6 +618,32 @@ for style in HELLASWAG_STYLES:
               f"acc_norm picks {r['pred_norm']}, label {r['label']}")
         test_eq(len(r["sums"]), 4)
 test_eq(hellaswag_counts(model, char_tok, read_hellaswag(hs_file))[2:], [1, 1])   # scored, skipped
+
+
+# %% [markdown]
+# The item this model can read, scored both ways: each ending's log-probability per unit of its
+# normaliser (`acc_norm`'s score), with its total (`acc`'s score) written above. The prompts differ
+# (the harness adds the activity label), so even the totals differ between the styles.
+
+# %%
+def plot_item_two_ways(model, tok, item_index=0):
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
+    for ax, style in zip(axes, HELLASWAG_STYLES):
+        item = read_hellaswag(hs_file, style)[item_index]
+        r = score_item(model, tok, item, style)
+        per = [s / n for s, n in zip(r["sums"], r["norms"])]
+        bars = ax.bar(range(4), per, color=["C2" if i == r["label"] else "C0" for i in range(4)])
+        bars[r["pred_norm"]].set_edgecolor("black"); bars[r["pred_norm"]].set_linewidth(2)
+        for i, (p, tot) in enumerate(zip(per, r["sums"])):
+            ax.annotate(f"{tot:.0f}", (i, p), textcoords="offset points", xytext=(0, -12), ha="center", fontsize=8)
+        ax.set(title=f"{style}: acc picks {r['pred']}, acc_norm picks {r['pred_norm']}", xticks=range(4),
+               xlabel="ending (green: the right one; outlined: acc_norm's pick)")
+    axes[0].set_ylabel("log-probability per unit")
+    return fig, r
+
+scorable = next(i for i, it in enumerate(read_hellaswag(hs_file)) if set(it["ctx"] + "".join(it["endings"])) <= set(char_tok.chars))
+_, r_h = plot_item_two_ways(model, char_tok, scorable)
+assert len(r_h["sums"]) == 4 and all(s < 0 for s in r_h["sums"])
 print(evaluate_hellaswag(model, char_tok, hs_file, "harness"))      # the counts as accuracies, for a file of items
 
 
@@ -739,23 +772,46 @@ assert loss_by_ctx[0] > np.mean(loss_by_ctx[-8:]) + 0.15
 # the lm-evaluation-harness's `bits_per_byte`) and **bits per character**:
 #
 # $$\text{bpb} = \frac{\sum_t -\ln p(x_t \mid x_{<t})}{\ln 2 \cdot \text{bytes}}$$
+#
+# The bytes are those of the text that the scored tokens spell. `token_bytes` gives each id's share
+# (an end-of-text id spells nothing); where every token is scored it adds up to the text's bytes,
+# and where the first token is only context (the Hugging Face guide's way, below) its bytes are
+# taken off. Chapter 16 uses the same count to compare tokenizers.
 
 # %%
 #| export
-def perplexity(model, tok, text, stride=None, batch_rows=8, amp=contextlib.nullcontext(), progress=False) -> dict:
-    """Perplexity of `text` under `model` with sliding windows of block_size tokens advancing by `stride` (default
-    block_size // 2; stride = block_size: no overlap); the text follows an end-of-text token and every token is scored."""
-    ids = [tok.eot] + tok.encode(text)               # a CharTokenizer raises on a character it lacks, naming it
+def token_bytes(tok) -> np.ndarray:
+    "(vocab_size,) the UTF-8 bytes of the text each id stands for; 0 for special tokens such as end-of-text."
+    if isinstance(tok, CharTokenizer):
+        n = [len(c.encode("utf-8")) for c in tok.chars] + [0]
+    elif isinstance(tok, BPETokenizer):
+        specials = set(tok.special_ids.values())
+        n = [0 if i in specials else len(tok.vocab[i]) for i in range(tok.vocab_size)]
+    elif isinstance(tok, GPT2Tokenizer):
+        n = [len(tok.enc.decode_single_token_bytes(i)) for i in range(tok.vocab_size)]
+        n[tok.eot] = 0
+    else:
+        raise TypeError(f"token_bytes does not know {type(tok).__name__}: give it a char, BPE or GPT-2 tokenizer")
+    return np.array(n, dtype=np.int64)
+
+def perplexity(model, tok, text, stride=None, batch_rows=8, amp=contextlib.nullcontext(), progress=False,
+               score_first=True) -> dict:
+    """Perplexity and bits per byte of `text` under `model`, with sliding windows of block_size tokens advancing by
+    `stride` (default block_size // 2; stride = block_size: no overlap). `score_first`: the text follows an end-of-text
+    token and every token is scored; else the first token is only context (the Hugging Face guide's convention)."""
+    ids = tok.encode(text)                           # a CharTokenizer raises on a character it lacks, naming it
+    if score_first: ids = [tok.eot] + ids
     if len(ids) < 2:
-        raise ValueError("the text is empty: nothing to score")
+        raise ValueError("the text is too short: nothing to score")
     bs = getattr(model, "_orig_mod", model).config.block_size
     with eval_mode(getattr(model, "_orig_mod", model)):
         lp = token_logprobs(model, [(ids, 1)], stride, batch_rows, amp, progress)[0]
     nll, n = -float(lp.double().sum()), len(ids) - 1
-    n_bytes = len(text.encode("utf-8"))
-    return dict(tokens=n, bytes=n_bytes, chars=len(text), block_size=bs, stride=stride or max(1, bs // 2),
-                nll=nll, ppl=math.exp(nll / n), bits_per_byte=nll / math.log(2) / n_bytes,
-                bits_per_char=nll / math.log(2) / len(text))
+    n_bytes = len(text.encode("utf-8")) - (0 if score_first else int(token_bytes(tok)[ids[0]]))   # the scored text's
+    n_chars = len(text) - (0 if score_first else len(tok.decode(ids[:1])))                         # bytes, characters
+    return dict(tokens=n, bytes=n_bytes, chars=n_chars, block_size=bs, stride=stride or max(1, bs // 2),
+                score_first=score_first, nll=nll, ppl=math.exp(nll / n), bits_per_byte=nll / math.log(2) / n_bytes,
+                bits_per_char=nll / math.log(2) / n_chars)
 
 
 # %% [markdown]
@@ -770,6 +826,9 @@ assert rows[32]["ppl"] > max(rows[s]["ppl"] for s in (16, 8, 1))      # no overl
 r = rows[16]
 test_close(r["bits_per_char"] * r["chars"], math.log2(r["ppl"]) * r["tokens"], eps=1e-3)   # the same total, in bits
 test_eq(r["bytes"], r["chars"])                      # Shakespeare is ASCII: one byte a character
+for t in (char_tok, gpt2_tok):                        # each id's bytes add up to the text's
+    test_eq(int(token_bytes(t)[t.encode(held_out[:2000])].sum()), len(held_out[:2000].encode("utf-8")))
+test_eq(int(token_bytes(gpt2_tok)[gpt2_tok.encode("naïve café 😀")].sum()), len("naïve café 😀".encode("utf-8")))
 
 # %% [markdown]
 # Every sliding window lowers the perplexity below the no-overlap method's. Between strides 16, 8
@@ -857,6 +916,68 @@ print({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()})
 assert 0.9 * 50257 < r["ppl"] < 1.1 * 50257
 
 # %% [markdown]
+# ## Which WikiText-2 number is which
+#
+# "GPT-2's perplexity on WikiText-2" names several different numbers. Three choices make them
+# differ: which text is scored, which tokens are scored, and what the total is divided by.
+#
+# - **The text.** This chapter scores the raw file as it is (`--join raw`, the default). The Hugging
+#   Face guide "Perplexity of fixed-length models" scores `"\n\n".join(test["text"])` over the
+#   dataset's rows, the lines of the file with each blank line an empty row (`--join hf`): the same
+#   words with more newlines, 287,644 GPT-2 tokens against the raw file's 286,221.
+# - **The tokens scored.** Here an end-of-text token goes first and every token of the text is
+#   scored (as the lm-evaluation-harness's rolling log-likelihood does). The guide scores every
+#   token but the first, which is only context. `--join hf` follows the guide in this too.
+# - **The unit.** Token-level perplexity divides by GPT-2 tokens. The GPT-2 paper (Radford et al.
+#   2019, Table 3) divides by the dataset's own units, WikiText's word-level tokens: whitespace
+#   -separated words plus one end-of-line per line, 245,569 in the test split (the count in Merity
+#   et al.'s Table 1). That is the **word-level perplexity** $\exp(\text{NLL} / 245{,}569)$; it does
+#   not depend on the tokenizer, like bits per byte.
+#
+# `wikitext_text` gives the text each way; `wikitext_units` counts WikiText's units.
+
+# %%
+#| export
+WIKITEXT_JOINS = ("raw", "hf")
+
+def wikitext_text(split="test", join="raw") -> str:
+    "WikiText-2 raw's `split` as scored: the file itself (`raw`), or the guide's \"\\n\\n\".join of the dataset's rows (`hf`)."
+    if join not in WIKITEXT_JOINS:
+        raise ValueError(f"join={join!r}: use one of {WIKITEXT_JOINS}")
+    text = wikitext_path(split).read_text(encoding="utf-8")
+    if join == "raw": return text
+    rows = ["" if line == " \n" else line for line in text.splitlines(keepends=True)]   # the dataset's rows
+    return "\n\n".join(rows)
+
+def wikitext_units(text: str) -> int:
+    "WikiText's word-level tokens in `text` (the raw file): whitespace-separated words plus one end-of-line per line."
+    return len(text.split()) + text.count("\n")
+
+
+# %% [markdown]
+# On the mirrored test file, GPT-2's tokenizer gives the two token counts above, and the word-level
+# count is WikiText's published one:
+
+# %%
+if (mirror_dir() / "wikitext-2-raw" / "wiki.test.raw").exists():      # a reader's machine may not have the mirror
+    raw, hf = wikitext_text("test", "raw"), wikitext_text("test", "hf")
+    test_eq((len(gpt2_tok.encode(raw)), len(gpt2_tok.encode(hf)), wikitext_units(raw)), (286_221, 287_644, 245_569))
+    test_eq(hf.split(), raw.split())                                   # the same words, only the newlines differ
+
+# %% [markdown]
+# So each number this command reports is comparable with a different published one:
+#
+# | reported here | how | comparable with |
+# |---|---|---|
+# | `ppl`, `--join hf`, window 1,024, stride 512 | token-level, the guide's text and tokens | the guide's method; its figures are for GPT-2 large (774M), not small, and have changed between versions of the guide, so compare by running both, not by quoting |
+# | `ppl`, `--join raw` | token-level, end-of-text first, every token | no published figure is computed exactly so |
+# | `word_ppl` | NLL of the raw text / 245,569 | the GPT-2 paper's WikiText-2 column: 29.41 (117M), 22.76 (345M), 19.93 (762M), 18.34 (1542M), as published. The paper scores text passed through invertible detokenizers (which undo `@-@` and the spaces around punctuation); this command scores the raw text, so the unit is the same and the text is not: the numbers differ by an amount not measured here |
+# | `bits_per_byte` | NLL in bits / UTF-8 bytes scored | any model on the same text and bytes, whatever its tokenizer (chapter 16); the harness's `bits_per_byte` on WikiText also detokenizes first and so is a different text again |
+#
+# None of these was measured here for GPT-2: this machine has no network to fetch its weights. The
+# commands to measure them are below.
+
+# %% [markdown]
 # ## The command line
 #
 # `python -m gpt2book.eval` has one subcommand per benchmark. The model is anything
@@ -870,18 +991,21 @@ HELP_EXAMPLES = """examples:
   python -m gpt2book.eval hellaswag --model gpt2 --data val                  # GPT-2 small, build-nanogpt's way
   python -m gpt2book.eval hellaswag --model gpt2 --data val --style harness  # the lm-evaluation-harness's way
   python -m gpt2book.eval hellaswag --model out/cpu --data FILE.jsonl --limit 500
-  python -m gpt2book.eval wikitext --model gpt2 --split test --stride 512"""
+  python -m gpt2book.eval wikitext --model gpt2 --split test --stride 512    # raw file, end-of-text first
+  python -m gpt2book.eval wikitext --model gpt2 --join hf --stride 512       # the Hugging Face guide's text
+  python -m gpt2book.eval text --model out/cpu hamlet.txt macbeth.txt        # bits per byte of any text"""
 
 PROG = "python -m gpt2book.eval"
 
 def parser() -> Parser:
     "The arguments of `python -m gpt2book.eval`."
     p = Parser(prog=PROG, epilog=HELP_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
-               description="Evaluate a model on HellaSwag or WikiText-2 (chapter 15 of gpt2book).")
-    sub = p.add_subparsers(dest="task", required=True, metavar="{hellaswag,wikitext}", parser_class=Parser)
+               description="Evaluate a model on HellaSwag, WikiText-2 or any text (chapter 15 of gpt2book).")
+    sub = p.add_subparsers(dest="task", required=True, metavar="{hellaswag,wikitext,text}", parser_class=Parser)
     h = sub.add_parser("hellaswag", help="accuracy on HellaSwag (4 endings an item; chance 0.25)")
-    w = sub.add_parser("wikitext", help="perplexity and bits per byte of WikiText-2 raw")
-    for q in (h, w):
+    w = sub.add_parser("wikitext", help="perplexity (token and word level) and bits per byte of WikiText-2 raw")
+    t = sub.add_parser("text", help="bits per byte, bits per character and perplexity of UTF-8 text files")
+    for q in (h, w, t):
         q.add_argument("--model", required=True, help="a run folder, a Hugging Face folder or a hub name (gpt2)")
         q.add_argument("--device", default="auto", help="auto (cuda if PyTorch sees a GPU, else cpu) | cpu | cuda | "
                        "cuda:N | mps")
@@ -892,7 +1016,11 @@ def parser() -> Parser:
     h.add_argument("--style", choices=HELLASWAG_STYLES, default="completion",
                    help="completion: build-nanogpt / llm.c; harness: lm-evaluation-harness")
     w.add_argument("--split", choices=tuple(WIKITEXT_SHA256), default="test")
-    w.add_argument("--batch_rows", type=int, default=8, help="windows per forward pass (default: 8)")
+    w.add_argument("--join", choices=WIKITEXT_JOINS, default="raw", help="raw: the file, end-of-text first, every token "
+                   "scored; hf: the Hugging Face guide's \"\\n\\n\".join of the rows, the first token only context")
+    t.add_argument("files", nargs="+", help="UTF-8 text files, each scored after an end-of-text token")
+    for q in (w, t):
+        q.add_argument("--batch_rows", type=int, default=8, help="windows per forward pass (default: 8)")
     return p
 
 def check_args(a) -> list[str]:
@@ -912,28 +1040,63 @@ def check_args(a) -> list[str]:
 
 # %%
 #| export
+def read_texts(files) -> dict:
+    "{path: text} of UTF-8 text files, refused clearly if a file is missing, not UTF-8, or empty."
+    out = {}
+    for f in files:
+        path = Path(f).expanduser()
+        try:
+            out[path] = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path} is not UTF-8 text (byte {e.start} cannot be decoded); convert it to UTF-8") from None
+        if not out[path]: raise ValueError(f"{path} is empty: nothing to score")
+    return out
+
+def score_texts(model, tok, texts: dict, stride=None, batch_rows=8) -> dict:
+    "Perplexity and bits per byte of several texts, each after an end-of-text token: totals, and each file's bits per byte."
+    parts = {}
+    for path, text in texts.items():
+        try:
+            parts[path] = perplexity(model, tok, text, stride, batch_rows, progress=True)
+        except ValueError as e:
+            raise ValueError(f"{path} cannot be scored with this model's tokenizer: {e}") from None
+    tot = {k: sum(r[k] for r in parts.values()) for k in ("tokens", "bytes", "chars", "nll")}
+    first = next(iter(parts.values()))
+    return dict(**tot, block_size=first["block_size"], stride=first["stride"], ppl=math.exp(tot["nll"] / tot["tokens"]),
+                bits_per_byte=tot["nll"] / math.log(2) / tot["bytes"], bits_per_char=tot["nll"] / math.log(2) / tot["chars"],
+                per_file=[dict(file=str(p), tokens=r["tokens"], bytes=r["bytes"], bits_per_byte=r["bits_per_byte"])
+                          for p, r in parts.items()])
+
+
+# %%
+#| export
 def run(args) -> dict:
     "The result of `python -m gpt2book.eval` for parsed `args`, as a dict."
     device, t0 = resolve_device(args.device), time.time()
     if args.task == "hellaswag":                   # check the data before loading a model
         path = hellaswag_path(args.data)
         n = len(read_hellaswag(path, args.style, HELLASWAG_VAL_N if args.data == "val" else None))
+    elif args.task == "wikitext":
+        path, text = wikitext_path(args.split), wikitext_text(args.split, args.join)
     else:
-        path = wikitext_path(args.split)
+        texts = read_texts(args.files)
     model, tok = load_model(args.model, device)
     if args.stride and args.stride > model.config.block_size:
         raise CommandError(f"--stride={args.stride} must be at most the model's block_size, {model.config.block_size}")
     if args.task == "hellaswag":
         out = evaluate_hellaswag(model, tok, args.data, args.style, args.limit, args.stride, progress=True)
-        head = dict(task="hellaswag", style=args.style, data=args.data, items=min(args.limit or n, n))
-    else:
+        head = dict(task="hellaswag", style=args.style, data=args.data, items=min(args.limit or n, n), file=str(path))
+    elif args.task == "wikitext":
         try:
-            out = perplexity(model, tok, path.read_text(encoding="utf-8"), args.stride, args.batch_rows, progress=True)
+            out = perplexity(model, tok, text, args.stride, args.batch_rows, progress=True, score_first=args.join == "raw")
         except ValueError as e:
             raise ValueError(f"WikiText-2 cannot be scored with this model's tokenizer: {e}") from None
-        head = dict(task="wikitext", split=args.split)
-    return dict(**head, model=str(args.model), file=str(path), **out, device=device,
-                seconds=round(time.time() - t0, 1))
+        units = wikitext_units(path.read_text(encoding="utf-8"))
+        out.update(word_units=units, word_ppl=math.exp(out["nll"] / units))
+        head = dict(task="wikitext", split=args.split, join=args.join, file=str(path))
+    else:
+        out, head = score_texts(model, tok, texts, args.stride, args.batch_rows), dict(task="text")
+    return dict(**head, model=str(args.model), **out, device=device, seconds=round(time.time() - t0, 1))
 
 
 # %% [markdown]

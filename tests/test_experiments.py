@@ -4,8 +4,7 @@
 - the runner (`gpt2book.experiments`): run folders read without training, resume, locks, failures; real processes
   only where the test is about processes (a SIGKILLed trainer resumed by the runner, two runners racing over stale
   lock files, a failing trainer process whose log the error names);
-- the committed results map onto the runner's configs and run folders, and the scaling sweep's parameter counts and
-  learning-rate rule give the committed rows;
+- the committed results map onto the runner's configs and run folders (chapter 13's study has tests/test_scaling.py);
 - `gpt2book.stats`, `gpt2book.plots` and the scaling fit import without PyTorch;
 - every command of these chapters refuses wrong input with one line (in this process).
 """
@@ -26,13 +25,13 @@ import pytest
 import scipy.stats
 
 from gpt2book.common import CommandError, SettingError
-from gpt2book.experiments import (ABLATION, ARCHITECTURES, EXPERIMENTS, RESULTS, RunError, Scale, arm_rows, collect,
-                                  read_results, run_all, run_finished, run_job, run_name, run_one, sweep)
+from gpt2book.experiments import (ABLATION, ARCHITECTURES, EXPERIMENTS, MORE_SEEDS, RESULTS, RunError, Scale, arm_rows,
+                                  collect, merge_results, read_results, run_all, run_finished, run_job, run_machine,
+                                  run_name, run_one, sweep, write_results)
 from gpt2book.files import folder_lock
 from gpt2book.checkpoint import checkpoints
-from gpt2book.scaling import FILES, read_runs
-from gpt2book.stats import (best_lrs, ci95, curve_band, final_losses, results_table, steps_to_target, summary, t975,
-                            welch_ci95)
+from gpt2book.stats import (best_lrs, ci95, crossings, curve_band, final_losses, machines_note, results_table,
+                            steps_to_target, summary, t975, welch_ci95)
 from gpt2book.train import command_line, config_from_args, make_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,10 +114,21 @@ def test_welch_is_scipys_and_its_degrees_of_freedom_are_not_rounded():
 
 
 def test_rope_against_gpt2_interval_from_the_committed_file():
-    "recorded result: the issue's numbers, [-0.0810, -0.0333] with the rounded-down table, [-0.0802, -0.0341] now."
-    rows = read_results(ROOT / RESULTS["architectures"])
+    "recorded result: the issue's numbers on the 3 seeds of the first sweep, [-0.0810, -0.0333] with the rounded-down table, [-0.0802, -0.0341] now."
+    rows = [r for r in read_results(ROOT / RESULTS["architectures"]) if r["seed"] in Scale().seeds]
     tab = {r["arm"]: r for r in summary(rows)}
     assert (round(tab["rope"]["diff_low"], 4), round(tab["rope"]["diff_high"], 4)) == (-0.0802, -0.0341)
+
+
+@pytest.mark.parametrize("experiment", list(EXPERIMENTS))
+def test_five_seeds_where_a_difference_is_under_two_hundredths(experiment):
+    "recorded result: every arm whose difference from GPT-2 is under 0.02 nats, and GPT-2, have 5 seeds at the chosen rate."
+    rows = read_results(ROOT / RESULTS[experiment])
+    tab = {r["arm"]: r for r in summary(rows)}
+    small = {arm for arm, r in tab.items() if arm != "gpt2" and abs(r["diff"]) < 0.02}
+    assert small and small | {"gpt2"} <= set(MORE_SEEDS[experiment])
+    assert all(tab[arm]["seeds"] == 5 for arm in small | {"gpt2"})
+    assert all(r["machine"] for r in rows)                                     # every row says where it was made
 
 
 def synthetic_rows():
@@ -142,6 +152,8 @@ def test_summary_and_curves_on_rows_with_known_answers():
     assert tab["fast"]["diff"] == pytest.approx(-0.5)
     assert tab["fast"]["diff_high"] - tab["fast"]["diff"] == pytest.approx(t975(4) * math.sqrt(2 * 0.01 / 3))
     assert tab["fast"]["steps_to_baseline"] == pytest.approx(5.0) and tab["fast"]["speedup"] == pytest.approx(2.0)
+    assert crossings(rows, "fast", 1e-3, 2.0) == pytest.approx([4.0, 5.0, 6.0])   # each seed's own crossing
+    assert (tab["fast"]["steps_low"], tab["fast"]["steps_high"]) == pytest.approx(ci95([4.0, 5.0, 6.0])[1:])
     assert steps_to_target([0, 10], [2.5, 1.5], 3.0) == 0.0 and steps_to_target([0, 10], [2.5, 1.5], 1.0) is None
 
 
@@ -150,14 +162,16 @@ def test_results_table_cells():
                                for s in (1, 2, 3) for t, v in ((0, 3.0), (10, 2.0))]
     lines = results_table(rows, {"gpt2": "GPT-2"}, {"gpt2": (100, 100), "fast": (300, 100), "slow": (100, 100)}).splitlines()
     h = t975(2) * 0.1 / math.sqrt(3)
-    assert lines[:2] == ["| arm | parameters | best lr | val loss, 3 seeds [95% CI] | vs GPT-2 [95% CI] | "
-                         "steps to GPT-2's final loss |", "|---|---|---|---|---|---|"]
-    assert lines[2] == f"| GPT-2 | 100 | 0.001 | 2.000 [{2 - h:.3f}, {2 + h:.3f}] | – | 10 |"
+    assert lines[:2] == ["| arm | parameters | best lr | seeds | val loss [95% CI] | vs GPT-2 [95% CI] | "
+                         "steps to GPT-2's final loss, read off the 10-step curves (not annealed there) [95% CI] |",
+                         "|---|---|---|---|---|---|---|"]
+    assert lines[2] == f"| GPT-2 | 100 | 0.001 | 3 | 2.000 [{2 - h:.3f}, {2 + h:.3f}] | – | 10 |"
     w = t975(4) * math.sqrt(2 * 0.01 / 3)
-    assert lines[3] == f"| fast | 300 (100 active) | 0.001 | 1.500 [{1.5 - h:.3f}, {1.5 + h:.3f}] | -0.500 [{-0.5 - w:+.3f}, " \
-                       f"{-0.5 + w:+.3f}] | 5 (2.00×) |"
+    s = t975(2) * 1 / math.sqrt(3)                                   # crossings 4, 5, 6: sd 1
+    assert lines[3] == f"| fast | 300 (100 active) | 0.001 | 3 | 1.500 [{1.5 - h:.3f}, {1.5 + h:.3f}] | -0.500 [{-0.5 - w:+.3f}, " \
+                       f"{-0.5 + w:+.3f}] | 5 [{5 - s:.0f}, {5 + s:.0f}]: 2.00× [{10 / (5 + s):.2f}, {10 / (5 - s):.2f}] |"
     # slow: no spread over its seeds, so Welch's degrees of freedom are the baseline's alone (2) and its width the baseline's
-    assert lines[4] == f"| slow | 100 | 0.001 | 3.000 [3.000, 3.000] | +1.000 [{1 - h:+.3f}, {1 + h:+.3f}] | not reached |"
+    assert lines[4] == f"| slow | 100 | 0.001 | 3 | 3.000 [3.000, 3.000] | +1.000 [{1 - h:+.3f}, {1 + h:+.3f}] | not reached by 3 of 3 seeds |"
     short = results_table(rows, digits=4, label="the baseline").splitlines()
     assert "vs the baseline [95% CI]" in short[0] and "parameters" not in short[0] and "| 2.0000 [" in short[2]
 
@@ -185,7 +199,25 @@ def test_run_finished_and_collect_read_run_folders(tmp_path):
     assert [(r["run_dir"], r["step"], r["val_loss"]) for r in rows] == [(done, s, 3.0 - s / 100) for s in (0, 10, 20)]
     assert {r["run_dir"] for r in collect([str(done)])} == {str(done)}                   # named as the caller named it
     assert arm_rows(tmp_path, [("gpt2", 1e-3, 1), ("gpt2", 2e-3, 1)]) == [
-        dict(arm="gpt2", lr=1e-3, seed=1, step=s, val_loss=3.0 - s / 100) for s in (0, 10, 20)]
+        dict(arm="gpt2", lr=1e-3, seed=1, step=s, val_loss=3.0 - s / 100, machine="") for s in (0, 10, 20)]
+
+
+def test_machines_are_recorded_and_results_merged(tmp_path, toy):
+    "run_one records the machine in the run folder, its rows carry it, and merge_results replaces a run's rows, keeping the others'."
+    run_dir, settings = run_job(toy, ABLATION, ("gpt2", 1e-3, 1), tmp_path / "runs")
+    assert run_one(run_dir, settings, subprocess_=False) == "done"
+    me = json.loads((run_dir / "machine.json").read_text())
+    assert len(me) == 1 and me[0].endswith((" 1 thread", "threads")) and run_machine(run_dir) == me[0]
+    rows = arm_rows(tmp_path / "runs", [("gpt2", 1e-3, 1)])
+    assert {r["machine"] for r in rows} == {me[0]}
+    old = [dict(arm=a, lr=1e-3, seed=s, step=0, val_loss=v, machine="M") for a, s, v in
+           (("gpt2", 1, 9.0), ("gpt2", 2, 2.0), ("rope", 1, 1.0))]
+    write_results(old, tmp_path / "r.csv")
+    merged = merge_results(tmp_path / "r.csv", rows)
+    assert read_results(tmp_path / "r.csv") == merged
+    assert [(r["arm"], r["seed"], r["machine"]) for r in merged] == [("gpt2", 2, "M"), *[("gpt2", 1, me[0])] * len(rows), ("rope", 1, "M")]
+    assert merge_results(tmp_path / "new.csv", rows) == rows                  # a new file: just the rows
+    assert machines_note(merged) == f"Made on {me[0]}: gpt2 seeds 1; every other run on M."
 
 
 def test_run_one_skips_a_finished_run_and_leaves_a_held_one(tmp_path, toy):
@@ -291,21 +323,6 @@ def test_committed_rows_map_onto_the_runners_configs(experiment):
         assert config_from_args(command_line(scale.preset, {**settings, "out_dir": str(run_dir)})) == cfg  # as a process
 
 
-def test_scaling_sweep_gives_the_committed_parameter_counts_and_learning_rates():
-    from gpt2book.scaling_runs import CPU, GRIDS, arm_name, lr_rule, size_params
-    assert list(GRIDS) == list(FILES) and GRIDS["cpu"].files == FILES["cpu"]
-    runs = read_runs(ROOT / FILES["cpu"].results)
-    for arch in dict.fromkeys(r["arch"] for r in runs):
-        params, rs = size_params(arch), [r for r in runs if r["arch"] == arch]
-        for r in rs:
-            assert params[r["size"]] == (r["n_params"], r["n_active"], r["n_total"], r["flops_per_token"]), (arch, r["size"])
-        sweep_rows = [dict(arm=arm_name(arch, r["size"], r["steps"]), lr=r["lr"], seed=r["seed"], step=r["steps"],
-                           val_loss=r["val_loss"]) for r in rs if r["role"] != "noise" and r["steps"] == CPU.lr_budget]
-        best = best_lrs([r for r in sweep_rows if r["arm"].split("-")[-2] in CPU.lr_anchors])
-        rule = lr_rule({s: v[1] for s, v in params.items()}, {s: best[arm_name(arch, s, CPU.lr_budget)] for s in CPU.lr_anchors})
-        assert {r["size"]: r["lr"] for r in rs if r["role"] == "grid"} == rule, arch
-
-
 # ---------------------------------------------------------------- the commands' refusals, in this process
 
 def script(name: str):
@@ -336,19 +353,8 @@ def test_experiments_command(tmp_path):
     (tmp_path / "no_base.csv").write_text("arm,lr,seed,step,val_loss\nrope,0.001,1,0,4.0\n")
     assert "holds no runs of the baseline arm gpt2" in refusal(main, ["plot", "ablation", "--results",
                                                                       str(tmp_path / "no_base.csv")])[1]
-
-
-def test_scaling_command(tmp_path):
-    from gpt2book.scaling import fit_command, GridFiles, main
-    status, line = refusal(main, ["sweep", "--arch", "nope"])
-    assert status == 2 and "invalid choice: 'nope' (choose from gpt2, swiglu-rmsnorm, rope, moe)" in line
-    assert refusal(main, ["fit", "--boot", "0"])[0] == 2 and refusal(main, ["fit", "--grid", "tpu"])[0] == 2
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as e:
-        main(["sweep", "--help"])
-    assert e.value.code == 0 and "gpt2book.scaling_runs.ARCHS" in out.getvalue()
-    with pytest.raises(CommandError, match="no results file"):
-        fit_command(GridFiles(str(tmp_path / "none.csv"), "", "", ""))
+    status, line = refusal(main, ["sweep", "architectures", "--arms", "nope", "rope2"])
+    assert status == 2 and "argument --arms: 'rope2' not an arm of architectures" in line
 
 
 def test_bench_and_tools_commands():

@@ -78,7 +78,7 @@ def synth():
                     rows.append(dict(arm=arm, size=size, n_params=int(N), n_params_total=int(N * 1.1),
                                      flops_per_token=int(6 * N), steps=steps, tokens=steps * 1024, epochs=0.1,
                                      seed=seed, lr=1e-3, role="grid" if seed == 1337 else "noise", val_loss=loss,
-                                     cpu="synthetic", threads=1, wall_s=1.0))
+                                     machine="synthetic", wall_s=1.0))
                     for b in (400, 800, 1600):   # a longer run read at b: higher than the annealed one (unannealed)
                         if b < steps:
                             curves.append(dict(arm=arm, size=size, steps=steps, seed=seed, lr=1e-3, step=b,
@@ -87,7 +87,7 @@ def synth():
         N = sizes[size]; steps = round(5e12 / (6 * N) / 1024)
         rows.append(dict(arm="gpt2", size=size, n_params=int(N), n_params_total=int(N * 1.1), flops_per_token=int(6 * N),
                          steps=steps, tokens=steps * 1024, epochs=0.1, seed=1337, lr=1e-3, role="isoflop",
-                         val_loss=float(law_loss(TRUE, N, steps * 1024)), cpu="synthetic", threads=1, wall_s=1.0))
+                         val_loss=float(law_loss(TRUE, N, steps * 1024)), machine="synthetic", wall_s=1.0))
     return rows, curves
 
 

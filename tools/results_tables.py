@@ -3,6 +3,7 @@
 
     python tools/results_tables.py            # prints every block as markdown
     python tools/results_tables.py --readme   # rewrites the blocks in README.md, between their markers
+    python tools/results_tables.py --readme --blocks ablation architectures   # only these blocks
 
 Each block sits in README.md between `<!-- results:NAME -->` and `<!-- /results:NAME -->`; tests/test_book.py
 checks that every block printed here is in README.md word for word, so the README cannot drift from the files
@@ -18,12 +19,15 @@ sys.path.insert(0, str(ROOT))
 
 from gpt2book.experiments import ABLATION, ARCHITECTURES, ARM_NAMES, RESULTS, Scale, arm_params, read_results  # noqa: E402
 from gpt2book.scaling import FILES  # noqa: E402
-from gpt2book.stats import results_table  # noqa: E402
+from gpt2book.stats import best_lrs, machines_note, results_table  # noqa: E402
 
 def arm_rows(experiment: str, arms: dict) -> list[str]:
-    "The summary table of `experiment` (gpt2book.stats.results_table, as chapters 10-12 show it), with parameter counts."
+    "The summary table of `experiment` (gpt2book.stats.results_table, as chapters 10-12 show it), with parameter counts and machines."
     rows = read_results(ROOT / RESULTS[experiment])
-    return results_table(rows, ARM_NAMES, arm_params(Scale(), 66, arms)).splitlines()   # 66: Tiny Shakespeare's characters
+    best = best_lrs(rows)
+    chosen = [r for r in rows if r["lr"] == best[r["arm"]]]                              # the runs the table reports
+    return [*results_table(rows, ARM_NAMES, arm_params(Scale(), 66, arms)).splitlines(),   # 66: Tiny Shakespeare's characters
+            "", machines_note(chosen)]
 
 
 def scaling_rows() -> list[str]:
@@ -62,16 +66,20 @@ def speed_rows() -> list[str]:
             f"{min(r):.2f} to {max(r):.2f}, median {vs['median_ratio']:.2f})."]
 
 
-def tables() -> dict[str, list[str]]:
-    return {"ablation": arm_rows("ablation", ABLATION), "architectures": arm_rows("architectures", ARCHITECTURES),
-            "scaling": scaling_rows(), "speed": speed_rows()}
+BLOCKS = {"ablation": lambda: arm_rows("ablation", ABLATION), "architectures": lambda: arm_rows("architectures", ARCHITECTURES),
+          "scaling": scaling_rows, "speed": speed_rows}
 
 
-def write_readme(path=ROOT / "README.md"):
-    "Rewrite each results block of README.md between its markers."
+def tables(names=None) -> dict[str, list[str]]:
+    "The blocks `names` (default: all), each made from its result files."
+    return {name: BLOCKS[name]() for name in names or BLOCKS}
+
+
+def write_readme(path=ROOT / "README.md", names=None):
+    "Rewrite the results blocks `names` (default: all) of README.md between their markers."
     from gpt2book.common import CommandError
     text = path.read_text(encoding="utf-8")
-    for name, rows in tables().items():
+    for name, rows in tables(names).items():
         pat = re.compile(rf"(<!-- results:{name} -->\n).*?(\n<!-- /results:{name} -->)", re.S)
         if not pat.search(text):
             raise CommandError(f"{path} has no <!-- results:{name} --> ... <!-- /results:{name} --> block")
@@ -84,12 +92,14 @@ def main(argv=None):
     ap = Parser(prog="tools/results_tables.py", description="The README's results blocks, made from the committed "
                                                             "result files (nbs/data/, nbs/train/).")
     ap.add_argument("--readme", action="store_true", help="rewrite the blocks in README.md instead of printing them")
+    ap.add_argument("--blocks", nargs="+", choices=list(BLOCKS), metavar="NAME",
+                    help=f"only these blocks ({', '.join(BLOCKS)}; default all)")
     args = ap.parse_args(argv)
     with user_errors("tools/results_tables.py", OSError):
         if args.readme:
-            write_readme(); print("rewrote the results blocks of README.md")
+            write_readme(names=args.blocks); print(f"rewrote the results blocks {', '.join(args.blocks or BLOCKS)} of README.md")
             return
-        for name, rows in tables().items():
+        for name, rows in tables(args.blocks).items():
             print(f"<!-- results:{name} -->"); print(*rows, sep="\n"); print(f"<!-- /results:{name} -->\n")
 
 
