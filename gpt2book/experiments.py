@@ -7,8 +7,9 @@ Docs: https://gpt2book.github.io/gpt2book/ablation.html.md"""
 # %% auto #0
 __all__ = ['ABLATION', 'ARCHITECTURES', 'EXPERIMENTS', 'MORE_SEEDS', 'RESULTS', 'PLOTS', 'ARM_NAMES', 'RESULT_FIELDS', 'PROG',
            'EXAMPLES', 'Scale', 'run_name', 'run_job', 'arm_params', 'RunError', 'run_finished', 'run_one',
-           'record_machine', 'run_machine', 'run_all', 'collect', 'arm_rows', 'write_results', 'read_results',
-           'merge_results', 'train_runs', 'sweep', 'parser', 'run_command', 'results_command', 'main']
+           'record_machine', 'record_wall', 'run_machine', 'run_record', 'run_all', 'collect', 'arm_rows',
+           'write_results', 'read_results', 'merge_results', 'train_runs', 'sweep', 'parser', 'run_command',
+           'results_command', 'main']
 
 # %% ../nbs/10_ablation.ipynb #5be79154
 import argparse
@@ -117,8 +118,12 @@ def run_one(run_dir, settings: dict, preset: str = "cpu", threads: int = 1, subp
         if run_finished(run_dir, cfg.max_steps): return "skipped"   # finished while we looked
         resume = bool(checkpoints(run_dir))                      # killed or stopped before: continue it
         record_machine(run_dir, threads if subprocess_ else torch.get_num_threads())
-        if subprocess_: _train_process(run_dir, preset, {**settings, "resume": resume}, threads, quiet)
-        else: train(dataclasses.replace(cfg, resume=resume))
+        t0 = time.perf_counter()
+        try:
+            if subprocess_: _train_process(run_dir, preset, {**settings, "resume": resume}, threads, quiet)
+            else: train(dataclasses.replace(cfg, resume=resume))
+        finally:
+            record_wall(run_dir, time.perf_counter() - t0)
     if not run_finished(run_dir, cfg.max_steps):
         raise RunError(f"run {run_dir} stopped before step {cfg.max_steps}; run it again to resume it")
     return "done"
@@ -130,10 +135,25 @@ def record_machine(run_dir: Path, threads: int) -> None:
     me = f"{cpu_name()}, {threads} thread{'s' if threads > 1 else ''}"
     if me not in seen: atomic_write_json(path, [*seen, me])
 
+def record_wall(run_dir: Path, seconds: float) -> None:
+    "Add one session's wall-clock seconds to run_dir/wall.jsonl (a run resumed twice has three lines)."
+    path = Path(run_dir) / "wall.jsonl"
+    old = path.read_text() if path.exists() else ""
+    atomic_write_text(path, old + json.dumps({"wall_s": round(seconds, 1)}) + "\n")
+
 def run_machine(run_dir) -> str:
     "The machines that trained the run in `run_dir`, joined by ' + ' ('' where none was recorded)."
     path = Path(run_dir).expanduser() / "machine.json"
-    return " + ".join(json.loads(path.read_text())) if path.exists() else ""
+    seen = json.loads(path.read_text()) if path.exists() else []
+    if isinstance(seen, dict):          # the form chapter 13's first study script wrote: one machine
+        seen = [f"{seen['cpu']}, {seen['threads']} thread{'s' if seen['threads'] > 1 else ''}"]
+    return " + ".join(seen)
+
+def run_record(run_dir) -> dict:
+    "{'machine': what trained the run, 'wall_s': its wall-clock seconds in all (None: not recorded)}."
+    path = Path(run_dir).expanduser() / "wall.jsonl"
+    wall = sum(json.loads(l)["wall_s"] for l in path.read_text().splitlines()) if path.exists() else None
+    return {"machine": run_machine(run_dir), "wall_s": None if wall is None else round(wall, 1)}
 
 def _train_process(run_dir: Path, preset: str, settings: dict, threads: int, quiet: bool):
     "`python -m gpt2book.train` with `settings` and OMP_NUM_THREADS=threads; with `quiet`, its output goes to train.log."

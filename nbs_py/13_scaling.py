@@ -81,7 +81,7 @@ import torch
 from fastcore.basics import patch_to
 
 from gpt2book.common import CommandError
-from gpt2book.experiments import run_all
+from gpt2book.experiments import run_all, run_record
 from gpt2book.files import atomic_write_json
 from gpt2book.model import GPT
 from gpt2book.train import flops_per_token, make_config, read_metrics
@@ -365,15 +365,6 @@ def _role(plan: Plan, arm, size, steps, lr, seed) -> str:
     iso = arm == "gpt2" and any(steps == isoflop_steps(C, size, plan.table) for C, s in ISOFLOP.items() if size in s)
     if chosen and seed == SEEDS[0]: return "grid" if steps in BUDGETS else "isoflop" if iso else "lr-sweep"
     return "noise" if chosen else "lr-sweep"
-
-def run_record(folder: Path) -> dict:
-    "{'machine': the CPU and threads that trained the run, 'wall_s': its seconds (None: not recorded)}, from its folder."
-    path, walls = folder / "machine.json", folder / "wall.jsonl"
-    m = json.loads(path.read_text()) if path.exists() else []
-    if isinstance(m, dict):                       # the form the first study script wrote: one machine
-        m = [f"{m['cpu']}, {m['threads']} thread{'s' if m['threads'] > 1 else ''}"]
-    wall = sum(json.loads(l)["wall_s"] for l in walls.read_text().splitlines()) if walls.exists() else None
-    return {"machine": " + ".join(m), "wall_s": None if wall is None else round(wall, 1)}
 
 def collect(root="out/scaling", train_tokens: int | None = None) -> tuple[list[dict], list[dict]]:
     "(one row per finished run, one row per evaluation) of the study under `root`."

@@ -59,7 +59,8 @@ from gpt2book.files import atomic_write
 from gpt2book.loader import TokenLoader, load_meta
 from gpt2book.prepare import prepare, split_documents
 from gpt2book.scaling import read_rows, write_rows
-from gpt2book.scaling_runs import SEEDS, choose_rate, final_loss, run_jobs, run_record
+from gpt2book.experiments import run_record
+from gpt2book.scaling_runs import SEEDS, choose_rate, final_loss, run_jobs
 from gpt2book.stats import ci95, welch_ci95
 from gpt2book.eval import token_bytes
 from gpt2book.tokenizer import BPETokenizer, CharTokenizer, tokenizer_from_dict, train_bpe
@@ -157,11 +158,11 @@ def arm_model(vocab_size: int):
     with torch.device("meta"):
         return initial_model(cfg, {"vocab_size": vocab_size})
 
-def arm_steps(vocab_size: int, flops: float = FLOPS) -> int:
-    "The optimizer steps of TOKENS_PER_STEP tokens that spend `flops` training FLOPs at this vocabulary."
-    return max(1, round(flops / (flops_per_token(arm_model(vocab_size)) * TOKENS_PER_STEP)))
+def arm_steps(vocab_size: int, flops: float | None = None) -> int:
+    "The optimizer steps of TOKENS_PER_STEP tokens that spend `flops` (default FLOPS) training FLOPs at this vocabulary."
+    return max(1, round((flops or FLOPS) / (flops_per_token(arm_model(vocab_size)) * TOKENS_PER_STEP)))
 
-def arm_table(vocab_sizes: dict, flops: float = FLOPS) -> list[dict]:
+def arm_table(vocab_sizes: dict, flops: float | None = None) -> list[dict]:
     "One row per arm: vocabulary, parameters (all, and without the embedding), FLOPs per token, steps, tokens."
     rows = []
     for arm, v in vocab_sizes.items():
@@ -472,10 +473,11 @@ def main(argv=None):
         if a.cmd == "run":
             print(f"{run_study(a.out, a.data_root, a.workers)} runs trained; now: {PROG} collect --out {a.out}")
             return
-        if not (Path(a.data_root) / "gpt2" / "meta.json").exists():
-            raise CommandError(f"{a.data_root} holds no prepared arms: run `{PROG} run --out {a.out}` first")
+        if missing := [arm for arm in ARMS if not (Path(a.data_root) / arm / "meta.json").exists()]:
+            raise CommandError(f"{a.data_root} holds no prepared arms {missing}: run `{PROG} run --out {a.out}` first")
         runs, arms = collect(a.out, a.data_root)
         if not runs: raise CommandError(f"no finished runs under {a.out}: run `{PROG} run --out {a.out}` first")
+        for path in (*FILES.values(), PLOT): Path(path).parent.mkdir(parents=True, exist_ok=True)
         write_rows(runs, FILES["runs"], RUN_FIELDS); write_rows(arms, FILES["arms"], ARM_FIELDS)
         plot_vocab(runs, PLOT)
         print(f"wrote {FILES['runs']} ({len(runs)} runs), {FILES['arms']} and {PLOT}")

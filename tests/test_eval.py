@@ -21,10 +21,10 @@ import torch
 
 import gpt2book.eval
 from gpt2book.eval import (PROG, hellaswag_counts, hellaswag_during_training, main, perplexity, read_hellaswag,
-                           score_item, wikitext_path)
+                           score_item, token_bytes, wikitext_path, wikitext_text, wikitext_units)
 from gpt2book.model import GPT, GPTConfig
 from gpt2book.sample import load_model
-from gpt2book.tokenizer import CharTokenizer
+from gpt2book.tokenizer import BPETokenizer, CharTokenizer, train_bpe
 
 transformers = pytest.importorskip("transformers")
 
@@ -279,6 +279,8 @@ USAGE = {  # numbers out of range: exit status 2, before anything is read
     "batch_rows": (["wikitext", "--model", "m", "--batch_rows=0"], "--batch_rows=0 must be >= 1"),
     "no task": ([], "the following arguments are required"),
     "not a number": (["wikitext", "--model", "m", "--stride=x"], "argument --stride: invalid int value: 'x'"),
+    "a join that does not exist": (["wikitext", "--model", "m", "--join=pandas"], "argument --join: invalid choice"),
+    "text without files": (["text", "--model", "m"], "the following arguments are required: files"),
 }
 
 
@@ -361,3 +363,73 @@ def test_wikitext_scores_a_mirrored_file(hf_model, tmp_path, monkeypatch, capsys
     assert status == 0 and (res["task"], res["stride"], res["bytes"]) == ("wikitext", 8, len(text.encode()))
     model, tok = load_model(hf_model[1])
     assert math.isclose(res["nll"], perplexity(model, tok, text, stride=8)["nll"], rel_tol=1e-6)
+
+
+def mirror_wikitext(tmp_path, monkeypatch, text):
+    "A made-up wiki.test.raw in a mirror folder, its sha256 registered for this test."
+    (tmp_path / "wikitext-2-raw").mkdir(exist_ok=True)
+    (tmp_path / "wikitext-2-raw" / "wiki.test.raw").write_text(text, encoding="utf-8")
+    monkeypatch.setitem(gpt2book.eval.WIKITEXT_SHA256, "test", hashlib.sha256(text.encode()).hexdigest())
+    monkeypatch.setenv("GPT2BOOK_MIRROR", str(tmp_path))
+
+WIKI = " \n = Robert = \n \n Robert is an actor . He played 1 @,@ 000 roles in café theatre . \n \n"
+
+
+def test_wikitext_joins_and_word_units(hf_model, ours, tmp_path, monkeypatch, capsys):
+    "--join hf scores the guide's text (rows joined by a blank line) without its first token; word units are the file's."
+    mirror_wikitext(tmp_path, monkeypatch, WIKI)
+    hf_text = wikitext_text("test", "hf")
+    assert hf_text == "\n\n".join(["", " = Robert = \n", "", WIKI.splitlines(keepends=True)[3], ""])
+    assert wikitext_text("test", "raw") == WIKI and hf_text.split() == WIKI.split()
+    assert wikitext_units(WIKI) == len(WIKI.split()) + 5                     # words, and one end-of-line per line
+    with pytest.raises(ValueError, match="join='x'"):
+        wikitext_text("test", "x")
+    out, _, status = cli(capsys, "wikitext", "--model", hf_model[1], "--join", "hf")
+    res = json.loads(out)
+    ids = ENC.encode_ordinary(hf_text)
+    assert status == 0 and (res["join"], res["score_first"], res["tokens"]) == ("hf", False, len(ids) - 1)
+    assert res["bytes"] == len(hf_text.encode()) - len(ENC.decode_single_token_bytes(ids[0]))
+    assert res["word_units"] == wikitext_units(WIKI) and math.isclose(res["word_ppl"], math.exp(res["nll"] / res["word_units"]))
+    hf, _ = hf_model                                                         # the text fits one window: one forward
+    assert len(ids) <= BLOCK
+    with torch.no_grad():
+        lp = torch.log_softmax(hf(torch.tensor([ids])).logits[0, :-1].double(), -1)
+    ref = -float(lp.gather(1, torch.tensor(ids[1:])[:, None]).sum())
+    assert math.isclose(res["nll"], ref, rel_tol=1e-5), (res["nll"], ref)
+    raw = json.loads(cli(capsys, "wikitext", "--model", hf_model[1])[0])
+    assert (raw["join"], raw["score_first"], raw["tokens"], raw["bytes"]) == \
+        ("raw", True, len(ENC.encode_ordinary(WIKI)), len(WIKI.encode()))
+
+
+def test_text_command_totals_and_refusals(hf_model, ours, tmp_path, capsys):
+    "Bits per byte of several files: each scored after end-of-text, the totals their sums; bad files refused in one line."
+    a = write(tmp_path / "a.txt", "To be, or not to be, that is the question. ")
+    b = write(tmp_path / "b.txt", "Naïve café, 😀 emoji and ñ. " * 3)
+    out, _, status = cli(capsys, "text", "--model", hf_model[1], str(a), str(b), "--stride", "16")
+    res = json.loads(out)
+    model, tok = ours
+    each = [perplexity(model, tok, p.read_text(encoding="utf-8"), stride=16) for p in (a, b)]
+    assert status == 0 and res["task"] == "text" and res["stride"] == 16
+    assert (res["tokens"], res["bytes"]) == (sum(e["tokens"] for e in each), sum(e["bytes"] for e in each))
+    assert math.isclose(res["bits_per_byte"], sum(e["nll"] for e in each) / math.log(2) / res["bytes"], rel_tol=1e-9)
+    assert [f["bits_per_byte"] for f in res["per_file"]] == pytest.approx([e["bits_per_byte"] for e in each])
+    assert res["bytes"] == len(a.read_bytes()) + len(b.read_bytes())
+    bad = {"no such file": (tmp_path / "missing.txt", "No such file"),
+           "not UTF-8": (write(tmp_path / "latin1.txt", data="café".encode("latin-1")), "is not UTF-8 text"),
+           "empty": (write(tmp_path / "empty.txt", ""), "is empty")}
+    for case, (path, says) in bad.items():
+        out, err, status = cli(capsys, "text", "--model", hf_model[1], str(path))
+        assert (status, out) == (1, "") and says in err and len(err.strip().splitlines()) == 1, (case, err)
+
+
+def test_token_bytes_add_up_for_every_kind_of_tokenizer():
+    "Each id's bytes: summed over an encoding they give the text's UTF-8 bytes; special tokens spell nothing."
+    text = "Naïve café — 😀 and ñ, 123."
+    bpe = train_bpe(text * 20, 300, special_tokens=("<|endoftext|>", "<|pad|>"))
+    for tok in (CharTokenizer.from_text(text), BPETokenizer([]), bpe, gpt2book.eval.GPT2Tokenizer()):
+        n = token_bytes(tok)
+        assert len(n) == tok.vocab_size and n[tok.eot] == 0
+        assert int(n[tok.encode(text)].sum()) == len(text.encode("utf-8")), tok
+    assert token_bytes(bpe)[bpe.special_ids["<|pad|>"]] == 0
+    with pytest.raises(TypeError, match="char, BPE or GPT-2"):
+        token_bytes(object())
