@@ -11,6 +11,7 @@ __all__ = ['ARMS', 'SIZES', 'HELD_OUT', 'BUDGETS', 'SWEEP_BUDGETS', 'LADDER', 'S
 import dataclasses
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -180,7 +181,8 @@ def collect(root="out/scaling", train_tokens: int | None = None) -> tuple[list[d
     plan, runs, curves = Plan(root, tables["gpt2"]), [], []
     for folder in sorted(Path(root).glob("*/*/b*_lr*_s*")):
         arm, size = folder.parent.parent.name, folder.parent.name
-        steps, lr, seed = (t(x[1:]) for t, x in zip((int, float, int), folder.name.split("_")))
+        b, lr, s = re.fullmatch(r"b(\d+)_lr([0-9.e-]+)_s(\d+)", folder.name).groups()   # run_dir's name
+        steps, lr, seed = int(b), float(lr), int(s)
         if (loss := final_loss(folder, steps)) is None: continue                     # not finished
         n, n_total, fpt = tables[arm][size]
         runs.append(dict(arm=arm, size=size, n_params=n, n_params_total=n_total, flops_per_token=fpt, steps=steps,

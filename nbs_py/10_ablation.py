@@ -273,6 +273,9 @@ def run_one(run_dir, settings: dict, preset: str = "cpu", threads: int = 1, subp
         raise RunError(f"run {run_dir} stopped before step {cfg.max_steps}; run it again to resume it")
     return "done"
 
+
+# %%
+#| export
 def record_machine(run_dir: Path, threads: int) -> None:
     "Add this machine (CPU model, the run's threads) to run_dir/machine.json, the list of machines that trained the run."
     path = Path(run_dir) / "machine.json"

@@ -73,6 +73,7 @@ from gpt2book.files import atomic_write, atomic_write_json, atomic_write_text
 import dataclasses
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -104,8 +105,8 @@ from gpt2book.common import refusal
 # reads 3.3 million characters, 0.72 of an epoch. Every evaluation is over the whole validation split.
 #
 # **Sizes.** Six GPT-2 models of 2 to 7 layers at one width-to-depth rule, width = 16 × layers and
-# heads of 16 channels: 27 thousand to 1.06 million parameters without the embedding, a factor of
-# 39. The largest, `L7C112`, is held out of the fits.
+# heads of 16 channels: 24,736 to 1,055,376 parameters without the embedding, a factor of 43. The
+# largest, `L7C112`, is held out of the fits.
 #
 # **Budgets.** 400, 800, 1,600 and 3,200 steps of 16 sequences of 64 characters (0.4 to 3.3 million
 # characters), each run annealed to its own budget (cosine to a tenth of its peak learning rate),
@@ -373,7 +374,8 @@ def collect(root="out/scaling", train_tokens: int | None = None) -> tuple[list[d
     plan, runs, curves = Plan(root, tables["gpt2"]), [], []
     for folder in sorted(Path(root).glob("*/*/b*_lr*_s*")):
         arm, size = folder.parent.parent.name, folder.parent.name
-        steps, lr, seed = (t(x[1:]) for t, x in zip((int, float, int), folder.name.split("_")))
+        b, lr, s = re.fullmatch(r"b(\d+)_lr([0-9.e-]+)_s(\d+)", folder.name).groups()   # run_dir's name
+        steps, lr, seed = int(b), float(lr), int(s)
         if (loss := final_loss(folder, steps)) is None: continue                     # not finished
         n, n_total, fpt = tables[arm][size]
         runs.append(dict(arm=arm, size=size, n_params=n, n_params_total=n_total, flops_per_token=fpt, steps=steps,
@@ -962,3 +964,110 @@ def main(argv=None):
 #| eval: false
 if __name__ == "__main__" and "ipykernel" not in sys.modules:
     main()
+
+# %% [markdown]
+# ## Results
+#
+# What follows reads the committed results files; nothing here trains or fits. The study ran in the
+# background on this book's CPU machine (the `machine` column of every row), two runs side by side,
+# one thread each, with other work on the machine at the same time (so wall times vary by run).
+
+# %%
+from collections import Counter
+from gpt2book.scaling_runs import BUDGETS, SIZES, SWEEP_BUDGETS
+
+# %%
+runs, curves, gaps = read_rows(FILES["runs"]), read_rows(FILES["curves"]), read_rows(FILES["gaps"])
+fit = json.loads(Path(FILES["fit"]).read_text())
+roles = Counter(r["role"] for r in runs)
+walls = [r["wall_s"] for r in runs if r["wall_s"]]
+print(f"{len(runs)} runs ({', '.join(f'{n} {k}' for k, n in roles.items())}); at most {max(r['epochs'] for r in runs):.2f} "
+      f"epochs; {sum(walls) / 3600:.1f} hours of one thread in the runs' own records; machines: {', '.join(fit['machine'])}")
+assert max(r["epochs"] for r in runs) < 1 and all(r["machine"] for r in runs)
+
+# %% [markdown]
+# ### The learning rate at every size
+#
+# The rate each sweep chose, for every arm and size, at the two swept budgets (the other budgets'
+# rates follow from these by the rule):
+
+# %%
+swept = {(r["arm"], r["size"], r["steps"]): r["lr"] for r in runs if r["role"] == "grid" and r["steps"] in SWEEP_BUDGETS}
+arms_ = list(dict.fromkeys(r["arm"] for r in runs))
+print(f"{'':>16}" + "".join(f"{s:>9}" for s in SIZES))
+for arm in arms_:
+    for b in SWEEP_BUDGETS:
+        print(f"{arm:>11} {b:>4}" + "".join(f"{swept.get((arm, s, b), float('nan')):9.4g}" for s in SIZES))
+falls = {(arm, b): all(swept[(arm, s, b)] >= swept[(arm, t, b)] for s, t in zip(SIZES, list(SIZES)[1:])
+                       if (arm, s, b) in swept and (arm, t, b) in swept) for arm in arms_ for b in SWEEP_BUDGETS}
+print("never rises with size:", {f"{a}@{b}": ok for (a, b), ok in falls.items()})
+
+# %% [markdown]
+# ### At its best loss?
+#
+# The annealing check compares every annealed run with the longer runs of the same arm, size and
+# seed read at its budget:
+
+# %%
+checks = annealing_check(runs, curves)
+bad = [c for c in checks if not c["ok"]]
+print(f"{len(checks)} comparisons, {len(bad)} where the annealed run ends worse than a longer run read at its budget")
+for c in bad:
+    print(f"  {c['arm']} {c['size']} seed {c['seed']}: {c['steps']} steps ends at {c['annealed']:.4f}, the {c['longer']}-step "
+          f"run was at {c['longer_at_b']:.4f} there")
+
+# %% [markdown]
+# ### Noise, budget by budget
+#
+# The standard deviation over seeds of every cell that has three or more, at its chosen rate:
+
+# %%
+for (arm, size, steps), (mean, sd, n) in sorted(seed_stats(runs).items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
+    if n >= 3: print(f"{arm:>15} {size:>7} {steps:>5} steps: mean {mean:.4f}, SD {sd:.4f} over {n} seeds")
+print("GPT-2's noise per budget:", {k: round(v, 4) for k, v in fit["noise_sd"].items()})
+
+
+# %% [markdown]
+# ### The law
+#
+# GPT-2's law, fitted without the held-out size, under both parameter counts, with 95% bootstrap
+# intervals, and the exponent $a$ of the compute-optimal size three ways:
+
+# %%
+def show(name, f):
+    law, ci = f["law"], f["ci"]
+    print(f"{name:>30}: " + ", ".join(f"{k} {law[k]:.3g} [{ci[k][0]:.3g}, {ci[k][1]:.3g}]" for k in LAW)
+          + f"; a = {f['a']:.2f} [{f['a_ci'][0]:.2f}, {f['a_ci'][1]:.2f}]")
+show("N without the embedding", fit["fits"]["n_params"])
+show("N with the embedding", fit["fits"]["n_params_total"])
+show("all sizes (no hold-out)", fit["fit_all_sizes"])
+for name, o in fit["optimum"].items():
+    print(f"{'approach ' + ('1, ' if name == 'envelope' else '2, ') + name:>30}: a = {o['a']} {o['a_ci']} from {len(o['points'])} points")
+plot_law(runs, fit)
+
+# %% [markdown]
+# ### The test
+#
+# The held-out size at each budget, and each size's longest budget predicted from the other points:
+
+# %%
+for b in fit["holdout"]["budgets"]:
+    print(f"{b['steps']:>5} steps: predicted {b['predicted']:.4f} [{b['band'][0]:.4f}, {b['band'][1]:.4f}], measured "
+          f"{b['mean']:.4f} (SD {b['sd']}, {b['seeds']} seeds): error {b['error']:+.4f} = {b['error_sds']} SDs, "
+          f"{'covered' if b['covered'] else 'NOT covered'}")
+for r in fit["longest_budget"]:
+    print(f"{r['size']:>7} at 3,200 steps from the rest: predicted {r['predicted']:.4f}, measured {r['measured']:.4f}, "
+          f"error {r['error']:+.4f}")
+
+# %% [markdown]
+# ### Architectures at every size and budget
+
+# %%
+for arm in dict.fromkeys(g["arm"] for g in gaps):
+    print(arm, "minus gpt2 (nats per character, 95% interval):")
+    for g in sorted((g for g in gaps if g["arm"] == arm), key=lambda g: (g["n_params"], g["tokens"])):
+        print(f"  {g['size']:>7} {g['tokens'] / 1e6:5.2f}M tokens: {g['delta']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}]"
+              f" ({g['seeds']} seed{'s' if g['seeds'] > 1 else ''})")
+    for b, t in fit["multipliers"][arm]["trend"].items():
+        print(f"  trend of the model-free compute multiplier with size at {b} steps: slope {t['slope']} {t['ci']}")
+plot_gaps(gaps)

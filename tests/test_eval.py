@@ -29,13 +29,7 @@ from gpt2book.tokenizer import BPETokenizer, CharTokenizer, train_bpe
 transformers = pytest.importorskip("transformers")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    "Tiny models run fastest on one thread, and stay fast on a busy machine; the caller's setting is put back."
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 BLOCK = 32      # the test model's block_size: several items below do not fit in it
 ENC = tiktoken.get_encoding("gpt2")

@@ -46,14 +46,7 @@ def toy(shakespeare_char):
         keep_checkpoints=2, sample_tokens=0, device="cpu"))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    "One thread for the tiny runs of this file, as the sweeps run each run (two threads on a busy machine crawl); restored."
-    import torch
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 def env():

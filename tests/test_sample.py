@@ -19,13 +19,7 @@ from gpt2book.train import make_config, train
 SEP = "\n---------------\n"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    "Tiny models run fastest on one thread, and stay fast on a busy machine; the caller's setting is put back."
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -54,6 +54,23 @@ def test_a_sweep_widens_at_its_edge_and_breaks_ties_with_seeds(tmp_path, table):
     assert plan.best("gpt2", "L3C48", 800) is None and sorted(j[3] for j in plan.todo) == [0.008, 0.016, 0.032]
 
 
+def test_collect_reads_the_run_folders(tmp_path, table):
+    "collect parses each run folder's name (steps, rate, seed), gives it its role, its machine and wall time."
+    from gpt2book.scaling_runs import collect, run_dir
+    for lr, loss in ((0.004, 2.0), (0.008, 1.9), (0.016, 1.95)): finish(tmp_path, "gpt2", "L2C32", 800, lr, 1337, loss)
+    d = run_dir(tmp_path, "gpt2", "L2C32", 800, 0.008, 1337)
+    (d / "machine.json").write_text(json.dumps({"cpu": "AMD EPYC", "threads": 1}))       # the first study script's form
+    (d / "wall.jsonl").write_text('{"wall_s": 10.0, "rc": 0}\n{"wall_s": 5.5, "rc": 0}\n')
+    (tmp_path / "gpt2" / "L2C32" / "b800_lr0.032_s1337").mkdir()                           # started, not finished
+    runs, curves = collect(tmp_path, train_tokens=4_566_552)
+    got = {r["lr"]: r for r in runs}
+    assert sorted(got) == [0.004, 0.008, 0.016] and {r["steps"] for r in runs} == {800} and {r["seed"] for r in runs} == {1337}
+    assert (got[0.008]["machine"], got[0.008]["wall_s"], got[0.004]["wall_s"]) == ("AMD EPYC, 1 thread", 15.5, None)
+    assert got[0.008]["n_params"] == table["L2C32"][0] and got[0.008]["epochs"] == round(800 * 1024 / 4_566_552, 4)
+    assert {r["role"] for r in runs} == {"lr-sweep"}          # the 800-step sweep alone chooses no grid rate yet
+    assert len(curves) == 3 and {c["step"] for c in curves} == {800}
+
+
 def test_the_rule_between_the_swept_budgets(tmp_path, table):
     from gpt2book.scaling_runs import Plan
     plan = Plan(tmp_path, table)

@@ -306,10 +306,10 @@ def test_moe_logs_its_balance_and_experts_under_ddp(data, tmp_path):
 
 
 def test_cpu_default_learns(data, tmp_path):
-    "The CPU default preset (model, batch, optimizer), cut to 200 of its 2000 steps: val loss from 4.2 to under 2.7."
+    "The CPU default preset (model, batch, optimizer), cut to 100 of its 2000 steps: val loss from 4.2 to under 2.7."
     cfg = make_config()
     assert (cfg.model.n_layer, cfg.model.n_head, cfg.model.n_embd, cfg.model.block_size, cfg.batch_size) == (4, 4, 128, 64, 12)
-    train(make_config(data_dir=str(data), out_dir=str(tmp_path), max_steps=200, eval_interval=200, eval_iters=20,
+    train(make_config(data_dir=str(data), out_dir=str(tmp_path), max_steps=100, eval_interval=100, eval_iters=20,
                       sample_tokens=100))
     val = [m["val_loss"] for m in read_metrics(tmp_path / "metrics.jsonl") if "val_loss" in m]
     assert val[0] > 4.0 and val[-1] < 2.7, val     # ln(66) = 4.19 at the start

@@ -30,31 +30,60 @@ def arm_rows(experiment: str, arms: dict) -> list[str]:
             "", machines_note(chosen)]
 
 
-def scaling_rows() -> list[str]:
-    "The fitted law of each architecture of the scaling sweep, the hold-out test, and the seed question's compute multipliers."
-    fit = json.loads((ROOT / FILES["cpu"].fit).read_text())
-    iv = lambda x, ci, f="{:.2f}": f"{f.format(x)} [{f.format(ci[0])}, {f.format(ci[1])}]"
-    out = ["| architecture | E [95% CI] | α [95% CI] | β [95% CI] | the law's N* ∝ C^a: a | runs |", "|---|---|---|---|---|---|"]
-    for arch, a in fit["archs"].items():
-        law, ci = a["law"], a["intervals"]
-        out.append(f"| {ARM_NAMES.get(arch, arch)} | {iv(law['E'], ci['E'])} | {iv(law['alpha'], ci['alpha'])} | "
-                   f"{iv(law['beta'], ci['beta'])} | {a['optimum']['N_exponent']:.2f} | {a['n_runs']} |")
+def scaling_rows(fit: dict | None = None, gaps: list[dict] | None = None) -> list[str]:
+    "Chapter 13: the hold-out test, the law and its exponent a three ways, and each arm's loss difference at every size and budget."
+    from gpt2book.scaling import read_rows
+    fit = fit or json.loads((ROOT / FILES["fit"]).read_text())
+    gaps = gaps if gaps is not None else read_rows(ROOT / FILES["gaps"])
+    num = lambda x, f: "n/a" if x is None else f.format(x)          # NaN is null in the JSON: not measurable
+    iv = lambda x, ci, f="{:.3f}": f"{num(x, f)} [{num(ci[0], f)}, {num(ci[1], f)}]"
     ho = fit["holdout"]
-    out += ["", f"Fitted without the largest size ({ho['held_out']}), the GPT-2 law predicts its runs with a mean error of "
-                f"{ho['abs_err_mean']:.3f} nats (largest {ho['abs_err_max']:.3f}); the seed-to-seed standard deviation is "
-                f"{fit['archs']['gpt2']['noise']:.3f}. (Chinchilla: α = 0.34, β = 0.28, N* ∝ C^0.46.)"]
-    for arch, m in fit["multipliers"].items():
-        out += ["", f"**{ARM_NAMES.get(arch, arch)} against GPT-2 at every size**: how many times more compute GPT-2 needs for "
-                    f"the loss {ARM_NAMES.get(arch, arch)} reaches at {m['tokens'] / 1e6:.1f}M tokens (95% bootstrap intervals):", "",
-                f"| size | N | GPT-2 loss | {ARM_NAMES.get(arch, arch)} loss | compute multiplier [95% CI] |", "|---|---|---|---|---|"]
-        for x in m["sizes"]:
-            out.append(f"| {x['size']} | {x['N']:,} | {x['base_loss']:.3f} | {x['loss']:.3f} | {iv(x['multiplier'], x['interval'])} |")
-        lo, hi = m["trend"]["interval"]
-        out += [f"| pooled over sizes | | | | **{iv(m['pooled']['multiplier'], m['pooled']['interval'])}** |", "",
-                f"The slope of log(multiplier) against log N is {iv(m['trend']['slope'], m['trend']['interval'], '{:+.3f}')}: "
-                + ("no trend with size is detectable." if lo < 0 < hi else "the gain grows with size." if lo > 0
-                   else "the gain shrinks with size.")]
+    out = [f"Fitted without its largest size ({ho['held_out']}), GPT-2's law predicts that size at each budget "
+           "(95% band: the law's bootstrap plus the noise of the seeds' mean):", "",
+           "| steps | tokens | predicted [95% band] | measured: mean of seeds (SD, seeds) | error in SDs | band covers it |",
+           "|---:|---:|---|---|---:|---|"]
+    for b in ho["budgets"]:
+        sd = "n/a" if b["sd"] is None else f"{b['sd']:.4f}"
+        sds = "n/a" if b["error_sds"] is None else f"{b['error_sds']:.1f}"
+        out.append(f"| {b['steps']:,} | {b['tokens']:,.0f} | {iv(b['predicted'], b['band'])} | {b['mean']:.3f} ({sd}, "
+                   f"{b['seeds']}) | {sds} | {'yes' if b['covered'] else 'no'} |")
+    f1, f2, opt = fit["fits"]["n_params"], fit["fits"]["n_params_total"], fit["optimum"]
+    out += ["", "| GPT-2's law, fitted without the held-out size | E | α | β | a = β/(α+β) |", "|---|---|---|---|---|"]
+    for name, f in (("N without the embedding", f1), ("N with the embedding", f2)):
+        out.append(f"| {name} | {iv(f['law']['E'], f['ci']['E'], '{:.2f}')} | {iv(f['law']['alpha'], f['ci']['alpha'], '{:.2f}')} | "
+                   f"{iv(f['law']['beta'], f['ci']['beta'], '{:.2f}')} | {iv(f['a'], f['a_ci'], '{:.2f}')} |")
+    out += ["", f"The compute-optimal exponent a (N* ∝ C^a) without a formula: approach 1 (the envelope) "
+                f"{iv(opt['envelope']['a'], opt['envelope']['a_ci'], '{:.2f}')}, approach 2 (IsoFLOP valleys) "
+                f"{iv(opt['isoflop']['a'], opt['isoflop']['a_ci'], '{:.2f}')}. Chinchilla's approaches give a ≈ 0.5; "
+                "Besiroglu et al.'s refit of approach 3: α = 0.348, β = 0.366 (published, not measured here)."]
+    for arm in dict.fromkeys(g["arm"] for g in gaps):
+        mine = [g for g in gaps if g["arm"] == arm]
+        toks = sorted({g["tokens"] for g in mine})
+        out += ["", f"**{ARM_NAMES.get(arm, arm)} minus GPT-2**, loss (nats per character) at the same size and budget, "
+                    "each at its own best rate; 95% intervals (negative: better than GPT-2):", "",
+                "| size | parameters | " + " | ".join(f"{t / 1e6:.2f}M tokens" for t in toks) + " |",
+                "|---|---:|" + "---|" * len(toks)]
+        for size in sorted({g["size"] for g in mine}, key=lambda s: next(g["n_params"] for g in mine if g["size"] == s)):
+            cell = {g["tokens"]: g for g in mine if g["size"] == size}
+            out.append(f"| {size} | {next(iter(cell.values()))['n_params']:,} | " + " | ".join(
+                iv(cell[t]["delta"], (cell[t]["ci_low"], cell[t]["ci_high"]), "{:+.3f}") if t in cell else "" for t in toks) + " |")
+    out += ["", f"{fit['runs']} runs on {', '.join(fit['machine'])}; the study's design, wall time and every check: chapter 13."]
     return out
+
+
+def vocab_rows() -> list[str]:
+    "Chapter 16: bits per byte of each vocabulary at equal training compute."
+    from gpt2book.scaling import read_rows
+    from gpt2book.vocab import FILES as VOCAB_FILES, FLOATS as VF, INTS as VI, summary, summary_table
+    runs = read_rows(ROOT / VOCAB_FILES["runs"], VI, VF)
+    arms = {r["arm"]: r for r in read_rows(ROOT / VOCAB_FILES["arms"], VI, VF)}
+    rows = summary(runs)
+    flops = {f"{r['flops']:.1e}" for r in runs}
+    machines = sorted({r["machine"] for r in runs if r.get("machine")})
+    return [summary_table(rows), "",
+            "Bytes per token on the validation plays: " + ", ".join(f"{a} {arms[a]['bytes_per_token']:.2f}" for a in arms) + ".",
+            f"Every run: {' / '.join(flops)} training FLOPs, the CPU default model (4 × 128, 64-token windows); "
+            f"{len(runs)} runs on {', '.join(machines)}."]
 
 
 def speed_rows() -> list[str]:
@@ -67,7 +96,7 @@ def speed_rows() -> list[str]:
 
 
 BLOCKS = {"ablation": lambda: arm_rows("ablation", ABLATION), "architectures": lambda: arm_rows("architectures", ARCHITECTURES),
-          "scaling": scaling_rows, "speed": speed_rows}
+          "scaling": scaling_rows, "vocab": vocab_rows, "speed": speed_rows}
 
 
 def tables(names=None) -> dict[str, list[str]]:
