@@ -977,8 +977,9 @@ from collections import Counter
 from gpt2book.scaling_runs import BUDGETS, SIZES, SWEEP_BUDGETS
 
 # %%
-runs, curves, gaps = read_rows(FILES["runs"]), read_rows(FILES["curves"]), read_rows(FILES["gaps"])
-fit = json.loads(Path(FILES["fit"]).read_text())
+root = Path("..")                              # this notebook runs in nbs/; FILES are paths from the repository's root
+runs, curves, gaps = (read_rows(root / FILES[k]) for k in ("runs", "curves", "gaps"))
+fit = json.loads((root / FILES["fit"]).read_text())
 roles = Counter(r["role"] for r in runs)
 walls = [r["wall_s"] for r in runs if r["wall_s"]]
 print(f"{len(runs)} runs ({', '.join(f'{n} {k}' for k, n in roles.items())}); at most {max(r['epochs'] for r in runs):.2f} "

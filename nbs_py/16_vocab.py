@@ -439,7 +439,8 @@ def plot_vocab(runs: list[dict], path=None):
 # ```
 
 # %%
-runs, arms_rows = read_rows(FILES["runs"], INTS, FLOATS), read_rows(FILES["arms"], INTS, FLOATS)
+root = Path("..")                              # this notebook runs in nbs/; FILES are paths from the repository's root
+runs, arms_rows = read_rows(root / FILES["runs"], INTS, FLOATS), read_rows(root / FILES["arms"], INTS, FLOATS)
 for r in arms_rows:
     print(f"{r['arm']:>8}: {r['vocab_size']:>6,} ids, {r['bytes_per_token']:.2f} bytes per token on the val works, "
           f"{r['steps']:,} steps = {r['tokens']:,} tokens = {r['tokens'] * r['bytes_per_token'] / 1e6:.2f} MB of text")
