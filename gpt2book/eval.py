@@ -1,4 +1,4 @@
-"""Scoring a language model on a benchmark it was never trained for: HellaSwag's four endings, two ways (build-nanogpt's completion style and the lm-evaluation-harness's), perplexity with a sliding window, bits per byte, and `python -m gpt2book.eval`.
+"""Scoring a language model on a benchmark it was never trained for: HellaSwag's four endings, two ways (build-nanogpt's completion style and the lm-evaluation-harness's), perplexity with a sliding window, WikiText-2's conventions and which published figure each matches, bits per byte of any text, and `python -m gpt2book.eval`.
 
 Docs: https://gpt2book.github.io/gpt2book/eval.html.md"""
 
