@@ -7,8 +7,8 @@ Docs: https://gpt2book.github.io/gpt2book/scaling.html.md"""
 # %% auto #0
 __all__ = ['RUN_FIELDS', 'CURVE_FIELDS', 'GAP_FIELDS', 'FILES', 'INTS', 'FLOATS', 'LAW', 'GRID', 'PROG', 'PLOTS', 'write_rows',
            'read_rows', 'annealing_check', 'seed_stats', 'noise_sd', 'law_objective', 'law_loss', 'fit_law',
-           'optimal_exponent', 'bootstrap_laws', 'interval', 'law_points', 'fit_with_intervals', 'loss_at',
-           'parabola_min', 'power_fit', 'envelope', 'isoflop_fit', 'redraw', 'optimum_approaches', 'holdout',
+           'optimal_exponent', 'bootstrap_laws', 'interval', 'law_points', 'identifiable', 'fit_with_intervals',
+           'loss_at', 'parabola_min', 'power_fit', 'envelope', 'isoflop_fit', 'redraw', 'optimum_approaches', 'holdout',
            'longest_budget_test', 'arch_gaps', 'compute_multipliers', 'analyse', 'plot_law', 'plot_gaps', 'parser',
            'fit_command', 'main']
 
@@ -122,8 +122,8 @@ def fit_law(N, D, L, delta=1e-3, starts=8, inits=()) -> dict:
                 objective=float(best.fun), n_points=len(logL))
 
 def optimal_exponent(law: dict) -> float:
-    "a in N* ∝ C^a at the law's compute optimum: beta / (alpha + beta)."
-    return law["beta"] / (law["alpha"] + law["beta"])
+    "a in N* ∝ C^a at the law's compute optimum: beta / (alpha + beta) (nan if both exponents are 0)."
+    return law["beta"] / (law["alpha"] + law["beta"]) if law["alpha"] + law["beta"] else math.nan
 
 # %% ../nbs/13_scaling.ipynb #e5bb6967
 def bootstrap_laws(N, D, L, law: dict, n_boot=200, seed=0, delta=1e-3) -> list[dict]:
@@ -153,9 +153,14 @@ def law_points(runs: list[dict], arm: str = "gpt2", n_key: str = "n_params", exc
     D = [steps * first[(arm, size)]["tokens"] // first[(arm, size)]["steps"] for (_, size, steps), _ in cells]
     return np.array(N, float), np.array(D, float), np.array([v[0] for _, v in cells]), [k for k, _ in cells]
 
-def fit_with_intervals(runs, arm="gpt2", n_key="n_params", exclude=(), n_boot=200, seed=0) -> dict:
-    "The law of `arm`'s points, its bootstrap intervals, and a = beta / (alpha + beta) with its interval."
+def identifiable(N, D) -> bool:
+    "Whether points can pin down the law's five parameters: 3 sizes, 3 budgets, and more points than parameters."
+    return len(set(N)) >= 3 and len(set(D)) >= 3 and len(N) > len(LAW)
+
+def fit_with_intervals(runs, arm="gpt2", n_key="n_params", exclude=(), n_boot=200, seed=0) -> dict | None:
+    "The law of `arm`'s points, its bootstrap intervals, and a = beta / (alpha + beta) with its interval (None: too few points)."
     N, D, L, cells = law_points(runs, arm, n_key, exclude)
+    if not identifiable(N, D): return None
     law = fit_law(N, D, L)
     boots = bootstrap_laws(N, D, L, law, n_boot, seed)
     return dict(law={k: law[k] for k in LAW}, ci={k: interval([b[k] for b in boots]) for k in LAW},
@@ -231,9 +236,10 @@ def optimum_approaches(runs: list[dict], arm="gpt2", n_boot=200, seed=0) -> dict
     return dict(envelope=dict(**one[0], a_ci=interval(a1)), isoflop=dict(**one[1], a_ci=interval(a2)))
 
 # %% ../nbs/13_scaling.ipynb #b48bb1bc
-def holdout(runs: list[dict], held_out: str, arm="gpt2", n_key="n_params", n_boot=200, seed=0) -> dict:
+def holdout(runs: list[dict], held_out: str, arm="gpt2", n_key="n_params", n_boot=200, seed=0) -> dict | None:
     "The law fitted without `held_out`, and at each of its budgets: prediction, band, seed mean and SD, error in SDs."
     fit = fit_with_intervals(runs, arm, n_key, exclude=(held_out,), n_boot=n_boot, seed=seed)
+    if fit is None: return None
     stats, row = seed_stats(runs), next(r for r in runs if r["arm"] == arm and r["size"] == held_out)
     budgets, rng = [], np.random.default_rng(seed)
     for (a, size, steps), (mean, sd, n) in sorted(stats.items()):
@@ -254,6 +260,7 @@ def longest_budget_test(runs: list[dict], arm="gpt2", n_key="n_params", steps=32
     for i, (_, size, s) in enumerate(cells):
         if s != steps: continue
         keep = np.arange(len(L)) != i
+        if not identifiable(N[keep], D[keep]): continue
         law = fit_law(N[keep], D[keep], L[keep])
         out.append(dict(size=size, predicted=float(law_loss(law, N[i], D[i])), measured=float(L[i]),
                         error=float(law_loss(law, N[i], D[i]) - L[i])))
@@ -319,7 +326,7 @@ def analyse(runs: list[dict], curves: list[dict], held_out: str | None = None, n
     base = "gpt2"
     held_out = held_out or max((r for r in runs if r["arm"] == base), key=lambda r: r["n_params"])["size"]
     arms = list(dict.fromkeys(r["arm"] for r in runs))
-    strip = lambda fit: {k: v for k, v in fit.items() if k != "boots"}
+    strip = lambda fit: fit and {k: v for k, v in fit.items() if k != "boots"}     # None stays None: too few points
     checks = annealing_check(runs, curves)
     return dict(
         baseline=base, held_out=held_out,
@@ -356,6 +363,7 @@ def plot_law(runs: list[dict], fit: dict, path=None):
         D = np.array([s for s, _ in pts]) * r0["tokens"] / r0["steps"]
         ax.errorbar(D, [v[0] for _, v in pts], yerr=[1.96 * v[1] / math.sqrt(v[2]) if v[2] > 1 else 0 for _, v in pts],
                     fmt="o", color=colours[size], label=f"{size} ({r0['n_params']:,})" + (" held out" if size == held else ""))
+        if fit["holdout"] is None: continue                      # no law yet: the points alone
         Dg = np.geomspace(D.min(), D.max(), 50)
         ax.plot(Dg, law_loss(fit["holdout"]["law"], r0["n_params"], Dg), "--" if size == held else "-", color=colours[size], lw=1)
     ax.set(xscale="log", xlabel="training tokens (characters)", ylabel="validation loss (nats/char)",
@@ -368,7 +376,7 @@ def plot_law(runs: list[dict], fit: dict, path=None):
 def plot_gaps(gaps: list[dict], path=None):
     "Each arm's loss minus GPT-2's at every size (x) and budget (colour), with 95% intervals."
     from matplotlib.figure import Figure
-    arms = list(dict.fromkeys(g["arm"] for g in gaps))
+    arms = list(dict.fromkeys(g["arm"] for g in gaps)) or ["(no arm yet)"]   # a study still running may have none
     fig = Figure(figsize=(5 * len(arms), 3.8)); axes = np.atleast_1d(fig.subplots(1, len(arms), sharey=True))
     for ax, arm in zip(axes, arms):
         for i, tok in enumerate(sorted({g["tokens"] for g in gaps})):
@@ -425,7 +433,9 @@ def main(argv=None):
     with user_errors(PROG, OSError, ValueError):
         if a.cmd == "fit":
             fit = fit_command(a.boot)
-            print(f"wrote {FILES['fit']}, {FILES['gaps']}, {PLOTS['law']}, {PLOTS['gaps']}: a = {fit['fits']['n_params']['a']:.2f}")
+            law = fit["fits"]["n_params"]
+            print(f"wrote {FILES['fit']}, {FILES['gaps']}, {PLOTS['law']}, {PLOTS['gaps']}: "
+                  + (f"a = {law['a']:.2f}" if law else "too few sizes and budgets finished for a law"))
             return
         from gpt2book.scaling_runs import collect, run_study      # these need PyTorch
         if a.cmd == "sweep":

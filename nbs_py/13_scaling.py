@@ -514,8 +514,8 @@ def fit_law(N, D, L, delta=1e-3, starts=8, inits=()) -> dict:
                 objective=float(best.fun), n_points=len(logL))
 
 def optimal_exponent(law: dict) -> float:
-    "a in N* ∝ C^a at the law's compute optimum: beta / (alpha + beta)."
-    return law["beta"] / (law["alpha"] + law["beta"])
+    "a in N* ∝ C^a at the law's compute optimum: beta / (alpha + beta) (nan if both exponents are 0)."
+    return law["beta"] / (law["alpha"] + law["beta"]) if law["alpha"] + law["beta"] else math.nan
 
 
 # %% [markdown]
@@ -559,14 +559,29 @@ def law_points(runs: list[dict], arm: str = "gpt2", n_key: str = "n_params", exc
     D = [steps * first[(arm, size)]["tokens"] // first[(arm, size)]["steps"] for (_, size, steps), _ in cells]
     return np.array(N, float), np.array(D, float), np.array([v[0] for _, v in cells]), [k for k, _ in cells]
 
-def fit_with_intervals(runs, arm="gpt2", n_key="n_params", exclude=(), n_boot=200, seed=0) -> dict:
-    "The law of `arm`'s points, its bootstrap intervals, and a = beta / (alpha + beta) with its interval."
+def identifiable(N, D) -> bool:
+    "Whether points can pin down the law's five parameters: 3 sizes, 3 budgets, and more points than parameters."
+    return len(set(N)) >= 3 and len(set(D)) >= 3 and len(N) > len(LAW)
+
+def fit_with_intervals(runs, arm="gpt2", n_key="n_params", exclude=(), n_boot=200, seed=0) -> dict | None:
+    "The law of `arm`'s points, its bootstrap intervals, and a = beta / (alpha + beta) with its interval (None: too few points)."
     N, D, L, cells = law_points(runs, arm, n_key, exclude)
+    if not identifiable(N, D): return None
     law = fit_law(N, D, L)
     boots = bootstrap_laws(N, D, L, law, n_boot, seed)
     return dict(law={k: law[k] for k in LAW}, ci={k: interval([b[k] for b in boots]) for k in LAW},
                 a=optimal_exponent(law), a_ci=interval([optimal_exponent(b) for b in boots]), n_points=len(L),
                 n_key=n_key, excluded=list(exclude), boots=[{k: b[k] for k in LAW} for b in boots])
+
+
+# %% [markdown]
+# Five parameters need points spread over at least three sizes and three budgets; with fewer, a
+# study still running, say, there is no law to report, and `fit_with_intervals` says so with `None`
+# rather than returning a fit that any curve would pass:
+
+# %%
+assert identifiable([1, 1, 1, 2, 2, 2, 3, 3, 3], [1, 2, 3] * 3) and not identifiable([1, 2] * 4, [1, 2, 3, 4] * 2)
+assert not identifiable([1, 2, 3], [1, 2, 3])                   # three points, five parameters
 
 
 # %% [markdown]
@@ -670,9 +685,10 @@ def optimum_approaches(runs: list[dict], arm="gpt2", n_boot=200, seed=0) -> dict
 
 # %%
 #| export
-def holdout(runs: list[dict], held_out: str, arm="gpt2", n_key="n_params", n_boot=200, seed=0) -> dict:
+def holdout(runs: list[dict], held_out: str, arm="gpt2", n_key="n_params", n_boot=200, seed=0) -> dict | None:
     "The law fitted without `held_out`, and at each of its budgets: prediction, band, seed mean and SD, error in SDs."
     fit = fit_with_intervals(runs, arm, n_key, exclude=(held_out,), n_boot=n_boot, seed=seed)
+    if fit is None: return None
     stats, row = seed_stats(runs), next(r for r in runs if r["arm"] == arm and r["size"] == held_out)
     budgets, rng = [], np.random.default_rng(seed)
     for (a, size, steps), (mean, sd, n) in sorted(stats.items()):
@@ -693,6 +709,7 @@ def longest_budget_test(runs: list[dict], arm="gpt2", n_key="n_params", steps=32
     for i, (_, size, s) in enumerate(cells):
         if s != steps: continue
         keep = np.arange(len(L)) != i
+        if not identifiable(N[keep], D[keep]): continue
         law = fit_law(N[keep], D[keep], L[keep])
         out.append(dict(size=size, predicted=float(law_loss(law, N[i], D[i])), measured=float(L[i]),
                         error=float(law_loss(law, N[i], D[i]) - L[i])))
@@ -791,7 +808,7 @@ def analyse(runs: list[dict], curves: list[dict], held_out: str | None = None, n
     base = "gpt2"
     held_out = held_out or max((r for r in runs if r["arm"] == base), key=lambda r: r["n_params"])["size"]
     arms = list(dict.fromkeys(r["arm"] for r in runs))
-    strip = lambda fit: {k: v for k, v in fit.items() if k != "boots"}
+    strip = lambda fit: fit and {k: v for k, v in fit.items() if k != "boots"}     # None stays None: too few points
     checks = annealing_check(runs, curves)
     return dict(
         baseline=base, held_out=held_out,
@@ -870,6 +887,7 @@ def plot_law(runs: list[dict], fit: dict, path=None):
         D = np.array([s for s, _ in pts]) * r0["tokens"] / r0["steps"]
         ax.errorbar(D, [v[0] for _, v in pts], yerr=[1.96 * v[1] / math.sqrt(v[2]) if v[2] > 1 else 0 for _, v in pts],
                     fmt="o", color=colours[size], label=f"{size} ({r0['n_params']:,})" + (" held out" if size == held else ""))
+        if fit["holdout"] is None: continue                      # no law yet: the points alone
         Dg = np.geomspace(D.min(), D.max(), 50)
         ax.plot(Dg, law_loss(fit["holdout"]["law"], r0["n_params"], Dg), "--" if size == held else "-", color=colours[size], lw=1)
     ax.set(xscale="log", xlabel="training tokens (characters)", ylabel="validation loss (nats/char)",
@@ -882,7 +900,7 @@ def plot_law(runs: list[dict], fit: dict, path=None):
 def plot_gaps(gaps: list[dict], path=None):
     "Each arm's loss minus GPT-2's at every size (x) and budget (colour), with 95% intervals."
     from matplotlib.figure import Figure
-    arms = list(dict.fromkeys(g["arm"] for g in gaps))
+    arms = list(dict.fromkeys(g["arm"] for g in gaps)) or ["(no arm yet)"]   # a study still running may have none
     fig = Figure(figsize=(5 * len(arms), 3.8)); axes = np.atleast_1d(fig.subplots(1, len(arms), sharey=True))
     for ax, arm in zip(axes, arms):
         for i, tok in enumerate(sorted({g["tokens"] for g in gaps})):
@@ -955,7 +973,9 @@ def main(argv=None):
     with user_errors(PROG, OSError, ValueError):
         if a.cmd == "fit":
             fit = fit_command(a.boot)
-            print(f"wrote {FILES['fit']}, {FILES['gaps']}, {PLOTS['law']}, {PLOTS['gaps']}: a = {fit['fits']['n_params']['a']:.2f}")
+            law = fit["fits"]["n_params"]
+            print(f"wrote {FILES['fit']}, {FILES['gaps']}, {PLOTS['law']}, {PLOTS['gaps']}: "
+                  + (f"a = {law['a']:.2f}" if law else "too few sizes and budgets finished for a law"))
             return
         from gpt2book.scaling_runs import collect, run_study      # these need PyTorch
         if a.cmd == "sweep":
@@ -976,8 +996,9 @@ if __name__ == "__main__" and "ipykernel" not in sys.modules:
 # ## Results
 #
 # What follows reads the committed results files; nothing here trains or fits. The study ran in the
-# background on this book's CPU machine (the `machine` column of every row), two runs side by side,
-# one thread each, with other work on the machine at the same time (so wall times vary by run).
+# background on this book's CPU machine (the `machine` column of every row), one or two runs side by
+# side, one thread each, with chapter 16's study and other work on the same two cores (so wall times
+# vary by run, and a run stopped and resumed records the wall time of its last part only).
 
 # %%
 from collections import Counter
@@ -1043,6 +1064,7 @@ print("GPT-2's noise per budget:", {k: round(v, 4) for k, v in fit["noise_sd"].i
 
 # %%
 def show(name, f):
+    if f is None: return print(f"{name:>30}: too few sizes and budgets finished for a law")
     law, ci = f["law"], f["ci"]
     print(f"{name:>30}: " + ", ".join(f"{k} {law[k]:.3g} [{ci[k][0]:.3g}, {ci[k][1]:.3g}]" for k in LAW)
           + f"; a = {f['a']:.2f} [{f['a_ci'][0]:.2f}, {f['a_ci'][1]:.2f}]")
@@ -1059,7 +1081,8 @@ plot_law(runs, fit)
 # The held-out size at each budget, and each size's longest budget predicted from the other points:
 
 # %%
-for b in fit["holdout"]["budgets"]:
+if fit["holdout"] is None: print("too few sizes and budgets finished to fit a law without the held-out size")
+for b in (fit["holdout"] or {}).get("budgets", []):
     print(f"{b['steps']:>5} steps: predicted {b['predicted']:.4f} [{b['band'][0]:.4f}, {b['band'][1]:.4f}], measured "
           f"{b['mean']:.4f} (SD {b['sd']}, {b['seeds']} seeds): error {b['error']:+.4f} = {b['error_sds']} SDs, "
           f"{'covered' if b['covered'] else 'NOT covered'}")

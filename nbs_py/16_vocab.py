@@ -375,6 +375,7 @@ def summary(runs: list[dict]) -> list[dict]:
     by = {}
     for r in runs:
         if r["chosen"] and math.isfinite(r["val_bpb"]): by.setdefault(r["arm"], []).append(r)
+    if not by: return []                                 # no arm has finished its sweep yet
     means = {arm: np.mean([r["val_bpb"] for r in rs]) for arm, rs in by.items()}
     best = min(means, key=means.get)
     out = []
@@ -415,10 +416,10 @@ def plot_vocab(runs: list[dict], path=None):
                    fontsize=8)
     a.set(xscale="log", xlabel="vocabulary size (ids)", ylabel="validation bits per byte",
           title=f"equal compute: {FLOPS:.0e} training FLOPs a run")
-    for i, r in enumerate(rows):
-        sweep = sorted((x["lr"], x["val_bpb"]) for x in runs if x["arm"] == r["arm"] and x["seed"] == SEEDS[0]
+    for i, arm in enumerate(sorted({x["arm"] for x in runs}, key=lambda arm: next(x["vocab_size"] for x in runs if x["arm"] == arm))):
+        sweep = sorted((x["lr"], x["val_bpb"]) for x in runs if x["arm"] == arm and x["seed"] == SEEDS[0]
                        and math.isfinite(x["val_bpb"]))
-        b.plot(*zip(*sweep), "o-", color=f"C{i}", label=r["arm"], ms=4)
+        if sweep: b.plot(*zip(*sweep), "o-", color=f"C{i}", label=arm, ms=4)   # every arm's sweep, finished or not
     b.set(xscale="log", xlabel="peak learning rate", ylabel="bits per byte (seed 1337)", title="each arm's sweep")
     b.legend(fontsize=8)
     fig.tight_layout()

@@ -37,12 +37,15 @@ def scaling_rows(fit: dict | None = None, gaps: list[dict] | None = None) -> lis
     gaps = gaps if gaps is not None else read_rows(ROOT / FILES["gaps"])
     num = lambda x, f: "n/a" if x is None else f.format(x)          # NaN is null in the JSON: not measurable
     iv = lambda x, ci, f="{:.3f}": f"{num(x, f)} [{num(ci[0], f)}, {num(ci[1], f)}]"
-    ho = fit["holdout"]
-    out = [f"Fitted without its largest size ({ho['held_out']}), GPT-2's law predicts that size at each budget "
-           "(95% band: the law's bootstrap plus the noise of the seeds' mean):", "",
-           "| steps | tokens | predicted [95% band] | measured: mean of seeds (SD, seeds) | error in SDs | band covers it |",
-           "|---:|---:|---|---|---:|---|"]
-    for b in ho["budgets"]:
+    ho, out = fit["holdout"], []
+    if ho is None:
+        out += ["Too few of GPT-2's sizes and budgets have finished to fit the law without the largest size."]
+    else:
+        out += [f"Fitted without its largest size ({ho['held_out']}), GPT-2's law predicts that size at each budget "
+                "(95% band: the law's bootstrap plus the noise of the seeds' mean):", "",
+                "| steps | tokens | predicted [95% band] | measured: mean of seeds (SD, seeds) | error in SDs | band covers it |",
+                "|---:|---:|---|---|---:|---|"]
+    for b in ho["budgets"] if ho else []:
         sd = "n/a" if b["sd"] is None else f"{b['sd']:.4f}"
         sds = "n/a" if b["error_sds"] is None else f"{b['error_sds']:.1f}"
         out.append(f"| {b['steps']:,} | {b['tokens']:,.0f} | {iv(b['predicted'], b['band'])} | {b['mean']:.3f} ({sd}, "
@@ -50,6 +53,7 @@ def scaling_rows(fit: dict | None = None, gaps: list[dict] | None = None) -> lis
     f1, f2, opt = fit["fits"]["n_params"], fit["fits"]["n_params_total"], fit["optimum"]
     out += ["", "| GPT-2's law, fitted without the held-out size | E | α | β | a = β/(α+β) |", "|---|---|---|---|---|"]
     for name, f in (("N without the embedding", f1), ("N with the embedding", f2)):
+        if f is None: out.append(f"| {name} | too few points | | | |"); continue
         out.append(f"| {name} | {iv(f['law']['E'], f['ci']['E'], '{:.2f}')} | {iv(f['law']['alpha'], f['ci']['alpha'], '{:.2f}')} | "
                    f"{iv(f['law']['beta'], f['ci']['beta'], '{:.2f}')} | {iv(f['a'], f['a_ci'], '{:.2f}')} |")
     out += ["", f"The compute-optimal exponent a (N* ∝ C^a) without a formula: approach 1 (the envelope) "
@@ -80,7 +84,10 @@ def vocab_rows() -> list[str]:
     rows = summary(runs)
     flops = {f"{r['flops']:.1e}" for r in runs}
     machines = sorted({r["machine"] for r in runs if r.get("machine")})
+    pending = [a for a in arms if a not in {r["arm"] for r in rows}]
     return [summary_table(rows), "",
+            *([f"Still sweeping their learning rate when these results were collected: {', '.join(pending)} "
+               "(their runs so far: chapter 16).", ""] if pending else []),
             "Bytes per token on the validation plays: " + ", ".join(f"{a} {arms[a]['bytes_per_token']:.2f}" for a in arms) + ".",
             f"Every run: {' / '.join(flops)} training FLOPs, the CPU default model (4 × 128, 64-token windows); "
             f"{len(runs)} runs on {', '.join(machines)}."]
