@@ -431,8 +431,10 @@ def plot_vocab(runs: list[dict], path=None):
 # %% [markdown]
 # ## Results
 #
-# The study ran on this book's CPU machine, two runs side by side with one thread each (the
-# machine and seconds of every run are columns of the results file):
+# The study ran on this book's CPU machine (2 cores of an AMD EPYC), one run at a time with one
+# thread, beside chapter 13's study on the other core. The machine and seconds of every run are
+# columns of the results file: 41 of the 42 runs record 2.2 hours of one thread in all (one has no
+# wall-time record, and a run stopped and resumed records its last part only). The commands:
 #
 # ```sh
 # python -m gpt2book.vocab run --out out/vocab --workers 2     # tokenizers, data, sweeps, seeds (resumable)
@@ -448,6 +450,57 @@ for r in arms_rows:
 rows = summary(runs)
 print(summary_table(rows))
 plot_vocab(runs)
+
+# %% [markdown]
+# What each arm bought with its 5 × 10¹² FLOPs: the output layer's share of a token's FLOPs
+# ($6VC$ of chapter 9's count), how many bytes one 64-token window covers, and how much text the run
+# read:
+
+# %%
+for r in arms_rows:
+    print(f"{r['arm']:>8}: output layer {6 * r['vocab_size'] * 128 / r['flops_per_token']:4.0%} of the FLOPs, "
+          f"a window covers {64 * r['bytes_per_token']:4.0f} bytes, the run read about {r['tokens'] * r['bytes_per_token'] / 1e6:.2f} MB")
+res = {r["arm"]: r for r in rows}                  # the claims below, checked against the committed results
+assert len(rows) == len(ARMS) and all(r["seeds"] == 3 for r in rows)
+assert {a for a, r in res.items() if r["tie_with_best"]} == {"bpe2048", "bpe8192"}
+assert max(rows, key=lambda r: r["bpb"])["arm"] == "gpt2" and res["gpt2"]["bpb"] > res["char"]["bpb"]
+
+# %% [markdown]
+# ### What it says
+#
+# At this model (4 layers of width 128) and this budget, **a byte-level BPE of a few thousand ids
+# trained on the corpus's own text is best**: 2,048 and 8,192 ids tie (2.516 and 2.506 bits per byte;
+# 2,048 minus 8,192 is +0.010 [−0.011, +0.031]), 512 ids is 0.11 behind, and characters and bytes
+# are about 0.25 behind (their intervals overlap: these plays are almost all ASCII, so the byte arm
+# is the character arm with ids it never uses). The two sides of the trade-off are visible in the
+# table above. Going from characters to 2,048 ids costs a quarter of the FLOPs in the output layer
+# but gives each window 168 bytes of context instead of 64 and lets the run read twice the text (1.96
+# MB against 0.96): the model sees more play per FLOP. Going on to 8,192 ids buys little more context
+# (197 bytes) while the output layer takes over half the FLOPs, so the run reads less text (1.35 MB);
+# the two effects cancel within the noise.
+#
+# **GPT-2's 50,257 ids are the worst arm here**, 0.34 bits per byte behind the best and behind even
+# characters: at width 128 its output layer is 88% of a token's FLOPs, so at equal compute it trains
+# 112 steps and reads 0.37 MB of text, a fifth of what the 2,048-id arm reads; and its merges were
+# learned on web text, so Shakespeare costs it about as many tokens (3.19 bytes each) as the 8,192
+# ids learned on these plays (3.08). Its sweep also had to go lower than any other arm's (best at
+# $10^{-3}$): 112 steps leave little room between warming up and annealing.
+#
+# That is not a verdict on GPT-2's choice. The head's share falls with the model's width, since the
+# blocks grow as $C^2$ and the head as $C$. With the same count at GPT-2's own sizes and context:
+
+# %%
+for name, kw in (("GPT-2 small", dict(n_layer=12, n_head=12, n_embd=768)), ("GPT-2 XL", dict(n_layer=48, n_head=25, n_embd=1600))):
+    with torch.device("meta"):                                   # shapes only: no memory, no time
+        m = GPT(GPTConfig(vocab_size=50257, block_size=1024, **kw))
+    print(f"{name}: the output layer is {6 * 50257 * kw['n_embd'] / flops_per_token(m):.0%} of a token's training FLOPs")
+
+# %% [markdown]
+# At GPT-2 small's width the 50,257-id head costs about what the 2,048-id head costs here, and at
+# GPT-2 XL's it is a few per cent: there a large vocabulary is nearly free and its longer context in
+# bytes is worth having. This study measures one width and one budget, so it says where the optimum
+# sits for a laptop model, not how it moves with size; the direction the FLOP shares point in is an
+# argument, not a measurement.
 
 # %%
 #| export
