@@ -8,9 +8,9 @@ Docs: https://gpt2book.github.io/gpt2book/scaling.html.md"""
 __all__ = ['RUN_FIELDS', 'CURVE_FIELDS', 'GAP_FIELDS', 'FILES', 'INTS', 'FLOATS', 'LAW', 'GRID', 'PROG', 'PLOTS', 'write_rows',
            'read_rows', 'annealing_check', 'seed_stats', 'noise_sd', 'law_objective', 'law_loss', 'fit_law',
            'optimal_exponent', 'bootstrap_laws', 'interval', 'law_points', 'identifiable', 'fit_with_intervals',
-           'loss_at', 'parabola_min', 'power_fit', 'envelope', 'isoflop_fit', 'redraw', 'optimum_approaches', 'holdout',
-           'longest_budget_test', 'arch_gaps', 'compute_multipliers', 'analyse', 'plot_law', 'plot_gaps', 'parser',
-           'fit_command', 'main']
+           'loss_at', 'parabola_min', 'power_fit', 'envelope', 'isoflop_fit', 'budget_noise', 'redraw',
+           'optimum_approaches', 'holdout', 'longest_budget_test', 'arch_gaps', 'compute_multipliers', 'analyse',
+           'plot_law', 'plot_gaps', 'parser', 'fit_command', 'main']
 
 # %% ../nbs/13_scaling.ipynb #5bea2cbc
 import argparse
@@ -209,9 +209,14 @@ def isoflop_fit(profiles: dict) -> dict:
     return dict(points=points, a=a)
 
 # %% ../nbs/13_scaling.ipynb #a70213f0
+def budget_noise(sd: dict, steps: int) -> float:
+    "The seed SD at `steps`: the budget's own if measured, else the nearest measured budget's (in log steps)."
+    if not sd: return 0.0
+    return sd[steps] if steps in sd else sd[min(sd, key=lambda b: abs(math.log(b / steps)))]
+
 def redraw(stats: dict, sd: dict, rng) -> dict:
-    "Cell means {key: mean} re-drawn with their noise: sd[steps] / sqrt(seeds) (the budget's measured spread)."
-    return {k: m + rng.normal() * sd.get(k[-1], 0.0) / math.sqrt(n) for k, (m, _, n) in stats.items()}
+    "Cell means {key: mean} re-drawn with their noise: the budget's SD / sqrt(seeds) (an iso-FLOP run's: the nearest budget's)."
+    return {k: m + rng.normal() * budget_noise(sd, k[-1]) / math.sqrt(n) for k, (m, _, n) in stats.items()}
 
 def optimum_approaches(runs: list[dict], arm="gpt2", n_boot=200, seed=0) -> dict:
     "Approaches 1 and 2 for `arm`, each with the interval of a from re-drawing the points with their seed noise."
@@ -237,19 +242,20 @@ def optimum_approaches(runs: list[dict], arm="gpt2", n_boot=200, seed=0) -> dict
 
 # %% ../nbs/13_scaling.ipynb #b48bb1bc
 def holdout(runs: list[dict], held_out: str, arm="gpt2", n_key="n_params", n_boot=200, seed=0) -> dict | None:
-    "The law fitted without `held_out`, and at each of its budgets: prediction, band, seed mean and SD, error in SDs."
+    "The law fitted without `held_out`, and at each of its budgets: prediction, band, seed mean and SD, error in the budget's SDs."
     fit = fit_with_intervals(runs, arm, n_key, exclude=(held_out,), n_boot=n_boot, seed=seed)
     if fit is None: return None
     stats, row = seed_stats(runs), next(r for r in runs if r["arm"] == arm and r["size"] == held_out)
-    budgets, rng = [], np.random.default_rng(seed)
+    budgets, rng, budget_sd = [], np.random.default_rng(seed), noise_sd(runs, arm)
     for (a, size, steps), (mean, sd, n) in sorted(stats.items()):
         if a != arm or size != held_out: continue
         N, D = row[n_key], steps * row["tokens"] / row["steps"]
         pred = float(law_loss(fit["law"], N, D))
-        noise = noise_sd(runs, arm).get(steps, sd if n > 1 else 0.0) / math.sqrt(n)     # a mean of n seeds varies too
+        ref = budget_sd.get(steps, sd if n > 1 else math.nan)     # the budget's noise: 3 seeds alone pin an SD loosely
+        noise = (0.0 if math.isnan(ref) else ref) / math.sqrt(n)  # a mean of n seeds varies too
         band = interval([law_loss(b, N, D) + rng.normal() * noise for b in fit["boots"]])
-        budgets.append(dict(steps=steps, tokens=D, predicted=pred, band=band, mean=mean, sd=sd, seeds=n,
-                            error=pred - mean, error_sds=abs(pred - mean) / sd if sd > 0 else math.nan,
+        budgets.append(dict(steps=steps, tokens=D, predicted=pred, band=band, mean=mean, sd=sd, seeds=n, budget_sd=ref,
+                            error=pred - mean, error_sds=abs(pred - mean) / ref if ref > 0 else math.nan,
                             covered=band[0] <= mean <= band[1]))
     return dict(held_out=held_out, law=fit["law"], ci=fit["ci"], a=fit["a"], a_ci=fit["a_ci"], budgets=budgets)
 

@@ -116,6 +116,8 @@ def test_the_fit_recovers_the_law_and_the_holdout_test_passes(synth):
     h = holdout(runs, "S5", n_boot=30)
     assert len(h["budgets"]) == 4 and all(b["seeds"] == 3 and abs(b["error"]) < 0.02 for b in h["budgets"])
     assert sum(b["covered"] for b in h["budgets"]) >= 3
+    sd = noise_sd(runs)                              # the yardstick is the budget's pooled noise, not 3 seeds' own SD
+    assert all(b["budget_sd"] == sd[b["steps"]] and b["error_sds"] == abs(b["error"]) / sd[b["steps"]] for b in h["budgets"])
 
 
 def test_noise_per_budget_and_gaps_and_multipliers(synth):

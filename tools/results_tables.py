@@ -43,13 +43,14 @@ def scaling_rows(fit: dict | None = None, gaps: list[dict] | None = None) -> lis
     else:
         out += [f"Fitted without its largest size ({ho['held_out']}), GPT-2's law predicts that size at each budget "
                 "(95% band: the law's bootstrap plus the noise of the seeds' mean):", "",
-                "| steps | tokens | predicted [95% band] | measured: mean of seeds (SD, seeds) | error in SDs | band covers it |",
-                "|---:|---:|---|---|---:|---|"]
+                "| steps | tokens | predicted [95% band] | measured: mean of seeds (its SD, seeds) | the budget's SD | error in the budget's SDs | band covers it |",
+                "|---:|---:|---|---|---:|---:|---|"]
     for b in ho["budgets"] if ho else []:
         sd = "n/a" if b["sd"] is None else f"{b['sd']:.4f}"
         sds = "n/a" if b["error_sds"] is None else f"{b['error_sds']:.1f}"
+        bsd = "n/a" if b.get("budget_sd") is None else f"{b['budget_sd']:.4f}"
         out.append(f"| {b['steps']:,} | {b['tokens']:,.0f} | {iv(b['predicted'], b['band'])} | {b['mean']:.3f} ({sd}, "
-                   f"{b['seeds']}) | {sds} | {'yes' if b['covered'] else 'no'} |")
+                   f"{b['seeds']}) | {bsd} | {sds} | {'yes' if b['covered'] else 'no'} |")
     f1, f2, opt = fit["fits"]["n_params"], fit["fits"]["n_params_total"], fit["optimum"]
     out += ["", "| GPT-2's law, fitted without the held-out size | E | α | β | a = β/(α+β) |", "|---|---|---|---|---|"]
     for name, f in (("N without the embedding", f1), ("N with the embedding", f2)):
