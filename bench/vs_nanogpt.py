@@ -16,7 +16,6 @@ it is copied to a temporary folder and its own `data/shakespeare_char/prepare.py
 of it is imported here: it runs as its own `python train.py` process. Tiny Shakespeare comes from
 gpt2book's sources (downloaded, or $GPT2BOOK_MIRROR/tinyshakespeare.txt offline).
 """
-import argparse
 import json
 import os
 import platform
@@ -33,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from gpt2book.prepare import SOURCES, fetch, prepare  # noqa: E402
-from gpt2book.common import cpu_name  # noqa: E402
+from gpt2book.common import Parser, cpu_name  # noqa: E402
 from gpt2book.files import atomic_write_text  # noqa: E402
 
 MODEL = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, dropout=0.0)
@@ -55,14 +54,17 @@ def setup_nanogpt(src: Path, work: Path) -> Path:
     return dst
 
 
+WARMUP = 10                      # warmup steps of both programs
+
+
 def commands(nanogpt: Path, data_dir: Path, work: Path, steps: int, log_interval: int) -> dict:
     "The two programs' command lines for `steps` training steps, without evaluations in between."
     m = MODEL
     nano = [sys.executable, "train.py", "config/train_shakespeare_char.py", "--device=cpu", "--compile=False",
-            f"--max_iters={steps}", f"--lr_decay_iters={steps}", "--warmup_iters=10", "--eval_iters=20", "--eval_interval=1000000",
+            f"--max_iters={steps}", f"--lr_decay_iters={steps}", f"--warmup_iters={WARMUP}", "--eval_iters=20", "--eval_interval=1000000",
             f"--log_interval={log_interval}", f"--out_dir={work / 'nano_out'}", *[f"--{k}={v}" for k, v in m.items()]]
     ours = [sys.executable, "-m", "gpt2book.train", "--device=cpu", f"--max_steps={steps}", "--eval_iters=20",
-            "--warmup_steps=10", "--eval_interval=1000000", "--checkpoint_interval=1000000", "--sample_tokens=0",
+            f"--warmup_steps={WARMUP}", "--eval_interval=1000000", "--checkpoint_interval=1000000", "--sample_tokens=0",
             f"--log_interval={log_interval}", f"--data_dir={data_dir}", f"--out_dir={work / f'ours_{steps}'}",
             *[f"--{k}={v}" for k, v in m.items()]]
     return {"nanogpt": (nano, nanogpt), "gpt2book": (ours, ROOT)}
@@ -81,7 +83,7 @@ def timed(cmd, cwd, env, work) -> float:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = Parser(prog="python bench/vs_nanogpt.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--nanogpt", type=Path, default=ROOT.parent / "shared" / "peers" / "nanoGPT")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--short", type=int, default=100, help="steps of the short run (default 100)")
@@ -91,8 +93,8 @@ def main(argv=None):
     ap.add_argument("--json", type=Path, default=ROOT / "nbs" / "train" / "bench_vs_nanogpt.json")
     ap.add_argument("--seed", type=int, default=0, help="seed of the run order")
     a = ap.parse_args(argv)
-    if not 0 < a.short < a.long:
-        ap.error(f"need 0 < --short ({a.short}) < --long ({a.long})")
+    if not WARMUP < a.short < a.long:    # nanoGPT's schedule divides by lr_decay_iters - warmup_iters
+        ap.error(f"need {WARMUP} < --short ({a.short}) < --long ({a.long}): both programs warm up for {WARMUP} steps")
     if a.rounds < 1:
         ap.error("--rounds must be at least 1")
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(ROOT)}

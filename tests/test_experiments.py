@@ -357,4 +357,6 @@ def test_bench_and_tools_commands():
     assert status == 1 and "has no rows for arm swiglu, lr 0.123, seed 1338" in line
     assert refusal(script("bench/cpu_step.py").main, ["--steps", "0"])[0] == 2
     assert refusal(script("bench/arms_speed.py").main, ["--rounds", "0"])[0] == 2
+    status, line = refusal(script("bench/vs_nanogpt.py").main, ["--short", "5", "--long", "10"])   # nanoGPT would divide by 0
+    assert status == 2 and "both programs warm up for 10 steps" in line
     assert "unrecognized arguments: --redme" in refusal(script("tools/results_tables.py").main, ["--redme"])[1]
