@@ -1202,7 +1202,7 @@ plot_gaps(gaps)
 # %% [markdown]
 # **RoPE** is ahead of GPT-2 at every size and budget measured, with every interval below zero, and
 # its lead shrinks with the budget: about 0.2 to 0.45 nats at 400 steps, 0.1 to 0.15 at 800, 0.05 to
-# 0.07 at 1,600 and 3,200. Learned position embeddings must be learned from data; rotary positions
+# 0.07 at 1,600 and 0.04 to 0.06 at 3,200. Learned position embeddings must be learned from data; rotary positions
 # come free, and that matters most when data are scarce. The model-free compute multiplier (how much
 # more compute GPT-2 needs for RoPE's loss, read inside GPT-2's own annealed budgets) shrinks with
 # size at 800 and 1,600 steps, with the slope's interval below zero: over this range, the gain is
@@ -1210,7 +1210,7 @@ plot_gaps(gaps)
 #
 # **SwiGLU + RMSNorm** is not one result. At 3,200 steps it ties GPT-2 at each size measured
 # (intervals around zero); at 800 and 1,600 steps it is *behind* at the two smallest sizes (by 0.05
-# to 0.11 nats) and ahead at `L4C64` (by 0.02 to 0.035); at 400 steps the intervals are wide. Its
+# to 0.11 nats) and ahead at `L4C64` (by 0.017 to 0.035); at 400 steps the intervals are wide. Its
 # multiplier rises with size at 800 and 1,600 steps, with an interval above zero, but over three
 # sizes (an 8-fold range), so it says the gap closes from the small end, not that the variant keeps
 # gaining at larger sizes. The seed project's headline (SwiGLU + RMSNorm beats GPT-2) is neither
