@@ -29,7 +29,7 @@ class Block(nn.Module):
         super().__init__()
         self.ln_1 = make_norm(config.norm, config.n_embd, bias=config.bias)
         self.attn = CausalSelfAttention(config.n_embd, config.n_head, dropout=config.dropout,
-                                        bias=config.bias, attn_impl=config.attn_impl)
+                                        bias=config.bias, attn_impl=config.attn_impl, qk_norm=config.qk_norm)
         self.ln_2 = make_norm(config.norm, config.n_embd, bias=config.bias)
         self.mlp = block_ffn(config)
 

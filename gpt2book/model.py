@@ -66,6 +66,11 @@ class GPTConfig:
     expert_ffn: str = setting("mlp", "ffn=moe: each expert's kind, mlp | swiglu", choices=FFNS)
     expert_hidden: int = setting(0, "ffn=moe: each expert's hidden width; 0: the dense FFN's (4C, or SwiGLU's 8C/3)",
                                  low=0)
+    # switches from after GPT-2 that chapter 17's speedrun measures; the defaults are GPT-2's
+    qk_norm: bool = setting(False, "unit-RMS queries and keys in every head (chapter 17)")
+    tie_embeddings: bool = setting(True, "the LM head is wte's matrix (GPT-2); false: its own matrix (chapter 17)")
+    zero_init: bool = setting(False, "output projections (and an untied head) start at zero (chapter 17)")
+    logit_softcap: float = setting(0.0, "logits -> cap * tanh(logits / cap); 0: off (chapter 17)", low=0.0)
 
     def __post_init__(self):
         check_settings(self)          # types, choices and ranges, from each field's `setting` (appendix B)
@@ -106,11 +111,15 @@ class GPT(nn.Module):
         hs = config.n_embd // config.n_head
         self.rope = RotaryEmbedding(hs, config.block_size, config.rope_theta) if config.pos == "rope" else None  # none: neither
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.lm_head.weight = self.transformer.wte.weight  # weight tying: one (V, C) matrix in and out
+        if config.tie_embeddings:
+            self.lm_head.weight = self.transformer.wte.weight  # weight tying: one (V, C) matrix in and out
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):  # attention's and every FFN's output projection, all arms
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+                if config.zero_init: nn.init.zeros_(p)   # each block starts as the identity (chapter 17)
+        if config.zero_init and not config.tie_embeddings:
+            nn.init.zeros_(self.lm_head.weight)          # uniform predictions at step 0: loss = log V
 
     def _init_weights(self, module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -146,6 +155,9 @@ def hidden(self: GPT, idx, kv_cache=None):
 def forward(self: GPT, idx, targets=None, kv_cache=None):
     "Logits (B, T, V) for token ids `idx` (B, T), and the cross entropy against `targets` (B, T) if given (-1: ignored)."
     logits = self.lm_head(self.hidden(idx, kv_cache))  # (B, T, V)
+    if self.config.logit_softcap:                      # chapter 17: smoothly bounded to (-cap, cap)
+        cap = self.config.logit_softcap
+        logits = cap * torch.tanh(logits / cap)
     loss = None
     if targets is not None:
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1)
@@ -167,11 +179,14 @@ def aux_loss(self: GPT):
 @patch
 def num_params(self: GPT, non_embedding: bool = False, active: bool = False) -> int:
     """Number of parameters, each tensor counted once (`lm_head` shares `wte`'s matrix and adds nothing).
-    `non_embedding`: without the position table `wpe` (nanoGPT's convention; `wte` stays in because it
-    doubles as the output layer). `active`: for a mixture of experts, only `top_k` experts per MoE layer."""
+    `non_embedding`: without the position table `wpe` (nanoGPT's convention; a tied `wte` stays in because it
+    doubles as the output layer, an untied one is a lookup and goes). `active`: for a mixture of experts, only
+    `top_k` experts per MoE layer."""
     n = sum(p.numel() for p in self.parameters())  # parameters() yields a shared tensor once
     if non_embedding and self.config.pos == "learned":
         n -= self.transformer.wpe.weight.numel()
+    if non_embedding and not self.config.tie_embeddings:
+        n -= self.transformer.wte.weight.numel()
     if active:
         n -= sum((m.n_expert - m.top_k) * expert_params(m) for m in self.moe_layers())
     return n
@@ -320,7 +335,8 @@ HF_GELU = {"tanh": "gelu_new", "exact": "gelu"}  # our gelu -> Hugging Face's ac
 def check_gpt2_architecture(config):
     "Raise unless `config` is the GPT-2 architecture (LayerNorm, GELU MLP, biases, learned positions), the one Hugging Face's GPT-2 holds."
     problems = [f"{k}={getattr(config, k)!r} (GPT-2: {v!r})" for k, v in
-                (("norm", "layernorm"), ("ffn", "mlp"), ("bias", True), ("pos", "learned")) if getattr(config, k) != v]
+                (("norm", "layernorm"), ("ffn", "mlp"), ("bias", True), ("pos", "learned"), ("qk_norm", False),
+                 ("tie_embeddings", True), ("logit_softcap", 0.0)) if getattr(config, k) != v]
     if problems:
         raise ValueError(f"Hugging Face's GPT-2 cannot express {', '.join(problems)}: only the GPT-2 architecture "
                          f"can be saved in its format. Keep this variant in gpt2book's own checkpoints instead.")

@@ -10,8 +10,8 @@ __all__ = ['DTYPES', 'PEAK_TFLOPS', 'CPU_MODEL', 'AUTO_PREPARE', 'MODEL_KEYS', '
            'setup_distributed', 'processes', 'unwrap', 'train_step', 'evaluate', 'sample_text', 'flops_per_token',
            'peak_flops', 'mfu', 'RunSettings', 'DataSettings', 'OptimSettings', 'LogSettings', 'TrainConfig',
            'grad_accum_steps', 'open_run', 'load_data', 'fetch_hellaswag', 'padded_vocab', 'initial_model', 'Setup',
-           'setup', 'StopFlag', 'read_metrics', 'cut_samples', 'plot_metrics', 'open_wandb', 'RunLog', 'step_stats',
-           'evaluate_and_sample', 'save', 'train', 'describe', 'moe_stats', 'finish', 'make_config',
+           'make_optimizer', 'setup', 'StopFlag', 'read_metrics', 'cut_samples', 'plot_metrics', 'open_wandb', 'RunLog',
+           'step_stats', 'evaluate_and_sample', 'save', 'train', 'describe', 'moe_stats', 'finish', 'make_config',
            'pretrained_settings', 'check_tokenizer', 'parser', 'config_from_args', 'command_line', 'main']
 
 # %% ../nbs/09_train.ipynb #0153b6de
@@ -45,6 +45,7 @@ from .common import CommandError, Parser, SettingError, check_settings, resolve_
 from .files import atomic_write, atomic_write_json, atomic_write_text, remove_stale_temporaries
 from .loader import TokenLoader, load_meta
 from .model import GPT, GPTConfig, complete, eval_mode
+from .muon import configure_muon
 from .optim import configure_optimizer, get_lr
 from .prepare import SOURCES, default_data_dir, prepare
 from .tokenizer import tokenizer_from_dict
@@ -115,7 +116,7 @@ def unwrap(model) -> GPT:
 def train_step(model, optimizer, loader, lr: float, grad_accum: int = 1, grad_clip: float = 1.0,
                ctx=contextlib.nullcontext(), scaler=None, aux_weight: float = 0.0):
     "One optimizer step over `grad_accum` micro-batches; returns (mean loss, grad norm before clipping, mean aux loss or None)."
-    for group in optimizer.param_groups: group["lr"] = lr
+    for group in optimizer.param_groups: group["lr"] = lr * group.get("lr_ratio", 1.0)   # Muon's own peak (ch. 17)
     raw, loss_sum, aux_sum = unwrap(model), 0.0, 0.0
     for micro in range(grad_accum):
         x, y = loader.next_batch()                                              # (B, T), (B, T)
@@ -218,6 +219,11 @@ class OptimSettings:
                                low=0.0)
     aux_loss_weight: float = setting(0.01, "ffn=moe: weight of the load-balancing loss added to the training loss",
                                      low=0.0)
+    optimizer: str = setting("adamw", "adamw | muon: Muon for the blocks' matrices, AdamW for the rest (chapter 17)",
+                             choices=("adamw", "muon"))
+    muon_lr: float = setting(0.02, "optimizer=muon: the matrices' peak learning rate (learning_rate stays AdamW's)",
+                             low=0.0)
+    muon_momentum: float = setting(0.95, "optimizer=muon: Muon's Nesterov momentum", low=0.0, high=0.9999)
 
 # %% ../nbs/09_train.ipynb #9c92dd14
 @dataclass
@@ -226,6 +232,7 @@ class LogSettings:
     eval_interval: int = setting(250, "steps between evaluations (and at the last step)", low=1)
     eval_steps: tuple = setting((), "more steps to evaluate at, comma-separated (a scaling grid's budgets: 400,800)")
     eval_iters: int = setting(50, "validation batches of batch_size per evaluation; 0: the whole split", low=0)
+    eval_first: bool = setting(True, "also evaluate (and sample) before the first step: the initialisation's loss")
     eval_hellaswag_every: int = setting(0, "also score HellaSwag (chapter 15) every N steps; 0: never", low=0)
     hellaswag_limit: int = setting(1000, "items of HellaSwag validation scored each time (0: all 10,042)", low=0)
     checkpoint_interval: int = setting(500, "steps between checkpoints (and at the last step)", low=1)
@@ -377,6 +384,13 @@ class Setup:
         return self.grad_accum * self.cfg.batch_size * self.cfg.model.block_size * self.d.world_size
 
 # %% ../nbs/09_train.ipynb #f2fec750
+def make_optimizer(raw: GPT, cfg: TrainConfig, device_type: str):
+    "Chapter 8's AdamW, or (optimizer=muon) chapter 17's Muon for the blocks' matrices with AdamW for the rest."
+    if cfg.optimizer == "muon":
+        return configure_muon(raw, cfg.learning_rate, cfg.muon_lr, cfg.weight_decay, (cfg.beta1, cfg.beta2),
+                              cfg.muon_momentum)
+    return configure_optimizer(raw, cfg.learning_rate, cfg.weight_decay, (cfg.beta1, cfg.beta2), device_type)
+
 def setup(cfg: TrainConfig, d: Dist = Dist(), device: str = "cpu", vocab_size: int | None = None) -> Setup:
     "Everything a run needs on this process, in order: batch arithmetic, the checkpoint, data, model, optimizer, loaders."
     grad_accum = grad_accum_steps(cfg, d.world_size)               # refuse impossible batches before anything else
@@ -390,7 +404,7 @@ def setup(cfg: TrainConfig, d: Dist = Dist(), device: str = "cpu", vocab_size: i
         torch.backends.cudnn.allow_tf32 = True
     raw = initial_model(cfg, meta, fresh=ckpt is None).to(device)
     cfg = dataclasses.replace(cfg, model=raw.config)               # config.json records the model as built
-    optimizer = configure_optimizer(raw, cfg.learning_rate, cfg.weight_decay, (cfg.beta1, cfg.beta2), device.split(":")[0])
+    optimizer = make_optimizer(raw, cfg, device.split(":")[0])
     loaders = [None, None] if vocab_size is not None else [
         TokenLoader(cfg.data_path, "train", cfg.batch_size, cfg.model.block_size, rank=d.rank, world_size=d.world_size,
                     seed=cfg.seed, device=device),
@@ -463,7 +477,7 @@ def open_wandb(cfg: TrainConfig, run_dir: Path):
 class RunLog:
     "Rank 0's outputs in the run folder: config.json, metrics.jsonl, samples.txt, optional wandb, lines above the bar."
     def __init__(self, cfg: TrainConfig, enabled: bool, resumed_at: int | None = None):
-        run_dir, self.enabled, self.wandb = cfg.run_dir, enabled, None
+        run_dir, self.enabled, self.wandb, self.t0 = cfg.run_dir, enabled, None, time.perf_counter()
         self.path, self.samples = run_dir / "metrics.jsonl", run_dir / "samples.txt"
         if not enabled: return
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -480,6 +494,7 @@ class RunLog:
 
     def log(self, **m):
         if not self.enabled: return
+        m["elapsed_s"] = round(time.perf_counter() - self.t0, 3)     # since this process began the run's log
         with open(self.path, "a") as f: f.write(json.dumps(m) + "\n")
         if self.wandb:
             try: self.wandb.log({k: v for k, v in m.items() if k not in ("step", "expert_tokens") and v is not None},
@@ -550,7 +565,7 @@ def train(cfg: TrainConfig) -> dict:
         fpt, peak = flops_per_token(s.raw), peak_flops(device, cfg.peak_tflops)
         val = loss = tps = util = None
         text = ""
-        if s.ckpt_path is None: val, text = evaluate_and_sample(s, log, ctx)
+        if s.ckpt_path is None and cfg.eval_first: val, text = evaluate_and_sample(s, log, ctx)
         t_last, steps_since = time.perf_counter(), 0
         with tqdm(total=cfg.max_steps, initial=s.step, disable=not d.master, desc=cfg.config, unit="step",
                   dynamic_ncols=True) as bar:                    # closed (a fresh line) however the loop ends
@@ -655,6 +670,10 @@ TRAIN_PRESETS: dict[str, dict] = {
                                      block_size=1024, total_batch_size=32_768, max_steps=40, learning_rate=3e-5,
                                      min_lr=3e-5, warmup_steps=0, eval_interval=10, eval_iters=40, checkpoint_interval=20,
                                      sample_tokens=200, dropout=0.1, log_interval=1),
+    # chapter 17: the laptop speedrun's last record, the main job's model and data to validation loss 1.75
+    "speedrun": dict(optimizer="muon", muon_lr=0.04, pos="rope", qk_norm=True, warmup_steps=30, max_steps=640,
+                     eval_interval=640, checkpoint_interval=640, eval_iters=0, eval_first=False, sample_tokens=0,
+                     log_interval=50),
 }
 
 # %% ../nbs/09_train.ipynb #439bde80

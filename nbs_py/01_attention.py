@@ -361,6 +361,10 @@ for name, fn in [("explicit", lambda: scaled_dot_product_attention(q, k, v)),
 # (chapter 11), and `kv_cache`, which hands back the keys and values of earlier positions during
 # generation so that only the new token's are computed (chapter 5). With a cache there are fewer
 # queries than keys, which is why `attend` builds the mask for that case itself.
+#
+# `qk_norm=True` is a switch from after GPT-2 that chapter 17 measures: each head's query and key are
+# scaled to unit root-mean-square before they meet (a parameter-free RMSNorm over the head's `hs`
+# channels, as in nanochat), so no score can grow past $\sqrt{hs}$ however large the weights get.
 
 # %%
 #| export
@@ -368,13 +372,13 @@ ATTN_IMPLS = ("sdpa", "explicit")
 
 class CausalSelfAttention(nn.Module):
     "GPT-2's multi-head causal self-attention: fused q, k, v projection `c_attn`, output projection `c_proj`."
-    def __init__(self, n_embd, n_head, dropout=0.0, bias=True, attn_impl="sdpa"):
+    def __init__(self, n_embd, n_head, dropout=0.0, bias=True, attn_impl="sdpa", qk_norm=False):
         super().__init__()
         if n_embd % n_head != 0:
             raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head}: each head gets n_embd // n_head channels")
         if attn_impl not in ATTN_IMPLS:
             raise ValueError(f"attn_impl={attn_impl!r} is unknown; use one of {ATTN_IMPLS}")
-        self.n_embd, self.n_head, self.attn_impl = n_embd, n_head, attn_impl
+        self.n_embd, self.n_head, self.attn_impl, self.qk_norm = n_embd, n_head, attn_impl, qk_norm
         self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)  # q, k, v of all heads in one matmul
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)      # mixes the heads back into the residual stream
         self.attn_dropout = nn.Dropout(dropout)   # its rate p is used on the attention weights, by either kernel
@@ -401,6 +405,8 @@ class CausalSelfAttention(nn.Module):
         "x (B, T, C) -> (B, T, C). `rope`: (cos, sin) of these positions (chapter 11); `kv_cache`: the past (chapter 5)."
         B, T, C = x.shape
         q, k, v = self.split_heads(x)  # 3 x (B, nh, T, hs)
+        if self.qk_norm:                # chapter 17: unit RMS per head, so |q.k| / sqrt(hs) <= sqrt(hs)
+            q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)  # rotary positions: rotate queries and keys
         if kv_cache is not None:

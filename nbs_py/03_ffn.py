@@ -120,12 +120,12 @@ class MLP(nn.Module):
         if gelu not in GELUS:
             raise ValueError(f"gelu={gelu!r} is unknown; use one of {list(GELUS)}")
         self.c_fc = nn.Linear(n_embd, self.hidden, bias=bias)
-        self.gelu = nn.GELU(approximate=GELUS[gelu])  # "tanh": the approximation GPT-2 was trained with
+        self.act = nn.GELU(approximate=GELUS[gelu])  # "tanh": the approximation GPT-2 was trained with
         self.c_proj = nn.Linear(self.hidden, n_embd, bias=bias)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x):
-        h = self.gelu(self.c_fc(x))          # (B, T, 4C)
+        h = self.act(self.c_fc(x))           # (B, T, 4C)
         return self.dropout(self.c_proj(h))  # (B, T, C)
 
 
@@ -315,22 +315,50 @@ for cls in (MLP, SwiGLU):
     assert abs(frac_zero - 0.5) < 0.03
     assert not (m(x) == 0).any() and torch.equal(m(x), m(x))
 
+
+# %% [markdown]
+# ## ReLU²: the simplest activation that has won since
+#
+# Primer (So et al., 2021) searched over transformer variants and found that squaring a ReLU,
+# $\mathrm{relu}(x)^2$, beat GELU in the same MLP at no cost; modded-nanogpt's speedrun and nanochat
+# use it. It is the same `c_fc`, `c_proj` and width as GPT-2's MLP, so it is GPT-2's MLP with one line
+# changed. Chapter 17 measures what it is worth here.
+
+# %%
+#| export
+class ReLUSquared(nn.Module):
+    "relu(x)^2 (So et al. 2021): zero below 0 like a ReLU, but smooth at 0 and growing quadratically above."
+    def forward(self, x): return F.relu(x).square()
+
+class ReLU2MLP(MLP):
+    "GPT-2's MLP with ReLU² in place of GELU (Primer; modded-nanogpt and nanochat): same layers, same width."
+    def __init__(self, n_embd, dropout=0.0, bias=True, hidden=None):
+        super().__init__(n_embd, dropout=dropout, bias=bias, hidden=hidden)
+        self.act = ReLUSquared()
+
+
+# %%
+x = torch.linspace(-2, 2, 5)
+test_eq(ReLUSquared()(x), torch.tensor([0.0, 0.0, 0.0, 1.0, 4.0]))
+m = ReLU2MLP(64, bias=False)
+test_eq(sum(p.numel() for p in m.parameters()), sum(p.numel() for p in MLP(64, bias=False).parameters()))
+
 # %% [markdown]
 # ## Choosing an FFN by name
 #
-# The model's config names the FFN (`ffn="mlp"` or `"swiglu"`); `make_ffn` builds it with the
-# same dropout and bias arguments whichever it is. (A third kind, `"moe"`, a mixture of these
+# The model's config names the FFN (`ffn="mlp"`, `"swiglu"` or `"relu2"`); `make_ffn` builds it with
+# the same dropout and bias arguments whichever it is. (A fourth kind, `"moe"`, a mixture of these
 # FFNs, is chapter 12's; the block builds it.)
 
 # %%
 #| export
-FFNS = {"mlp": MLP, "swiglu": SwiGLU}
+FFNS = {"mlp": MLP, "swiglu": SwiGLU, "relu2": ReLU2MLP}
 
 def make_ffn(kind, n_embd, dropout=0.0, bias=True, hidden=None, gelu="tanh"):
     "The feed-forward network named `kind` (a key of FFNS), with the same dropout and bias rule for every kind."
     if kind not in FFNS:
         raise ValueError(f"ffn={kind!r} is unknown; use one of {list(FFNS)}")
-    extra = {"gelu": gelu} if kind == "mlp" else {}  # SwiGLU's gate is a SiLU: no GELU to choose
+    extra = {"gelu": gelu} if kind == "mlp" else {}  # SwiGLU's gate is a SiLU, ReLU²'s no GELU: nothing to choose
     return FFNS[kind](n_embd, dropout=dropout, bias=bias, hidden=hidden, **extra)
 
 
@@ -342,7 +370,7 @@ for kind, cls in FFNS.items():
     test_eq(m(x).shape, x.shape)
 test_eq(make_ffn("mlp", 64, hidden=96).c_fc.out_features, 96)      # an expert-sized MLP
 test_eq(make_ffn("swiglu", 64, hidden=96).c_fc.out_features, 2 * 96)
-test_fail(lambda: make_ffn("relu", 64), contains="'mlp', 'swiglu'")
+test_fail(lambda: make_ffn("relu", 64), contains="'mlp', 'swiglu', 'relu2'")
 test_fail(lambda: MLP(64, hidden=0), contains="positive")
 test_fail(lambda: swiglu_hidden(0), contains="positive")
 test_fail(lambda: SwiGLU(64, hidden=0), contains="positive")

@@ -83,7 +83,7 @@ class Block(nn.Module):
         super().__init__()
         self.ln_1 = make_norm(config.norm, config.n_embd, bias=config.bias)
         self.attn = CausalSelfAttention(config.n_embd, config.n_head, dropout=config.dropout,
-                                        bias=config.bias, attn_impl=config.attn_impl)
+                                        bias=config.bias, attn_impl=config.attn_impl, qk_norm=config.qk_norm)
         self.ln_2 = make_norm(config.norm, config.n_embd, bias=config.bias)
         self.mlp = block_ffn(config)
 
@@ -100,7 +100,7 @@ class Block(nn.Module):
 # %%
 def block_config(norm="layernorm", ffn="mlp", n_embd=768, n_head=12, dropout=0.0, bias=True, attn_impl="sdpa"):
     return SimpleNamespace(n_embd=n_embd, n_head=n_head, dropout=dropout, bias=bias,
-                           norm=norm, ffn=ffn, gelu="tanh", attn_impl=attn_impl)
+                           norm=norm, ffn=ffn, gelu="tanh", attn_impl=attn_impl, qk_norm=False)
 
 torch.manual_seed(0)
 x = torch.randn(2, 16, 768)  # (B, T, C)

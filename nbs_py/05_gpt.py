@@ -104,6 +104,11 @@ class GPTConfig:
     expert_ffn: str = setting("mlp", "ffn=moe: each expert's kind, mlp | swiglu", choices=FFNS)
     expert_hidden: int = setting(0, "ffn=moe: each expert's hidden width; 0: the dense FFN's (4C, or SwiGLU's 8C/3)",
                                  low=0)
+    # switches from after GPT-2 that chapter 17's speedrun measures; the defaults are GPT-2's
+    qk_norm: bool = setting(False, "unit-RMS queries and keys in every head (chapter 17)")
+    tie_embeddings: bool = setting(True, "the LM head is wte's matrix (GPT-2); false: its own matrix (chapter 17)")
+    zero_init: bool = setting(False, "output projections (and an untied head) start at zero (chapter 17)")
+    logit_softcap: float = setting(0.0, "logits -> cap * tanh(logits / cap); 0: off (chapter 17)", low=0.0)
 
     def __post_init__(self):
         check_settings(self)          # types, choices and ranges, from each field's `setting` (appendix B)
@@ -141,7 +146,7 @@ cfg = GPTConfig.from_preset("gpt2-xl", norm="rmsnorm", ffn="swiglu", dropout=0.1
 test_eq((cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.norm, cfg.ffn), (48, 25, 1600, "rmsnorm", "swiglu"))
 test_fail(lambda: GPTConfig(n_embd=100, n_head=12), contains="divisible by n_head")
 test_fail(lambda: GPTConfig(norm="batchnorm"), contains="layernorm, rmsnorm")
-test_fail(lambda: GPTConfig(ffn="relu"), contains="mlp, swiglu, moe")
+test_fail(lambda: GPTConfig(ffn="relu"), contains="mlp, swiglu, relu2, moe")
 test_fail(lambda: GPTConfig(pos="alibi"), contains="learned, rope")
 test_fail(lambda: GPTConfig(ffn="moe", n_expert=2, expert_top_k=3), contains="at most n_expert")
 test_fail(lambda: GPTConfig(attn_impl="flash"), contains="sdpa, explicit")
@@ -203,11 +208,15 @@ class GPT(nn.Module):
         hs = config.n_embd // config.n_head
         self.rope = RotaryEmbedding(hs, config.block_size, config.rope_theta) if config.pos == "rope" else None  # none: neither
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.lm_head.weight = self.transformer.wte.weight  # weight tying: one (V, C) matrix in and out
+        if config.tie_embeddings:
+            self.lm_head.weight = self.transformer.wte.weight  # weight tying: one (V, C) matrix in and out
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):  # attention's and every FFN's output projection, all arms
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+                if config.zero_init: nn.init.zeros_(p)   # each block starts as the identity (chapter 17)
+        if config.zero_init and not config.tie_embeddings:
+            nn.init.zeros_(self.lm_head.weight)          # uniform predictions at step 0: loss = log V
 
     def _init_weights(self, module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -251,6 +260,9 @@ def hidden(self: GPT, idx, kv_cache=None):
 def forward(self: GPT, idx, targets=None, kv_cache=None):
     "Logits (B, T, V) for token ids `idx` (B, T), and the cross entropy against `targets` (B, T) if given (-1: ignored)."
     logits = self.lm_head(self.hidden(idx, kv_cache))  # (B, T, V)
+    if self.config.logit_softcap:                      # chapter 17: smoothly bounded to (-cap, cap)
+        cap = self.config.logit_softcap
+        logits = cap * torch.tanh(logits / cap)
     loss = None
     if targets is not None:
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1)
@@ -399,11 +411,14 @@ for impl in ("sdpa", "explicit"):
 @patch
 def num_params(self: GPT, non_embedding: bool = False, active: bool = False) -> int:
     """Number of parameters, each tensor counted once (`lm_head` shares `wte`'s matrix and adds nothing).
-    `non_embedding`: without the position table `wpe` (nanoGPT's convention; `wte` stays in because it
-    doubles as the output layer). `active`: for a mixture of experts, only `top_k` experts per MoE layer."""
+    `non_embedding`: without the position table `wpe` (nanoGPT's convention; a tied `wte` stays in because it
+    doubles as the output layer, an untied one is a lookup and goes). `active`: for a mixture of experts, only
+    `top_k` experts per MoE layer."""
     n = sum(p.numel() for p in self.parameters())  # parameters() yields a shared tensor once
     if non_embedding and self.config.pos == "learned":
         n -= self.transformer.wpe.weight.numel()
+    if non_embedding and not self.config.tie_embeddings:
+        n -= self.transformer.wte.weight.numel()
     if active:
         n -= sum((m.n_expert - m.top_k) * expert_params(m) for m in self.moe_layers())
     return n
@@ -435,6 +450,32 @@ for name, L, H, C, n, n_var in rows:
 with torch.device("meta"):
     small = GPT(GPTConfig())
 test_eq(small.num_params() - small.num_params(non_embedding=True), 1024 * 768)
+
+# %% [markdown]
+# ## Four switches from after GPT-2
+#
+# The config has four switches that GPT-2 did not have and that chapter 17's speedrun tries one at
+# a time; their defaults are GPT-2's, so nothing before chapter 17 changes. `qk_norm` (chapter 1's
+# attention) normalises each head's queries and keys; `tie_embeddings=False` gives the head its own
+# $(V, C)$ matrix, so that reading a token and predicting it need not share one vector;
+# `zero_init=True` starts every output projection (and an untied head) at zero, so each block begins
+# as the identity and the first prediction is uniform, loss $\ln V$; `logit_softcap` squashes the
+# logits through $c \tanh(z / c)$, bounding them without changing their order. What each is worth is
+# chapter 17's question; here we check that each does what it says.
+
+# %%
+tiny = dict(vocab_size=65, block_size=16, n_layer=2, n_head=2, n_embd=32, bias=False)
+torch.manual_seed(0)
+idx = torch.randint(0, 65, (2, 16))
+m = GPT(GPTConfig(**tiny, tie_embeddings=False, zero_init=True))
+assert m.lm_head.weight is not m.transformer.wte.weight
+test_eq(m.num_params() - GPT(GPTConfig(**tiny)).num_params(), 65 * 32)           # one more (V, C) matrix
+test_eq(m.num_params(non_embedding=True), m.num_params() - 65 * 32 - 16 * 32)   # wte is now a lookup only
+test_close(m(idx, idx)[1].item(), math.log(65), eps=1e-5)                        # zero head: uniform, ln V
+assert all((b.attn.c_proj.weight == 0).all() and (b.mlp.c_proj.weight == 0).all() for b in m.transformer.h)
+capped = GPT(GPTConfig(**tiny, logit_softcap=2.0))
+with torch.no_grad(): capped.lm_head.weight.mul_(1000)                           # logits far beyond the cap
+assert capped(idx)[0].abs().max() <= 2.0
 
 # %% [markdown]
 # ## Sampling
@@ -763,7 +804,8 @@ HF_GELU = {"tanh": "gelu_new", "exact": "gelu"}  # our gelu -> Hugging Face's ac
 def check_gpt2_architecture(config):
     "Raise unless `config` is the GPT-2 architecture (LayerNorm, GELU MLP, biases, learned positions), the one Hugging Face's GPT-2 holds."
     problems = [f"{k}={getattr(config, k)!r} (GPT-2: {v!r})" for k, v in
-                (("norm", "layernorm"), ("ffn", "mlp"), ("bias", True), ("pos", "learned")) if getattr(config, k) != v]
+                (("norm", "layernorm"), ("ffn", "mlp"), ("bias", True), ("pos", "learned"), ("qk_norm", False),
+                 ("tie_embeddings", True), ("logit_softcap", 0.0)) if getattr(config, k) != v]
     if problems:
         raise ValueError(f"Hugging Face's GPT-2 cannot express {', '.join(problems)}: only the GPT-2 architecture "
                          f"can be saved in its format. Keep this variant in gpt2book's own checkpoints instead.")
@@ -959,6 +1001,7 @@ src.save_pretrained(tmp / "ours")
 assert all(torch.equal(a, b) for a, b in zip(GPT.from_pretrained(tmp / "ours").state_dict().values(), sd_src.values()))
 variant = GPT(GPTConfig(block_size=32, vocab_size=100, n_layer=2, n_head=4, n_embd=64, norm="rmsnorm", ffn="swiglu"))
 test_fail(lambda: variant.save_pretrained(tmp / "variant"), contains="norm='rmsnorm'")
+test_fail(lambda: check_gpt2_architecture(GPTConfig(qk_norm=True, tie_embeddings=False)), contains="tie_embeddings=False")
 test_fail(lambda: GPT.from_pretrained("./no-such-model"), contains="no such folder")   # never sent to the hub
 test_fail(lambda: GPT.from_pretrained(str(tmp) + "/ourz"), contains="no such folder")
 assert not (tmp / "variant").exists()

@@ -60,6 +60,7 @@ from gpt2book.common import CommandError, Parser, SettingError, check_settings, 
 from gpt2book.files import atomic_write, atomic_write_json, atomic_write_text, remove_stale_temporaries
 from gpt2book.loader import TokenLoader, load_meta
 from gpt2book.model import GPT, GPTConfig, complete, eval_mode
+from gpt2book.muon import configure_muon
 from gpt2book.optim import configure_optimizer, get_lr
 from gpt2book.prepare import SOURCES, default_data_dir, prepare
 from gpt2book.tokenizer import tokenizer_from_dict
@@ -342,7 +343,9 @@ def processes(device: str):
 # in the step reads a value back to the host, so the CPU can queue the next step while the GPU works;
 # the loop reads them (`.item()`, a synchronisation) only on logging steps. A mixture of experts
 # (chapter 12) adds its load-balancing loss with a small weight; the loss reported stays the
-# cross-entropy. `unwrap` finds the GPT inside a DDP wrapper and a compiled module.
+# cross-entropy. `unwrap` finds the GPT inside a DDP wrapper and a compiled module. A parameter group
+# may carry an `lr_ratio`, its peak over the run's: chapter 17's Muon runs the matrices at their own
+# peak, on the same schedule.
 
 # %%
 #| export
@@ -354,7 +357,7 @@ def unwrap(model) -> GPT:
 def train_step(model, optimizer, loader, lr: float, grad_accum: int = 1, grad_clip: float = 1.0,
                ctx=contextlib.nullcontext(), scaler=None, aux_weight: float = 0.0):
     "One optimizer step over `grad_accum` micro-batches; returns (mean loss, grad norm before clipping, mean aux loss or None)."
-    for group in optimizer.param_groups: group["lr"] = lr
+    for group in optimizer.param_groups: group["lr"] = lr * group.get("lr_ratio", 1.0)   # Muon's own peak (ch. 17)
     raw, loss_sum, aux_sum = unwrap(model), 0.0, 0.0
     for micro in range(grad_accum):
         x, y = loader.next_batch()                                              # (B, T), (B, T)
@@ -858,6 +861,11 @@ class OptimSettings:
                                low=0.0)
     aux_loss_weight: float = setting(0.01, "ffn=moe: weight of the load-balancing loss added to the training loss",
                                      low=0.0)
+    optimizer: str = setting("adamw", "adamw | muon: Muon for the blocks' matrices, AdamW for the rest (chapter 17)",
+                             choices=("adamw", "muon"))
+    muon_lr: float = setting(0.02, "optimizer=muon: the matrices' peak learning rate (learning_rate stays AdamW's)",
+                             low=0.0)
+    muon_momentum: float = setting(0.95, "optimizer=muon: Muon's Nesterov momentum", low=0.0, high=0.9999)
 
 
 # %% [markdown]
@@ -871,6 +879,7 @@ class LogSettings:
     eval_interval: int = setting(250, "steps between evaluations (and at the last step)", low=1)
     eval_steps: tuple = setting((), "more steps to evaluate at, comma-separated (a scaling grid's budgets: 400,800)")
     eval_iters: int = setting(50, "validation batches of batch_size per evaluation; 0: the whole split", low=0)
+    eval_first: bool = setting(True, "also evaluate (and sample) before the first step: the initialisation's loss")
     eval_hellaswag_every: int = setting(0, "also score HellaSwag (chapter 15) every N steps; 0: never", low=0)
     hellaswag_limit: int = setting(1000, "items of HellaSwag validation scored each time (0: all 10,042)", low=0)
     checkpoint_interval: int = setting(500, "steps between checkpoints (and at the last step)", low=1)
@@ -1111,6 +1120,13 @@ class Setup:
 
 # %%
 #| export
+def make_optimizer(raw: GPT, cfg: TrainConfig, device_type: str):
+    "Chapter 8's AdamW, or (optimizer=muon) chapter 17's Muon for the blocks' matrices with AdamW for the rest."
+    if cfg.optimizer == "muon":
+        return configure_muon(raw, cfg.learning_rate, cfg.muon_lr, cfg.weight_decay, (cfg.beta1, cfg.beta2),
+                              cfg.muon_momentum)
+    return configure_optimizer(raw, cfg.learning_rate, cfg.weight_decay, (cfg.beta1, cfg.beta2), device_type)
+
 def setup(cfg: TrainConfig, d: Dist = Dist(), device: str = "cpu", vocab_size: int | None = None) -> Setup:
     "Everything a run needs on this process, in order: batch arithmetic, the checkpoint, data, model, optimizer, loaders."
     grad_accum = grad_accum_steps(cfg, d.world_size)               # refuse impossible batches before anything else
@@ -1124,7 +1140,7 @@ def setup(cfg: TrainConfig, d: Dist = Dist(), device: str = "cpu", vocab_size: i
         torch.backends.cudnn.allow_tf32 = True
     raw = initial_model(cfg, meta, fresh=ckpt is None).to(device)
     cfg = dataclasses.replace(cfg, model=raw.config)               # config.json records the model as built
-    optimizer = configure_optimizer(raw, cfg.learning_rate, cfg.weight_decay, (cfg.beta1, cfg.beta2), device.split(":")[0])
+    optimizer = make_optimizer(raw, cfg, device.split(":")[0])
     loaders = [None, None] if vocab_size is not None else [
         TokenLoader(cfg.data_path, "train", cfg.batch_size, cfg.model.block_size, rank=d.rank, world_size=d.world_size,
                     seed=cfg.seed, device=device),
@@ -1176,7 +1192,9 @@ class StopFlag:
 # **Logs that survive a resume.** Rank 0 appends one JSON object per line to `metrics.jsonl`: a
 # training line every `log_interval` steps (`step`, `loss` averaged over the global batch, `lr`,
 # `grad_norm`, `tokens_per_s`, `mfu`, and for a mixture of experts `aux_loss` and the tokens each
-# expert got) and an evaluation line every `eval_interval` (`step`, `val_loss`). JSON lines survive a
+# expert got) and an evaluation line every `eval_interval` (`step`, `val_loss`); every line also has
+# `elapsed_s`, the seconds since this process began the log (the clock of chapter 17's loss-against-time
+# plots; a resumed process starts it again). JSON lines survive a
 # crash (every line is complete) and load into anything (`pandas.read_json(..., lines=True)`).
 # Samples go to `samples.txt`, one block per evaluation. A resumed run first cuts both files back to
 # the checkpoint's step, so that what the killed run wrote after its last checkpoint is written
@@ -1243,7 +1261,7 @@ def open_wandb(cfg: TrainConfig, run_dir: Path):
 class RunLog:
     "Rank 0's outputs in the run folder: config.json, metrics.jsonl, samples.txt, optional wandb, lines above the bar."
     def __init__(self, cfg: TrainConfig, enabled: bool, resumed_at: int | None = None):
-        run_dir, self.enabled, self.wandb = cfg.run_dir, enabled, None
+        run_dir, self.enabled, self.wandb, self.t0 = cfg.run_dir, enabled, None, time.perf_counter()
         self.path, self.samples = run_dir / "metrics.jsonl", run_dir / "samples.txt"
         if not enabled: return
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -1260,6 +1278,7 @@ class RunLog:
 
     def log(self, **m):
         if not self.enabled: return
+        m["elapsed_s"] = round(time.perf_counter() - self.t0, 3)     # since this process began the run's log
         with open(self.path, "a") as f: f.write(json.dumps(m) + "\n")
         if self.wandb:
             try: self.wandb.log({k: v for k, v in m.items() if k not in ("step", "expert_tokens") and v is not None},
@@ -1356,7 +1375,7 @@ def train(cfg: TrainConfig) -> dict:
         fpt, peak = flops_per_token(s.raw), peak_flops(device, cfg.peak_tflops)
         val = loss = tps = util = None
         text = ""
-        if s.ckpt_path is None: val, text = evaluate_and_sample(s, log, ctx)
+        if s.ckpt_path is None and cfg.eval_first: val, text = evaluate_and_sample(s, log, ctx)
         t_last, steps_since = time.perf_counter(), 0
         with tqdm(total=cfg.max_steps, initial=s.step, disable=not d.master, desc=cfg.config, unit="step",
                   dynamic_ncols=True) as bar:                    # closed (a fresh line) however the loop ends
@@ -1443,7 +1462,7 @@ sorted(p.name for p in (work / "tiny").iterdir())
 # %%
 metrics = read_metrics(work / "tiny" / "metrics.jsonl")
 print(*metrics[:3], metrics[-1], sep="\n")
-test_eq(sorted(metrics[1]), ["grad_norm", "loss", "lr", "mfu", "step", "tokens_per_s"])    # a training line
+test_eq(sorted(metrics[1]), ["elapsed_s", "grad_norm", "loss", "lr", "mfu", "step", "tokens_per_s"])  # a training line
 test_eq([m["step"] for m in metrics if "val_loss" in m], [0, 20, 40, 60])                  # evaluation lines
 assert metrics[-1]["val_loss"] < metrics[0]["val_loss"] - 0.5                              # it learns
 test_eq([p.name for p in checkpoints(work / "tiny")], ["ckpt_0000020.pt", "ckpt_0000040.pt", "ckpt_0000060.pt"])
@@ -1463,7 +1482,7 @@ test_eq(TrainConfig(**saved_cfg).model, GPTConfig(**saved_cfg["model"]))
 # %%
 shutil.copytree(work / "tiny", work / "resumed", ignore=shutil.ignore_patterns("ckpt_0000040.pt", "ckpt_0000060.pt"))
 r = train(dataclasses.replace(tiny, out_dir=str(work / "resumed"), resume=True))
-strip = lambda ms: [{k: v for k, v in m.items() if k not in ("tokens_per_s", "mfu")} for m in ms]
+strip = lambda ms: [{k: v for k, v in m.items() if k not in ("tokens_per_s", "mfu", "elapsed_s")} for m in ms]
 test_eq(strip(read_metrics(work / "resumed" / "metrics.jsonl")), strip(metrics))          # bit for bit
 test_eq(r["val_loss"], s["val_loss"])
 test_eq((work / "resumed" / "samples.txt").read_text(), (work / "tiny" / "samples.txt").read_text())
@@ -1556,6 +1575,10 @@ TRAIN_PRESETS: dict[str, dict] = {
                                      block_size=1024, total_batch_size=32_768, max_steps=40, learning_rate=3e-5,
                                      min_lr=3e-5, warmup_steps=0, eval_interval=10, eval_iters=40, checkpoint_interval=20,
                                      sample_tokens=200, dropout=0.1, log_interval=1),
+    # chapter 17: the laptop speedrun's last record, the main job's model and data to validation loss 1.75
+    "speedrun": dict(optimizer="muon", muon_lr=0.04, pos="rope", qk_norm=True, warmup_steps=30, max_steps=640,
+                     eval_interval=640, checkpoint_interval=640, eval_iters=0, eval_first=False, sample_tokens=0,
+                     log_interval=50),
 }
 
 # %%
@@ -1936,6 +1959,35 @@ print(f"{b['command']}\n{b['device_name']}, {m_['cpu_count']} cores, {m_['thread
 test_eq((b["params"], b["tokens_per_step"], b["dtype"], b["compile"]), (804224, 768, "float32", False))  # the CPU default's step
 
 # %% [markdown]
+# ### Where the step's time goes
+#
+# What is left of a step once the norms and the optimizer are fast? `bench/profile_step.py` runs the
+# trainer's own step on the CPU default model under PyTorch's profiler and adds up each operator's
+# own time by kind; the time between operators (Python, PyTorch's dispatch, autograd's bookkeeping)
+# is the step's wall time less the operators' sum. It also times the step with one thread and with
+# both cores, and a step on a single token (batch 1, context 1), the part of the cost that does not
+# grow with the batch.
+#
+# ```bash
+# python bench/profile_step.py      # writes nbs/train/bench_profile.json
+# ```
+
+# %%
+pr = json.loads(Path("train/bench_profile.json").read_text())
+kinds = pr["ms_by_kind"]
+total = sum(kinds.values())
+fig, ax = plt.subplots(figsize=(7, 3.2))
+ax.barh(list(kinds)[::-1], [v / total * 100 for v in kinds.values()][::-1])
+ax.set_xlabel("% of a profiled step"); ax.set_title(f"one step of the CPU default model ({pr['profiled_ms_per_step']} ms profiled)")
+plt.tight_layout(); plt.show()
+for k, v in kinds.items(): print(f"{k:48s} {v:6.2f} ms  {v / total:5.1%}")
+m_ = pr["machine"]
+print(f"wall: {pr['ms_per_step']} ms/step; one token: {pr['ms_one_token_step']} ms; {m_['cpu']}, {m_['cpu_count']} cores, "
+      f"load average {m_.get('loadavg_1min')}")
+top = max(kinds, key=kinds.get)
+assert top.startswith("matmuls") and pr["ms_one_token_step"] < min(pr["ms_per_step"].values())   # recorded result
+
+# %% [markdown]
 # ### On GPUs
 #
 # On CUDA the trainer turns on autocast (bfloat16, or float16 with loss scaling on older GPUs),
@@ -1990,7 +2042,7 @@ print(f"\n8 x H100 at the measured per-GPU speed (no communication cost counted)
 
 # %%
 ref, resumed = (read_metrics(f"train/gpu_resume_{k}_metrics.jsonl") for k in ("ref", "killed"))
-numbers = lambda ms: [{k: v for k, v in m.items() if k not in ("tokens_per_s", "mfu")} for m in ms]  # timings vary
+numbers = lambda ms: [{k: v for k, v in m.items() if k not in ("tokens_per_s", "mfu", "elapsed_s")} for m in ms]  # timings vary
 test_eq(numbers(resumed), numbers(ref))  # recorded result: every loss, learning rate and gradient norm, bit for bit
 print(f"{len(ref)} metric lines equal; val loss after {ref[-1]['step']} steps: {ref[-1]['val_loss']:.4f}")
 

@@ -103,8 +103,21 @@ def speed_rows() -> list[str]:
             f"{min(r):.2f} to {max(r):.2f}, median {vs['median_ratio']:.2f})."]
 
 
+def speedrun_rows() -> list[str]:
+    "Chapter 17: the record table of the last sitting, with the machine and its load."
+    import pandas as pd
+    from gpt2book.speedrun import RECORDS, record_table, table_markdown
+    rows = pd.read_csv(ROOT / "nbs" / "data" / "speedrun.csv")
+    rows = rows[rows.sitting == rows.sitting.iloc[-1]]
+    main = rows[rows.record == "main job"]
+    return [*table_markdown(record_table(rows), {n: k for n, _, _, k in RECORDS}), "",
+            f"Main job (`python -m gpt2book.train`, unchanged): {main.wall_s.mean():.1f} s on average over {len(main)} runs. "
+            f"Sitting {rows.sitting.iloc[0]}: {rows.cpu.iloc[0]}, {rows.threads.iloc[0]} threads, 1-minute load average "
+            f"{rows.load1.min():.2f} to {rows.load1.max():.2f} at the runs' starts; {len(rows)} runs, interleaved by seed."]
+
+
 BLOCKS = {"ablation": lambda: arm_rows("ablation", ABLATION), "architectures": lambda: arm_rows("architectures", ARCHITECTURES),
-          "scaling": scaling_rows, "vocab": vocab_rows, "speed": speed_rows}
+          "scaling": scaling_rows, "vocab": vocab_rows, "speed": speed_rows, "speedrun": speedrun_rows}
 
 
 def tables(names=None) -> dict[str, list[str]]:

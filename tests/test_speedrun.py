@@ -1,0 +1,131 @@
+"""Tests of chapter 17's speedrun beyond its cells: Muon inside the trainer (a resumed run is bitwise the straight
+one, the loss scaler leaves its step alone), the speedrun preset is the last record, and bench/speedrun.py runs a
+recipe into its results file and refuses bad input with one line before anything runs."""
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from gpt2book.model import GPT, GPTConfig
+from gpt2book.muon import Optimizers, configure_muon
+from gpt2book.speedrun import RECORDS, record_settings
+from gpt2book.train import TRAIN_PRESETS, make_config, read_metrics, train, train_step
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=4, sample_tokens=0, eval_iters=4)
+
+
+def numbers(out_dir):
+    return [{k: m[k] for k in ("step", "loss", "lr", "grad_norm", "val_loss") if k in m}
+            for m in read_metrics(Path(out_dir) / "metrics.jsonl")]
+
+
+def test_a_muon_run_resumed_is_the_straight_run(shakespeare_char, tmp_path, one_thread):
+    settings = dict(TINY, data_dir=str(shakespeare_char), optimizer="muon", muon_lr=0.03, max_steps=40, log_interval=1,
+                    eval_interval=20, checkpoint_interval=20, keep_checkpoints=2, qk_norm=True, ffn="relu2",
+                    tie_embeddings=False, zero_init=True, logit_softcap=15.0)
+    train(make_config("cpu", out_dir=str(tmp_path / "straight"), **settings))
+    shutil.copytree(tmp_path / "straight", tmp_path / "resumed")
+    (tmp_path / "resumed" / "ckpt_0000040.pt").unlink()                 # as if killed between steps 20 and 40
+    train(make_config("cpu", out_dir=str(tmp_path / "resumed"), resume=True, **settings))
+    straight = numbers(tmp_path / "straight")
+    assert numbers(tmp_path / "resumed") == straight and len(straight) == 40 + 3
+    assert straight[-1]["val_loss"] < straight[0]["val_loss"] - 0.5            # and it learned
+
+
+def test_muon_groups_follow_the_schedule_at_their_own_peak():
+    m = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=16, vocab_size=66))
+    opt = configure_muon(m, lr=1e-3, muon_lr=2e-2, weight_decay=0.1)
+
+    class Batches:
+        def next_batch(self):
+            xy = torch.randint(66, (2, 17))
+            return xy[:, :-1], xy[:, 1:]
+    train_step(m, opt, Batches(), 5e-4)                                        # half the peak: warm-up, say
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-2, 5e-4, 5e-4])
+
+
+def test_the_loss_scaler_leaves_a_muon_step_alone():
+    "float16 training scales the loss; with Muon and AdamW together the step must be the unscaled one."
+    after = []
+    for scaler in (None, torch.amp.GradScaler("cpu", init_scale=2.0 ** 16)):
+        torch.manual_seed(0)
+        m = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=16, vocab_size=66))
+        opt = configure_muon(m, 1e-2, 2e-2, 0.1)
+        g = torch.Generator().manual_seed(0)
+
+        class Batches:
+            def next_batch(self):
+                xy = torch.randint(66, (4, 17), generator=g)
+                return xy[:, :-1], xy[:, 1:]
+        train_step(m, opt, Batches(), 1e-2, grad_accum=2, grad_clip=1.0, scaler=scaler)
+        after.append([p.detach().clone() for p in m.parameters()])
+    for a, b in zip(*after): torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_optimizers_refuse_another_optimizers_state():
+    m = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=16, vocab_size=66))
+    with pytest.raises(ValueError, match="same --optimizer"):
+        configure_muon(m, 1e-3, 2e-2, 0.1).load_state_dict(torch.optim.AdamW(m.parameters()).state_dict())
+    assert isinstance(configure_muon(m, 1e-3, 2e-2, 0.1), Optimizers)
+
+
+def test_the_speedrun_preset_is_the_last_kept_record():
+    last = [name for name, _, _, kept in RECORDS if kept][-1]
+    assert TRAIN_PRESETS["speedrun"] == record_settings(last)
+    cfg = make_config("speedrun")
+    assert cfg.eval_iters == 0                                     # the target is read on the whole split
+
+
+def speedrun(*args):
+    return subprocess.run([sys.executable, str(ROOT / "bench" / "speedrun.py"), *map(str, args)], capture_output=True,
+                          text=True, timeout=300, cwd=ROOT, env={**__import__("os").environ, "WANDB_MODE": "disabled"})
+
+
+def test_bench_speedrun_runs_a_recipe_into_its_file(shakespeare_char, tmp_path):
+    out = tmp_path / "explore.csv"
+    p = speedrun("explore", "tiny", *[f"--set={k}={v}" for k, v in TINY.items()], f"--set=data_dir={shakespeare_char}",
+                 "--set=max_steps=3", "--set=eval_interval=3", "--seeds=1,2", f"--csv={out}")
+    assert p.returncode == 0, p.stderr[-2000:]
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["record"], r["seed"], r["steps"]) for r in rows] == [("tiny", "1", "3"), ("tiny", "2", "3")]
+    assert all(float(r["val_loss"]) > 0 and float(r["wall_s"]) > 0 for r in rows)
+    assert json.loads(rows[0]["settings"])["max_steps"] == 3
+    p = speedrun("explore", "tiny", "--set=max_steps=3", "--seeds=1,2", f"--csv={out}")   # done already: nothing runs
+    assert p.returncode == 0 and len(list(csv.DictReader(out.open()))) == 2
+
+
+def test_bench_speedrun_times_records_against_the_main_job(shakespeare_char, tmp_path):
+    "The plumbing of a sitting on a tiny model: the main job, the last record as --config=speedrun, a change not kept."
+    last = [n for n, _, _, k in RECORDS if k][-1]
+    not_kept = next(n for n, _, _, k in RECORDS if not k)
+    out = tmp_path / "speedrun.csv"
+    tiny = [f"--set={k}={v}" for k, v in {**TINY, "max_steps": 4, "eval_interval": 4, "checkpoint_interval": 4,
+                                          "data_dir": shakespeare_char, "warmup_steps": 2}.items()]
+    p = speedrun("records", f"--only={last},{not_kept}", "--seeds=1,2", "--seeds_not_kept=1", "--sitting=test", *tiny,
+                 f"--csv={out}")
+    assert p.returncode == 0, p.stderr[-2000:]
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["record"], r["seed"]) for r in rows] == [("main job", "1"), (last, "1"), (not_kept, "1"),
+                                                        ("main job", "2"), (last, "2")]
+    assert json.loads(rows[1]["settings"])["config"] == "speedrun"
+    curves = list(csv.DictReader((tmp_path / "speedrun_curves.csv").open()))
+    assert {c["record"] for c in curves} == {"main job", last, not_kept} and all(c["elapsed_s"] for c in curves)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["records", "--only=nope"], "unknown record"),
+    (["explore", "x", "--seeds=a"], "--seeds"),
+    (["explore", "x", "--set=max_steps"], "NAME=VALUE"),
+    (["explore", "x", "--set=n_layr=2"], "unknown setting n_layr"),
+    (["explore", "x", "--threads=0"], "--threads"),
+])
+def test_bench_speedrun_refuses_bad_input_in_one_line(args, says, tmp_path):
+    p = speedrun(*args, f"--csv={tmp_path / 'x.csv'}")
+    assert p.returncode == 2 and says in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not (tmp_path / "x.csv").exists()
