@@ -670,7 +670,7 @@ TRAIN_PRESETS: dict[str, dict] = {
                                      block_size=1024, total_batch_size=32_768, max_steps=40, learning_rate=3e-5,
                                      min_lr=3e-5, warmup_steps=0, eval_interval=10, eval_iters=40, checkpoint_interval=20,
                                      sample_tokens=200, dropout=0.1, log_interval=1),
-    # chapter 17: the laptop speedrun's last record, the main job's model and data to validation loss 1.75
+    # chapter 17: the laptop speedrun's last change kept (Muon, RoPE, QK-norm, short warm-up), the main job's model
     "speedrun": dict(optimizer="muon", muon_lr=0.04, pos="rope", qk_norm=True, warmup_steps=30, max_steps=640,
                      eval_interval=640, checkpoint_interval=640, eval_iters=0, eval_first=False, sample_tokens=0,
                      log_interval=50),
