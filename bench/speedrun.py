@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from gpt2book.common import CommandError, Parser, cpu_name, user_errors  # noqa: E402
 from gpt2book.files import atomic_write_text  # noqa: E402
 from gpt2book.speedrun import COLUMNS, RECORDS, lean, record_settings  # noqa: E402
-from gpt2book.train import command_line, make_config, read_metrics  # noqa: E402
+from gpt2book.train import TRAIN_PRESETS, command_line, make_config, read_metrics  # noqa: E402
 
 PROG = "python bench/speedrun.py"
 RESULTS = ROOT / "nbs" / "data" / "speedrun.csv"
@@ -89,7 +89,7 @@ def run_plan(plan: list[tuple], seeds: list[int], sitting: str, threads: int, pa
                 curve_rows += [dict(sitting=sitting, record=name, seed=seed, **c) for c in curve]
                 write_rows(curves, curve_rows, CURVE_COLUMNS)
             rows.append(dict(sitting=sitting, record=name, seed=seed, **r, threads=threads, cpu=cpu_name(),
-                             settings=json.dumps({"config": preset, **settings}, sort_keys=True)))
+                             settings=json.dumps({"config": preset, **TRAIN_PRESETS[preset], **settings}, sort_keys=True)))
             write_rows(path, rows)
             print(f"{time.strftime('%H:%M:%S')} {name:>14} seed {seed}: val {r['val_loss']:.4f} in {r['wall_s']:6.1f} s "
                   f"(load {r['load1']:.2f})", flush=True)
@@ -119,7 +119,7 @@ def main(argv=None):
     r = sub.add_parser("records", help="time the records against the main job, interleaved")
     r.add_argument("--only", default="", help="comma-separated record names (default: all)")
     r.add_argument("--seeds", default="1337,1338,1339,1340,1341", help="comma-separated seeds (default: 5)")
-    r.add_argument("--seeds_not_kept", type=int, default=3, help="changes not kept run on the first this many seeds (default 3)")
+    r.add_argument("--seeds_not_kept", type=int, default=2, help="changes not kept run on the first this many seeds (default 2)")
     r.add_argument("--sitting", default=time.strftime("%Y-%m-%d"), help="a label grouping runs timed together")
     r.add_argument("--threads", type=int, default=os.cpu_count(), help="OMP_NUM_THREADS of each run (default: all cores)")
     r.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",

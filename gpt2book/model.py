@@ -71,6 +71,8 @@ class GPTConfig:
     tie_embeddings: bool = setting(True, "the LM head is wte's matrix (GPT-2); false: its own matrix (chapter 17)")
     zero_init: bool = setting(False, "output projections (and an untied head) start at zero (chapter 17)")
     logit_softcap: float = setting(0.0, "logits -> cap * tanh(logits / cap); 0: off (chapter 17)", low=0.0)
+    unet_skips: bool = setting(False, "U-net skips: block i's output joins the input of its mirror block n_layer-1-i, "
+                                      "with a learned weight (chapter 17)")
 
     def __post_init__(self):
         check_settings(self)          # types, choices and ranges, from each field's `setting` (appendix B)
@@ -111,6 +113,8 @@ class GPT(nn.Module):
         hs = config.n_embd // config.n_head
         self.rope = RotaryEmbedding(hs, config.block_size, config.rope_theta) if config.pos == "rope" else None  # none: neither
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        # U-net skips (chapter 17): one weight per pair of mirrored blocks, starting at 1
+        self.skip_weights = nn.Parameter(torch.ones(config.n_layer // 2)) if config.unet_skips else None
         if config.tie_embeddings:
             self.lm_head.weight = self.transformer.wte.weight  # weight tying: one (V, C) matrix in and out
         self.apply(self._init_weights)
@@ -145,8 +149,12 @@ def hidden(self: GPT, idx, kv_cache=None):
     elif self.rope is not None:
         rope = self.rope(start, T)                                      # (cos, sin), each (T, hs)
     x = self.transformer.drop(x)
+    n, half, skips = self.config.n_layer, (self.config.n_layer // 2 if self.config.unet_skips else 0), []
     for i, block in enumerate(self.transformer.h):
+        if i >= n - half:                                               # U-net: + the output of block n-1-i
+            x = x + self.skip_weights[i - (n - half)] * skips.pop()
         x = block(x, rope, kv_cache.layer(i) if kv_cache is not None else None)  # (B, T, C)
+        if i < half: skips.append(x)
     if kv_cache is not None:
         kv_cache.pos += T
     return self.transformer.ln_f(x)                                     # (B, T, C)
@@ -336,7 +344,7 @@ def check_gpt2_architecture(config):
     "Raise unless `config` is the GPT-2 architecture (LayerNorm, GELU MLP, biases, learned positions), the one Hugging Face's GPT-2 holds."
     problems = [f"{k}={getattr(config, k)!r} (GPT-2: {v!r})" for k, v in
                 (("norm", "layernorm"), ("ffn", "mlp"), ("bias", True), ("pos", "learned"), ("qk_norm", False),
-                 ("tie_embeddings", True), ("logit_softcap", 0.0)) if getattr(config, k) != v]
+                 ("tie_embeddings", True), ("logit_softcap", 0.0), ("unet_skips", False)) if getattr(config, k) != v]
     if problems:
         raise ValueError(f"Hugging Face's GPT-2 cannot express {', '.join(problems)}: only the GPT-2 architecture "
                          f"can be saved in its format. Keep this variant in gpt2book's own checkpoints instead.")

@@ -17,18 +17,22 @@ def lean(steps: int) -> dict:
                 sample_tokens=0, log_interval=50)
 
 # %% ../nbs/17_speedrun.ipynb #55d6194a
-RECORDS = [   # (name, the change, its settings over the last kept record, kept)
+RECORDS = [   # (name, the change, its settings over the last kept record before it, kept)
     ("baseline", "the main job's recipe (chapter 9), run to the target", dict(max_steps=2350, eval_iters=0), True),
     ("lean", "evaluate once, at the end; no samples, one checkpoint", lean(2350), True),
-    ("muon", "Muon (lr 0.04) for the blocks' matrices, AdamW for the rest", dict(optimizer="muon", muon_lr=0.04, **lean(950)), True),
-    ("rope", "rotary positions instead of the learned table", dict(pos="rope", **lean(850)), True),
-    ("qk-norm", "unit-RMS queries and keys", dict(qk_norm=True, **lean(720)), True),
-    ("warmup 30", "30 warm-up steps instead of 100", dict(warmup_steps=30, **lean(640)), True),
+    ("muon", "Muon (lr 0.04) for the blocks' matrices, AdamW for the rest", dict(optimizer="muon", muon_lr=0.04, **lean(1050)), True),
+    ("rope", "rotary positions instead of the learned table", dict(pos="rope", **lean(920)), True),
+    ("qk-norm", "unit-RMS queries and keys", dict(qk_norm=True, **lean(800)), True),
+    ("warmup 30", "30 warm-up steps instead of 100", dict(warmup_steps=30, **lean(760)), True),
     ("relu2", "ReLU² instead of GELU", dict(ffn="relu2"), False),
     ("zero-init", "output projections start at zero", dict(zero_init=True), False),
     ("untied head", "the head its own matrix", dict(tie_embeddings=False), False),
     ("softcap 15", "logits capped at 15", dict(logit_softcap=15.0), False),
-    ("batch 24", "batches of 24, half the steps", dict(batch_size=24, **lean(320)), False),
+    ("u-net skips", "block i's output into block 3-i's input", dict(unet_skips=True), False),
+    ("compile", "torch.compile the model", dict(compile=True), False),
+    ("1 thread", "one thread instead of two", dict(threads=1), False),
+    ("3 layers", "three blocks instead of four", dict(n_layer=3, **lean(860)), True),
+    ("2 layers", "two blocks instead of three", dict(n_layer=2, **lean(960)), False),
 ]
 
 def record_settings(name: str) -> dict:
@@ -74,7 +78,10 @@ def record_table(rows: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame
                         loss=g.val_loss.mean(), loss_sd=g.val_loss.std(ddof=1), p=below_target(g.val_loss),
                         seconds=g.wall_s.mean(), seconds_ci=half, ratio=r, ratio_low=lo, ratio_high=hi,
                         main_ratio=mr, main_low=mlo, main_high=mhi, load=g.load1.mean()))
-    return pd.DataFrame(out)
+    rank = {n: i for i, n in enumerate(["main job", *(r[0] for r in RECORDS)])}      # RECORDS' order in each sitting
+    sittings = {s: i for i, s in enumerate(dict.fromkeys(rows.sitting))}
+    return pd.DataFrame(out).sort_values(["sitting", "record"], kind="stable", key=lambda c: c.map(
+        sittings if c.name == "sitting" else rank).fillna(len(rank))).reset_index(drop=True)
 
 # %% ../nbs/17_speedrun.ipynb #f58cb03b
 def paired_delta(rows: pd.DataFrame, name: str, against: str) -> dict:

@@ -192,6 +192,8 @@ class RunSettings:
     dtype: str = setting("auto", "auto (bfloat16 on GPUs that have it, float16 on older GPUs, float32 on CPUs) | "
                                  "float32 | bfloat16 | float16", choices=DTYPES)
     compile: bool = setting(False, "torch.compile the model (worth it on GPUs, not on a small CPU model)")
+    threads: int = setting(0, "CPU threads of PyTorch's operators (torch.set_num_threads); 0: its default, one per "
+                              "core or $OMP_NUM_THREADS", low=0)
     seed: int = setting(1337, "seed of the initialisation, the data order and dropout", low=0)
     resume: bool = setting(False, "continue from the newest readable checkpoint in out_dir")
     init_from: str = setting("", "start from pretrained weights: a Hugging Face name (gpt2) or folder, or a run folder")
@@ -224,6 +226,7 @@ class OptimSettings:
     muon_lr: float = setting(0.02, "optimizer=muon: the matrices' peak learning rate (learning_rate stays AdamW's)",
                              low=0.0)
     muon_momentum: float = setting(0.95, "optimizer=muon: Muon's Nesterov momentum", low=0.0, high=0.9999)
+    muon_ns_steps: int = setting(5, "optimizer=muon: Newton-Schulz steps per update (chapter 17)", low=1, high=20)
 
 # %% ../nbs/09_train.ipynb #9c92dd14
 @dataclass
@@ -388,7 +391,7 @@ def make_optimizer(raw: GPT, cfg: TrainConfig, device_type: str):
     "Chapter 8's AdamW, or (optimizer=muon) chapter 17's Muon for the blocks' matrices with AdamW for the rest."
     if cfg.optimizer == "muon":
         return configure_muon(raw, cfg.learning_rate, cfg.muon_lr, cfg.weight_decay, (cfg.beta1, cfg.beta2),
-                              cfg.muon_momentum)
+                              cfg.muon_momentum, ns_steps=cfg.muon_ns_steps)
     return configure_optimizer(raw, cfg.learning_rate, cfg.weight_decay, (cfg.beta1, cfg.beta2), device_type)
 
 def setup(cfg: TrainConfig, d: Dist = Dist(), device: str = "cpu", vocab_size: int | None = None) -> Setup:
@@ -557,6 +560,7 @@ def save(s: Setup, log: RunLog) -> None:
 def train(cfg: TrainConfig) -> dict:
     "Train (or with `cfg.resume`, continue) the run `cfg` describes; returns a summary of it."
     t_start = time.perf_counter()
+    if cfg.threads: torch.set_num_threads(cfg.threads)
     with processes(cfg.device) as (d, device), StopFlag() as stop:
         s = setup(cfg, d, device)                                 # data, model, optimizer, loaders, resume
         cfg, ctx = s.cfg, autocast_context(device, s.dtype)
@@ -670,10 +674,10 @@ TRAIN_PRESETS: dict[str, dict] = {
                                      block_size=1024, total_batch_size=32_768, max_steps=40, learning_rate=3e-5,
                                      min_lr=3e-5, warmup_steps=0, eval_interval=10, eval_iters=40, checkpoint_interval=20,
                                      sample_tokens=200, dropout=0.1, log_interval=1),
-    # chapter 17: the laptop speedrun's last change kept (Muon, RoPE, QK-norm, short warm-up), the main job's model
-    "speedrun": dict(optimizer="muon", muon_lr=0.04, pos="rope", qk_norm=True, warmup_steps=30, max_steps=640,
-                     eval_interval=640, checkpoint_interval=640, eval_iters=0, eval_first=False, sample_tokens=0,
-                     log_interval=50),
+    # chapter 17: the laptop speedrun's last record (Muon, RoPE, QK-norm, short warm-up, three blocks)
+    "speedrun": dict(optimizer="muon", muon_lr=0.04, pos="rope", qk_norm=True, warmup_steps=30, n_layer=3,
+                     max_steps=860, eval_interval=860, checkpoint_interval=860, eval_iters=0, eval_first=False,
+                     sample_tokens=0, log_interval=50),
 }
 
 # %% ../nbs/09_train.ipynb #439bde80

@@ -109,6 +109,8 @@ class GPTConfig:
     tie_embeddings: bool = setting(True, "the LM head is wte's matrix (GPT-2); false: its own matrix (chapter 17)")
     zero_init: bool = setting(False, "output projections (and an untied head) start at zero (chapter 17)")
     logit_softcap: float = setting(0.0, "logits -> cap * tanh(logits / cap); 0: off (chapter 17)", low=0.0)
+    unet_skips: bool = setting(False, "U-net skips: block i's output joins the input of its mirror block n_layer-1-i, "
+                                      "with a learned weight (chapter 17)")
 
     def __post_init__(self):
         check_settings(self)          # types, choices and ranges, from each field's `setting` (appendix B)
@@ -208,6 +210,8 @@ class GPT(nn.Module):
         hs = config.n_embd // config.n_head
         self.rope = RotaryEmbedding(hs, config.block_size, config.rope_theta) if config.pos == "rope" else None  # none: neither
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        # U-net skips (chapter 17): one weight per pair of mirrored blocks, starting at 1
+        self.skip_weights = nn.Parameter(torch.ones(config.n_layer // 2)) if config.unet_skips else None
         if config.tie_embeddings:
             self.lm_head.weight = self.transformer.wte.weight  # weight tying: one (V, C) matrix in and out
         self.apply(self._init_weights)
@@ -250,8 +254,12 @@ def hidden(self: GPT, idx, kv_cache=None):
     elif self.rope is not None:
         rope = self.rope(start, T)                                      # (cos, sin), each (T, hs)
     x = self.transformer.drop(x)
+    n, half, skips = self.config.n_layer, (self.config.n_layer // 2 if self.config.unet_skips else 0), []
     for i, block in enumerate(self.transformer.h):
+        if i >= n - half:                                               # U-net: + the output of block n-1-i
+            x = x + self.skip_weights[i - (n - half)] * skips.pop()
         x = block(x, rope, kv_cache.layer(i) if kv_cache is not None else None)  # (B, T, C)
+        if i < half: skips.append(x)
     if kv_cache is not None:
         kv_cache.pos += T
     return self.transformer.ln_f(x)                                     # (B, T, C)
@@ -452,16 +460,19 @@ with torch.device("meta"):
 test_eq(small.num_params() - small.num_params(non_embedding=True), 1024 * 768)
 
 # %% [markdown]
-# ## Four switches from after GPT-2
+# ## Five switches from after GPT-2
 #
-# The config has four switches that GPT-2 did not have and that chapter 17's speedrun tries one at
+# The config has five switches that GPT-2 did not have and that chapter 17's speedrun tries one at
 # a time; their defaults are GPT-2's, so nothing before chapter 17 changes. `qk_norm` (chapter 1's
 # attention) normalises each head's queries and keys; `tie_embeddings=False` gives the head its own
 # $(V, C)$ matrix, so that reading a token and predicting it need not share one vector;
 # `zero_init=True` starts every output projection (and an untied head) at zero, so each block begins
 # as the identity and the first prediction is uniform, loss $\ln V$; `logit_softcap` squashes the
-# logits through $c \tanh(z / c)$, bounding them without changing their order. What each is worth is
-# chapter 17's question; here we check that each does what it says.
+# logits through $c \tanh(z / c)$, bounding them without changing their order; `unet_skips` adds the
+# output of each block of the first half to the input of its mirror image in the second half
+# (block 0's to the last block's, block 1's to the one before it), times a learned weight that starts
+# at 1, as a U-Net joins its encoder to its decoder. What each is worth is chapter 17's question;
+# here we check that each does what it says.
 
 # %%
 tiny = dict(vocab_size=65, block_size=16, n_layer=2, n_head=2, n_embd=32, bias=False)
@@ -476,6 +487,16 @@ assert all((b.attn.c_proj.weight == 0).all() and (b.mlp.c_proj.weight == 0).all(
 capped = GPT(GPTConfig(**tiny, logit_softcap=2.0))
 with torch.no_grad(): capped.lm_head.weight.mul_(1000)                           # logits far beyond the cap
 assert capped(idx)[0].abs().max() <= 2.0
+unet = GPT(GPTConfig(**{**tiny, "n_layer": 4}, unet_skips=True))
+test_eq(unet.num_params() - GPT(GPTConfig(**{**tiny, "n_layer": 4})).num_params(), 2)     # a weight per mirrored pair
+seen = []
+hooks = [b.register_forward_pre_hook(lambda mod, a: seen.append(a[0])) for b in unet.transformer.h]
+outs = []
+hooks += [b.register_forward_hook(lambda mod, a, out: outs.append(out)) for b in unet.transformer.h]
+unet(idx)
+test_close(seen[3], outs[2] + outs[0], eps=1e-6)          # the last block's input: block 2's output + block 0's
+test_close(seen[2], outs[1] + outs[1], eps=1e-6)          # block 2's: block 1's output, and again as its skip
+for h in hooks: h.remove()
 
 # %% [markdown]
 # ## Sampling
@@ -805,7 +826,7 @@ def check_gpt2_architecture(config):
     "Raise unless `config` is the GPT-2 architecture (LayerNorm, GELU MLP, biases, learned positions), the one Hugging Face's GPT-2 holds."
     problems = [f"{k}={getattr(config, k)!r} (GPT-2: {v!r})" for k, v in
                 (("norm", "layernorm"), ("ffn", "mlp"), ("bias", True), ("pos", "learned"), ("qk_norm", False),
-                 ("tie_embeddings", True), ("logit_softcap", 0.0)) if getattr(config, k) != v]
+                 ("tie_embeddings", True), ("logit_softcap", 0.0), ("unet_skips", False)) if getattr(config, k) != v]
     if problems:
         raise ValueError(f"Hugging Face's GPT-2 cannot express {', '.join(problems)}: only the GPT-2 architecture "
                          f"can be saved in its format. Keep this variant in gpt2book's own checkpoints instead.")

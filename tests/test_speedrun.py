@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from gpt2book.model import GPT, GPTConfig
-from gpt2book.muon import Optimizers, configure_muon
+from gpt2book.muon import Muon, Optimizers, configure_muon
 from gpt2book.speedrun import RECORDS, record_settings
 from gpt2book.train import TRAIN_PRESETS, make_config, read_metrics, train, train_step
 
@@ -28,7 +28,7 @@ def numbers(out_dir):
 def test_a_muon_run_resumed_is_the_straight_run(shakespeare_char, tmp_path, one_thread):
     settings = dict(TINY, data_dir=str(shakespeare_char), optimizer="muon", muon_lr=0.03, max_steps=40, log_interval=1,
                     eval_interval=20, checkpoint_interval=20, keep_checkpoints=2, qk_norm=True, ffn="relu2",
-                    tie_embeddings=False, zero_init=True, logit_softcap=15.0)
+                    tie_embeddings=False, zero_init=True, logit_softcap=15.0, unet_skips=True)
     train(make_config("cpu", out_dir=str(tmp_path / "straight"), **settings))
     shutil.copytree(tmp_path / "straight", tmp_path / "resumed")
     (tmp_path / "resumed" / "ckpt_0000040.pt").unlink()                 # as if killed between steps 20 and 40
@@ -66,6 +66,28 @@ def test_the_loss_scaler_leaves_a_muon_step_alone():
         train_step(m, opt, Batches(), 1e-2, grad_accum=2, grad_clip=1.0, scaler=scaler)
         after.append([p.detach().clone() for p in m.parameters()])
     for a, b in zip(*after): torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_muon_stacks_the_matrices_of_a_shape_as_if_each_were_alone():
+    "One batched Newton-Schulz per shape gives each matrix the step it would get in an optimizer of its own."
+    torch.manual_seed(0)
+    shapes = [(8, 4), (8, 4), (4, 6), (8, 4)]
+    together = [torch.nn.Parameter(torch.randn(s)) for s in shapes]
+    alone = [torch.nn.Parameter(p.detach().clone()) for p in together]
+    opts = [Muon(together, lr=0.05, weight_decay=0.1, ns_dtype="float32")] + \
+           [Muon([p], lr=0.05, weight_decay=0.1, ns_dtype="float32") for p in alone]
+    for _ in range(3):
+        for a, b in zip(together, alone):
+            a.grad = torch.randn(a.shape); b.grad = a.grad.clone()
+        for o in opts: o.step()
+    for a, b in zip(together, alone): torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_the_threads_setting_sets_pytorchs_threads(shakespeare_char, tmp_path, one_thread):
+    train(make_config("cpu", out_dir=str(tmp_path), **dict(TINY, data_dir=str(shakespeare_char), max_steps=2, threads=2)))
+    assert torch.get_num_threads() == 2                                          # (the fixture puts it back)
+    with pytest.raises(ValueError, match="threads"):
+        make_config("cpu", threads=-1)
 
 
 def test_optimizers_refuse_another_optimizers_state():
