@@ -2001,8 +2001,9 @@ assert top.startswith("matmuls") and pr["ms_one_token_step"] < min(pr["ms_per_st
 # 3.6 ms, a tenth of a full step: the fixed cost of running the graph at all. So at this size the
 # step is mostly arithmetic that PyTorch already does with its own kernels; the layer norms and the
 # optimizer, once the largest costs after the matrix products (the table above), are now small.
-# What is left to gain is in the matrix products themselves (their size: chapter 17's batch-size
-# record) or in doing fewer steps (chapter 17's Muon); neither a faster norm nor a leaner loop can
+# What is left to gain is in the matrix products themselves or in doing fewer or cheaper steps:
+# chapter 17 measures bfloat16 autocast (no faster here), larger batches (they lose per character),
+# Muon (fewer steps) and a smaller model (cheaper ones). Neither a faster norm nor a leaner loop can
 # win more than a few percent here.
 
 # %% [markdown]

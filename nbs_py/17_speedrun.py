@@ -642,8 +642,8 @@ print(r2.to_string(float_format=lambda x: f"{x:.4f}" if abs(x) < 10 else f"{x:.1
 #
 # What won was **a smaller model**. At this budget the main job's four blocks of width 128 are not
 # the best use of a minute: three blocks reach the loss of four in fewer seconds, two blocks in fewer
-# still; narrower blocks (96) do worse on the clock and wider ones (160) no better. Chapter 13 found the same from the
-# other side: for a small compute budget the loss-optimal model is small. Each point below is a
+# still; narrower blocks (96) do worse on the clock and wider ones (160) no better. Chapter 13
+# found the same from the other side: for a small compute budget the loss-optimal model is small. Each point below is a
 # recipe's mean over its seeds; the lines join the step counts of one size.
 
 # %%
