@@ -613,17 +613,17 @@ assert ex[(ex.optimizer == "muon") & (ex.steps == 2000)].val_loss.min() < ex[ex.
 ex2 = pd.read_csv(Path("data/speedrun_explore2.csv"))
 RUN_ONLY = {"config", "max_steps", "eval_interval", "checkpoint_interval"}     # the steps column says these
 
-def value(settings: dict, key: str):
-    "The value `key` takes in the run `settings` describe, defaults included."
+def resolved(settings: dict) -> dict:
+    "Every setting of the run `settings` describe, defaults included (the model's with the rest)."
     cfg = make_config("cpu", **{k: v for k, v in settings.items() if k != "config"})
-    return getattr(cfg.model, key) if hasattr(cfg.model, key) else getattr(cfg, key)
+    return {**vars(cfg), **vars(cfg.model)}
 
-base = json.loads(ex2[ex2.record == "base640"].settings.iloc[0])
+base = resolved(json.loads(ex2[ex2.record == "base640"].settings.iloc[0]))
 rows2 = []
 for name, g in ex2.groupby("record", sort=False):
-    s = json.loads(g.settings.iloc[0])
-    change = ", ".join(f"{k}={value(s, k)}" for k in sorted((set(s) | set(base)) - RUN_ONLY)
-                       if value(s, k) != value(base, k)) or "(the record)"
+    run = resolved(json.loads(g.settings.iloc[0]))
+    change = ", ".join(f"{k}={run[k]}" for k in sorted(set(run) - RUN_ONLY - {"model", "out_dir"})
+                       if run[k] != base[k]) or "(the record)"
     d = paired_delta(ex2, name, "base640")
     rows2.append(dict(run=name, change=change, steps=int(g.steps.iloc[0]), seeds=len(g), loss=g.val_loss.mean(),
                       sd=g.val_loss.std(ddof=1), delta=d["delta"], low=d["ci_low"], high=d["ci_high"],
@@ -633,7 +633,7 @@ print(r2.to_string(float_format=lambda x: f"{x:.4f}" if abs(x) < 10 else f"{x:.1
 
 # %% [markdown]
 # Most knobs are ties on two seeds: U-net skips, zero-initialised projections, a warm-up of 10, Muon
-# momentum 0.9, Muon at 0.03, AdamW at 8e-3, a cosine to zero (`min_lr=0`), bfloat16 autocast (which
+# momentum 0.9, Muon at 0.03 or 0.05, AdamW at 8e-3, a cosine to zero (`min_lr=0`), bfloat16 autocast (which
 # did not make the process faster either: 61.0 s against 61.2). Three lose: **three Newton–Schulz
 # steps** (+0.022 [0.010, 0.033] on four seeds, for 6% less time), **longer contexts** at the same
 # characters per step (128 and 256, fewer sequences per batch) and **batches of 16** at three quarters
