@@ -6,7 +6,8 @@ Docs: https://gpt2book.github.io/gpt2book/common.html.md"""
 
 # %% auto #0
 __all__ = ['CommandError', 'one_line', 'fail', 'user_errors', 'Parser', 'positive_int', 'run_main', 'refusal', 'setting',
-           'SettingError', 'check_settings', 'resolve_device', 'cpu_name', 'machine_info']
+           'SettingError', 'check_settings', 'extended', 'parse_bool', 'parse_steps', 'add_settings', 'resolve_device',
+           'cpu_name', 'machine_info']
 
 # %% ../nbs/91_common.ipynb #57872c36
 import argparse
@@ -72,7 +73,8 @@ def refusal(main, argv) -> tuple[int, str]:
 # %% ../nbs/91_common.ipynb #514843fc
 def setting(default, help: str, choices=None, low=None, high=None):
     "A dataclass field with its help text, and the values it may take: one of `choices`, or a number in [low, high]."
-    meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "low": low, "high": high}
+    live = isinstance(choices, dict)                # a registry: the names chapters add later count too
+    meta = {"help": help, "choices": choices if live or choices is None else tuple(choices), "low": low, "high": high}
     return dataclasses.field(default=default, metadata=meta)
 
 class SettingError(CommandError, ValueError):
@@ -94,6 +96,51 @@ def check_settings(obj) -> None:
             raise SettingError(f"{f.name}={v!r} must be at least {m['low']}")
         if m.get("high") is not None and v > m["high"]:
             raise SettingError(f"{f.name}={v!r} must be at most {m['high']}")
+
+# %% ../nbs/91_common.ipynb #84fe24a1
+_EXTENDED = {}
+
+def extended(base: type, extensions) -> type:
+    "The dataclass with `base`'s fields then each extension's (chapters' settings), checked by `base` and each `check`."
+    key = (base, tuple(extensions))
+    if key not in _EXTENDED:
+        if not extensions: _EXTENDED[key] = base
+        else:
+            def __post_init__(self):
+                base.__post_init__(self)
+                for ext in key[1]:
+                    if hasattr(ext, "check"): ext.check(self)
+            cls = dataclasses.dataclass(type(base.__name__, (*reversed(key[1]), base),
+                                            {"__post_init__": __post_init__, "__doc__": base.__doc__,
+                                             "__module__": base.__module__, "__qualname__": base.__qualname__}))
+            _EXTENDED[key] = cls
+    return _EXTENDED[key]
+
+# %% ../nbs/91_common.ipynb #d36d8d1f
+_TRUE, _FALSE = {"true", "1", "yes", "y", "on"}, {"false", "0", "no", "n", "off"}
+
+def parse_bool(text: str) -> bool:
+    "An argparse type: true/false, 1/0, yes/no, on/off."
+    if text.lower() in _TRUE: return True
+    if text.lower() in _FALSE: return False
+    raise ValueError(text)
+parse_bool.__name__ = "bool"          # argparse names the type in its message: "invalid bool value: 'maybe'"
+
+def parse_steps(text: str) -> tuple:
+    "An argparse type: whole numbers separated by commas (400,800)."
+    return tuple(int(s) for s in text.split(",") if s.strip())
+parse_steps.__name__ = "steps"
+
+def add_settings(group, cls, defaults: dict | None = None, skip=()) -> None:
+    "One `--name=value` option of `group` (a parser or an argument group) per field of dataclass `cls`, from its `setting`."
+    for f in dataclasses.fields(cls):
+        if f.name in skip or not f.metadata.get("help"): continue
+        typ = f.type if isinstance(f.type, type) else type(f.default)
+        kw = dict(type=parse_bool, nargs="?", const=True) if typ is bool else dict(type=parse_steps if typ is tuple else typ)
+        if f.metadata.get("choices") is not None: kw["choices"] = f.metadata["choices"]
+        default = (defaults or {}).get(f.name, f.default)
+        group.add_argument(f"--{f.name}", default=argparse.SUPPRESS, metavar="STEPS" if typ is tuple else typ.__name__.upper(),
+                           help=f"{f.metadata['help']} (default: {default})", **kw)
 
 # %% ../nbs/91_common.ipynb #faa4c7bd
 def resolve_device(name: str = "auto") -> str:

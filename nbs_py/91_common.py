@@ -164,7 +164,8 @@ test_eq(run_main(lambda argv: print(p.parse_args(argv).workers), ["--workers=3"]
 #| export
 def setting(default, help: str, choices=None, low=None, high=None):
     "A dataclass field with its help text, and the values it may take: one of `choices`, or a number in [low, high]."
-    meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "low": low, "high": high}
+    live = isinstance(choices, dict)                # a registry: the names chapters add later count too
+    meta = {"help": help, "choices": choices if live or choices is None else tuple(choices), "low": low, "high": high}
     return dataclasses.field(default=default, metadata=meta)
 
 class SettingError(CommandError, ValueError):
@@ -208,6 +209,115 @@ test_fail(lambda: Demo(lr=float("nan")), contains="finite")
 test_fail(lambda: Demo(n_layer=2.5), contains="must be an int")
 test_fail(lambda: Demo(n_layer=True), contains="must be an int")
 assert isinstance(SettingError("x"), ValueError)
+
+# %% [markdown]
+# ### Settings that later chapters add
+#
+# A later chapter that teaches a variant brings its own settings: rotary positions (chapter 11) a
+# `rope_theta`, a mixture of experts (chapter 12) the number of experts, Muon (chapter 17) its own
+# learning rate. They do not belong in chapter 5's `GPTConfig`, which stays GPT-2's. So a chapter
+# writes its settings as a small dataclass of its own and appends it to a list of *extensions*
+# kept next to the base config; `extended` makes the one class that holds the base's fields and
+# every extension's, checked as the base checks itself, plus each extension's own `check`. The class
+# is made once per combination, so two configs made from the same extensions compare equal.
+#
+# A `choices` given as a dict (a registry of kinds, such as chapter 2's norms) is kept live:
+# a kind a later chapter registers becomes a valid choice without the field being declared again.
+
+# %%
+#| export
+_EXTENDED = {}
+
+def extended(base: type, extensions) -> type:
+    "The dataclass with `base`'s fields then each extension's (chapters' settings), checked by `base` and each `check`."
+    key = (base, tuple(extensions))
+    if key not in _EXTENDED:
+        if not extensions: _EXTENDED[key] = base
+        else:
+            def __post_init__(self):
+                base.__post_init__(self)
+                for ext in key[1]:
+                    if hasattr(ext, "check"): ext.check(self)
+            cls = dataclasses.dataclass(type(base.__name__, (*reversed(key[1]), base),
+                                            {"__post_init__": __post_init__, "__doc__": base.__doc__,
+                                             "__module__": base.__module__, "__qualname__": base.__qualname__}))
+            _EXTENDED[key] = cls
+    return _EXTENDED[key]
+
+
+# %% [markdown]
+# A base with one field and an extension with another: the made class has both, in that order, and
+# checks both; the same extensions give the same class.
+
+# %%
+@dataclasses.dataclass
+class Wider:
+    "An extension: one more setting and a check of its own."
+    width: int = setting(2, "a later chapter's setting", low=1)
+    def check(self):
+        if self.width > 10 * self.n_layer: raise SettingError(f"width={self.width} is too wide for {self.n_layer} layers")
+
+Big = extended(Demo, [Wider])
+test_eq([f.name for f in dataclasses.fields(Big)], ["n_layer", "norm", "lr", "width"])
+test_eq(Big(width=3).width, 3)
+assert Big is extended(Demo, [Wider]) and Big(width=3) == extended(Demo, [Wider])(width=3)
+assert extended(Demo, []) is Demo and isinstance(Big(), Demo)
+test_fail(lambda: Big(n_layer=0), contains="n_layer=0 must be at least 1")   # the base's checks
+test_fail(lambda: Big(width=0), contains="width=0 must be at least 1")       # the extension's fields
+test_fail(lambda: Big(width=11, n_layer=1), contains="too wide")            # and its own check
+kinds = {"a": 1}
+@dataclasses.dataclass
+class Kinds:
+    kind: str = setting("a", "a registry's kind", choices=kinds)
+    def __post_init__(self): check_settings(self)
+test_fail(lambda: Kinds("b"), contains="use one of a")
+kinds["b"] = 2                                                               # a later chapter registers "b"
+test_eq(Kinds("b").kind, "b")
+
+# %% [markdown]
+# ### A command line from settings
+#
+# Every command of the book reads its options from a settings dataclass: one `--name=value` option
+# per field, in the field's own spelling (`--snake_case`), with the field's type, choices and help.
+# A bool may be given bare (`--resume` is `--resume=true`); a tuple of steps as `400,800`.
+# Options left out are not set (`argparse.SUPPRESS`), so a command sees exactly what the user gave
+# and the dataclass supplies the rest.
+
+# %%
+#| export
+_TRUE, _FALSE = {"true", "1", "yes", "y", "on"}, {"false", "0", "no", "n", "off"}
+
+def parse_bool(text: str) -> bool:
+    "An argparse type: true/false, 1/0, yes/no, on/off."
+    if text.lower() in _TRUE: return True
+    if text.lower() in _FALSE: return False
+    raise ValueError(text)
+parse_bool.__name__ = "bool"          # argparse names the type in its message: "invalid bool value: 'maybe'"
+
+def parse_steps(text: str) -> tuple:
+    "An argparse type: whole numbers separated by commas (400,800)."
+    return tuple(int(s) for s in text.split(",") if s.strip())
+parse_steps.__name__ = "steps"
+
+def add_settings(group, cls, defaults: dict | None = None, skip=()) -> None:
+    "One `--name=value` option of `group` (a parser or an argument group) per field of dataclass `cls`, from its `setting`."
+    for f in dataclasses.fields(cls):
+        if f.name in skip or not f.metadata.get("help"): continue
+        typ = f.type if isinstance(f.type, type) else type(f.default)
+        kw = dict(type=parse_bool, nargs="?", const=True) if typ is bool else dict(type=parse_steps if typ is tuple else typ)
+        if f.metadata.get("choices") is not None: kw["choices"] = f.metadata["choices"]
+        default = (defaults or {}).get(f.name, f.default)
+        group.add_argument(f"--{f.name}", default=argparse.SUPPRESS, metavar="STEPS" if typ is tuple else typ.__name__.upper(),
+                           help=f"{f.metadata['help']} (default: {default})", **kw)
+
+
+# %%
+cli = Parser(prog="demo")
+add_settings(cli, Big, defaults={"n_layer": 6})
+test_eq(vars(cli.parse_args(["--width=4", "--norm=rmsnorm"])), {"width": 4, "norm": "rmsnorm"})
+assert "(default: 6)" in cli.format_help() and "--lr" in cli.format_help()
+test_eq(run_main(cli.parse_args, ["--norm=batchnorm"])[2], 2)
+test_eq(parse_bool("on"), True); test_eq(parse_steps("400, 800"), (400, 800))
 
 
 # %% [markdown]
