@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from gpt2book.common import CommandError, Parser, machine_info, user_errors  # noqa: E402
 from gpt2book.experiments import ABLATION, ARCHITECTURES  # noqa: E402
 from gpt2book.files import atomic_write_json  # noqa: E402
-from gpt2book.train import command_line  # noqa: E402
+from gpt2book.config import command_line  # noqa: E402
 
 PROG = "python bench/arms_speed.py"
 

@@ -13,6 +13,7 @@ Python trainers on growing slices of the corpus, at a fixed number of merges.
 """
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -88,7 +89,7 @@ def main(argv=None):
     if a.one:
         print(json.dumps(train_one(a.one[0], int(a.one[1]), int(a.one[2]), int(a.one[3]), a.one[4])))
         return
-    t0, machine = time.time(), machine_info()
+    t0, load0 = time.time(), os.getloadavg()[0]
     text = corpus()
     corpus_file = Path(tempfile.mkdtemp()) / "corpus.txt"      # each training reads it: no archive in its memory
     corpus_file.write_text(text, encoding="utf-8")
@@ -100,9 +101,11 @@ def main(argv=None):
     sizes = [in_process(tr, 257 + a.size_merges, n, a.workers, a.timeout, str(corpus_file))
              for n in a.sizes for tr in ("incremental", "naive")]
     for s in sizes: print(json.dumps(s), flush=True)
-    result = {"machine": machine, "corpus": "shakespeare_complete, training works", "corpus_chars": len(text),
+    result = {"machine": {**machine_info(), "loadavg_1min_before": round(load0, 2),
+                          "loadavg_1min_after": round(os.getloadavg()[0], 2)},
+              "corpus": "shakespeare_complete, training works", "corpus_chars": len(text),
               "workers": a.workers, "runs": runs, "sizes": sizes, "size_merges": a.size_merges,
-              "wall_s": round(time.time() - t0, 1), "loadavg_1min_after": machine_info().get("loadavg_1min"),
+              "wall_s": round(time.time() - t0, 1),
               "command": "python bench/bpe_train.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     atomic_write_json(a.json, result)
     print(f"wrote {a.json}")

@@ -33,7 +33,8 @@ from gpt2book.files import atomic_write_json  # noqa: E402
 from gpt2book.model import GPT  # noqa: E402
 from gpt2book.norms import FusedLayerNorm, LayerNorm  # noqa: E402
 from gpt2book.optim import configure_optimizer, param_groups  # noqa: E402
-from gpt2book.train import make_config, train_step  # noqa: E402
+from gpt2book.config import make_config  # noqa: E402
+from gpt2book.step import train_step  # noqa: E402
 from train import RandomTokens  # noqa: E402  (bench/train.py)
 
 PROG = "python bench/cpu_step.py"

@@ -34,7 +34,7 @@ from gpt2book.loader import TokenLoader  # noqa: E402
 from gpt2book.model import GPT, GPTConfig  # noqa: E402
 from gpt2book.positions import RotaryEmbedding  # noqa: E402
 from gpt2book.stats import ci95  # noqa: E402
-from gpt2book.train import command_line  # noqa: E402
+from gpt2book.config import command_line  # noqa: E402
 
 PROG = "python bench/extrapolate.py"
 POSITIONS = ("learned", "rope")

@@ -16,14 +16,13 @@ randomly initialised, float32, batch 1, eval mode. Speed does not depend on the 
 3. `threads`: one cached and one uncached step at a 256-token context with 1 thread and with 2 threads, to show
    what oversubscription does on a busy machine (below).
 
-The machine, torch's version, the threads used and the 1-minute load average before and after are recorded:
+The machine (`gpt2book.common.machine_info()`: CPU, cores, the threads used, torch's version) and the 1-minute load
+average before and after are recorded:
 other jobs on the machine slow every number down. On a 2-core machine that other jobs keep busy, 2 threads are
 much slower than 1 (each thread waits for a core that another process holds), hence --threads 1 by default.
 Chapter 14 reads and plots the JSON this writes.
 """
-import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -37,9 +36,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from gpt2book.files import atomic_write_json  # noqa: E402
 from gpt2book.model import GPT, GPTConfig, KVCache  # noqa: E402
-from gpt2book.common import cpu_name  # noqa: E402
-
-
+from gpt2book.common import Parser, machine_info, positive_int  # noqa: E402
 
 
 def timed_generate(model, prompt, new_tokens, use_cache):
@@ -74,15 +71,23 @@ def step_times(model, ids, T, repeats):
     return statistics.median(cached), statistics.median(uncached), prefill
 
 
+def context_list(text: str) -> list[int]:
+    "An argparse type: comma-separated context lengths, each at least 1 (`--contexts 32,64,128`)."
+    return [positive_int(c) for c in text.split(",")]
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = Parser(prog="python bench/generate_speed.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: see above; 0: torch's default)")
-    ap.add_argument("--prompt_tokens", type=int, default=16)
-    ap.add_argument("--new_tokens", type=int, default=368, help="tokens generated (default: to a 384-token context)")
-    ap.add_argument("--contexts", default="32,64,128,256,512,1000", help="context lengths of part 2")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--prompt_tokens", type=positive_int, default=16)
+    ap.add_argument("--new_tokens", type=positive_int, default=368, help="tokens generated (default: to a 384-token context)")
+    ap.add_argument("--contexts", type=context_list, default="32,64,128,256,512,1000",
+                    help="context lengths of part 2, comma-separated")
+    ap.add_argument("--repeats", type=positive_int, default=3)
     ap.add_argument("--out", type=Path, default=ROOT / "nbs" / "data" / "bench_generate.json")
     a = ap.parse_args(argv)
+    if max(a.contexts) + a.repeats > GPTConfig().block_size:
+        ap.error(f"--contexts: the largest plus --repeats must fit in block_size={GPTConfig().block_size}")
     load0, t_start = os.getloadavg()[0], time.perf_counter()
     if a.threads: torch.set_num_threads(a.threads)
     threads = torch.get_num_threads()
@@ -102,9 +107,7 @@ def main(argv=None):
     same = gen["cached"]["tokens"] == gen["uncached"]["tokens"]
     for g in gen.values(): del g["tokens"]
 
-    contexts = [int(c) for c in a.contexts.split(",")]
-    if max(contexts) + a.repeats > config.block_size:
-        raise SystemExit(f"--contexts: the largest plus --repeats must fit in block_size={config.block_size}")
+    contexts = a.contexts
     ctx = {"context": contexts, "cached_step_s": [], "uncached_step_s": [], "prefill_s": []}
     for T in contexts:
         c, u, p = step_times(model, ids, T, a.repeats)
@@ -121,8 +124,7 @@ def main(argv=None):
     torch.set_num_threads(threads)
 
     result = {
-        "machine": {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "threads": threads, "torch": torch.__version__,
-                    "python": platform.python_version(), "loadavg_1min_before": round(load0, 2),
+        "machine": {**machine_info(), "loadavg_1min_before": round(load0, 2),   # threads: --threads, restored above
                     "loadavg_1min_after": round(os.getloadavg()[0], 2)},
         "model": {"n_layer": config.n_layer, "n_head": config.n_head, "n_embd": config.n_embd,
                   "block_size": config.block_size, "vocab_size": config.vocab_size, "params": model.num_params(),

@@ -4,13 +4,12 @@
     python bench/main_job.py            # writes nbs/train/cpu_default.json and nbs/train/cpu_default_metrics.jsonl
 
 It runs the command from the repository's root exactly as the README does (into out/cpu, which it empties
-first), then records the wall time, the machine (CPU, cores, torch, load average before and after: other
-jobs on the machine slow the run down) and the last sample. Chapter 9 plots the recorded files.
+first), then records the wall time, the machine (`gpt2book.common.machine_info()`: CPU, cores, threads, torch,
+with the load average before and after: other jobs on the machine slow the run down) and the last sample.
+Chapter 9 plots the recorded files.
 """
-import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -22,16 +21,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from gpt2book.files import atomic_write_json, atomic_write_text  # noqa: E402
-from gpt2book.common import cpu_name  # noqa: E402
-
-
+from gpt2book.common import Parser, machine_info  # noqa: E402
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = Parser(prog="python bench/main_job.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "nbs" / "train", help="folder of the two result files")
     a = ap.parse_args(argv)
-    import torch
     shutil.rmtree(ROOT / "out" / "cpu", ignore_errors=True)
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
@@ -45,8 +41,7 @@ def main(argv=None):
     result = {
         "command": "python -m gpt2book.train", "wall_s": round(wall, 1),
         "val_loss": next(m["val_loss"] for m in reversed(metrics) if "val_loss" in m),
-        "machine": {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-                    "python": platform.python_version(), "loadavg_1min_before": round(load0, 2),
+        "machine": {**machine_info(), "loadavg_1min_before": round(load0, 2),
                     "loadavg_1min_after": round(os.getloadavg()[0], 2)},
         "final_sample": samples.split("--- step 2000")[1].split("\n", 1)[1],
         "recorded_by": "python bench/main_job.py",

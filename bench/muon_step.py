@@ -23,7 +23,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from gpt2book.common import Parser, machine_info, user_errors  # noqa: E402
 from gpt2book.files import atomic_write_json  # noqa: E402
 from gpt2book.muon import muon_split, newton_schulz  # noqa: E402
-from gpt2book.train import make_config, setup  # noqa: E402
+from gpt2book.config import make_config  # noqa: E402
+from gpt2book.train import model_and_optimizer  # noqa: E402
 from profile_step import median_ms, step_fn  # noqa: E402  (bench/profile_step.py)
 
 PROG = "python bench/muon_step.py"
@@ -39,7 +40,7 @@ def ns_ways(shapes: list[tuple]) -> dict:
 
 
 def measure(reps: int) -> dict:
-    model = setup(make_config("cpu", optimizer="muon", out_dir=str(ROOT / "out" / "bench" / "muon_step")), vocab_size=65).model
+    model = model_and_optimizer(make_config("cpu", optimizer="muon"), {"vocab_size": 65}, "cpu")[1]
     shapes = [tuple(p.shape) for p in muon_split(model)[0]]
     out = {"what": "Newton-Schulz (5 steps) of the main job's Muon matrices, and whole trainer steps; median ms",
            "shapes": [list(s) for s in shapes], "reps": reps, "machine": machine_info()}

@@ -4,7 +4,7 @@
     python bench/profile_step.py                       # writes nbs/train/bench_profile.json
     python bench/profile_step.py --steps 30 --json out/bench/profile.json
 
-It builds the main job's model and optimizer with `gpt2book.train.setup` (random tokens of the 65-character
+It builds the main job's model and optimizer with `gpt2book.train.model_and_optimizer` (random tokens of the 65-character
 vocabulary, so no data is read), and measures, in one process:
 - the step's wall time (median of --steps timed steps) with 1 thread and with every core;
 - the share of each kind of operator in a profiled step (self CPU time summed by kind: the matmuls of the
@@ -27,7 +27,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from gpt2book.common import Parser, machine_info, user_errors  # noqa: E402
 from gpt2book.files import atomic_write_json  # noqa: E402
-from gpt2book.train import make_config, setup, train_step  # noqa: E402
+from gpt2book.config import make_config  # noqa: E402
+from gpt2book.step import train_step  # noqa: E402
+from gpt2book.train import model_and_optimizer  # noqa: E402
 from train import RandomTokens  # noqa: E402  (bench/train.py)
 
 PROG = "python bench/profile_step.py"
@@ -50,10 +52,9 @@ def kind_of(name: str) -> str:
 
 def step_fn(settings: dict):
     "A closure doing one trainer step of the main job's model with `settings` over the cpu preset."
-    cfg = make_config("cpu", out_dir=tempfile.mkdtemp(prefix="profile_step_"), **settings)
-    s = setup(cfg, vocab_size=65)
+    cfg, model, optimizer = model_and_optimizer(make_config("cpu", **settings), {"vocab_size": 65}, "cpu")
     loader = RandomTokens(cfg.batch_size, cfg.model.block_size, 65, "cpu")
-    return lambda: train_step(s.model, s.optimizer, loader, cfg.learning_rate, 1, cfg.grad_clip)[0].item()
+    return lambda: train_step(model, optimizer, loader, cfg.learning_rate, 1, cfg.grad_clip)[0].item()
 
 
 def median_ms(step, steps: int, warmup: int = 10) -> float:

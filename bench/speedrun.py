@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 from gpt2book.common import CommandError, Parser, cpu_name, user_errors  # noqa: E402
 from gpt2book.files import atomic_write_text  # noqa: E402
 from gpt2book.speedrun import COLUMNS, RECORDS, lean, record_settings  # noqa: E402
-from gpt2book.train import TRAIN_PRESETS, command_line, make_config, read_metrics  # noqa: E402
+from gpt2book.config import TRAIN_PRESETS, command_line, make_config  # noqa: E402
+from gpt2book.runlog import read_metrics  # noqa: E402
 
 PROG = "python bench/speedrun.py"
 RESULTS = ROOT / "nbs" / "data" / "speedrun.csv"

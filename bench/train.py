@@ -2,7 +2,7 @@
 """Training speed of gpt2book: ms per optimizer step, tokens/s and MFU for a preset on this device.
 
 It times the trainer's own step (`gpt2book.train.train_step`: gradient accumulation, autocast, clipping,
-fused AdamW) on the model, optimizer and loss scaler `gpt2book.train.setup` builds, after a few warm-up steps (which absorb torch.compile):
+fused AdamW) on the model, optimizer and loss scaler the trainer builds (`gpt2book.train.setup`, or `model_and_optimizer` for random tokens), after a few warm-up steps (which absorb torch.compile):
 
     python bench/train.py                                   # CPU default (char-level Tiny Shakespeare model)
     python bench/train.py --config gpt2-124m --device=cuda  # GPT-2 small on one GPU, bf16 + compile
@@ -26,7 +26,10 @@ import torch
 
 from gpt2book.common import cpu_name, machine_info, resolve_device
 from gpt2book.files import atomic_write_json
-from gpt2book.train import autocast_context, config_from_args, flops_per_token, peak_flops, setup, train_step
+from gpt2book.checkpoint import load_chapters
+from gpt2book.config import config_from_args, grad_accum_steps
+from gpt2book.step import autocast_context, choose_dtype, flops_per_token, make_scaler, peak_flops, train_step
+from gpt2book.train import HOOKS, model_and_optimizer, setup
 
 
 class RandomTokens:
@@ -54,6 +57,7 @@ def main(argv=None):
                     "presets, 50257 otherwise)")
     ap.add_argument("--json", default=None, help="where to write the result")
     args, rest = ap.parse_known_args(argv)
+    load_chapters()                                       # every variant (rope, moe, muon) can be named
     cfg = config_from_args(["--config", args.config, *rest])
     cfg = dataclasses.replace(cfg, out_dir=tempfile.mkdtemp(prefix="bench_train_"))   # a benchmark resumes nothing
     device = resolve_device(cfg.device)
@@ -61,12 +65,17 @@ def main(argv=None):
     warmup = args.warmup if args.warmup is not None else (3 if on_gpu else 5)
     steps = args.steps if args.steps is not None else (10 if on_gpu else 50)
     vocab = None if args.data == "real" else args.vocab_size or (66 if cfg.dataset.endswith("_char") else 50257)
-    s = setup(cfg, device=device, vocab_size=vocab)          # the trainer's own set-up: model, optimizer, scaler
-    cfg, raw, model, opt = s.cfg, s.raw, s.model, s.optimizer
-    loader = s.train_loader or RandomTokens(cfg.batch_size, cfg.model.block_size, raw.config.vocab_size, device,
-                                            seed=cfg.seed)
-    ctx, scaler, accum, tokens_per_step = autocast_context(device, s.dtype), s.scaler, s.grad_accum, s.tokens_per_step
-    step = lambda: train_step(model, opt, loader, cfg.learning_rate, accum, cfg.grad_clip, ctx, scaler, cfg.aux_loss_weight)
+    if vocab is None:                                         # the trainer's own set-up: model, optimizer, scaler, data
+        s = setup(cfg, device=device)
+        cfg, raw, model, opt, loader, dtype, scaler = s.cfg, s.raw, s.model, s.optimizer, s.train_loader, s.dtype, s.scaler
+    else:                                                     # the same model and optimizer, on random tokens
+        dtype = choose_dtype(device, cfg.dtype)
+        cfg, raw, opt = model_and_optimizer(cfg, {"vocab_size": vocab}, device)
+        model, scaler = torch.compile(raw) if cfg.compile else raw, make_scaler(device, dtype)
+        loader = RandomTokens(cfg.batch_size, cfg.model.block_size, vocab, device, seed=cfg.seed)
+    accum = grad_accum_steps(cfg)
+    ctx, tokens_per_step = autocast_context(device, dtype), accum * cfg.batch_size * cfg.model.block_size
+    step = lambda: train_step(model, opt, loader, cfg.learning_rate, accum, cfg.grad_clip, ctx, scaler, HOOKS.aux_weight(cfg))
 
     t0 = time.perf_counter()
     for _ in range(warmup):
@@ -86,7 +95,7 @@ def main(argv=None):
         "config": cfg.config, "device": device,
         "device_name": torch.cuda.get_device_name(device) if on_gpu else cpu_name(),
         "machine": machine_info(),                               # threads, load average after the run: other jobs?
-        "dtype": s.dtype,
+        "dtype": dtype,
         "compile": cfg.compile, "data": args.data, "params": raw.num_params(), "vocab_size": raw.config.vocab_size,
         "batch_size": cfg.batch_size, "block_size": cfg.model.block_size, "grad_accum": accum,
         "tokens_per_step": tokens_per_step, "warmup_steps": warmup, "timed_steps": steps,

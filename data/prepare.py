@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Tokenize a data source into uint16 shards + meta.json (see the book's chapter 7, nbs/07_data.ipynb).
+"""Tokenize a data source into uint16 shards + meta.json (see the book's chapter 7, nbs/07c_data_prepare.ipynb).
 
     python data/prepare.py shakespeare_char            # -> data/shakespeare_char/
     python data/prepare.py shakespeare                 # GPT-2 BPE

@@ -14,8 +14,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .positions import apply_rope
-
 # %% ../nbs/01_attention.ipynb #6a8c8ed0
 def causal_mask(T, S, device=None):
     "(T, S) bool, True where query t may look at key s: the T queries are the last T of the S positions."
@@ -39,13 +37,13 @@ ATTN_IMPLS = ("sdpa", "explicit")
 
 class CausalSelfAttention(nn.Module):
     "GPT-2's multi-head causal self-attention: fused q, k, v projection `c_attn`, output projection `c_proj`."
-    def __init__(self, n_embd, n_head, dropout=0.0, bias=True, attn_impl="sdpa", qk_norm=False):
+    def __init__(self, n_embd, n_head, dropout=0.0, bias=True, attn_impl="sdpa"):
         super().__init__()
         if n_embd % n_head != 0:
             raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head}: each head gets n_embd // n_head channels")
         if attn_impl not in ATTN_IMPLS:
             raise ValueError(f"attn_impl={attn_impl!r} is unknown; use one of {ATTN_IMPLS}")
-        self.n_embd, self.n_head, self.attn_impl, self.qk_norm = n_embd, n_head, attn_impl, qk_norm
+        self.n_embd, self.n_head, self.attn_impl = n_embd, n_head, attn_impl
         self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)  # q, k, v of all heads in one matmul
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)      # mixes the heads back into the residual stream
         self.attn_dropout = nn.Dropout(dropout)   # its rate p is used on the attention weights, by either kernel
@@ -68,14 +66,12 @@ class CausalSelfAttention(nn.Module):
         # generation past the first pass: new queries over cached keys (is_causal would align the mask top-left)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(T, S, q.device), dropout_p=dropout_p)
 
-    def forward(self, x, rope=None, kv_cache=None):
-        "x (B, T, C) -> (B, T, C). `rope`: (cos, sin) of these positions (chapter 11); `kv_cache`: the past (chapter 5)."
+    def forward(self, x, qk=None, kv_cache=None):
+        "x (B, T, C) -> (B, T, C). `qk`: a function applied to queries and keys (chapter 11); `kv_cache`: the past (chapter 5)."
         B, T, C = x.shape
         q, k, v = self.split_heads(x)  # 3 x (B, nh, T, hs)
-        if self.qk_norm:                # chapter 17: unit RMS per head, so |q.k| / sqrt(hs) <= sqrt(hs)
-            q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))
-        if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)  # rotary positions: rotate queries and keys
+        if qk is not None:
+            q, k = qk(q), qk(k)         # e.g. rotary positions rotate queries and keys (chapter 11)
         if kv_cache is not None:
             k, v = kv_cache.update(k, v)                        # (B, nh, S, hs): earlier positions, then these T
         y = self.attend(q, k, v)                                # (B, nh, T, hs)

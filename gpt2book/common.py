@@ -6,8 +6,9 @@ Docs: https://gpt2book.github.io/gpt2book/common.html.md"""
 
 # %% auto #0
 __all__ = ['CommandError', 'one_line', 'fail', 'user_errors', 'Parser', 'positive_int', 'run_main', 'refusal', 'setting',
-           'SettingError', 'check_settings', 'extended', 'parse_bool', 'parse_steps', 'add_settings', 'resolve_device',
-           'cpu_name', 'machine_info']
+           'SettingError', 'check_settings', 'extended', 'parse_bool', 'parse_steps', 'option_type', 'add_settings',
+           'settings_parser', 'parse_settings', 'book_path', 'markdown_table', 'resolve_device', 'cpu_name',
+           'machine_info']
 
 # %% ../nbs/91_common.ipynb #57872c36
 import argparse
@@ -18,6 +19,9 @@ import math
 import os
 import platform
 import sys
+import types
+import typing
+from pathlib import Path
 
 # %% ../nbs/91_common.ipynb #a9d61c00
 class CommandError(Exception):
@@ -102,6 +106,7 @@ _EXTENDED = {}
 
 def extended(base: type, extensions) -> type:
     "The dataclass with `base`'s fields then each extension's (chapters' settings), checked by `base` and each `check`."
+    extensions = {e.__qualname__: e for e in extensions}.values()   # registered twice (a notebook and its module): once
     key = (base, tuple(extensions))
     if key not in _EXTENDED:
         if not extensions: _EXTENDED[key] = base
@@ -131,16 +136,96 @@ def parse_steps(text: str) -> tuple:
     return tuple(int(s) for s in text.split(",") if s.strip())
 parse_steps.__name__ = "steps"
 
+def option_type(cls, f) -> tuple[type, type | None]:
+    "(type, type of each value or None) of field `f` of dataclass `cls`: `X | None` is X; `tuple[str, ...]` is (tuple, str)."
+    try: hint = typing.get_type_hints(cls).get(f.name, f.type)      # also resolves `from __future__ import annotations`
+    except (NameError, TypeError): hint = f.type
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1: hint = args[0]
+    if typing.get_origin(hint) is tuple and typing.get_args(hint)[1:] == (Ellipsis,):
+        return tuple, typing.get_args(hint)[0]
+    return (hint if isinstance(hint, type) else type(f.default)), None
+
 def add_settings(group, cls, defaults: dict | None = None, skip=()) -> None:
     "One `--name=value` option of `group` (a parser or an argument group) per field of dataclass `cls`, from its `setting`."
     for f in dataclasses.fields(cls):
         if f.name in skip or not f.metadata.get("help"): continue
-        typ = f.type if isinstance(f.type, type) else type(f.default)
-        kw = dict(type=parse_bool, nargs="?", const=True) if typ is bool else dict(type=parse_steps if typ is tuple else typ)
+        typ, each = option_type(cls, f)
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        kw = dict(type=parse_bool, nargs="?", const=True) if typ is bool else \
+            dict(type=each, nargs="+" if required else "*", metavar=f.name.upper()) if each else \
+            dict(type=parse_steps if typ is tuple else typ, metavar="STEPS" if typ is tuple else typ.__name__.upper())
+        if typ is bool: kw["metavar"] = "BOOL"
         if f.metadata.get("choices") is not None: kw["choices"] = f.metadata["choices"]
         default = (defaults or {}).get(f.name, f.default)
-        group.add_argument(f"--{f.name}", default=argparse.SUPPRESS, metavar="STEPS" if typ is tuple else typ.__name__.upper(),
-                           help=f"{f.metadata['help']} (default: {default})", **kw)
+        shown = " ".join(map(str, default)) if each and default is not dataclasses.MISSING else \
+            repr(default) if isinstance(default, str) and (default.strip() != default or not default) else default
+        group.add_argument(f"--{f.name}", default=argparse.SUPPRESS, required=required,
+                           help=f.metadata["help"] + ("" if required else f" (default: {shown})"), **kw)
+
+# %% ../nbs/91_common.ipynb #6f029b66
+def settings_parser(prog: str, settings, description: str, epilog: str = "") -> Parser:
+    "The Parser of a command: one option per field of dataclass `settings`, or sub-commands {name: (dataclass, help)}."
+    p = Parser(prog=prog, description=description, epilog=epilog, allow_abbrev=False,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    if not isinstance(settings, dict):
+        add_settings(p, settings)
+        return p
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="{" + ",".join(settings) + "}")
+    for name, (cls, what) in settings.items():
+        add_settings(sub.add_parser(name, help=what, description=what, allow_abbrev=False), cls)
+    return p
+
+def parse_settings(p: Parser, settings, argv=None):
+    "The settings that `argv` gives (with sub-commands: (name, settings)); a SettingError is a usage error (exit 2)."
+    a = vars(p.parse_args(None if argv is None else [str(x) for x in argv]))
+    name = a.pop("command", None)
+    cls = settings[name][0] if isinstance(settings, dict) else settings
+    try:
+        cfg = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in a.items()})
+    except SettingError as e:
+        p.error(f"{name + ': ' if name else ''}{e}")
+    return (name, cfg) if isinstance(settings, dict) else cfg
+
+# %% ../nbs/91_common.ipynb #a404c238
+def book_path(relative="") -> Path:
+    "`relative` (such as nbs/data/vocab.csv) in the book's repository, the folder above this package's; CommandError outside one."
+    import gpt2book
+    root = Path(gpt2book.__file__).resolve().parents[1]
+    if not (root / "nbs").is_dir():
+        raise CommandError(f"{root} is not the book's repository (gpt2book is installed, not checked out): pass the "
+                           f"folder to write into explicitly")
+    return root / relative
+
+# %% ../nbs/91_common.ipynb #4bb648b6
+def _cell(v) -> str:
+    return "" if v is None else one_line(v).replace("|", "\\|")
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) or type(v).__module__ == "numpy" and hasattr(v, "dtype")
+
+def markdown_table(rows, columns=None, align: str | None = None) -> str:
+    """A Markdown table of `rows`: dicts, sequences or a pandas DataFrame. `columns`: {key: header} (dicts, DataFrame;
+    default their keys) or [header] (sequences). `align`: a letter a column, l, r or c (default: r for numbers, else l)."""
+    if hasattr(rows, "columns") and hasattr(rows, "to_dict"):          # a pandas DataFrame, without importing pandas
+        rows, columns = rows.to_dict("records"), columns or {k: k for k in rows.columns}
+    rows = list(rows)
+    if rows and isinstance(rows[0], dict):
+        columns = columns or {k: k for r in rows for k in r}
+        keys, heads = (list(columns), list(columns.values())) if isinstance(columns, dict) else (list(columns),) * 2
+        cells = [[r.get(k) for k in keys] for r in rows]
+    else:
+        if columns is None: raise ValueError("markdown_table: rows that are not dicts need `columns`, their headers")
+        heads, cells = list(columns.values() if isinstance(columns, dict) else columns), [list(r) for r in rows]
+    if bad := [r for r in cells if len(r) != len(heads)]:
+        raise ValueError(f"markdown_table: a row has {len(bad[0])} cells for {len(heads)} columns: {bad[0]!r:.100}")
+    if align is None:
+        align = "".join("r" if cells and all(_is_number(r[j]) or r[j] is None for r in cells) else "l" for j in range(len(heads)))
+    if len(align) != len(heads) or set(align) - set("lrc"):
+        raise ValueError(f"markdown_table: align={align!r} needs one of l, r, c for each of the {len(heads)} columns")
+    rule = {"l": "---", "r": "---:", "c": ":---:"}
+    lines = [heads, [rule[a] for a in align], *cells]
+    return "\n".join("| " + " | ".join(map(_cell, l)) + " |" if i != 1 else "|" + "|".join(l) + "|" for i, l in enumerate(lines))
 
 # %% ../nbs/91_common.ipynb #faa4c7bd
 def resolve_device(name: str = "auto") -> str:

@@ -6,15 +6,17 @@ Docs: https://gpt2book.github.io/gpt2book/eval.html.md"""
 
 # %% auto #0
 __all__ = ['HELLASWAG_VAL_URL', 'HELLASWAG_VAL_N', 'HELLASWAG_STYLES', 'HELLASWAG_FIELDS', 'RENDER', 'WIKITEXT_SHA256',
-           'WIKITEXT_JOINS', 'HELP_EXAMPLES', 'PROG', 'hellaswag_path', 'read_hellaswag', 'render_completion',
-           'harness_preprocess', 'harness_prompt', 'render_harness', 'windows', 'contexts', 'token_logprobs', 'choose',
-           'score_rendered', 'score_item', 'hellaswag_counts', 'accuracies', 'evaluate_hellaswag',
-           'hellaswag_during_training', 'token_bytes', 'perplexity', 'wikitext_path', 'wikitext_text', 'wikitext_units',
-           'parser', 'check_args', 'read_texts', 'score_texts', 'run', 'main']
+           'WIKITEXT_JOINS', 'HELP_EXAMPLES', 'PROG', 'COMMANDS', 'hellaswag_path', 'read_hellaswag',
+           'render_completion', 'harness_preprocess', 'harness_prompt', 'render_harness', 'windows', 'contexts',
+           'token_logprobs', 'choose', 'score_rendered', 'score_item', 'hellaswag_counts', 'accuracies',
+           'evaluate_hellaswag', 'hellaswag_during_training', 'HellaSwagSettings', 'fetch_hellaswag',
+           'hellaswag_metrics', 'register', 'token_bytes', 'perplexity', 'wikitext_path', 'wikitext_text',
+           'wikitext_units', 'ModelSettings', 'HellaSwagEval', 'WikiTextEval', 'TextEval', 'parser', 'read_texts',
+           'score_texts', 'run', 'main']
 
 # %% ../nbs/15_eval.ipynb #130359f3
-import argparse
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -30,12 +32,17 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .common import CommandError, Parser, resolve_device, user_errors
+from .checkpoint import load_model
+from .common import (CommandError, SettingError, check_settings, parse_settings, resolve_device, setting,
+                             settings_parser, user_errors)
+from .config import TRAIN_EXTENSIONS
 from .fetch import cache_dir, cached_file, local_copy, mirror_dir
 from .files import atomic_write_text
 from .model import eval_mode
-from .sample import load_model
+from .sample import check_model_spec
 from .tokenizer import BPETokenizer, CharTokenizer, GPT2Tokenizer
+from .step import TrainError
+from .train import HOOKS
 
 # %% ../nbs/15_eval.ipynb #3a43f306
 HELLASWAG_VAL_URL = "https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl"
@@ -48,8 +55,8 @@ def hellaswag_path(data="val") -> Path:
     "The local path of HellaSwag file `data`: `val` (mirror, cache, or downloaded), or a jsonl file of HellaSwag items."
     if data != "val":
         if not Path(data).expanduser().is_file():
-            raise FileNotFoundError(f"--data={data}: no such file; pass a jsonl file of HellaSwag items, or `val` for "
-                                    f"the validation set")
+            raise SettingError(f"--data={data}: no such file; pass a jsonl file of HellaSwag items, or `val` for "
+                               f"the validation set")
         return Path(data).expanduser()
     try:
         return cached_file("hellaswag/hellaswag_val.jsonl", HELLASWAG_VAL_URL)  # no sha256 we could trust: unchecked
@@ -175,7 +182,7 @@ def token_logprobs(model, seqs, stride=None, batch_rows=64, amp=contextlib.nullc
     m = getattr(model, "_orig_mod", model)
     bs = m.config.block_size
     stride = stride or max(1, bs // 2)
-    device = m.lm_head.weight.device
+    device = next(m.parameters()).device
     rows = [(s, *w) for s, (ids, first) in enumerate(seqs) for w in windows(len(ids), first, bs, stride)]
     out = [[] for _ in seqs]
     for i in tqdm(range(0, len(rows), batch_rows), disable=not progress, unit="batch", desc="windows"):
@@ -188,7 +195,7 @@ def token_logprobs(model, seqs, stride=None, batch_rows=64, amp=contextlib.nullc
             r_idx += [r] * (hi + 1 - a); p_idx += range(a - 1 - lo, hi - lo); tgt += ids[a:hi + 1]
         with amp:
             h = m.hidden(x.to(device))                                   # (R, T, C)
-            logits = m.lm_head(h[torch.tensor(r_idx, device=device), torch.tensor(p_idx, device=device)])  # (M, V)
+            logits = m.logits(h[torch.tensor(r_idx, device=device), torch.tensor(p_idx, device=device)])  # (M, V)
         lp = F.log_softmax(logits.float(), dim=-1).gather(1, torch.tensor(tgt, device=device)[:, None])[:, 0]  # (M,)
         for (s, lo, hi, a), piece in zip(chunk, lp.cpu().split([hi + 1 - a for _, lo, hi, a in chunk])):
             out[s].append(piece)
@@ -254,7 +261,7 @@ def evaluate_hellaswag(model, tok, data="val", style="completion", limit=0, stri
 def hellaswag_during_training(model, tokenizer, limit, d, device, ctx=contextlib.nullcontext(), data="val") -> dict:
     """HellaSwag (completion style) on the first `limit` items (0: all) of `data`, shared among the processes of
     `d` (rank, world_size, ddp); every process returns the same {hellaswag_acc, hellaswag_acc_norm, hellaswag_n}.
-    The trainer has fetched the file before training (chapter 9's `fetch_hellaswag`): every process finds it."""
+    The file was fetched before training (`fetch_hellaswag`): every process finds it."""
     path = hellaswag_path(data)
     items = read_hellaswag(path, "completion", HELLASWAG_VAL_N if data == "val" else None)[:limit or None]
     counts = torch.tensor(hellaswag_counts(model, tokenizer, items, "completion", d.rank, d.world_size, amp=ctx),
@@ -263,6 +270,38 @@ def hellaswag_during_training(model, tokenizer, limit, d, device, ctx=contextlib
     r = accuracies(counts.tolist())
     return {"hellaswag_acc": r["acc"], "hellaswag_acc_norm": r["acc_norm"], "hellaswag_n": r["n"],
             "hellaswag_skipped": r["skipped"]}
+
+# %% ../nbs/15_eval.ipynb #7fb9061e
+@dataclasses.dataclass
+class HellaSwagSettings:
+    "Chapter 15's settings of a training run: HellaSwag accuracy at evaluations."
+    eval_hellaswag_every: int = setting(0, "also score HellaSwag (chapter 15) every N steps; 0: never", low=0)
+    hellaswag_limit: int = setting(1000, "items of HellaSwag validation scored each time (0: all 10,042)", low=0)
+
+def fetch_hellaswag(cfg, d) -> None:
+    "Before training: make sure HellaSwag's validation file is here (rank 0 downloads it), or a TrainError that says why."
+    if not cfg.eval_hellaswag_every: return
+    problem = ""
+    if d.master:
+        try: hellaswag_path("val")
+        except (RuntimeError, ValueError, OSError) as e: problem = str(e)
+    if d.ddp:
+        box = [problem]; dist.broadcast_object_list(box, src=0); problem = box[0]
+    if problem: raise TrainError(f"--eval_hellaswag_every needs HellaSwag's validation file: {problem}")
+
+def hellaswag_metrics(s, ctx) -> dict:
+    "At an evaluation of the trainer's run `s`: HellaSwag's accuracies when they are due, else {}."
+    every = s.cfg.eval_hellaswag_every
+    if not every or s.step % every: return {}
+    return hellaswag_during_training(s.model, s.tokenizer, s.cfg.hellaswag_limit, s.d, s.device, ctx)
+
+def register(registry: list, item) -> None:
+    "Append `item` to `registry`, in place of an entry of the same name (a module imported twice registers once)."
+    registry[:] = [x for x in registry if x.__name__ != item.__name__] + [item]
+
+register(TRAIN_EXTENSIONS, HellaSwagSettings)
+register(HOOKS.setup, fetch_hellaswag)
+register(HOOKS.evaluate, hellaswag_metrics)
 
 # %% ../nbs/15_eval.ipynb #615f0cc5
 def token_bytes(tok) -> np.ndarray:
@@ -355,42 +394,58 @@ HELP_EXAMPLES = """examples:
   python -m gpt2book.eval hellaswag --model out/cpu --data FILE.jsonl --limit 500
   python -m gpt2book.eval wikitext --model gpt2 --split test --stride 512    # raw file, end-of-text first
   python -m gpt2book.eval wikitext --model gpt2 --join hf --stride 512       # the Hugging Face guide's text
-  python -m gpt2book.eval text --model out/cpu hamlet.txt macbeth.txt        # bits per byte of any text"""
+  python -m gpt2book.eval text --model out/cpu --files hamlet.txt macbeth.txt  # bits per byte of any text"""
 
 PROG = "python -m gpt2book.eval"
 
-def parser() -> Parser:
-    "The arguments of `python -m gpt2book.eval`."
-    p = Parser(prog=PROG, epilog=HELP_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
-               description="Evaluate a model on HellaSwag, WikiText-2 or any text (chapter 15 of gpt2book).")
-    sub = p.add_subparsers(dest="task", required=True, metavar="{hellaswag,wikitext,text}", parser_class=Parser)
-    h = sub.add_parser("hellaswag", help="accuracy on HellaSwag (4 endings an item; chance 0.25)")
-    w = sub.add_parser("wikitext", help="perplexity (token and word level) and bits per byte of WikiText-2 raw")
-    t = sub.add_parser("text", help="bits per byte, bits per character and perplexity of UTF-8 text files")
-    for q in (h, w, t):
-        q.add_argument("--model", required=True, help="a run folder, a Hugging Face folder or a hub name (gpt2)")
-        q.add_argument("--device", default="auto", help="auto (cuda if PyTorch sees a GPU, else cpu) | cpu | cuda | "
-                       "cuda:N | mps")
-        q.add_argument("--stride", type=int, default=None, help="tokens a sliding window advances, 1 to block_size "
-                       "(default block_size // 2)")
-    h.add_argument("--data", default="val", help="`val` (HellaSwag's validation set, downloaded) or a jsonl file of items")
-    h.add_argument("--limit", type=int, default=0, help="score the first N items only (0: all)")
-    h.add_argument("--style", choices=HELLASWAG_STYLES, default="completion",
-                   help="completion: build-nanogpt / llm.c; harness: lm-evaluation-harness")
-    w.add_argument("--split", choices=tuple(WIKITEXT_SHA256), default="test")
-    w.add_argument("--join", choices=WIKITEXT_JOINS, default="raw", help="raw: the file, end-of-text first, every token "
-                   "scored; hf: the Hugging Face guide's \"\\n\\n\".join of the rows, the first token only context")
-    t.add_argument("files", nargs="+", help="UTF-8 text files, each scored after an end-of-text token")
-    for q in (w, t):
-        q.add_argument("--batch_rows", type=int, default=8, help="windows per forward pass (default: 8)")
-    return p
+@dataclasses.dataclass(kw_only=True)
+class ModelSettings:
+    "What every evaluation needs: a model, a device, and how far a sliding window advances."
+    model: str = setting(dataclasses.MISSING, "a run folder, a Hugging Face folder or a hub name (gpt2)")
+    device: str = setting("auto", "auto (cuda if PyTorch sees a GPU, else cpu) | cpu | cuda | cuda:N | mps")
+    stride: int = setting(0, "tokens a sliding window advances, at most block_size; 0: block_size // 2", low=0)
+    def __post_init__(self):
+        check_settings(self)
+        check_model_spec(self.model)
 
-def check_args(a) -> list[str]:
-    "What is wrong with the numbers of parsed arguments `a` of `python -m gpt2book.eval` (empty: nothing)."
-    return [msg for ok, msg in (
-        (a.stride is None or a.stride >= 1, f"--stride={a.stride} must be >= 1 (and at most the model's block_size)"),
-        (getattr(a, "limit", 0) >= 0, f"--limit={getattr(a, 'limit', 0)} must be >= 0 (0: all items)"),
-        (getattr(a, "batch_rows", 1) >= 1, f"--batch_rows={getattr(a, 'batch_rows', 1)} must be >= 1")) if not ok]
+@dataclasses.dataclass(kw_only=True)
+class HellaSwagEval(ModelSettings):
+    "`hellaswag`: accuracy on HellaSwag (4 endings an item; chance 0.25)."
+    data: str = setting("val", "`val` (HellaSwag's validation set, downloaded) or a jsonl file of items")
+    limit: int = setting(0, "score the first N items only; 0: all", low=0)
+    style: str = setting("completion", "completion: build-nanogpt / llm.c; harness: lm-evaluation-harness",
+                         choices=HELLASWAG_STYLES)
+    def __post_init__(self):
+        super().__post_init__()
+        if self.data != "val": hellaswag_path(self.data)          # a file that is not there: refused now
+
+# %% ../nbs/15_eval.ipynb #41a326fa
+@dataclasses.dataclass(kw_only=True)
+class WikiTextEval(ModelSettings):
+    "`wikitext`: perplexity (token and word level) and bits per byte of WikiText-2 raw."
+    split: str = setting("test", "the split", choices=tuple(WIKITEXT_SHA256))
+    join: str = setting("raw", 'raw: the file, end-of-text first, every token scored; hf: the Hugging Face guide\'s '
+                        '"\\n\\n".join of the rows, the first token only context', choices=WIKITEXT_JOINS)
+    batch_rows: int = setting(8, "windows per forward pass", low=1)
+
+@dataclasses.dataclass(kw_only=True)
+class TextEval(ModelSettings):
+    "`text`: bits per byte, bits per character and perplexity of UTF-8 text files."
+    files: tuple[str, ...] = setting(dataclasses.MISSING, "UTF-8 text files, each scored after an end-of-text token")
+    batch_rows: int = setting(8, "windows per forward pass", low=1)
+    def __post_init__(self):
+        super().__post_init__()
+        if missing := [f for f in self.files if not Path(f).expanduser().is_file()]:
+            raise SettingError(f"--files: {missing[0]}: no such file; pass UTF-8 text files")
+
+COMMANDS = {"hellaswag": (HellaSwagEval, "accuracy on HellaSwag (4 endings an item; chance 0.25)"),
+            "wikitext": (WikiTextEval, "perplexity (token and word level) and bits per byte of WikiText-2 raw"),
+            "text": (TextEval, "bits per byte, bits per character and perplexity of UTF-8 text files")}
+
+def parser():
+    "The command line of `python -m gpt2book.eval`, made from the settings of its subcommands."
+    return settings_parser(PROG, COMMANDS, "Evaluate a model on HellaSwag, WikiText-2 or any text (chapter 15 of "
+                                           "gpt2book).", HELP_EXAMPLES)
 
 # %% ../nbs/15_eval.ipynb #3f7dafa0
 def read_texts(files) -> dict:
@@ -421,43 +476,41 @@ def score_texts(model, tok, texts: dict, stride=None, batch_rows=8) -> dict:
                           for p, r in parts.items()])
 
 # %% ../nbs/15_eval.ipynb #babb9dc3
-def run(args) -> dict:
-    "The result of `python -m gpt2book.eval` for parsed `args`, as a dict."
-    device, t0 = resolve_device(args.device), time.time()
-    if args.task == "hellaswag":                   # check the data before loading a model
-        path = hellaswag_path(args.data)
-        n = len(read_hellaswag(path, args.style, HELLASWAG_VAL_N if args.data == "val" else None))
-    elif args.task == "wikitext":
-        path, text = wikitext_path(args.split), wikitext_text(args.split, args.join)
+def run(task: str, s) -> dict:
+    "The result of `python -m gpt2book.eval TASK` with settings `s` (HellaSwagEval, WikiTextEval or TextEval), as a dict."
+    device, t0 = resolve_device(s.device), time.time()
+    if task == "hellaswag":                        # check the data before loading a model
+        path = hellaswag_path(s.data)
+        n = len(read_hellaswag(path, s.style, HELLASWAG_VAL_N if s.data == "val" else None))
+    elif task == "wikitext":
+        path, text = wikitext_path(s.split), wikitext_text(s.split, s.join)
     else:
-        texts = read_texts(args.files)
-    model, tok = load_model(args.model, device)
-    if args.stride and args.stride > model.config.block_size:
-        raise CommandError(f"--stride={args.stride} must be at most the model's block_size, {model.config.block_size}")
-    if args.task == "hellaswag":
-        out = evaluate_hellaswag(model, tok, args.data, args.style, args.limit, args.stride, progress=True)
-        head = dict(task="hellaswag", style=args.style, data=args.data, items=min(args.limit or n, n), file=str(path))
-    elif args.task == "wikitext":
+        texts = read_texts(s.files)
+    model, tok = load_model(s.model, device)
+    stride = s.stride or None
+    if s.stride > model.config.block_size:
+        raise CommandError(f"--stride={s.stride} must be at most the model's block_size, {model.config.block_size}")
+    if task == "hellaswag":
+        out = evaluate_hellaswag(model, tok, s.data, s.style, s.limit, stride, progress=True)
+        head = dict(task="hellaswag", style=s.style, data=s.data, items=min(s.limit or n, n), file=str(path))
+    elif task == "wikitext":
         try:
-            out = perplexity(model, tok, text, args.stride, args.batch_rows, progress=True, score_first=args.join == "raw")
+            out = perplexity(model, tok, text, stride, s.batch_rows, progress=True, score_first=s.join == "raw")
         except ValueError as e:
             raise ValueError(f"WikiText-2 cannot be scored with this model's tokenizer: {e}") from None
         units = wikitext_units(path.read_text(encoding="utf-8"))
         out.update(word_units=units, word_ppl=math.exp(out["nll"] / units))
-        head = dict(task="wikitext", split=args.split, join=args.join, file=str(path))
+        head = dict(task="wikitext", split=s.split, join=s.join, file=str(path))
     else:
-        out, head = score_texts(model, tok, texts, args.stride, args.batch_rows), dict(task="text")
-    return dict(**head, model=str(args.model), **out, device=device, seconds=round(time.time() - t0, 1))
+        out, head = score_texts(model, tok, texts, stride, s.batch_rows), dict(task="text")
+    return dict(**head, model=str(s.model), **out, device=device, seconds=round(time.time() - t0, 1))
 
 # %% ../nbs/15_eval.ipynb #109a17ea
 def main(argv=None) -> dict:
     "The `python -m gpt2book.eval` command: prints the result as one JSON line and returns it."
-    p = parser()
-    args = p.parse_args(argv)
-    if bad := check_args(args):
-        p.error("; ".join(bad))
+    task, s = parse_settings(parser(), COMMANDS, argv)
     with user_errors(PROG, ValueError, RuntimeError, OSError):    # e.g. a wrong file, no network, a full disk
-        result = run(args)
+        result = run(task, s)
     print(json.dumps(result))
     return result
 

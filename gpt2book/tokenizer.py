@@ -7,6 +7,7 @@ Docs: https://gpt2book.github.io/gpt2book/tokenizer.html.md"""
 # %% ../nbs/06_tokenizer.ipynb #26a2346a
 from __future__ import annotations
 
+import dataclasses
 import functools
 import heapq
 import json
@@ -23,13 +24,15 @@ import regex
 import tiktoken
 from fastcore.basics import patch
 
-from .common import Parser, positive_int, user_errors
+from .common import (CommandError, SettingError, check_settings, parse_settings, setting, settings_parser,
+                             user_errors)
 from .files import atomic_write_json
 
 # %% auto #0
-__all__ = ['GPT2_PATTERN', 'TOKENIZERS', 'PROG', 'CharTokenizer', 'to_bytes', 'split_specials', 'pretoken_counts', 'merge_word',
-           'train_merges_naive', 'train_merges', 'pretoken_counts_parallel', 'BPETokenizer', 'train_bpe',
-           'GPT2Tokenizer', 'Tokenizer', 'get_tokenizer', 'tokenizer_from_dict', 'parser', 'main']
+__all__ = ['GPT2_PATTERN', 'TOKENIZERS', 'PROG', 'COMMANDS', 'CharTokenizer', 'to_bytes', 'split_specials', 'pretoken_counts',
+           'merge_word', 'train_merges_naive', 'train_merges', 'pretoken_counts_parallel', 'BPETokenizer', 'train_bpe',
+           'GPT2Tokenizer', 'Tokenizer', 'get_tokenizer', 'tokenizer_from_dict', 'TrainSettings', 'parser',
+           'read_text_file', 'main']
 
 # %% ../nbs/06_tokenizer.ipynb #8038f0d8
 class CharTokenizer:
@@ -362,42 +365,61 @@ def tokenizer_from_dict(d) -> Tokenizer:
 PROG = "python -m gpt2book.tokenizer"
 
 def _text_files(inputs) -> list[Path]:
-    "The .txt files named by `inputs`, folders searched (sorted); ValueError naming what is missing."
+    "The .txt files named by `inputs`, folders searched (sorted); SettingError naming what is missing."
     files = []
     for item in inputs:
         p = Path(item).expanduser()
         if p.is_dir(): files += sorted(q for q in p.rglob("*.txt") if q.is_file())
         elif p.is_file(): files.append(p)
-        else: raise ValueError(f"--input {item}: no such file or folder")
-    if not files: raise ValueError(f"--input {' '.join(map(str, inputs))}: no .txt files there")
+        else: raise SettingError(f"--input {item}: no such file or folder")
+    if not files: raise SettingError(f"--input {' '.join(map(str, inputs))}: no .txt files there")
     return files
 
-def parser() -> Parser:
-    "The command line of `python -m gpt2book.tokenizer`."
-    p = Parser(prog=PROG, description="Train a byte-level BPE tokenizer (chapter 6 of gpt2book).",
-               epilog=f"example:\n  {PROG} train --input data/texts --vocab_size 2048 --out out/bpe2048\n"
-                      f"  python data/prepare.py shakespeare_complete --tokenizer out/bpe2048 --out data/sc_bpe2048")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("train", help="learn the merges on text files and write DIR/tokenizer.json")
-    t.add_argument("--input", nargs="+", required=True, help=".txt files, or folders of them; each file one document")
-    t.add_argument("--vocab_size", type=positive_int, required=True, help="256 bytes + merges + special tokens")
-    t.add_argument("--out", required=True, help="the folder to write tokenizer.json into")
-    t.add_argument("--special", nargs="*", default=["<|endoftext|>"], help="special tokens (default <|endoftext|>)")
-    t.add_argument("--workers", type=positive_int, help="processes counting pre-tokens (default: all cores)")
-    return p
+@dataclasses.dataclass(kw_only=True)
+class TrainSettings:
+    "`train`: learn the merges of a byte-level BPE on text files."
+    input: tuple[str, ...] = setting(dataclasses.MISSING, ".txt files, or folders of them; each file one document")
+    vocab_size: int = setting(dataclasses.MISSING, "256 bytes + merges + special tokens", low=1)
+    out: str = setting(dataclasses.MISSING, "the folder to write tokenizer.json into")
+    special: tuple[str, ...] = setting(("<|endoftext|>",), "special tokens")
+    workers: int = setting(0, "processes counting pre-tokens; 0: all cores", low=0)
+
+    def __post_init__(self):
+        check_settings(self)
+        self.files = _text_files(self.input)
+        if self.vocab_size < 256 + len(self.special):
+            raise SettingError(f"vocab_size={self.vocab_size} is smaller than the 256 bytes and {len(self.special)} "
+                               f"special token(s): use at least {256 + len(self.special)}")
+        if Path(self.out).expanduser().is_file():
+            raise SettingError(f"--out={self.out} is a file; pass a folder to write tokenizer.json into")
+
+COMMANDS = {"train": (TrainSettings, "learn the merges on text files and write DIR/tokenizer.json")}
+
+def parser():
+    "The command line of `python -m gpt2book.tokenizer`, made from its settings."
+    return settings_parser(PROG, COMMANDS, "Train a byte-level BPE tokenizer (chapter 6 of gpt2book).",
+                           f"example:\n  {PROG} train --input data/texts --vocab_size 2048 --out out/bpe2048\n"
+                           f"  python data/prepare.py shakespeare_complete --tokenizer out/bpe2048 --out data/sc_bpe2048")
 
 # %% ../nbs/06_tokenizer.ipynb #af40242d
+def read_text_file(path: Path) -> str:
+    "The text of a UTF-8 file; CommandError naming the file if it is not text."
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise CommandError(f"{path} is not UTF-8 text (byte {e.start} cannot be decoded): pass text files, "
+                           f"or convert it to UTF-8") from None
+
 def main(argv=None) -> BPETokenizer:
     "The `python -m gpt2book.tokenizer` command."
-    a = parser().parse_args(argv)
-    with user_errors(PROG, ValueError, OSError):
-        files = _text_files(a.input)
-        sep = a.special[0] if a.special else ""
-        text = sep.join(f.read_text(encoding="utf-8") for f in files)
-        tok = train_bpe(text, a.vocab_size, a.special, a.workers)
-        tok.save(a.out)
-    short = f" (the text supports only {len(tok.merges)} merges)" if tok.vocab_size < a.vocab_size else ""
-    print(f"{Path(a.out) / 'tokenizer.json'}: {tok.vocab_size:,} ids{short} from {len(files)} file(s), "
+    _, s = parse_settings(parser(), COMMANDS, argv)
+    with user_errors(PROG, OSError):
+        sep = s.special[0] if s.special else ""
+        text = sep.join(read_text_file(f) for f in s.files)
+        tok = train_bpe(text, s.vocab_size, s.special, s.workers or None)
+        tok.save(Path(s.out).expanduser())
+    short = f" (the text supports only {len(tok.merges)} merges)" if tok.vocab_size < s.vocab_size else ""
+    print(f"{Path(s.out) / 'tokenizer.json'}: {tok.vocab_size:,} ids{short} from {len(s.files)} file(s), "
           f"{len(text):,} characters")
     return tok
 

@@ -6,12 +6,12 @@ Docs: https://gpt2book.github.io/gpt2book/vocab.html.md"""
 
 # %% auto #0
 __all__ = ['SOURCE', 'ARMS', 'FLOPS', 'TOKENS_PER_STEP', 'START', 'DATA_ROOT', 'COMMON', 'FILES', 'PLOT', 'RUN_FIELDS',
-           'ARM_FIELDS', 'INTS', 'FLOATS', 'PROG', 'tokenizer_spec', 'train_tokenizers', 'prepare_arms', 'arm_model',
-           'arm_steps', 'arm_table', 'scored_text', 'bits_per_byte', 'run_dir', 'settings', 'Plan', 'vocab_sizes',
-           'run_study', 'collect', 'summary', 'summary_table', 'plot_vocab', 'parser', 'main']
+           'ARM_FIELDS', 'INTS', 'FLOATS', 'PROG', 'COMMANDS', 'tokenizer_spec', 'train_tokenizers', 'prepare_arms',
+           'arm_model', 'arm_steps', 'arm_table', 'scored_text', 'bits_per_byte', 'run_dir', 'settings', 'Plan',
+           'vocab_sizes', 'run_study', 'collect', 'summary', 'summary_table', 'plot_vocab', 'StudySettings',
+           'RunSettings', 'CollectSettings', 'parser', 'collect_files', 'main']
 
 # %% ../nbs/16_vocab.ipynb #ed13086f
-import argparse
 import dataclasses
 import math
 import sys
@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import CommandError, Parser, positive_int, user_errors
+from .common import (CommandError, SettingError, book_path, check_settings, markdown_table, parse_settings,
+                             setting, settings_parser, user_errors)
 from .files import atomic_write
 from .loader import TokenLoader, load_meta
 from .prepare import prepare, split_documents
@@ -31,7 +32,9 @@ from .scaling_runs import SEEDS, choose_rate, final_loss, run_jobs
 from .stats import ci95, welch_ci95
 from .eval import token_bytes
 from .tokenizer import BPETokenizer, CharTokenizer, tokenizer_from_dict, train_bpe
-from .train import flops_per_token, initial_model, make_config
+from .config import make_config
+from .step import flops_per_token
+from .train import initial_model
 
 # %% ../nbs/16_vocab.ipynb #5abe1f4c
 SOURCE = "shakespeare_complete"                 # chapter 7: 38 works train, 4 validate
@@ -205,14 +208,12 @@ def summary(runs: list[dict]) -> list[dict]:
     return out
 
 def summary_table(rows: list[dict]) -> str:
-    "The summary as a Markdown table."
-    lines = ["| arm | vocabulary | steps | rate | seeds | bits per byte (95% interval) | minus the best (95% interval) |",
-             "|---|---:|---:|---:|---:|---|---|"]
-    for r in rows:
-        vs = "best" if r["vs_best"] == 0 else f"{r['vs_best']:+.3f} [{r['vs_low']:+.3f}, {r['vs_high']:+.3f}]"
-        lines.append(f"| {r['arm']} | {r['vocab_size']:,} | {r['steps']:,} | {r['lr']:g} | {r['seeds']} | "
-                     f"{r['bpb']:.3f} [{r['low']:.3f}, {r['high']:.3f}] | {vs} |")
-    return "\n".join(lines)
+    "The summary as a Markdown table (appendix B's `markdown_table`)."
+    vs = lambda r: "best" if r["vs_best"] == 0 else f"{r['vs_best']:+.3f} [{r['vs_low']:+.3f}, {r['vs_high']:+.3f}]"
+    cells = [(r["arm"], f"{r['vocab_size']:,}", f"{r['steps']:,}", f"{r['lr']:g}", r["seeds"],
+              f"{r['bpb']:.3f} [{r['low']:.3f}, {r['high']:.3f}]", vs(r)) for r in rows]
+    return markdown_table(cells, ["arm", "vocabulary", "steps", "rate", "seeds", "bits per byte (95% interval)",
+                                  "minus the best (95% interval)"], align="lrrrrll")
 
 # %% ../nbs/16_vocab.ipynb #7cb4248b
 def plot_vocab(runs: list[dict], path=None):
@@ -244,36 +245,64 @@ def plot_vocab(runs: list[dict], path=None):
 # %% ../nbs/16_vocab.ipynb #cefb83a9
 PROG = "python -m gpt2book.vocab"
 
-def parser() -> Parser:
-    "The command line of `python -m gpt2book.vocab`."
-    p = Parser(prog=PROG, description="Chapter 16's vocabulary study: run it, then collect its results.",
-               epilog=f"examples:\n  {PROG} run --out out/vocab --workers 2\n  {PROG} collect --out out/vocab",
-               formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=Parser)
-    for name, what in (("run", "train the tokenizers, prepare the data and train every run the plan asks for "
-                                "(resumable)"), ("collect", f"write {FILES['runs']}, {FILES['arms']} and {PLOT}")):
-        q = sub.add_parser(name, help=what)
-        q.add_argument("--out", default="out/vocab", help="the runs' folder (default out/vocab)")
-        q.add_argument("--data_root", default=DATA_ROOT, help=f"tokenizers and tokenized data (default {DATA_ROOT})")
-        if name == "run":
-            q.add_argument("--workers", type=positive_int, default=2, help="runs side by side, one thread each (default 2)")
-    return p
+@dataclasses.dataclass(kw_only=True)
+class StudySettings:
+    "Where the study's runs and data are."
+    out: str = setting("out/vocab", "the runs' folder")
+    data_root: str = setting(DATA_ROOT, "the tokenizers and the tokenized data")
+    def __post_init__(self): check_settings(self)
+
+@dataclasses.dataclass(kw_only=True)
+class RunSettings(StudySettings):
+    "`run`: train the tokenizers, prepare the data, train every run the plan asks for."
+    workers: int = setting(2, "runs side by side, one thread each", low=1)
+
+@dataclasses.dataclass(kw_only=True)
+class CollectSettings(StudySettings):
+    "`collect`: the result files and the figure, from the finished runs."
+    results_root: str = setting("", f"the folder {FILES['runs']}, {FILES['arms']} and {PLOT} are written under "
+                                    "(default: the book's repository)")
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("out", "data_root"):
+            if not Path(getattr(self, name)).expanduser().is_dir():
+                raise SettingError(f"--{name}={getattr(self, name)}: no such folder; run `{PROG} run` first, or pass "
+                                   f"the --{name} it used")
+        if self.results_root and not Path(self.results_root).expanduser().is_dir():
+            raise SettingError(f"--results_root={self.results_root}: no such folder")
+
+COMMANDS = {"run": (RunSettings, "train the tokenizers, prepare the data and train every run the plan asks for "
+                                 "(resumable)"),
+            "collect": (CollectSettings, f"write {FILES['runs']}, {FILES['arms']} and {PLOT}")}
+
+def parser():
+    "The command line of `python -m gpt2book.vocab`, made from its settings."
+    return settings_parser(PROG, COMMANDS, "Chapter 16's vocabulary study: run it, then collect its results.",
+                           f"examples:\n  {PROG} run --out out/vocab --workers 2\n  {PROG} collect --out out/vocab")
+
+# %% ../nbs/16_vocab.ipynb #34d4bb18
+def collect_files(s: CollectSettings) -> dict:
+    "Write the result files and the figure of the study `s` names; {file: path written}."
+    if missing := [arm for arm in ARMS if not (Path(s.data_root) / arm / "meta.json").exists()]:
+        raise CommandError(f"{s.data_root} holds no prepared arms {missing}: run `{PROG} run --out {s.out}` first")
+    root = Path(s.results_root).expanduser() if s.results_root else book_path()
+    runs, arms = collect(s.out, s.data_root)
+    if not runs: raise CommandError(f"no finished runs under {s.out}: run `{PROG} run --out {s.out}` first")
+    paths = {**{k: root / v for k, v in FILES.items()}, "plot": root / PLOT}
+    for path in paths.values(): path.parent.mkdir(parents=True, exist_ok=True)
+    write_rows(runs, paths["runs"], RUN_FIELDS); write_rows(arms, paths["arms"], ARM_FIELDS)
+    plot_vocab(runs, paths["plot"])
+    print(f"wrote {paths['runs']} ({len(runs)} runs), {paths['arms']} and {paths['plot']}")
+    return paths
 
 def main(argv=None):
     "The `python -m gpt2book.vocab` command."
-    a = parser().parse_args(argv)
+    name, s = parse_settings(parser(), COMMANDS, argv)
     with user_errors(PROG, OSError, ValueError):
-        if a.cmd == "run":
-            print(f"{run_study(a.out, a.data_root, a.workers)} runs trained; now: {PROG} collect --out {a.out}")
-            return
-        if missing := [arm for arm in ARMS if not (Path(a.data_root) / arm / "meta.json").exists()]:
-            raise CommandError(f"{a.data_root} holds no prepared arms {missing}: run `{PROG} run --out {a.out}` first")
-        runs, arms = collect(a.out, a.data_root)
-        if not runs: raise CommandError(f"no finished runs under {a.out}: run `{PROG} run --out {a.out}` first")
-        for path in (*FILES.values(), PLOT): Path(path).parent.mkdir(parents=True, exist_ok=True)
-        write_rows(runs, FILES["runs"], RUN_FIELDS); write_rows(arms, FILES["arms"], ARM_FIELDS)
-        plot_vocab(runs, PLOT)
-        print(f"wrote {FILES['runs']} ({len(runs)} runs), {FILES['arms']} and {PLOT}")
+        if name == "run":
+            print(f"{run_study(s.out, s.data_root, s.workers)} runs trained; now: {PROG} collect --out {s.out}")
+        else:
+            collect_files(s)
 
 # %% ../nbs/16_vocab.ipynb #1209ee91
 if __name__ == "__main__" and "ipykernel" not in sys.modules:

@@ -102,7 +102,7 @@
 #
 # What the chapters build is importable. A tiny GPT-2 (2 layers, 64 wide, GPT-2's tokenizer and
 # vocabulary), untrained, continuing a prompt — so the words are random until the
-# [training chapter](09_train.ipynb) teaches it:
+# [training chapter](09e_train.ipynb) teaches it:
 
 # %%
 import torch
@@ -128,39 +128,51 @@ print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
 # | 04 | [Block](04_block.ipynb) | `gpt2book.block` | the pre-norm residual block |
 # | 05 | [GPT](05_gpt.ipynb) | `gpt2book.model` | `GPTConfig`, `GPT`, weight tying, GPT-2's initialisation, sampling with a KV cache, Hugging Face weights in and out |
 # | 06 | [Tokenizer](06_tokenizer.ipynb) | `gpt2book.tokenizer` | characters and GPT-2's byte-level BPE behind one interface |
-# | 07 | [Data](07_data.ipynb) | `gpt2book.fetch`, `.prepare`, `.loader` | tokens to shards to batches: sources, parallel tokenizing into verified shards, a resumable DDP loader |
+# | 07a | [Data (a): the loader](07a_data_loader.ipynb) | `gpt2book.loader` | the shard format; a memory-mapped, resumable DDP loader |
+# | 07b | [Data (b): getting a file](07b_data_fetch.ipynb) | `gpt2book.fetch` | one cached, sha256-checked download, or a local mirror |
+# | 07c | [Data (c): preparing](07c_data_prepare.ipynb) | `gpt2book.prepare` | sources to verified shards: parallel tokenizing, resumable after a kill, `data/prepare.py` |
 # | 08 | [Optimizer](08_optim.ipynb) | `gpt2book.optim` | AdamW parameter groups, warmup + cosine schedule, clipping |
-# | 09 | [Training](09_train.ipynb) | `gpt2book.train`, `.checkpoint` | the training loop, then presets, mixed precision, DDP, checkpoints and exact resume, the CLI |
-# | 10 | [Ablation](10_ablation.ipynb) | `gpt2book.experiments`, `.stats`, `.plots` | the experiment runner; GPT-2 vs SwiGLU + RMSNorm as a fair 2×2 experiment |
+# | 09a | [Training 1: the step](09a_step.ipynb) | `gpt2book.step` | a training loop in a dozen lines grown into `train_step`: accumulation, mixed precision, DDP; evaluation, samples, MFU |
+# | 09b | [Training 2: checkpoints](09b_checkpoint.ipynb) | `gpt2book.checkpoint` | what a checkpoint holds, atomic saves, exact resume; loading any model (`load_model`) |
+# | 09c | [Training 3: the config](09c_config.ipynb) | `gpt2book.config` | `TrainConfig`, presets, the command line generated from it, the registries later chapters plug into |
+# | 09d | [Training 4: the run log](09d_runlog.ipynb) | `gpt2book.runlog` | metrics, samples, the loss plot, Weights & Biases, cut back on resume |
+# | 09e | [Training 5: the trainer](09e_train.ipynb) | `gpt2book.train` | `train(cfg)` in run order, `python -m gpt2book.train`, the CPU default, speed against nanoGPT, GPUs |
+# | 10a | [Ablation (a): statistics](10a_ablation_stats.ipynb) | `gpt2book.stats` | intervals, Welch's difference, the summary table; no torch |
+# | 10b | [Ablation (b): the figure](10b_ablation_plots.ipynb) | `gpt2book.plots` | an experiment's curves with their seed bands |
+# | 10c | [Ablation (c)](10c_ablation.ipynb) | `gpt2book.experiments` | the experiment runner; GPT-2 vs SwiGLU + RMSNorm as a fair 2×2 experiment |
 # | 11 | [Positions](11_positions.ipynb) | `gpt2book.positions` | why attention needs positions; GPT-2's learned table and rotary embeddings (RoPE); beyond the training length |
 # | 12 | [Mixture of experts](12_moe.ipynb) | `gpt2book.moe` | a router, top-k experts, dropless routing, the load-balancing loss; total and active parameters |
-# | 13 | [Scaling laws](13_scaling.ipynb) | `gpt2book.scaling`, `.scaling_runs` | Chinchilla's two fits on CPU-sized runs, tested on held-out larger runs; SwiGLU's gain at every size |
+# | 13a | [Scaling laws (a): the fits](13a_scaling.ipynb) | `gpt2book.scaling` | Chinchilla's fits, the held-out test, the architectures' gaps; no torch |
+# | 13b | [Scaling laws (b): the study](13b_scaling_runs.ipynb) | `gpt2book.scaling_runs` | the study on CPU-sized runs, its command, and its results: SwiGLU's gain at every size |
 # | 14 | [Using the model](14_sample.ipynb) | `gpt2book.sample` | loading a model, generation with a KV cache, sampling controls, `python -m gpt2book.sample`, fine-tuning |
 # | 15 | [Evaluation](15_eval.ipynb) | `gpt2book.eval` | HellaSwag in two conventions, WikiText-2 in three (token, word, byte), bits per byte of any text, `python -m gpt2book.eval` |
 # | 16 | [Which vocabulary?](16_vocab.ipynb) | `gpt2book.vocab` | characters, bytes, BPE 512 / 2,048 / 8,192 and GPT-2's 50,257 at equal compute, in bits per byte; `python -m gpt2book.vocab` |
-# | 17 | [The laptop speedrun](17_speedrun.ipynb) | `gpt2book.muon`, `.speedrun` | Muon from Newton–Schulz up; QK-norm, ReLU², untied head, zero-init, softcap, U-net skips, RoPE, compile, threads and the model's depth tried one at a time as a record table; `--config=speedrun` |
+# | 17a | [The laptop speedrun 1: Muon](17a_muon.ipynb) | `gpt2book.muon` | Muon from Newton–Schulz up, equal to `torch.optim.Muon`; what it costs on a CPU; `--optimizer=muon` |
+# | 17b | [The laptop speedrun 2: the recipe](17b_recipe.ipynb) | `gpt2book.recipe` | QK-norm, untied head, zero-init, softcap, U-net skips plugged into chapter 5's GPT |
+# | 17c | [The laptop speedrun 3: the records](17c_speedrun.ipynb) | `gpt2book.speedrun` | the rules, the record table with its one-sided tests, `--config=speedrun` |
 # | 90 | [Appendix A: files](90_files.ipynb) | `gpt2book.files` | atomic writes, OS locks, damaged checkpoints |
 # | 91 | [Appendix B: common](91_common.ipynb) | `gpt2book.common` | the device, one-line errors for every command, the machine a result ran on |
-# | 92 | [Appendix C: modules](92_modules.ipynb) | `gpt2book.modules` | how the notebooks become the package; one chapter, several modules |
 
 # %% [markdown]
 # ## The house map
 #
-# One chapter, one idea; a module where the idea is code. A chapter that holds several ideas exports
-# several modules (appendix C), so that each can be imported without the others: chapter 7's
-# loader without the preparing, chapter 9's checkpoints without the trainer, chapter 10's statistics
-# and chapter 13's fits without torch. Arrows point one way: a lower module never imports a higher
-# one, so the model knows nothing about training and the data nothing about the model.
+# One chapter, one idea; a module where the idea is code, one notebook per module (a chapter with
+# several ideas comes in parts, `09a` to `09e`). Arrows point one way: a module imports only modules
+# of its own chapter or earlier ones (a test checks it), so the model knows nothing about training and
+# the data nothing about the model. Chapter 5's GPT is GPT-2 and chapter 9's trainer trains it; a later
+# chapter that teaches a variant does not edit them, it **plugs in**: it registers its kind in a small
+# table the core looks kinds up in (positions, FFNs, a subclass of GPT, an optimizer), its settings in
+# a list of extensions the configs and the command line are made from, and what it adds to a run in
+# the trainer's hooks. `checkpoint.load_chapters()` imports every chapter that plugs in: the one
+# composition point the commands call, so that `--pos=rope --ffn=moe --optimizer=muon` can be named.
 # Configuration flows down as plain dataclasses.
 #
 # ```text
-#  positions ─▶ attention ─┐
-#               norms ─────┼─▶ block ─▶ model ─▶ checkpoint ──┬─▶ sample ─▶ eval
-#  ffn ─▶ moe ─────────────┘                                  │
-#  tokenizer ─▶ fetch ─▶ prepare ─▶ loader ───────────────────┼─▶ train ─▶ experiments ─▶ scaling_runs
-#                                     optim, muon ───────────┘               ▲               ▲
-#                                                     stats ─▶ plots,  stats ─┘     scaling ──┘
-#  speedrun (chapter 17's records and their tests) reads only the results files; bench/speedrun.py runs train
+#  attention, norms, ffn ─▶ block ─▶ model ─┬─▶ step ───────┐
+#  tokenizer ─▶ loader ─▶ prepare ◀─ fetch ─┤   checkpoint ─┼─▶ config ─▶ runlog ─▶ train ─▶ experiments ─▶ scaling_runs
+#  optim ───────────────────────────────────┘               │     stats ─▶ plots ─────────────┘     scaling ─┘
+#  plug-ins, each registering into what is above it:  positions (11), moe (12), eval (15), muon, recipe, speedrun (17)
+#  users of any model:  sample (14), eval (15), vocab (16)
 #  at the bottom, under all of them: files (appendix A), common (appendix B)
 # ```
 #
@@ -189,7 +201,7 @@ print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
 #
 # The 8-GPU run reads OpenWebText, prepared once with `python data/prepare.py openwebtext`. It has
 # not been run for this book: the several-GPU (NCCL) path is untested; one GPU at a time and DDP on
-# CPUs (gloo) are. The [training chapter](09_train.ipynb) explains the presets, the multi-node
+# CPUs (gloo) are. The [training chapter](09e_train.ipynb) explains the presets, the multi-node
 # command and the measured speed.
 
 # %% [markdown]
@@ -214,7 +226,7 @@ print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
 # every arm at its own best learning rate of a sweep, 3 seeds, every run annealed, 95% intervals:
 #
 # - **The seed project's claim** as a fair 2×2 ablation, {LayerNorm, RMSNorm} × {GELU MLP, SwiGLU},
-#   parameter-matched ([chapter 10](10_ablation.ipynb)): SwiGLU lowers the final validation loss by
+#   parameter-matched ([chapter 10](10c_ablation.ipynb)): SwiGLU lowers the final validation loss by
 #   0.041 $[-0.055, -0.027]$ and reaches GPT-2's final loss in 1.18 times fewer steps; RMSNorm's
 #   effect, and that of both changes together, are within the noise. The seed project read 1.67×
 #   off one seed at one learning rate.
@@ -224,7 +236,7 @@ print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
 #   the dense model's size it is no better ([chapter 12](12_moe.ipynb)).
 # - **Scaling laws** fitted on 9 model sizes (4 thousand to 1.9 million parameters) predict the
 #   held-out largest size to about 6% (not to the seed noise), and the question is asked again at
-#   every size ([chapter 13](13_scaling.ipynb)): pooled over sizes, GPT-2 needs about 1.27 times the
+#   every size ([chapter 13](13b_scaling_runs.ipynb)): pooled over sizes, GPT-2 needs about 1.27 times the
 #   compute to match SwiGLU + RMSNorm (95% interval $[1.07, 2.1]$) and about 1.6 times to match
 #   rotary positions ($[1.3, 4.6]$); neither gain shrinks or grows detectably with size.
 #

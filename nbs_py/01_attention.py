@@ -14,8 +14,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gpt2book.positions import apply_rope
-
 # %%
 import time
 
@@ -356,15 +354,14 @@ for name, fn in [("explicit", lambda: scaled_dot_product_attention(q, k, v)),
 # so attention dropout stayed on during evaluation and generation; here the rate passed is
 # `0.0` whenever `self.training` is false.
 #
-# `forward` takes two optional inputs that later chapters use and that change nothing when absent:
-# `rope`, the cosines and sines with which rotary position embeddings rotate the queries and keys
-# (chapter 11), and `kv_cache`, which hands back the keys and values of earlier positions during
-# generation so that only the new token's are computed (chapter 5). With a cache there are fewer
-# queries than keys, which is why `attend` builds the mask for that case itself.
-#
-# `qk_norm=True` is a switch from after GPT-2 that chapter 17 measures: each head's query and key are
-# scaled to unit root-mean-square before they meet (a parameter-free RMSNorm over the head's `hs`
-# channels, as in nanochat), so no score can grow past $\sqrt{hs}$ however large the weights get.
+# `forward` takes two optional inputs that later chapters use and that change nothing when absent.
+# `qk` is a function applied to the queries and to the keys after `split_heads`: a **plug point**
+# for schemes that encode positions by transforming them (chapter 11's rotary embeddings register
+# one; this chapter knows nothing about them). `kv_cache` hands back the keys and values of earlier
+# positions during generation so that only the new token's are computed (chapter 5). With a cache
+# there are fewer queries than keys, which is why `attend` builds the mask for that case itself.
+# The methods are small on purpose: a later variant subclasses the class and overrides one of them
+# (chapter 17's QK-norm overrides `split_heads`).
 
 # %%
 #| export
@@ -372,13 +369,13 @@ ATTN_IMPLS = ("sdpa", "explicit")
 
 class CausalSelfAttention(nn.Module):
     "GPT-2's multi-head causal self-attention: fused q, k, v projection `c_attn`, output projection `c_proj`."
-    def __init__(self, n_embd, n_head, dropout=0.0, bias=True, attn_impl="sdpa", qk_norm=False):
+    def __init__(self, n_embd, n_head, dropout=0.0, bias=True, attn_impl="sdpa"):
         super().__init__()
         if n_embd % n_head != 0:
             raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head}: each head gets n_embd // n_head channels")
         if attn_impl not in ATTN_IMPLS:
             raise ValueError(f"attn_impl={attn_impl!r} is unknown; use one of {ATTN_IMPLS}")
-        self.n_embd, self.n_head, self.attn_impl, self.qk_norm = n_embd, n_head, attn_impl, qk_norm
+        self.n_embd, self.n_head, self.attn_impl = n_embd, n_head, attn_impl
         self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)  # q, k, v of all heads in one matmul
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)      # mixes the heads back into the residual stream
         self.attn_dropout = nn.Dropout(dropout)   # its rate p is used on the attention weights, by either kernel
@@ -401,14 +398,12 @@ class CausalSelfAttention(nn.Module):
         # generation past the first pass: new queries over cached keys (is_causal would align the mask top-left)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(T, S, q.device), dropout_p=dropout_p)
 
-    def forward(self, x, rope=None, kv_cache=None):
-        "x (B, T, C) -> (B, T, C). `rope`: (cos, sin) of these positions (chapter 11); `kv_cache`: the past (chapter 5)."
+    def forward(self, x, qk=None, kv_cache=None):
+        "x (B, T, C) -> (B, T, C). `qk`: a function applied to queries and keys (chapter 11); `kv_cache`: the past (chapter 5)."
         B, T, C = x.shape
         q, k, v = self.split_heads(x)  # 3 x (B, nh, T, hs)
-        if self.qk_norm:                # chapter 17: unit RMS per head, so |q.k| / sqrt(hs) <= sqrt(hs)
-            q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))
-        if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)  # rotary positions: rotate queries and keys
+        if qk is not None:
+            q, k = qk(q), qk(k)         # e.g. rotary positions rotate queries and keys (chapter 11)
         if kv_cache is not None:
             k, v = kv_cache.update(k, v)                        # (B, nh, S, hs): earlier positions, then these T
         y = self.attend(q, k, v)                                # (B, nh, T, hs)

@@ -40,8 +40,7 @@
 import torch.nn as nn
 
 from gpt2book.attention import CausalSelfAttention
-from gpt2book.ffn import make_ffn
-from gpt2book.moe import MoE
+from gpt2book.ffn import FFNS, make_ffn
 from gpt2book.norms import make_norm
 
 # %%
@@ -57,38 +56,49 @@ from fastcore.test import test_eq, test_fail
 # ## The block
 #
 # `Block` takes a config object and reads eight fields from it: `n_embd`, `n_head`, `dropout`,
-# `bias`, `norm` (`"layernorm"` or `"rmsnorm"`), `ffn` (`"mlp"` or `"swiglu"`), `gelu` (the MLP's
-# `"tanh"` or `"exact"` GELU) and `attn_impl` (`"sdpa"` or `"explicit"`); with `ffn="moe"` also the
-# four `expert` fields of a mixture of experts (chapter 12). In practice that is the `GPTConfig` of
-# the next chapter, but the block does not import it (the arrows point one way: block -> model);
-# any object with those attributes will do. The names of the four parts, `ln_1`, `attn`, `ln_2`
-# and `mlp`, are GPT-2's own, so Hugging Face checkpoints map onto ours name for name. `mlp` keeps
-# its name even when it holds a SwiGLU or a mixture: it is the block's feed-forward slot.
+# `bias`, `norm` (`"layernorm"` or `"rmsnorm"`), `ffn` (`"mlp"`, `"swiglu"` or `"relu2"`), `gelu`
+# (the MLP's `"tanh"` or `"exact"` GELU) and `attn_impl` (`"sdpa"` or `"explicit"`). In practice
+# that is the `GPTConfig` of the next chapter, but the block does not import it (the arrows point
+# one way: block -> model); any object with those attributes will do. The names of the four parts,
+# `ln_1`, `attn`, `ln_2` and `mlp`, are GPT-2's own, so Hugging Face checkpoints map onto ours name
+# for name. `mlp` keeps its name whatever FFN it holds: it is the block's feed-forward slot.
 #
-# `forward` passes two optional inputs through to attention: the rotary embedding's `(cos, sin)`
-# (chapter 11) and a layer's KV cache (chapter 5).
+# Two **plug points** let later chapters put other parts into the block without editing it. The
+# feed-forward slot is built by the function that `BLOCK_FFNS` holds under `config.ffn`: chapter
+# 3's kinds to start with; a later chapter registers a builder of its own under a new name (chapter
+# 12's mixture of experts, `BLOCK_FFNS["moe"]`), and `GPTConfig` (next chapter) takes its `ffn`
+# choices from this very dict, so the new name becomes a valid setting. And the attention class is
+# an argument, so a variant of attention is a subclass handed in (chapter 17's QK-norm).
+#
+# `forward` passes two optional inputs through to attention: a function for the queries and keys
+# (`qk`, chapter 11's rotary positions) and a layer's KV cache (chapter 5).
 
 # %%
 #| export
-def block_ffn(config):
-    "The feed-forward slot of a block: the FFN `config.ffn` names, or a mixture of experts (`ffn='moe'`)."
-    if config.ffn == "moe":
-        return MoE(config.n_embd, config.n_expert, config.expert_top_k, config.expert_ffn,
-                   config.expert_hidden or None, config.dropout, config.bias, config.gelu)
+def dense_ffn(config):
+    "Chapter 3's FFN that `config.ffn` names, with the config's width, dropout, bias and GELU."
     return make_ffn(config.ffn, config.n_embd, dropout=config.dropout, bias=config.bias, gelu=config.gelu)
+
+BLOCK_FFNS = dict.fromkeys(FFNS, dense_ffn)   # config.ffn -> fn(config) -> the block's FFN; later chapters add kinds
+
+def block_ffn(config):
+    "The feed-forward slot of a block: what the builder `BLOCK_FFNS[config.ffn]` makes."
+    if config.ffn not in BLOCK_FFNS:
+        raise ValueError(f"ffn={config.ffn!r} is unknown; use one of {list(BLOCK_FFNS)}")
+    return BLOCK_FFNS[config.ffn](config)
 
 class Block(nn.Module):
     "GPT-2's pre-norm transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x)); norm and FFN kinds from `config`."
-    def __init__(self, config):
+    def __init__(self, config, attention=CausalSelfAttention):
         super().__init__()
         self.ln_1 = make_norm(config.norm, config.n_embd, bias=config.bias)
-        self.attn = CausalSelfAttention(config.n_embd, config.n_head, dropout=config.dropout,
-                                        bias=config.bias, attn_impl=config.attn_impl, qk_norm=config.qk_norm)
+        self.attn = attention(config.n_embd, config.n_head, dropout=config.dropout, bias=config.bias,
+                              attn_impl=config.attn_impl)
         self.ln_2 = make_norm(config.norm, config.n_embd, bias=config.bias)
         self.mlp = block_ffn(config)
 
-    def forward(self, x, rope=None, kv_cache=None):
-        x = x + self.attn(self.ln_1(x), rope, kv_cache)  # (B, T, C): tokens exchange information
+    def forward(self, x, qk=None, kv_cache=None):
+        x = x + self.attn(self.ln_1(x), qk, kv_cache)    # (B, T, C): tokens exchange information
         x = x + self.mlp(self.ln_2(x))                   # (B, T, C): each token is transformed on its own
         return x
 
@@ -100,7 +110,7 @@ class Block(nn.Module):
 # %%
 def block_config(norm="layernorm", ffn="mlp", n_embd=768, n_head=12, dropout=0.0, bias=True, attn_impl="sdpa"):
     return SimpleNamespace(n_embd=n_embd, n_head=n_head, dropout=dropout, bias=bias,
-                           norm=norm, ffn=ffn, gelu="tanh", attn_impl=attn_impl, qk_norm=False)
+                           norm=norm, ffn=ffn, gelu="tanh", attn_impl=attn_impl)
 
 torch.manual_seed(0)
 x = torch.randn(2, 16, 768)  # (B, T, C)

@@ -27,7 +27,7 @@
 import contextlib
 import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -37,13 +37,11 @@ from fastcore.basics import patch
 from safetensors.torch import load_file, save
 
 from gpt2book.attention import ATTN_IMPLS
-from gpt2book.block import Block
-from gpt2book.common import SettingError, check_settings, setting
-from gpt2book.ffn import FFNS, GELUS
+from gpt2book.block import BLOCK_FFNS, Block
+from gpt2book.common import SettingError, check_settings, extended, setting
+from gpt2book.ffn import GELUS
 from gpt2book.files import atomic_write_bytes, atomic_write_json
-from gpt2book.moe import MoE, expert_params
 from gpt2book.norms import NORMS, make_norm
-from gpt2book.positions import RotaryEmbedding
 
 # %%
 import os
@@ -55,12 +53,45 @@ import tiktoken
 from fastcore.test import test_close, test_eq, test_fail
 from safetensors.torch import save_file
 
+
+# %% [markdown]
+# ## Positions
+#
+# Attention does not know the order of its inputs, so GPT-2 adds to each token's vector a learned
+# vector for its position: row $t$ of a table `wpe` of shape $(T_{max}, C)$, trained like any
+# other weight. The module is an embedding table whose `forward` takes the token vectors and the
+# position of the first of them (not 0 during cached generation, below), and returns them with the
+# position vectors added.
+#
+# It also returns a second thing, `None` here: a function for attention to apply to its queries and
+# keys (chapter 1's `qk`). GPT-2 needs none; other ways of encoding positions work *inside*
+# attention instead of on the input (chapter 11). This is the first of the model's **plug
+# points**: the kinds of positions sit in a dict, `POSITIONS`, under their names; the config's `pos`
+# picks one, and a later chapter adds a kind by adding an entry (`POSITIONS["rope"] = ...`), without
+# editing this chapter. The module always sits at `transformer.wpe`, so GPT-2's table keeps the name
+# of OpenAI's checkpoints.
+
+# %%
+#| export
+class LearnedPositions(nn.Embedding):
+    "GPT-2's positions: a learned vector for each of positions 0..block_size-1, added to the token vectors."
+    def __init__(self, config):
+        super().__init__(config.block_size, config.n_embd)     # (T_max, C): the weight is `transformer.wpe.weight`
+
+    def forward(self, x, start: int = 0):
+        "Token vectors x (B, T, C) at positions start.. -> (x + their position vectors, no function for q and k)."
+        return x + super().forward(torch.arange(start, start + x.size(1), device=x.device)), None  # + (T, C)
+
+POSITIONS = {"learned": LearnedPositions}   # config.pos -> module class; later chapters register more kinds
+
 # %% [markdown]
 # ## The config
 #
-# Everything that fixes the model's shape lives in one dataclass. Its defaults are GPT-2 small;
-# `norm`, `ffn`, `gelu` and `attn_impl` are the switches of chapters 1-3, `pos` the position
-# scheme (chapter 11) and the `expert` fields the mixture of experts (`ffn="moe"`, chapter 12).
+# Everything that fixes the model's shape lives in one dataclass. Its defaults are GPT-2 small.
+# `norm`, `ffn`, `gelu` and `attn_impl` are the choices of chapters 1-4 and `pos` the one above;
+# the three that name a kind take their values from the registries, `NORMS` (chapter 2),
+# `BLOCK_FFNS` (chapter 4) and `POSITIONS`, the dicts themselves, so a kind a later chapter
+# registers is a valid value from then on.
 # OpenAI released GPT-2 in four sizes, which differ only in depth, width and number of heads (all
 # use a 1024-token context and the 50,257-token BPE vocabulary). A config that cannot work (a width
 # that does not split into heads, an unknown norm) fails when it is made, not deep inside a
@@ -76,14 +107,12 @@ GPT_PRESETS = {  # OpenAI's four GPT-2 sizes (Radford et al., 2019, table 2)
     "gpt2-xl":     dict(n_layer=48, n_head=25, n_embd=1600),
 }
 
-POSITIONS = ("learned", "rope", "none")
-
 
 # %%
 #| export
 @dataclass
 class GPTConfig:
-    "Shape and architecture switches of a GPT; the defaults are GPT-2 small (124M)."
+    "Shape and kinds of parts of a GPT; the defaults are GPT-2 small (124M)."
     block_size: int = setting(1024, "longest context, in tokens", low=1)
     vocab_size: int = setting(50257, "token ids (GPT-2's BPE: 50,000 merges + 256 bytes + <|endoftext|>)", low=1)
     n_layer: int = setting(12, "transformer blocks", low=1)
@@ -92,36 +121,42 @@ class GPTConfig:
     dropout: float = setting(0.0, "on embeddings, attention weights and both residual branches; training only",
                              low=0.0, high=0.99)
     bias: bool = setting(True, "biases in Linears and LayerNorms, as GPT-2")
-    norm: str = setting("layernorm", "layernorm | rmsnorm (chapter 2)", choices=NORMS)
-    ffn: str = setting("mlp", "mlp | swiglu (chapter 3) | moe, a mixture of experts (chapter 12)", choices=[*FFNS, "moe"])
+    norm: str = setting("layernorm", "the norm: layernorm | rmsnorm (chapter 2)", choices=NORMS)
+    ffn: str = setting("mlp", "the feed-forward network: mlp | swiglu | relu2 (chapter 3), or a kind a later chapter "
+                              "registers (moe: chapter 12)", choices=BLOCK_FFNS)
     gelu: str = setting("tanh", "the MLP's GELU: tanh (GPT-2's approximation) | exact", choices=GELUS)
     attn_impl: str = setting("sdpa", "sdpa (fast) | explicit (chapter 1's softmax, for teaching)", choices=ATTN_IMPLS)
-    pos: str = setting("learned", "learned (GPT-2's position table) | rope (rotary, chapter 11) | none (NoPE: the causal "
-                                   "mask alone, chapter 11)", choices=POSITIONS)
-    rope_theta: float = setting(10000.0, "pos=rope: pair i turns by rope_theta^(-2i/head_size) per position", low=1.0001)
-    n_expert: int = setting(8, "ffn=moe: experts per block", low=1)
-    expert_top_k: int = setting(2, "ffn=moe: experts per token", low=1)
-    expert_ffn: str = setting("mlp", "ffn=moe: each expert's kind, mlp | swiglu", choices=FFNS)
-    expert_hidden: int = setting(0, "ffn=moe: each expert's hidden width; 0: the dense FFN's (4C, or SwiGLU's 8C/3)",
-                                 low=0)
-    # switches from after GPT-2 that chapter 17's speedrun measures; the defaults are GPT-2's
-    qk_norm: bool = setting(False, "unit-RMS queries and keys in every head (chapter 17)")
-    tie_embeddings: bool = setting(True, "the LM head is wte's matrix (GPT-2); false: its own matrix (chapter 17)")
-    zero_init: bool = setting(False, "output projections (and an untied head) start at zero (chapter 17)")
-    logit_softcap: float = setting(0.0, "logits -> cap * tanh(logits / cap); 0: off (chapter 17)", low=0.0)
-    unet_skips: bool = setting(False, "U-net skips: block i's output joins the input of its mirror block n_layer-1-i, "
-                                      "with a learned weight (chapter 17)")
+    pos: str = setting("learned", "positions: learned (GPT-2's table), or a kind a later chapter registers (rope, "
+                                  "none: chapter 11)", choices=POSITIONS)
 
     def __post_init__(self):
         check_settings(self)          # types, choices and ranges, from each field's `setting` (appendix B)
         if self.n_embd % self.n_head:
             raise SettingError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}: "
                                f"each head gets n_embd // n_head channels")
-        if self.expert_top_k > self.n_expert:
-            raise SettingError(f"expert_top_k={self.expert_top_k} must be at most n_expert={self.n_expert}")
-        if self.pos == "rope" and (self.n_embd // self.n_head) % 2:
-            raise SettingError(f"pos=rope rotates pairs of channels: the head size n_embd // n_head = "
-                               f"{self.n_embd // self.n_head} must be even")
+
+
+# %% [markdown]
+# Later chapters add settings of their own (chapter 11 the rotary base `rope_theta`, chapter 12
+# the experts' numbers). They do not edit `GPTConfig`: each appends a small dataclass of its
+# settings to `MODEL_EXTENSIONS`, and `model_config` makes a config of `GPTConfig`'s fields
+# followed by every registered extension's (`extended`, appendix B), each checked by its own
+# `check`. So a config is always built one way, whatever has been imported; a setting that nobody
+# registered is refused, in one line that lists the settings there are.
+
+# %%
+#| export
+MODEL_EXTENSIONS = []   # settings dataclasses of later chapters' variants (each may define `check(config)`)
+
+def model_config(**settings) -> GPTConfig:
+    "A config with `settings`: GPTConfig's fields and those of every registered extension (the rest at their defaults)."
+    cls = extended(GPTConfig, MODEL_EXTENSIONS)
+    names = [f.name for f in fields(cls)]
+    unknown = sorted(set(settings) - set(names))
+    if unknown:
+        raise SettingError(f"unknown model setting(s) {', '.join(unknown)}; the settings are {', '.join(names)} "
+                           f"(a variant's settings come with its chapter's module: import it first)")
+    return cls(**settings)
 
 
 # %% [markdown]
@@ -132,28 +167,25 @@ class GPTConfig:
 #| export
 @patch(cls_method=True)
 def from_preset(cls: GPTConfig, name, **overrides):
-    "The GPT-2 size `name` (a key of GPT_PRESETS), with any field overridden."
+    "The GPT-2 size `name` (a key of GPT_PRESETS), with any setting overridden (see `model_config`)."
     if name not in GPT_PRESETS:
         raise ValueError(f"unknown preset {name!r}; use one of {list(GPT_PRESETS)}")
-    valid = [f.name for f in fields(cls)]
-    unknown = sorted(set(overrides) - set(valid))
-    if unknown:
-        raise ValueError(f"unknown GPTConfig field(s) {unknown}; the fields are {valid}")
-    return cls(**{**GPT_PRESETS[name], **overrides})
+    return model_config(**{**GPT_PRESETS[name], **overrides})
 
 
 # %%
 test_eq(GPTConfig(), GPTConfig.from_preset("gpt2"))
 cfg = GPTConfig.from_preset("gpt2-xl", norm="rmsnorm", ffn="swiglu", dropout=0.1)
 test_eq((cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.norm, cfg.ffn), (48, 25, 1600, "rmsnorm", "swiglu"))
+test_eq(asdict(model_config(n_layer=2)), asdict(GPTConfig(n_layer=2)))   # no extension registered yet: GPT-2's fields
 test_fail(lambda: GPTConfig(n_embd=100, n_head=12), contains="divisible by n_head")
 test_fail(lambda: GPTConfig(norm="batchnorm"), contains="layernorm, rmsnorm")
-test_fail(lambda: GPTConfig(ffn="relu"), contains="mlp, swiglu, relu2, moe")
-test_fail(lambda: GPTConfig(pos="alibi"), contains="learned, rope")
-test_fail(lambda: GPTConfig(ffn="moe", n_expert=2, expert_top_k=3), contains="at most n_expert")
+test_fail(lambda: GPTConfig(ffn="relu"), contains="mlp, swiglu, relu2")
+test_fail(lambda: GPTConfig(pos="alibi"), contains="use one of learned")
 test_fail(lambda: GPTConfig(attn_impl="flash"), contains="sdpa, explicit")
 test_fail(lambda: GPTConfig(n_layer=0), contains="n_layer=0 must be at least 1")
 test_fail(lambda: GPTConfig(dropout=float("nan")), contains="finite")
+test_fail(lambda: model_config(rope_theta=500.0), contains="import it first")
 test_fail(lambda: GPTConfig.from_preset("gpt3"), contains="gpt2-medium")
 test_fail(lambda: GPTConfig.from_preset("gpt2", n_layers=6), contains="n_layer")
 
@@ -183,15 +215,16 @@ test_fail(lambda: GPTConfig.from_preset("gpt2", n_layers=6), contains="n_layer")
 # scaled down further to $0.02/\sqrt{2L}$: the stream is a sum of $2L$ such contributions
 # (chapter 4), each now of variance $1/(2L)$ of what it was, so that the sum of all $2L$ of them has
 # about the variance of a single unscaled one, however deep the model.
-# The rule goes by name, so SwiGLU's `c_proj` gets it exactly like the MLP's, and so do the experts'
-# of a mixture ([the seed project](00_index.ipynb#the-seed-project) scaled one arm and not the other).
+# The rule goes by name, so SwiGLU's `c_proj` gets it exactly like the MLP's
+# ([the seed project](00_index.ipynb#the-seed-project) scaled one arm and not the other).
 #
-# **Positions** are GPT-2's learned table `wpe` by default; with `pos="rope"` there is no table and
-# a `RotaryEmbedding` (chapter 11, no parameters) hands every attention layer the rotation of the
-# positions in hand; with `pos="none"` there is neither (NoPE: order comes from the causal mask
-# alone, chapter 11). The class is written in pieces: the modules and their initialisation first,
-# the forward pass next, the rest in later cells (fastcore's `@patch` adds a method to a class
-# defined earlier; the exported module holds them all).
+# The constructor calls three small methods, `make_block`, `tie_weights` and `init_weights`, and
+# the forward pass (below) three more, `blocks`, `logits` and the position module. They are the
+# model's other plug points: a later variant that changes how the model is built or run (chapter
+# 17's) is a subclass of `GPT` that overrides one of them, and `make_model` (end of the section)
+# builds whichever class the config asks for. The class is written in pieces: the modules and
+# their initialisation first, the forward pass next, the rest in later cells (fastcore's `@patch`
+# adds a method to a class defined earlier; the exported module holds them all).
 
 # %%
 #| export
@@ -202,25 +235,28 @@ class GPT(nn.Module):
         self.config = config
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd),  # token id -> vector
-            **({"wpe": nn.Embedding(config.block_size, config.n_embd)} if config.pos == "learned" else {}),
+            wpe=POSITIONS[config.pos](config),                    # GPT-2: the learned position table
             drop=nn.Dropout(config.dropout),
-            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+            h=nn.ModuleList([self.make_block(i) for i in range(config.n_layer)]),
             ln_f=make_norm(config.norm, config.n_embd, bias=config.bias),  # the configured kind, also here
         ))
-        hs = config.n_embd // config.n_head
-        self.rope = RotaryEmbedding(hs, config.block_size, config.rope_theta) if config.pos == "rope" else None  # none: neither
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        # U-net skips (chapter 17): one weight per pair of mirrored blocks, starting at 1
-        self.skip_weights = nn.Parameter(torch.ones(config.n_layer // 2)) if config.unet_skips else None
-        if config.tie_embeddings:
-            self.lm_head.weight = self.transformer.wte.weight  # weight tying: one (V, C) matrix in and out
+        self.tie_weights()
+        self.init_weights()
+
+    def make_block(self, i: int) -> nn.Module:
+        "Block `i` of the stack."
+        return Block(self.config)
+
+    def tie_weights(self):
+        self.lm_head.weight = self.transformer.wte.weight  # weight tying: one (V, C) matrix in and out
+
+    def init_weights(self):
+        "GPT-2's initialisation: N(0, 0.02) weights, zero biases, the output projections scaled by 1/sqrt(2L)."
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
-            if name.endswith("c_proj.weight"):  # attention's and every FFN's output projection, all arms
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
-                if config.zero_init: nn.init.zeros_(p)   # each block starts as the identity (chapter 17)
-        if config.zero_init and not config.tie_embeddings:
-            nn.init.zeros_(self.lm_head.weight)          # uniform predictions at step 0: loss = log V
+            if name.endswith("c_proj.weight"):  # attention's and every FFN's output projection
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * self.config.n_layer))
 
     def _init_weights(self, module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -230,10 +266,12 @@ class GPT(nn.Module):
 
 
 # %% [markdown]
-# The forward pass. `hidden` runs the body: embed, add positions (or prepare the rotations), the
-# blocks, the final norm. `forward` adds the head and the loss. The optional `kv_cache` is for
-# generation (below): it says how many positions came before these `T` tokens, so that they get
-# the right positions, and it keeps every layer's keys and values.
+# The forward pass. `hidden` runs the body: embed, add positions, the blocks, the final norm.
+# `logits` turns the final hidden state into scores over the vocabulary: it is **the one place
+# logits are made**, which `forward`, generation (below) and every evaluation call, so a variant
+# that changes them (chapter 17 caps them) changes them everywhere at once. `forward` adds the
+# loss. The optional `kv_cache` is for generation (below): it says how many positions came before
+# these `T` tokens, so that they get the right positions, and it keeps every layer's keys and values.
 
 # %%
 #| export
@@ -244,33 +282,33 @@ def hidden(self: GPT, idx, kv_cache=None):
         raise ValueError(f"idx must be token ids of shape (B, T), got shape {tuple(idx.shape)}")
     start, T = (kv_cache.pos if kv_cache is not None else 0), idx.size(1)
     if start + T > self.config.block_size:
+        table = any(True for _ in self.transformer.wpe.parameters())
         raise ValueError(f"sequence length {start + T} exceeds block_size={self.config.block_size}: crop the input "
                          f"to its last {self.config.block_size} tokens (generate does) or build a model with a larger "
-                         f"block_size{' (without a position table the weights load into it as they are)' if self.config.pos != 'learned' else ''}.")
-    x = self.transformer.wte(idx)                                       # (B, T, C)
-    rope = None
-    if self.config.pos == "learned":
-        x = x + self.transformer.wpe(torch.arange(start, start + T, device=idx.device))  # + (T, C) position vectors
-    elif self.rope is not None:
-        rope = self.rope(start, T)                                      # (cos, sin), each (T, hs)
+                         f"block_size{'' if table else ' (without a position table the weights load into it as they are)'}.")
+    x, qk = self.transformer.wpe(self.transformer.wte(idx), start)    # (B, T, C); qk: None for GPT-2
     x = self.transformer.drop(x)
-    n, half, skips = self.config.n_layer, (self.config.n_layer // 2 if self.config.unet_skips else 0), []
-    for i, block in enumerate(self.transformer.h):
-        if i >= n - half:                                               # U-net: + the output of block n-1-i
-            x = x + self.skip_weights[i - (n - half)] * skips.pop()
-        x = block(x, rope, kv_cache.layer(i) if kv_cache is not None else None)  # (B, T, C)
-        if i < half: skips.append(x)
+    x = self.blocks(x, qk, kv_cache)                                   # (B, T, C)
     if kv_cache is not None:
         kv_cache.pos += T
     return self.transformer.ln_f(x)                                     # (B, T, C)
 
 @patch
+def blocks(self: GPT, x, qk=None, kv_cache=None):
+    "The stack: x (B, T, C) through every block in turn."
+    for i, block in enumerate(self.transformer.h):
+        x = block(x, qk, kv_cache.layer(i) if kv_cache is not None else None)  # (B, T, C)
+    return x
+
+@patch
+def logits(self: GPT, h):
+    "Scores (..., V) of every token for final hidden states h (..., C): the only place logits are made."
+    return self.lm_head(h)
+
+@patch
 def forward(self: GPT, idx, targets=None, kv_cache=None):
     "Logits (B, T, V) for token ids `idx` (B, T), and the cross entropy against `targets` (B, T) if given (-1: ignored)."
-    logits = self.lm_head(self.hidden(idx, kv_cache))  # (B, T, V)
-    if self.config.logit_softcap:                      # chapter 17: smoothly bounded to (-cap, cap)
-        cap = self.config.logit_softcap
-        logits = cap * torch.tanh(logits / cap)
+    logits = self.logits(self.hidden(idx, kv_cache))  # (B, T, V)
     loss = None
     if targets is not None:
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1)
@@ -278,23 +316,37 @@ def forward(self: GPT, idx, targets=None, kv_cache=None):
 
 
 # %% [markdown]
-# A mixture of experts (chapter 12) adds a second loss, the load-balancing loss, which each MoE
-# layer computes in its forward pass. `aux_loss` averages them for the trainer, which adds it to the
-# cross-entropy with a small weight; `forward`'s loss stays the cross-entropy alone, so that
-# validation numbers of dense and MoE models compare.
+# Some variants compute a second loss inside a module (chapter 12's mixture of experts: a
+# load-balancing loss per layer). The model does not need to know which: a module that has one
+# keeps it as a tensor attribute `aux_loss` after its forward pass, and `aux_loss()` averages those
+# for the trainer, which adds it to the cross-entropy with a small weight. GPT-2 has none: `None`.
+# `forward`'s loss stays the cross-entropy alone, so that validation numbers of all models compare.
 
 # %%
 #| export
 @patch
-def moe_layers(self: GPT) -> list:
-    "The MoE layers of the model (none for a dense model)."
-    return [b.mlp for b in self.transformer.h if isinstance(b.mlp, MoE)]
-
-@patch
 def aux_loss(self: GPT):
-    "The mean of the MoE layers' load-balancing losses of the last forward pass (chapter 12); None for a dense model."
-    losses = [m.aux_loss for m in self.moe_layers()]
+    "The mean of the `aux_loss` tensors its modules set in the last forward pass (chapter 12); None if none did."
+    losses = [m.aux_loss for m in self.modules() if isinstance(getattr(m, "aux_loss", None), torch.Tensor)]
     return torch.stack(losses).mean() if losses else None
+
+
+# %% [markdown]
+# `make_model` is the one way the book's code builds the model a config describes: GPT-2's `GPT`,
+# or a subclass that a later chapter registered in `MODEL_CLASSES` for configs that need it (with
+# a test that says when). The trainer, the checkpoint loader and the benchmarks all call it. A
+# plain `GPTConfig` is completed with the registered extensions' defaults first.
+
+# %%
+#| export
+MODEL_CLASSES = []   # (wants(config) -> bool, a GPT subclass) of later chapters; the last that wants a config wins
+
+def make_model(config) -> GPT:
+    "The model `config` describes: GPT, or the subclass a later chapter registered for it."
+    if type(config) is not extended(GPTConfig, MODEL_EXTENSIONS):
+        config = model_config(**asdict(config))   # e.g. a plain GPTConfig: the extensions' settings at their defaults
+    cls = next((c for wants, c in reversed(MODEL_CLASSES) if wants(config)), GPT)
+    return cls(config)
 
 
 # %% [markdown]
@@ -410,9 +462,10 @@ for impl in ("sdpa", "explicit"):
 # exactly 124,439,808 parameters. We build the four sizes on PyTorch's `meta` device, which records
 # shapes and allocates nothing, so counting GPT-2 XL's 1.5 billion parameters takes milliseconds.
 # Two variants of the count matter later: without the position table (`non_embedding=True`, the
-# count of the training FLOPs in chapter 9 and of the scaling laws in chapter 13) and, for a
-# mixture of experts, the parameters a single token uses (`active=True`: the router and `top_k` of
-# the experts of each MoE layer, chapter 12).
+# count of the training FLOPs in chapter 9 and of the scaling laws in chapter 13) and the
+# parameters a single token uses (`active=True`). In GPT-2 every token uses every parameter; a
+# module that leaves some idle for each token (chapter 12's mixture of experts) says how many
+# through a method `inactive_params()`, which the count subtracts without knowing the module.
 
 # %%
 #| export
@@ -420,15 +473,15 @@ for impl in ("sdpa", "explicit"):
 def num_params(self: GPT, non_embedding: bool = False, active: bool = False) -> int:
     """Number of parameters, each tensor counted once (`lm_head` shares `wte`'s matrix and adds nothing).
     `non_embedding`: without the position table `wpe` (nanoGPT's convention; a tied `wte` stays in because it
-    doubles as the output layer, an untied one is a lookup and goes). `active`: for a mixture of experts, only
-    `top_k` experts per MoE layer."""
+    doubles as the output layer, an untied one is a lookup and goes). `active`: without the parameters a token
+    leaves idle (what modules report through `inactive_params()`, e.g. a mixture's unchosen experts)."""
     n = sum(p.numel() for p in self.parameters())  # parameters() yields a shared tensor once
-    if non_embedding and self.config.pos == "learned":
-        n -= self.transformer.wpe.weight.numel()
-    if non_embedding and not self.config.tie_embeddings:
-        n -= self.transformer.wte.weight.numel()
+    if non_embedding:
+        n -= sum(p.numel() for p in self.transformer.wpe.parameters())   # the position table, if there is one
+        if self.lm_head.weight is not self.transformer.wte.weight:
+            n -= self.transformer.wte.weight.numel()                     # an untied wte is a lookup only
     if active:
-        n -= sum((m.n_expert - m.top_k) * expert_params(m) for m in self.moe_layers())
+        n -= sum(m.inactive_params() for m in self.modules() if hasattr(m, "inactive_params"))
     return n
 
 
@@ -458,45 +511,6 @@ for name, L, H, C, n, n_var in rows:
 with torch.device("meta"):
     small = GPT(GPTConfig())
 test_eq(small.num_params() - small.num_params(non_embedding=True), 1024 * 768)
-
-# %% [markdown]
-# ## Five switches from after GPT-2
-#
-# The config has five switches that GPT-2 did not have and that chapter 17's speedrun tries one at
-# a time; their defaults are GPT-2's, so nothing before chapter 17 changes. `qk_norm` (chapter 1's
-# attention) normalises each head's queries and keys; `tie_embeddings=False` gives the head its own
-# $(V, C)$ matrix, so that reading a token and predicting it need not share one vector;
-# `zero_init=True` starts every output projection (and an untied head) at zero, so each block begins
-# as the identity and the first prediction is uniform, loss $\ln V$; `logit_softcap` squashes the
-# logits through $c \tanh(z / c)$, bounding them without changing their order; `unet_skips` adds the
-# output of each block of the first half to the input of its mirror image in the second half
-# (block 0's to the last block's, block 1's to the one before it), times a learned weight that starts
-# at 1, as a U-Net joins its encoder to its decoder. What each is worth is chapter 17's question;
-# here we check that each does what it says.
-
-# %%
-tiny = dict(vocab_size=65, block_size=16, n_layer=2, n_head=2, n_embd=32, bias=False)
-torch.manual_seed(0)
-idx = torch.randint(0, 65, (2, 16))
-m = GPT(GPTConfig(**tiny, tie_embeddings=False, zero_init=True))
-assert m.lm_head.weight is not m.transformer.wte.weight
-test_eq(m.num_params() - GPT(GPTConfig(**tiny)).num_params(), 65 * 32)           # one more (V, C) matrix
-test_eq(m.num_params(non_embedding=True), m.num_params() - 65 * 32 - 16 * 32)   # wte is now a lookup only
-test_close(m(idx, idx)[1].item(), math.log(65), eps=1e-5)                        # zero head: uniform, ln V
-assert all((b.attn.c_proj.weight == 0).all() and (b.mlp.c_proj.weight == 0).all() for b in m.transformer.h)
-capped = GPT(GPTConfig(**tiny, logit_softcap=2.0))
-with torch.no_grad(): capped.lm_head.weight.mul_(1000)                           # logits far beyond the cap
-assert capped(idx)[0].abs().max() <= 2.0
-unet = GPT(GPTConfig(**{**tiny, "n_layer": 4}, unet_skips=True))
-test_eq(unet.num_params() - GPT(GPTConfig(**{**tiny, "n_layer": 4})).num_params(), 2)     # a weight per mirrored pair
-seen = []
-hooks = [b.register_forward_pre_hook(lambda mod, a: seen.append(a[0])) for b in unet.transformer.h]
-outs = []
-hooks += [b.register_forward_hook(lambda mod, a, out: outs.append(out)) for b in unet.transformer.h]
-unet(idx)
-test_close(seen[3], outs[2] + outs[0], eps=1e-6)          # the last block's input: block 2's output + block 0's
-test_close(seen[2], outs[1] + outs[1], eps=1e-6)          # block 2's: block 1's output, and again as its skip
-for h in hooks: h.remove()
 
 # %% [markdown]
 # ## Sampling
@@ -655,7 +669,7 @@ def generate(self: GPT, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=
                 h = self.hidden(idx[:, cache.pos:], cache)[:, -1]   # only the tokens the cache has not seen
             else:
                 h = self.hidden(idx[:, -bs:])[:, -1]                # no cache, or past the context: the last bs tokens
-            idx_next = sample_next(self.lm_head(h), temperature, top_k, top_p, generator)  # (B, 1)
+            idx_next = sample_next(self.logits(h), temperature, top_k, top_p, generator)  # (B, 1)
             idx = torch.cat((idx, idx_next), dim=1)                 # (B, T + 1)
             if stop_token is not None:
                 done |= idx_next[:, 0] == stop_token
@@ -665,9 +679,10 @@ def generate(self: GPT, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=
 
 # %% [markdown]
 # **The cache changes nothing but the speed.** Every logit of a cached pass equals the uncached
-# model's at the same position (to float rounding), for learned, rotary and no positions, for a
-# prompt followed by one token at a time and for a batch; greedy generation gives the same tokens
-# with and without the cache, also past `block_size`.
+# model's at the same position (to float rounding), for every kind of positions registered (here
+# GPT-2's; chapter 11 runs the same check for its own), for a prompt followed by one token at a
+# time and for a batch; greedy generation gives the same tokens with and without the cache, also
+# past `block_size`.
 
 # %%
 for pos in POSITIONS:
@@ -813,20 +828,24 @@ def load_hf_weights(model, sd):
 
 # %% [markdown]
 # The config goes the same way. Only the GPT-2 architecture has a Hugging Face GPT-2 config:
-# `rmsnorm`, `swiglu`, `moe`, `rope` or `bias=False` cannot be expressed in it (the exact GELU can:
-# Hugging Face calls it `gelu`, and the tanh one `gelu_new`), so `save_pretrained` refuses them
-# (and says so) rather than writing a file that would load as a different model. Reading, we
-# refuse the `GPT2Config` options that change the computation in ways our model does not have.
+# `rmsnorm`, `swiglu`, `bias=False`, any kind a later chapter registers and any setting a later
+# chapter adds (away from its default) cannot be expressed in it (the exact GELU can: Hugging Face
+# calls it `gelu`, and the tanh one `gelu_new`), so `save_pretrained` refuses them (and says so)
+# rather than writing a file that would load as a different model. Reading, we refuse the
+# `GPT2Config` options that change the computation in ways our model does not have.
 
 # %%
 #| export
 HF_GELU = {"tanh": "gelu_new", "exact": "gelu"}  # our gelu -> Hugging Face's activation_function
 
+GPT2_KINDS = dict(norm="layernorm", ffn="mlp", bias=True, pos="learned")   # what Hugging Face's GPT-2 computes
+
 def check_gpt2_architecture(config):
-    "Raise unless `config` is the GPT-2 architecture (LayerNorm, GELU MLP, biases, learned positions), the one Hugging Face's GPT-2 holds."
-    problems = [f"{k}={getattr(config, k)!r} (GPT-2: {v!r})" for k, v in
-                (("norm", "layernorm"), ("ffn", "mlp"), ("bias", True), ("pos", "learned"), ("qk_norm", False),
-                 ("tie_embeddings", True), ("logit_softcap", 0.0), ("unet_skips", False)) if getattr(config, k) != v]
+    "Raise unless `config` is the GPT-2 architecture (GPT2_KINDS, every later chapter's setting at its default)."
+    own = {f.name for f in fields(GPTConfig)}
+    problems = [f"{k}={getattr(config, k)!r} (GPT-2: {v!r})" for k, v in GPT2_KINDS.items() if getattr(config, k) != v]
+    problems += [f"{f.name}={getattr(config, f.name)!r} (GPT-2: {f.default!r})" for f in fields(config)
+                 if f.name not in own and getattr(config, f.name) != f.default]
     if problems:
         raise ValueError(f"Hugging Face's GPT-2 cannot express {', '.join(problems)}: only the GPT-2 architecture "
                          f"can be saved in its format. Keep this variant in gpt2book's own checkpoints instead.")
@@ -1022,7 +1041,7 @@ src.save_pretrained(tmp / "ours")
 assert all(torch.equal(a, b) for a, b in zip(GPT.from_pretrained(tmp / "ours").state_dict().values(), sd_src.values()))
 variant = GPT(GPTConfig(block_size=32, vocab_size=100, n_layer=2, n_head=4, n_embd=64, norm="rmsnorm", ffn="swiglu"))
 test_fail(lambda: variant.save_pretrained(tmp / "variant"), contains="norm='rmsnorm'")
-test_fail(lambda: check_gpt2_architecture(GPTConfig(qk_norm=True, tie_embeddings=False)), contains="tie_embeddings=False")
+test_fail(lambda: check_gpt2_architecture(GPTConfig(bias=False)), contains="bias=False (GPT-2: True)")
 test_fail(lambda: GPT.from_pretrained("./no-such-model"), contains="no such folder")   # never sent to the hub
 test_fail(lambda: GPT.from_pretrained(str(tmp) + "/ourz"), contains="no such folder")
 assert not (tmp / "variant").exists()

@@ -9,7 +9,7 @@
 # %% [markdown]
 # [The seed project](00_index.ipynb#the-seed-project) set out to study "other architectures", and had a
 # switch for rotary position embeddings that worked only when a sequence filled the whole context.
-# This chapter builds RoPE properly, as the option `GPTConfig(pos="rope")`, and compares it with
+# This chapter builds RoPE properly, as the option `pos="rope"`, and compares it with
 # GPT-2's learned positions, and with no positions at all (`pos="none"`), in a fair experiment.
 #
 # ## Attention does not know the order of its inputs
@@ -23,8 +23,14 @@
 
 # %%
 #| export
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
+
+from gpt2book.common import SettingError, setting
+from gpt2book.config import GPT2_124M, TRAIN_PRESETS
+from gpt2book.model import MODEL_EXTENSIONS, POSITIONS
 
 # %%
 import math
@@ -88,7 +94,7 @@ assert one < 1e-6 and two > 0.01
 # transformers*) proved that the first layer can recover absolute positions (and a later one relative
 # ones) from the mask alone, and found NoPE generalising to longer inputs better than learned or
 # rotary positions on their (small, synthetic) tasks. A bidirectional encoder (BERT) cannot do this:
-# without the mask, every layer stays permutation-equivariant. `GPTConfig(pos="none")` is that model,
+# without the mask, every layer stays permutation-equivariant. `pos="none"` is that model,
 # and it is the third arm of the experiment below.
 
 # %% [markdown]
@@ -287,15 +293,69 @@ test_eq(c.shape, (8, 16)); test_eq(list(rope.state_dict()), [])     # nothing to
 test_close(c, torch.cos(rope_angles(16, 12)[4:]).float(), eps=1e-7)
 test_fail(lambda: rope(30, 8), contains="past the 32")
 
+
 # %% [markdown]
-# ## In the model: `GPTConfig(pos="rope")` and `pos="none"`
+# ## In the model: we register `pos="rope"` and `pos="none"`
 #
-# With `pos="rope"` the model has no `wpe` table (chapter 5): the token embedding goes into the
-# blocks as it is, and every attention layer rotates its queries and keys. With `pos="none"` there
-# is neither table nor rotation: order reaches the model only through the causal mask. GPT-2 itself
+# Chapter 5's model looks its positions up by name in `POSITIONS`: a module at `transformer.wpe`
+# that takes the token vectors and the position of the first, and returns the vectors that go
+# into the blocks and a function that attention applies to its queries and keys (chapter 1's
+# `qk`). GPT-2's learned table adds its rows and returns no function. We register two more kinds.
+# `RotaryPositions` has no table: the token vectors go into the blocks as they are, and the
+# function rotates the queries and keys of these positions by `apply_rope`; the `RotaryEmbedding`
+# it holds makes the cos and sin once, for `block_size` positions. `NoPositions` has neither table
+# nor rotation: order reaches the model only through the causal mask. GPT-2 itself
 # (`pos="learned"`, the default) is untouched: same parameters, same names, same Hugging Face
 # round trip (chapter 5 proves it).
 #
+# The rotation has a setting of its own, the base $\Theta$ (`rope_theta`). It is not a field of
+# chapter 5's `GPTConfig`: we register a small dataclass of it in `MODEL_EXTENSIONS`, so
+# `model_config` (and the trainer's command line, `--rope_theta`) knows it from the moment this
+# module is imported; its `check` refuses an odd head size, which has no pairs to rotate.
+
+# %%
+#| export
+@dataclass
+class RopeSettings:
+    "Chapter 11's model setting: the base of the rotary angles."
+    rope_theta: float = setting(10000.0, "pos=rope: pair i turns by rope_theta^(-2i/head_size) per position", low=1.0001)
+
+    def check(self):
+        if self.pos == "rope" and (self.n_embd // self.n_head) % 2:
+            raise SettingError(f"pos=rope rotates pairs of channels: the head size n_embd // n_head = "
+                               f"{self.n_embd // self.n_head} must be even")
+
+
+# %%
+#| export
+class RotaryPositions(nn.Module):
+    "pos=rope: no table; attention rotates its queries and keys by the angles of their positions."
+    def __init__(self, config):
+        super().__init__()
+        self.rope = RotaryEmbedding(config.n_embd // config.n_head, config.block_size, config.rope_theta)
+
+    def forward(self, x, start: int = 0):
+        "Token vectors x (B, T, C) at positions start.. -> (x as it is, the rotation of these positions for q and k)."
+        cos, sin = self.rope(start, x.size(1))                   # (T, hs) each
+        return x, lambda t: apply_rope(t, cos, sin)              # t: queries or keys (B, nh, T, hs)
+
+class NoPositions(nn.Module):
+    "pos=none (NoPE): neither a table nor a rotation; order reaches the model through the causal mask alone."
+    def __init__(self, config): super().__init__()
+    def forward(self, x, start: int = 0): return x, None
+
+POSITIONS["rope"], POSITIONS["none"] = RotaryPositions, NoPositions
+MODEL_EXTENSIONS.append(RopeSettings)
+
+# %% [markdown]
+# And a preset for the trainer (chapter 9's `TRAIN_PRESETS`): GPT-2 small trained as chapter 9
+# trains it, with rotary positions instead of the table, `--config=gpt2-124m-rope`.
+
+# %%
+#| export
+TRAIN_PRESETS["gpt2-124m-rope"] = {**GPT2_124M, "pos": "rope"}
+
+# %% [markdown]
 # The seed project's rotary embeddings worked only when a sequence filled the whole context: their
 # tables had exactly `block_size` rows and were multiplied into sequences of any length. Here a
 # forward pass of `T` tokens takes the first `T` rows, so the model runs at every length up to
@@ -303,12 +363,13 @@ test_fail(lambda: rope(30, 8), contains="past the 32")
 # longer sequence:
 
 # %%
-from gpt2book.model import GPT, GPTConfig, POSITIONS
+from gpt2book.model import KVCache, make_model, model_config
 
 # %%
 torch.manual_seed(0)
-rope_model = GPT(GPTConfig(block_size=32, vocab_size=50, n_layer=2, n_head=4, n_embd=32, pos="rope")).eval()
-learned = GPT(GPTConfig(block_size=32, vocab_size=50, n_layer=2, n_head=4, n_embd=32))
+tiny = dict(block_size=32, vocab_size=50, n_layer=2, n_head=4, n_embd=32)
+rope_model = make_model(model_config(**tiny, pos="rope")).eval()
+learned = make_model(model_config(**tiny))
 test_eq(rope_model.num_params(), learned.num_params() - 32 * 32)                 # no position table
 assert "transformer.wpe.weight" not in rope_model.state_dict() and "transformer.wpe.weight" in learned.state_dict()
 idx = torch.randint(0, 50, (2, 32))
@@ -318,9 +379,29 @@ with torch.no_grad():
         torch.testing.assert_close(rope_model(idx[:, :T])[0], full[:, :T], rtol=0, atol=1e-5)
 print("every length from 1 to block_size works, and a prefix alone gives the prefix's outputs")
 test_fail(lambda: rope_model(torch.zeros(1, 33, dtype=torch.long)), contains="larger block_size")
-nope = GPT(GPTConfig(block_size=32, vocab_size=50, n_layer=2, n_head=4, n_embd=32, pos="none"))
-assert nope.rope is None and "wpe" not in nope.transformer
+nope = make_model(model_config(**tiny, pos="none"))
+assert isinstance(nope.transformer.wpe, NoPositions) and not list(nope.transformer.wpe.parameters())
+test_fail(lambda: model_config(**{**tiny, "n_head": 32}, pos="rope"), contains="must be even")
+test_eq(model_config(rope_theta=500_000.0).rope_theta, 500_000.0)          # a setting since this module's import
 test_eq(nope.num_params(), rope_model.num_params()); test_eq(nope.num_params(non_embedding=True), nope.num_params())
+
+# %% [markdown]
+# Generation's KV cache (chapter 5) hands each pass the position of its first token, so the
+# rotation of a cached pass is that of its own positions: cached logits equal uncached ones for
+# both new kinds, as chapter 5 checked for the learned table, and greedy generation agrees with
+# and without the cache, within and past `block_size`.
+
+# %%
+for pos in ("rope", "none"):
+    torch.manual_seed(0)
+    m = make_model(model_config(**tiny, pos=pos)).eval()
+    seq = torch.randint(0, 50, (3, 20))
+    cache = KVCache(32)
+    with torch.no_grad():
+        pieces = [m(seq[:, :12], kv_cache=cache)[0]] + [m(seq[:, t:t + 1], kv_cache=cache)[0] for t in range(12, 20)]
+        torch.testing.assert_close(torch.cat(pieces, dim=1), m(seq)[0], rtol=0, atol=1e-5)
+    for n in (10, 40):
+        test_eq(m.generate(seq[:, :8], n, temperature=0), m.generate(seq[:, :8], n, temperature=0, use_cache=False))
 
 # %% [markdown]
 # Inside the model the relative property holds layer by layer: the attention scores of a
@@ -331,7 +412,7 @@ test_eq(nope.num_params(), rope_model.num_params()); test_eq(nope.num_params(non
 blk = rope_model.transformer.h[0].attn
 x = torch.randn(1, 8, 32)
 q, k, _ = blk.split_heads(x)                                                     # (1, nh, 8, hs)
-c, s = rope_model.rope(0, 17)
+c, s = rope_model.transformer.wpe.rope(0, 17)
 at0 = apply_rope(q, c[:8], s[:8]) @ apply_rope(k, c[:8], s[:8]).transpose(-2, -1)  # positions 0..7
 at9 = apply_rope(q, c[9:], s[9:]) @ apply_rope(k, c[9:], s[9:]).transpose(-2, -1)  # positions 9..16
 test_close(at0, at9, eps=1e-4)
@@ -356,7 +437,7 @@ def rotate_by_hand(vec, m: int, hs: int):
 torch.manual_seed(1)
 x, hs = torch.randn(6, 32), 8                                                    # 6 positions; 4 heads of 8
 with torch.no_grad():
-    y = blk(x[None], rope_model.rope(0, 6))[0]                                   # (6, C), the layer
+    y = blk(x[None], rope_model.transformer.wpe(x[None])[1])[0]                 # (6, C), the layer
     q, k, v = blk.c_attn(x).split(32, dim=-1)                                    # (6, C) each
     heads = torch.zeros(6, 32)
     for h in range(4):
@@ -379,7 +460,7 @@ swapped = seq[:, [3, 2, 1, 0, 4]]                                               
 for pos in POSITIONS:
     for n_layer in (1, 2):
         torch.manual_seed(0)
-        m = GPT(GPTConfig(block_size=32, vocab_size=50, n_layer=n_layer, n_head=4, n_embd=32, pos=pos)).eval()
+        m = make_model(model_config(**{**tiny, "n_layer": n_layer}, pos=pos)).eval()
         with torch.no_grad(): diff = (m(seq)[0][0, -1] - m(swapped)[0][0, -1]).abs().max().item()
         print(f"pos={pos:8s} {n_layer} layer{'s' if n_layer > 1 else ' '}: last logits move by {diff:.1e}")
         assert (diff < 1e-6) == (pos == "none" and n_layer == 1), (pos, n_layer, diff)
@@ -488,10 +569,10 @@ assert all(abs(ntk[k]["mean"] - rope[k]["mean"]) < 0.02 for k in list(rope)[:4])
 # exactly like position $m$ of the original:
 
 # %%
-stretched = GPT(dataclasses.replace(rope_model.config, block_size=64)).eval()       # twice the context
+stretched = make_model(dataclasses.replace(rope_model.config, block_size=64)).eval()  # twice the context
 stretched.load_state_dict(rope_model.state_dict())                                   # the same weights
-stretched.rope = RotaryEmbedding(32 // 4, 64, rope_model.config.rope_theta, scale=32 / 64)   # m -> m * 32/64
-test_close(stretched.rope(0, 64)[0][::2], rope_model.rope(0, 32)[0], eps=1e-7)
+stretched.transformer.wpe.rope = RotaryEmbedding(32 // 4, 64, rope_model.config.rope_theta, scale=32 / 64)  # m -> m/2
+test_close(stretched.transformer.wpe.rope(0, 64)[0][::2], rope_model.transformer.wpe.rope(0, 32)[0], eps=1e-7)
 test_eq(stretched(torch.zeros(1, 64, dtype=torch.long))[0].shape, (1, 64, 50))
 
 # %% [markdown]

@@ -54,11 +54,18 @@
 
 # %%
 #| export
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gpt2book.ffn import make_ffn
+from gpt2book.block import BLOCK_FFNS
+from gpt2book.common import SettingError, setting
+from gpt2book.ffn import FFNS, make_ffn
+from gpt2book.config import GPT2_124M, TRAIN_EXTENSIONS, TRAIN_PRESETS
+from gpt2book.model import MODEL_EXTENSIONS
+from gpt2book.train import HOOKS
 
 # %%
 import math
@@ -149,7 +156,10 @@ test_close(load_spread([6, 0, 0, 0])["cv"], math.sqrt(3))                       
 # scores is where bfloat16's 3 digits would decide the routing; Switch computes its router in float32
 # for the same reason).
 # After each forward the layer keeps its balancing loss (`aux_loss`, with gradient, for the
-# trainer) and how many tokens each expert got (`tokens_per_expert`, for the plots).
+# trainer) and how many tokens each expert got (`tokens_per_expert`, for the plots). These are the
+# protocols of chapter 5's model: its `aux_loss()` averages every module's `aux_loss`, and its
+# `num_params(active=True)` subtracts what a module's `inactive_params()` says a token leaves idle,
+# here the $E - k$ experts it does not choose. The model never names the mixture.
 
 # %%
 #| export
@@ -165,6 +175,10 @@ class MoE(nn.Module):
         self.router = nn.Linear(n_embd, n_expert, bias=False)
         self.experts = nn.ModuleList(make_ffn(expert, n_embd, dropout, bias, hidden, gelu) for _ in range(n_expert))
         self.aux_loss = self.tokens_per_expert = None   # set by forward
+
+    def inactive_params(self) -> int:
+        "Parameters a token leaves idle: the n_expert - top_k experts it does not choose."
+        return (self.n_expert - self.top_k) * sum(p.numel() for p in self.experts[0].parameters())
 
     def route(self, x):
         "Router probabilities (N, E), the chosen experts (N, k) and their gates (N, k) for tokens x (N, C)."
@@ -242,6 +256,59 @@ print(f"capacity routing: {dropped} of 6 tokens of the sequence dropped in the b
       f"{(cap_alone == 0).all(-1).sum().item()} when alone")
 assert not torch.allclose(cap_batched, cap_alone)
 
+
+# %% [markdown]
+# ## We register `ffn="moe"`
+#
+# Chapter 4's block builds its feed-forward slot with the function `BLOCK_FFNS` holds under
+# `config.ffn`, and chapter 5's config takes its `ffn` choices from that dict. So the mixture
+# joins the model by one entry, `BLOCK_FFNS["moe"]`, a function that builds an `MoE` from the
+# config. Its four settings join the config the same way as chapter 11's `rope_theta`: a dataclass
+# appended to `MODEL_EXTENSIONS` (the same names, defaults and help texts the command line shows),
+# whose `check` refuses more experts per token than there are.
+
+# %%
+#| export
+@dataclass
+class MoESettings:
+    "Chapter 12's model settings: the mixture of experts (`ffn=moe`)."
+    n_expert: int = setting(8, "ffn=moe: experts per block", low=1)
+    expert_top_k: int = setting(2, "ffn=moe: experts per token", low=1)
+    expert_ffn: str = setting("mlp", "ffn=moe: each expert's kind, mlp | swiglu", choices=FFNS)
+    expert_hidden: int = setting(0, "ffn=moe: each expert's hidden width; 0: the dense FFN's (4C, or SwiGLU's 8C/3)",
+                                 low=0)
+
+    def check(self):
+        if self.expert_top_k > self.n_expert:
+            raise SettingError(f"expert_top_k={self.expert_top_k} must be at most n_expert={self.n_expert}")
+
+def moe_ffn(config) -> MoE:
+    "The feed-forward slot of a block with ffn='moe': a mixture of the config's experts."
+    return MoE(config.n_embd, config.n_expert, config.expert_top_k, config.expert_ffn,
+               config.expert_hidden or None, config.dropout, config.bias, config.gelu)
+
+BLOCK_FFNS["moe"] = moe_ffn
+MODEL_EXTENSIONS.append(MoESettings)
+
+
+# %% [markdown]
+# Two helpers find the mixture in a model and report it, for the trainer's log (below) and for
+# this chapter's checks: `moe_layers` lists a model's MoE layers, and `moe_stats` is the dict a
+# training line gets (the balancing loss and the tokens each expert got; nothing for a dense model).
+
+# %%
+#| export
+def moe_layers(model) -> list:
+    "The MoE layers of `model`, in order (none for a dense model)."
+    return [m for m in model.modules() if isinstance(m, MoE)]
+
+def moe_stats(model, aux_loss) -> dict:
+    "What a training line records of a mixture: the balancing loss and each layer's tokens per expert; {} if dense."
+    layers = moe_layers(model)
+    if not layers: return {}
+    return {"aux_loss": aux_loss, "expert_tokens": [m.tokens_per_expert.tolist() for m in layers]}
+
+
 # %% [markdown]
 # **Gradients reach every part**: the experts through their outputs, the router through the
 # gates and through the balancing loss; an expert that no token chose still gets a (zero)
@@ -268,22 +335,22 @@ print("experts with no token (zero gradient, but a gradient):", unused)
 test_fail(lambda: MoE(16, n_expert=4, top_k=5), contains="between 1 and n_expert")
 
 # %%
-from gpt2book.model import GPT, GPTConfig
+from gpt2book.model import make_model, model_config
 
 
 # %%
 def router_grad(top_k: int, renormalize: bool | None = None) -> float:
     "Norm of the cross-entropy's gradient (no balancing loss) with respect to every router weight of a small MoE GPT."
     torch.manual_seed(0)
-    model = GPT(GPTConfig(block_size=32, vocab_size=66, n_layer=2, n_head=2, n_embd=32, ffn="moe", n_expert=4,
-                          expert_top_k=top_k))
-    for m in model.moe_layers(): m.renormalize = m.renormalize if renormalize is None else renormalize
+    model = make_model(model_config(block_size=32, vocab_size=66, n_layer=2, n_head=2, n_embd=32, ffn="moe", n_expert=4,
+                                    expert_top_k=top_k))
+    for m in moe_layers(model): m.renormalize = m.renormalize if renormalize is None else renormalize
     idx = torch.randint(0, 66, (4, 33), generator=torch.Generator().manual_seed(1))
     _, loss = model(idx[:, :-1], idx[:, 1:])
     loss.backward()
     if top_k == 1 and renormalize:
-        test_eq(model.moe_layers()[0].route(torch.randn(8, 32))[2].detach(), torch.ones(8, 1))   # every gate exactly 1
-    return torch.cat([m.router.weight.grad.flatten() for m in model.moe_layers()]).norm().item()
+        test_eq(moe_layers(model)[0].route(torch.randn(8, 32))[2].detach(), torch.ones(8, 1))   # every gate exactly 1
+    return torch.cat([m.router.weight.grad.flatten() for m in moe_layers(model)]).norm().item()
 
 g2, g1, g1_renorm = router_grad(2), router_grad(1), router_grad(1, renormalize=True)
 print(f"router gradient from the cross-entropy alone: top-2 {g2:.3g}, top-1 (gate = probability) {g1:.3g}, "
@@ -332,21 +399,18 @@ assert abs(moe_active_params(matched_active) / n_dense - 1) < 0.03    # same com
 assert abs(sum(p.numel() for p in matched_total.parameters()) / n_dense - 1) < 0.03  # same size
 
 # %% [markdown]
-# ## In the model: `GPTConfig(ffn="moe")`
+# ## In the model: `ffn="moe"`
 #
-# A block's feed-forward slot (`mlp`) holds the mixture when `ffn="moe"` (chapter 4's `block_ffn`),
-# with `n_expert`, `expert_top_k`, the experts' kind `expert_ffn` and width `expert_hidden` (0: the
-# dense FFN's). The parameter names say what is what, the initialisation is GPT-2's (every expert's
-# `c_proj` scaled like the MLP's), and the model counts its parameters both ways:
-
-# %%
-from gpt2book.model import GPT, GPTConfig
+# A block's feed-forward slot (`mlp`) holds the mixture when `ffn="moe"` (the builder registered
+# above), with `n_expert`, `expert_top_k`, the experts' kind `expert_ffn` and width `expert_hidden`
+# (0: the dense FFN's). The parameter names say what is what, the initialisation is GPT-2's (every
+# expert's `c_proj` scaled like the MLP's), and the model counts its parameters both ways:
 
 # %%
 torch.manual_seed(0)
-dense = GPT(GPTConfig(block_size=64, vocab_size=66, n_layer=4, n_head=4, n_embd=128, bias=False))
-moe_gpt = GPT(GPTConfig(block_size=64, vocab_size=66, n_layer=4, n_head=4, n_embd=128, bias=False,
-                        ffn="moe", n_expert=8, expert_top_k=2, expert_hidden=256))
+dense = make_model(model_config(block_size=64, vocab_size=66, n_layer=4, n_head=4, n_embd=128, bias=False))
+moe_gpt = make_model(model_config(block_size=64, vocab_size=66, n_layer=4, n_head=4, n_embd=128, bias=False,
+                                  ffn="moe", n_expert=8, expert_top_k=2, expert_hidden=256))
 names = [n for n, _ in moe_gpt.named_parameters()]
 assert "transformer.h.0.mlp.router.weight" in names and "transformer.h.3.mlp.experts.7.c_proj.weight" in names
 print(f"dense: {dense.num_params():,} parameters; MoE: {moe_gpt.num_params():,} in all, "
@@ -354,28 +418,58 @@ print(f"dense: {dense.num_params():,} parameters; MoE: {moe_gpt.num_params():,} 
 test_close(moe_gpt.num_params(active=True) / dense.num_params(), 1.0, eps=0.01)   # the same compute per token
 std = moe_gpt.transformer.h[0].mlp.experts[5].c_proj.weight.std().item()
 test_close(std, 0.02 / math.sqrt(2 * 4), eps=1e-3)                                 # GPT-2's scaled init, per expert
+test_fail(lambda: model_config(ffn="moe", n_expert=2, expert_top_k=3), contains="at most n_expert")
+dense(torch.zeros(1, 8, dtype=torch.long)); moe_gpt(torch.zeros(1, 8, dtype=torch.long))
+assert dense.aux_loss() is None and moe_stats(dense, None) == {}
+assert torch.equal(moe_gpt.aux_loss(), torch.stack([m.aux_loss for m in moe_layers(moe_gpt)]).mean())
+test_eq(len(moe_stats(moe_gpt, 1.0)["expert_tokens"]), 4)                          # one list per layer
 
 # %% [markdown]
 # The training FLOPs of chapter 9, which MFU divides by, count the active parameters: a token does
 # not pay for the experts it skips.
 
 # %%
-from gpt2book.train import flops_per_token
+from gpt2book.step import flops_per_token
 
 # %%
 test_eq(flops_per_token(moe_gpt) - flops_per_token(dense),
         6 * (moe_gpt.num_params(non_embedding=True, active=True) - dense.num_params(non_embedding=True)))
 
+
 # %% [markdown]
-# In training, the model's `aux_loss()` averages the layers' balancing losses; the trainer adds
-# `aux_loss_weight` times it to the cross-entropy, logs it as `aux_loss` and the tokens each expert
-# got as `expert_tokens` in `metrics.jsonl`; the validation loss is the cross-entropy alone. A few
-# steps of a tiny run (top-1), to see the lines:
+# ## We register the mixture with the trainer
+#
+# In training, the model's `aux_loss()` averages the layers' balancing losses, and the trainer adds
+# a weight times it to the cross-entropy; the validation loss is the cross-entropy alone. Chapter
+# 9's trainer knows nothing of mixtures; it offers plug points, and we register three things: the
+# setting `aux_loss_weight` (a dataclass in `TRAIN_EXTENSIONS`, so `--aux_loss_weight` exists), the
+# weight the run uses (`HOOKS.aux_weight`), and `moe_stats` among the fields of a training line
+# (`HOOKS.log`: `aux_loss`, and the tokens each expert got as `expert_tokens`, in `metrics.jsonl`).
+# And a preset: GPT-2 small with eight experts of which a token uses two, each of half the MLP's
+# width, so the same compute per token as the dense model (`--config=gpt2-124m-moe`).
+
+# %%
+#| export
+@dataclass
+class MoETrainSettings:
+    "Chapter 12's training setting: the weight of the load-balancing loss."
+    aux_loss_weight: float = setting(0.01, "ffn=moe: weight of the load-balancing loss added to the training loss",
+                                     low=0.0)
+
+TRAIN_EXTENSIONS.append(MoETrainSettings)
+HOOKS.aux_weight = lambda cfg: cfg.aux_loss_weight
+HOOKS.log.append(moe_stats)
+TRAIN_PRESETS["gpt2-124m-moe"] = {**GPT2_124M, "ffn": "moe", "n_expert": 8, "expert_top_k": 2, "expert_hidden": 1536}
+
+# %% [markdown]
+# A few steps of a tiny run (top-1), to see the lines:
 
 # %%
 import tempfile
+from gpt2book.config import make_config
 from gpt2book.prepare import prepare
-from gpt2book.train import make_config, read_metrics, train
+from gpt2book.runlog import read_metrics
+from gpt2book.train import train
 
 # %%
 work = Path(tempfile.mkdtemp())

@@ -23,7 +23,7 @@
 
 # %%
 #| export
-import argparse
+import dataclasses
 import math
 import sys
 import time
@@ -31,10 +31,10 @@ from pathlib import Path
 
 import torch
 
-from gpt2book.checkpoint import load_state, load_weights
-from gpt2book.common import CommandError, Parser, resolve_device, user_errors
-from gpt2book.model import GPT, GPTConfig, continuation
-from gpt2book.tokenizer import tokenizer_from_dict
+from gpt2book.checkpoint import WHERE, load_model
+from gpt2book.common import (CommandError, SettingError, check_settings, parse_settings, resolve_device, setting,
+                             settings_parser, user_errors)
+from gpt2book.model import continuation, looks_local
 
 # %%
 import contextlib
@@ -47,12 +47,14 @@ import matplotlib.pyplot as plt
 from fastcore.test import test_close, test_eq, test_fail
 from gpt2book.common import run_main
 
-from gpt2book.common import SettingError
 from gpt2book.loader import load_meta
+from gpt2book.model import GPT, GPTConfig, make_model, model_config
+import gpt2book.positions  # chapter 11: rotary positions (pos="rope"), which the cache test below covers too
 from gpt2book.model import GREEDY_BELOW, complete, next_token_probs, sample_next
 from gpt2book.prepare import SOURCES, fetch, prepare
-from gpt2book.train import TRAIN_PRESETS, config_from_args, make_config, read_metrics, train
-
+from gpt2book.config import TRAIN_PRESETS, config_from_args, make_config
+from gpt2book.runlog import read_metrics
+from gpt2book.train import train
 
 # %% [markdown]
 # ## Loading a model
@@ -68,8 +70,9 @@ from gpt2book.train import TRAIN_PRESETS, config_from_args, make_config, read_me
 #
 # Chapter 9 already reads all three: `load_weights` (in `gpt2book.checkpoint`) returns the model's
 # settings, a state dict and the tokenizer's description, because the trainer's `--init_from`
-# needs them too. `load_model` is the thin layer on top: build the `GPT`, load the weights, make
-# the tokenizer, and return the model in eval mode on `device`.
+# needs them too, and `load_model` (there too) is the thin layer on top: build the model (with
+# whatever variants later chapters registered), load the weights, make the tokenizer, and return
+# the model in eval mode on `device`. This chapter and the next use it as it is.
 #
 # Whatever goes wrong is a `CommandError` (appendix B) whose message says what to pass instead:
 # a file given where a folder is expected (a checkpoint `ckpt_*.pt` itself, say), a folder that
@@ -78,16 +81,6 @@ from gpt2book.train import TRAIN_PRESETS, config_from_args, make_config, read_me
 # reporting each on stderr; when none is left, those reports become part of the one-line error
 # instead. Weights that hold NaN or infinity (a run that diverged) are refused before anything
 # samples from them, and weights that do not fit their own settings (`load_state`) too.
-
-# %%
-#| export
-def load_model(spec, device: str = "cpu"):
-    "(GPT in eval mode on `device`, tokenizer) from a run folder, a Hugging Face folder or a hub name (`~` expanded)."
-    settings, state, tok = load_weights(spec)
-    model = GPT(GPTConfig(**settings))
-    load_state(model, state, spec)
-    return model.to(device).eval(), tokenizer_from_dict(tok)
-
 
 # %% [markdown]
 # Each of them, on a tiny model written to a temporary folder: a Hugging Face folder loads (with
@@ -177,7 +170,7 @@ def generate_logits(model, idx, n, **kw):
 
 for pos in ("learned", "rope"):
     torch.manual_seed(0)
-    m = GPT(GPTConfig(block_size=32, vocab_size=100, n_layer=2, n_head=4, n_embd=32, pos=pos))
+    m = make_model(model_config(block_size=32, vocab_size=100, n_layer=2, n_head=4, n_embd=32, pos=pos))
     prompt = torch.randint(0, 100, (2, 6))                                        # (B=2, 6)
     for n in (20, 40):                                                            # to 26 and 46 > block_size
         a, la = generate_logits(m, prompt, n, temperature=0)
@@ -569,7 +562,11 @@ print(complete(model, tok, "JULIET:\n", max_new_tokens=200, generator=torch.Gene
 # The command line, nanoGPT's `sample.py` with a `--help`: the same defaults (a newline as the
 # prompt, temperature 0.8, top-k 200, seed 1337), and `--model` takes any of the three places a
 # model can be. It prints the texts on stdout and what it loaded and how fast it ran on stderr.
-# Its parser is appendix B's `Parser`: a wrong flag or value is one line, exit status 2.
+# Its options are the fields of `SampleSettings` (appendix B's `settings_parser`), checked when the
+# command line is read: a number out of range, and a `--model` that names a path that is not there
+# (or a file), are usage errors, one line with exit status 2, before anything is loaded. The checks
+# are "must be" conditions that a NaN fails too (`nan < 0` is false, so `temperature < 0` alone
+# would let `--temperature=nan` through; appendix B's `check_settings` refuses it as not finite).
 
 # %%
 #| export
@@ -583,73 +580,68 @@ SAMPLE_EXAMPLES = """examples:
 PROG = "python -m gpt2book.sample"
 DEFAULT_MODEL = "out/cpu"   # where `python -m gpt2book.train` writes its CPU default
 
-def parser() -> Parser:
-    "The arguments of `python -m gpt2book.sample`."
-    p = Parser(prog=PROG, epilog=SAMPLE_EXAMPLES, description="Sample text from a GPT (chapter 14 of gpt2book).",
-               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=DEFAULT_MODEL, help="a run folder (its newest checkpoint), a Hugging Face folder "
-                   "(config.json + model.safetensors) or a hub name such as gpt2 (default: out/cpu)")
-    p.add_argument("--prompt", default="\n", help='the text to continue (default: a newline; "" starts a new document)')
-    p.add_argument("--max_new_tokens", type=int, default=300, help="tokens per sample at most (default: 300)")
-    p.add_argument("--temperature", type=float, default=0.8, help="< 1 sharper, > 1 flatter, 0 greedy (default: 0.8)")
-    p.add_argument("--top_k", type=int, default=200, help="sample from the k likeliest tokens; 0: all (default: 200)")
-    p.add_argument("--top_p", type=float, default=1.0, help="sample from the likeliest tokens that together reach "
-                   "this probability; 1: all (default: 1)")
-    p.add_argument("--num_samples", type=int, default=1, help="texts to write (default: 1)")
-    p.add_argument("--seed", type=int, default=1337, help="the same seed writes the same texts (default: 1337)")
-    p.add_argument("--device", default="auto", help="auto (cuda if PyTorch sees a GPU, else cpu) | cpu | cuda | "
-                   "cuda:N | mps")
-    p.add_argument("--no_cache", action="store_true", help="recompute the whole context for every token (slow)")
-    p.add_argument("--no_stop", action="store_true", help="go on past end-of-text")
-    return p
+def check_model_spec(spec: str) -> None:
+    "SettingError if `spec` names a local path that is not there, or a file: found when the command line is read."
+    path = Path(spec).expanduser()
+    if path.is_file():
+        raise SettingError(f"--model={spec} is a file; pass the folder that holds the model: {WHERE}")
+    if not path.exists() and spec == DEFAULT_MODEL:      # a new user's first try: not a hub name
+        raise SettingError(f"--model={spec}: no such folder: train a model first (`python -m gpt2book.train` writes "
+                           f"{DEFAULT_MODEL}), or pass --model=RUN_DIR, a Hugging Face folder or a hub name")
+    if not path.exists() and looks_local(spec):          # a typo of a folder is never sent to the Hub
+        raise SettingError(f"--model={spec}: no such folder; pass {WHERE}")
 
-
-# %% [markdown]
-# Numbers out of range are usage errors, refused before anything is loaded. The checks are written
-# as "must be" conditions that a NaN fails too: `nan < 0` is false, so `temperature < 0` alone
-# would let `--temperature=nan` through, while `not temperature >= 0` does not.
 
 # %%
 #| export
-def check_args(a) -> list[str]:
-    "What is wrong with the numbers of parsed arguments `a` of `python -m gpt2book.sample` (empty: nothing)."
-    return [msg for ok, msg in (
-        (a.max_new_tokens >= 0, f"--max_new_tokens={a.max_new_tokens} must be >= 0"),
-        (a.temperature >= 0 and math.isfinite(a.temperature),
-         f"--temperature={a.temperature} must be a finite number >= 0 (0 is greedy)"),
-        (a.top_k >= 0, f"--top_k={a.top_k} must be >= 0 (0: no cut)"),
-        (0 < a.top_p <= 1, f"--top_p={a.top_p} must be in (0, 1] (1: no cut)"),
-        (a.num_samples >= 1, f"--num_samples={a.num_samples} must be >= 1")) if not ok]
+@dataclasses.dataclass(kw_only=True)
+class SampleSettings:
+    "The settings of `python -m gpt2book.sample`."
+    model: str = setting(DEFAULT_MODEL, "a run folder (its newest checkpoint), a Hugging Face folder (config.json + "
+                         "model.safetensors) or a hub name such as gpt2")
+    prompt: str = setting("\n", 'the text to continue ("" starts a new document)')
+    max_new_tokens: int = setting(300, "tokens per sample at most", low=0)
+    temperature: float = setting(0.8, "< 1 sharper, > 1 flatter, 0 greedy", low=0.0)
+    top_k: int = setting(200, "sample from the k likeliest tokens; 0: all", low=0)
+    top_p: float = setting(1.0, "sample from the likeliest tokens that together reach this probability, in (0, 1]; "
+                           "1: all", low=0.0, high=1.0)
+    num_samples: int = setting(1, "texts to write", low=1)
+    seed: int = setting(1337, "the same seed writes the same texts")
+    device: str = setting("auto", "auto (cuda if PyTorch sees a GPU, else cpu) | cpu | cuda | cuda:N | mps")
+    no_cache: bool = setting(False, "recompute the whole context for every token (slow)")
+    no_stop: bool = setting(False, "go on past end-of-text")
+
+    def __post_init__(self):
+        check_settings(self)
+        if self.top_p == 0: raise SettingError("top_p=0.0 must be above 0 (1: no cut)")
+        check_model_spec(self.model)
+
+def parser():
+    "The command line of `python -m gpt2book.sample`, made from SampleSettings."
+    return settings_parser(PROG, SampleSettings, "Sample text from a GPT (chapter 14 of gpt2book).", SAMPLE_EXAMPLES)
 
 
 # %%
-test_eq(check_args(parser().parse_args(["--top_p=0", "--num_samples=0"])),
-        ["--top_p=0.0 must be in (0, 1] (1: no cut)", "--num_samples=0 must be >= 1"])
-test_eq(check_args(parser().parse_args(["--temperature=nan", "--top_p=nan"])),
-        ["--temperature=nan must be a finite number >= 0 (0 is greedy)", "--top_p=nan must be in (0, 1] (1: no cut)"])
-test_eq(check_args(parser().parse_args([])), [])
+test_eq(SampleSettings(model=str(speech_run)).top_k, 200)
+test_fail(lambda: SampleSettings(top_p=0), contains="top_p=0.0 must be above 0")
+test_fail(lambda: SampleSettings(temperature=float("nan")), contains="temperature=nan must be a finite number")
+test_fail(lambda: SampleSettings(model=str(work / "no-such-run")), contains="no such folder")
 
 
 # %% [markdown]
-# And `main`. A usage error exits with status 2 (argparse's convention); everything else a user
-# can cause (no such model, a damaged file, weights that hold NaN, a prompt the tokenizer cannot
-# encode, no network for a hub name, a device this machine lacks) is a `CommandError`, and logits
-# that still come out NaN are chapter 5's sampler's `ValueError`; appendix B's `user_errors` prints
-# either as one line on stderr, with exit status 1: no traceback. The device is resolved by appendix B's `resolve_device`, as in every command.
+# And `main`. Everything else a user can cause (a folder that holds no model, a damaged file,
+# weights that hold NaN, a prompt the tokenizer cannot encode, no network for a hub name, a device
+# this machine lacks) is a `CommandError`, and logits that still come out NaN are chapter 5's
+# sampler's `ValueError`; appendix B's `user_errors` prints either as one line on stderr, with exit
+# status 1: no traceback. The device is resolved by appendix B's `resolve_device`, as in every command.
 
 # %%
 #| export
 def main(argv: list[str] | None = None) -> list[str]:
     "The `python -m gpt2book.sample` command; returns the texts it printed."
-    p = parser()
-    a = p.parse_args(argv)
-    if bad := check_args(a):
-        p.error("; ".join(bad))
+    a = parse_settings(parser(), SampleSettings, argv)
     with user_errors(PROG, ValueError):       # ValueError: sample_next refusing NaN logits (chapter 5)
         device = resolve_device(a.device)
-        if a.model == DEFAULT_MODEL and not Path(a.model).exists():   # a new user's first try: not a hub name
-            raise CommandError(f"--model={a.model}: no such folder: train a model first (`python -m gpt2book.train` "
-                               f"writes {DEFAULT_MODEL}), or pass --model=RUN_DIR, a Hugging Face folder or a hub name")
         model, tok = load_model(a.model, device)
         check_prompt(tok, a.prompt)              # refuse an unencodable prompt before printing anything
         print(f"{a.model}: {model.num_params():,} parameters, {tok.name} tokenizer ({tok.vocab_size:,} ids), {device}",
@@ -695,9 +687,9 @@ test_eq(out1.count("ROMEO:\n"), 2)
 assert cli(*args, "--seed=8")[0] != out1                                  # another seed, other texts
 
 # %% [markdown]
-# The refusals, each one line on stderr and nothing on stdout: settings out of range (exit status
-# 2, before anything is loaded); then, with exit status 1, no such folder, a file where a folder
-# belongs, a folder that holds no model, a truncated checkpoint, a character the model cannot
+# The refusals, each one line on stderr and nothing on stdout: settings out of range, no such
+# folder and a file where a folder belongs (exit status 2, before anything is loaded); then, with
+# exit status 1, a folder that holds no model, a truncated checkpoint, a character the model cannot
 # encode, a device this machine lacks, and a hub name that cannot be fetched (a made-up one, so
 # that no download can start even where there is a network).
 
@@ -707,7 +699,7 @@ assert cli(*args, "--seed=8")[0] != out1                                  # anot
 ckpt = sorted(speech_run.glob("ckpt_*.pt"))[-1]
 (work / "truncated-run" / ckpt.name).write_bytes(ckpt.read_bytes()[:100_000])
 cases = {"numbers": (["--temperature=nan", "--top_p=2"], 2),
-         "missing": ([f"--model={work / 'no-such-run'}"], 1), "file": ([f"--model={ckpt}"], 1),
+         "missing": ([f"--model={work / 'no-such-run'}"], 2), "file": ([f"--model={ckpt}"], 2),
          "no model": ([f"--model={work / 'not-a-model'}"], 1), "truncated": ([f"--model={work / 'truncated-run'}"], 1),
          "prompt": ([f"--model={speech_run}", "--prompt=Roméo"], 1),
          "device": ([f"--model={speech_run}", "--device=cuda:99"], 1),

@@ -8,8 +8,8 @@
 
 # %%
 #| export
-import argparse
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -25,12 +25,17 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from gpt2book.common import CommandError, Parser, resolve_device, user_errors
+from gpt2book.checkpoint import load_model
+from gpt2book.common import (CommandError, SettingError, check_settings, parse_settings, resolve_device, setting,
+                             settings_parser, user_errors)
+from gpt2book.config import TRAIN_EXTENSIONS
 from gpt2book.fetch import cache_dir, cached_file, local_copy, mirror_dir
 from gpt2book.files import atomic_write_text
 from gpt2book.model import eval_mode
-from gpt2book.sample import load_model
+from gpt2book.sample import check_model_spec
 from gpt2book.tokenizer import BPETokenizer, CharTokenizer, GPT2Tokenizer
+from gpt2book.step import TrainError
+from gpt2book.train import HOOKS
 
 # %%
 import io
@@ -41,6 +46,7 @@ import matplotlib.pyplot as plt
 from fastcore.test import test_close, test_eq, test_fail
 from gpt2book.common import run_main
 
+from gpt2book.config import train_config_class
 from gpt2book.prepare import SOURCES, fetch
 from gpt2book.model import GPT, GPTConfig
 
@@ -68,7 +74,7 @@ from gpt2book.model import GPT, GPTConfig
 # python -m gpt2book.eval hellaswag --model gpt2 --data val --style harness  # the lm-evaluation-harness's way
 # python -m gpt2book.eval wikitext --model gpt2 --split test                 # perplexity, word-level too, bits per byte
 # python -m gpt2book.eval wikitext --model gpt2 --join hf --stride 512       # the Hugging Face guide's convention
-# python -m gpt2book.eval text --model out/cpu FILE.txt                      # bits per byte of any text
+# python -m gpt2book.eval text --model out/cpu --files FILE.txt              # bits per byte of any text
 # ```
 #
 # The plan: the data and its format; turning an item into token sequences, in each of the two
@@ -111,8 +117,8 @@ def hellaswag_path(data="val") -> Path:
     "The local path of HellaSwag file `data`: `val` (mirror, cache, or downloaded), or a jsonl file of HellaSwag items."
     if data != "val":
         if not Path(data).expanduser().is_file():
-            raise FileNotFoundError(f"--data={data}: no such file; pass a jsonl file of HellaSwag items, or `val` for "
-                                    f"the validation set")
+            raise SettingError(f"--data={data}: no such file; pass a jsonl file of HellaSwag items, or `val` for "
+                               f"the validation set")
         return Path(data).expanduser()
     try:
         return cached_file("hellaswag/hellaswag_val.jsonl", HELLASWAG_VAL_URL)  # no sha256 we could trust: unchecked
@@ -388,7 +394,9 @@ for n, first, bs, s in [(6, 3, 8, 4), (20, 17, 8, 4), (20, 5, 8, 4), (100, 1, 16
 # text) in batches of windows. Windows of different lengths are padded on the right: a causal
 # model's prediction at a position never looks at later positions, so the padding changes nothing
 # that is kept. Only the positions that score a token go through the output layer, which saves
-# most of its cost for GPT-2's 50,257-way softmax. A model wrapped by `torch.compile` is scored
+# most of its cost for GPT-2's 50,257-way softmax. They get there through the model's one logits
+# method (`GPT.logits`, chapter 5), the one `forward` and `generate` call, so that a variant's logits
+# (chapter 17's soft cap) are scored as the model makes them. A model wrapped by `torch.compile` is scored
 # through its module (`_orig_mod`): shapes vary from item to item, and recompiling for each would
 # cost more than it saves.
 
@@ -401,7 +409,7 @@ def token_logprobs(model, seqs, stride=None, batch_rows=64, amp=contextlib.nullc
     m = getattr(model, "_orig_mod", model)
     bs = m.config.block_size
     stride = stride or max(1, bs // 2)
-    device = m.lm_head.weight.device
+    device = next(m.parameters()).device
     rows = [(s, *w) for s, (ids, first) in enumerate(seqs) for w in windows(len(ids), first, bs, stride)]
     out = [[] for _ in seqs]
     for i in tqdm(range(0, len(rows), batch_rows), disable=not progress, unit="batch", desc="windows"):
@@ -414,7 +422,7 @@ def token_logprobs(model, seqs, stride=None, batch_rows=64, amp=contextlib.nullc
             r_idx += [r] * (hi + 1 - a); p_idx += range(a - 1 - lo, hi - lo); tgt += ids[a:hi + 1]
         with amp:
             h = m.hidden(x.to(device))                                   # (R, T, C)
-            logits = m.lm_head(h[torch.tensor(r_idx, device=device), torch.tensor(p_idx, device=device)])  # (M, V)
+            logits = m.logits(h[torch.tensor(r_idx, device=device), torch.tensor(p_idx, device=device)])  # (M, V)
         lp = F.log_softmax(logits.float(), dim=-1).gather(1, torch.tensor(tgt, device=device)[:, None])[:, 0]  # (M,)
         for (s, lo, hi, a), piece in zip(chunk, lp.cpu().split([hi + 1 - a for _, lo, hi, a in chunk])):
             out[s].append(piece)
@@ -663,25 +671,26 @@ print(evaluate_hellaswag(model, char_tok, hs_file, "harness"))      # the counts
 # ## HellaSwag during training
 #
 # build-nanogpt scores HellaSwag every few hundred steps while GPT-2 trains, and its accuracy
-# curve is how one sees a model get better at something other than its own loss. The trainer of
-# chapter 9 does the same with `--eval_hellaswag_every=N` (and `--hellaswag_limit`, the number of
-# validation items each time, 1,000 by default; 0 for all): it calls
+# curve is how one sees a model get better at something other than its own loss. This chapter
+# plugs the same into chapter 9's trainer, without the trainer knowing about it: two settings,
+# `--eval_hellaswag_every=N` and `--hellaswag_limit` (the number of validation items each time,
+# 1,000 by default; 0 for all), and two hooks (below). At each evaluation the trainer's hook calls
 # `hellaswag_during_training(model, tokenizer, limit, d, device, ctx)` on every process, where `d`
 # says which process this is (`rank`, `world_size`, `ddp`) and `ctx` is the trainer's autocast.
 #
 # The work is shared as the validation loss is: process $r$ of $W$ scores items $r, r+W, \dots$;
 # the four counts are then summed over the processes (`all_reduce`), so every process returns the
-# same accuracy. The file itself is no concern here: the trainer fetches it once, on rank 0, before
-# training starts (chapter 9's `fetch_hellaswag`, which stops the run at once if it cannot be
-# had), so at every evaluation each process simply finds it in the cache and reads it (the reading
-# is cached too). No process waits for another but in the `all_reduce`.
+# same accuracy. The file itself is no concern here: it is fetched once, on rank 0, before
+# training starts (`fetch_hellaswag` below, which stops the run at once if it cannot be had), so
+# at every evaluation each process simply finds it in the cache and reads it (the reading is cached
+# too). No process waits for another but in the `all_reduce`.
 
 # %%
 #| export
 def hellaswag_during_training(model, tokenizer, limit, d, device, ctx=contextlib.nullcontext(), data="val") -> dict:
     """HellaSwag (completion style) on the first `limit` items (0: all) of `data`, shared among the processes of
     `d` (rank, world_size, ddp); every process returns the same {hellaswag_acc, hellaswag_acc_norm, hellaswag_n}.
-    The trainer has fetched the file before training (chapter 9's `fetch_hellaswag`): every process finds it."""
+    The file was fetched before training (`fetch_hellaswag`): every process finds it."""
     path = hellaswag_path(data)
     items = read_hellaswag(path, "completion", HELLASWAG_VAL_N if data == "val" else None)[:limit or None]
     counts = torch.tensor(hellaswag_counts(model, tokenizer, items, "completion", d.rank, d.world_size, amp=ctx),
@@ -709,6 +718,72 @@ shares = [hellaswag_counts(model, char_tok, items, "completion", rank=r, world_s
 test_eq([a + b for a, b in zip(*shares)], hellaswag_counts(model, char_tok, items, "completion"))
 test_eq([s[2:] for s in shares], [[1, 0], [0, 1]])   # [scored, skipped] of each rank
 assert not model.training
+
+
+# %% [markdown]
+# ### Plugged into the trainer
+#
+# The settings are a small dataclass that joins chapter 9's `TrainConfig` through its
+# `TRAIN_EXTENSIONS` (so `python -m gpt2book.train --help` lists them, and they are checked with the
+# rest), and two functions join the trainer's `HOOKS`: `fetch_hellaswag` runs before the data and
+# the model are built (rank 0 fetches the file; if it cannot, every rank stops with one message),
+# and `hellaswag_metrics` runs at each evaluation and returns the accuracies to log when they are due
+# ({} otherwise). Registering replaces an entry of the same name, so importing twice adds nothing twice.
+
+# %%
+#| export
+@dataclasses.dataclass
+class HellaSwagSettings:
+    "Chapter 15's settings of a training run: HellaSwag accuracy at evaluations."
+    eval_hellaswag_every: int = setting(0, "also score HellaSwag (chapter 15) every N steps; 0: never", low=0)
+    hellaswag_limit: int = setting(1000, "items of HellaSwag validation scored each time (0: all 10,042)", low=0)
+
+def fetch_hellaswag(cfg, d) -> None:
+    "Before training: make sure HellaSwag's validation file is here (rank 0 downloads it), or a TrainError that says why."
+    if not cfg.eval_hellaswag_every: return
+    problem = ""
+    if d.master:
+        try: hellaswag_path("val")
+        except (RuntimeError, ValueError, OSError) as e: problem = str(e)
+    if d.ddp:
+        box = [problem]; dist.broadcast_object_list(box, src=0); problem = box[0]
+    if problem: raise TrainError(f"--eval_hellaswag_every needs HellaSwag's validation file: {problem}")
+
+def hellaswag_metrics(s, ctx) -> dict:
+    "At an evaluation of the trainer's run `s`: HellaSwag's accuracies when they are due, else {}."
+    every = s.cfg.eval_hellaswag_every
+    if not every or s.step % every: return {}
+    return hellaswag_during_training(s.model, s.tokenizer, s.cfg.hellaswag_limit, s.d, s.device, ctx)
+
+def register(registry: list, item) -> None:
+    "Append `item` to `registry`, in place of an entry of the same name (a module imported twice registers once)."
+    registry[:] = [x for x in registry if x.__name__ != item.__name__] + [item]
+
+register(TRAIN_EXTENSIONS, HellaSwagSettings)
+register(HOOKS.setup, fetch_hellaswag)
+register(HOOKS.evaluate, hellaswag_metrics)
+
+# %% [markdown]
+# The trainer's config now has the two settings (checked as its own are); the hooks do nothing
+# when HellaSwag is off, and at a due step the evaluation hook scores with the run's model,
+# tokenizer, processes, device and autocast (here with a stand-in for the scorer, which records
+# what it was given).
+
+# %%
+cfg = train_config_class()(eval_hellaswag_every=2, hellaswag_limit=0)
+test_eq((cfg.eval_hellaswag_every, train_config_class()().eval_hellaswag_every), (2, 0))
+test_fail(lambda: train_config_class()(hellaswag_limit=-1), contains="hellaswag_limit=-1 must be at least 0")
+assert fetch_hellaswag(train_config_class()(), one) is None and fetch_hellaswag in HOOKS.setup
+run_state = SimpleNamespace(cfg=cfg, d=one, device="cpu", model=model, raw=model, tokenizer=char_tok, step=3)
+test_eq(hellaswag_metrics(run_state, contextlib.nullcontext()), {})                 # step 3: not due
+run_state.step, calls, ctx = 4, [], contextlib.nullcontext()
+scorer = hellaswag_during_training
+hellaswag_during_training = lambda *args: calls.append(args) or {"hellaswag_acc": 0.5}
+try:
+    test_eq(hellaswag_metrics(run_state, ctx), {"hellaswag_acc": 0.5})            # step 4: due
+finally:
+    hellaswag_during_training = scorer
+test_eq(calls, [(model, char_tok, 0, one, "cpu", ctx)])
 
 # %% [markdown]
 # ## Perplexity, with a sliding window
@@ -986,10 +1061,12 @@ if (mirror_dir() / "wikitext-2-raw" / "wiki.test.raw").exists():      # a reader
 # %% [markdown]
 # ## The command line
 #
-# `python -m gpt2book.eval` has one subcommand per benchmark. The model is anything
-# `load_model` of chapter 14 takes: a run folder of `python -m gpt2book.train` (its newest
-# checkpoint), a Hugging Face folder, or a hub name such as `gpt2`. Progress goes to stderr; the
-# last line on stdout is one JSON object with the result.
+# `python -m gpt2book.eval` has one subcommand per benchmark, each with its settings dataclass
+# (appendix B's `settings_parser`). The model is anything `load_model` of chapter 9 takes: a run
+# folder of `python -m gpt2book.train` (its newest checkpoint), a Hugging Face folder, or a hub
+# name such as `gpt2`. Progress goes to stderr; the last line on stdout is one JSON object with
+# the result. What the command line alone can tell is checked when it is read: numbers out of
+# range, a `--model` or a data file that is not there (a usage error, exit status 2).
 
 # %%
 #| export
@@ -999,46 +1076,67 @@ HELP_EXAMPLES = """examples:
   python -m gpt2book.eval hellaswag --model out/cpu --data FILE.jsonl --limit 500
   python -m gpt2book.eval wikitext --model gpt2 --split test --stride 512    # raw file, end-of-text first
   python -m gpt2book.eval wikitext --model gpt2 --join hf --stride 512       # the Hugging Face guide's text
-  python -m gpt2book.eval text --model out/cpu hamlet.txt macbeth.txt        # bits per byte of any text"""
+  python -m gpt2book.eval text --model out/cpu --files hamlet.txt macbeth.txt  # bits per byte of any text"""
 
 PROG = "python -m gpt2book.eval"
 
-def parser() -> Parser:
-    "The arguments of `python -m gpt2book.eval`."
-    p = Parser(prog=PROG, epilog=HELP_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
-               description="Evaluate a model on HellaSwag, WikiText-2 or any text (chapter 15 of gpt2book).")
-    sub = p.add_subparsers(dest="task", required=True, metavar="{hellaswag,wikitext,text}", parser_class=Parser)
-    h = sub.add_parser("hellaswag", help="accuracy on HellaSwag (4 endings an item; chance 0.25)")
-    w = sub.add_parser("wikitext", help="perplexity (token and word level) and bits per byte of WikiText-2 raw")
-    t = sub.add_parser("text", help="bits per byte, bits per character and perplexity of UTF-8 text files")
-    for q in (h, w, t):
-        q.add_argument("--model", required=True, help="a run folder, a Hugging Face folder or a hub name (gpt2)")
-        q.add_argument("--device", default="auto", help="auto (cuda if PyTorch sees a GPU, else cpu) | cpu | cuda | "
-                       "cuda:N | mps")
-        q.add_argument("--stride", type=int, default=None, help="tokens a sliding window advances, 1 to block_size "
-                       "(default block_size // 2)")
-    h.add_argument("--data", default="val", help="`val` (HellaSwag's validation set, downloaded) or a jsonl file of items")
-    h.add_argument("--limit", type=int, default=0, help="score the first N items only (0: all)")
-    h.add_argument("--style", choices=HELLASWAG_STYLES, default="completion",
-                   help="completion: build-nanogpt / llm.c; harness: lm-evaluation-harness")
-    w.add_argument("--split", choices=tuple(WIKITEXT_SHA256), default="test")
-    w.add_argument("--join", choices=WIKITEXT_JOINS, default="raw", help="raw: the file, end-of-text first, every token "
-                   "scored; hf: the Hugging Face guide's \"\\n\\n\".join of the rows, the first token only context")
-    t.add_argument("files", nargs="+", help="UTF-8 text files, each scored after an end-of-text token")
-    for q in (w, t):
-        q.add_argument("--batch_rows", type=int, default=8, help="windows per forward pass (default: 8)")
-    return p
+@dataclasses.dataclass(kw_only=True)
+class ModelSettings:
+    "What every evaluation needs: a model, a device, and how far a sliding window advances."
+    model: str = setting(dataclasses.MISSING, "a run folder, a Hugging Face folder or a hub name (gpt2)")
+    device: str = setting("auto", "auto (cuda if PyTorch sees a GPU, else cpu) | cpu | cuda | cuda:N | mps")
+    stride: int = setting(0, "tokens a sliding window advances, at most block_size; 0: block_size // 2", low=0)
+    def __post_init__(self):
+        check_settings(self)
+        check_model_spec(self.model)
 
-def check_args(a) -> list[str]:
-    "What is wrong with the numbers of parsed arguments `a` of `python -m gpt2book.eval` (empty: nothing)."
-    return [msg for ok, msg in (
-        (a.stride is None or a.stride >= 1, f"--stride={a.stride} must be >= 1 (and at most the model's block_size)"),
-        (getattr(a, "limit", 0) >= 0, f"--limit={getattr(a, 'limit', 0)} must be >= 0 (0: all items)"),
-        (getattr(a, "batch_rows", 1) >= 1, f"--batch_rows={getattr(a, 'batch_rows', 1)} must be >= 1")) if not ok]
+@dataclasses.dataclass(kw_only=True)
+class HellaSwagEval(ModelSettings):
+    "`hellaswag`: accuracy on HellaSwag (4 endings an item; chance 0.25)."
+    data: str = setting("val", "`val` (HellaSwag's validation set, downloaded) or a jsonl file of items")
+    limit: int = setting(0, "score the first N items only; 0: all", low=0)
+    style: str = setting("completion", "completion: build-nanogpt / llm.c; harness: lm-evaluation-harness",
+                         choices=HELLASWAG_STYLES)
+    def __post_init__(self):
+        super().__post_init__()
+        if self.data != "val": hellaswag_path(self.data)          # a file that is not there: refused now
 
 
 # %% [markdown]
-# `run` does the work for parsed arguments and returns the result: it resolves the device with
+# The other two subcommands' settings, and the parser made from all three:
+
+# %%
+#| export
+@dataclasses.dataclass(kw_only=True)
+class WikiTextEval(ModelSettings):
+    "`wikitext`: perplexity (token and word level) and bits per byte of WikiText-2 raw."
+    split: str = setting("test", "the split", choices=tuple(WIKITEXT_SHA256))
+    join: str = setting("raw", 'raw: the file, end-of-text first, every token scored; hf: the Hugging Face guide\'s '
+                        '"\\n\\n".join of the rows, the first token only context', choices=WIKITEXT_JOINS)
+    batch_rows: int = setting(8, "windows per forward pass", low=1)
+
+@dataclasses.dataclass(kw_only=True)
+class TextEval(ModelSettings):
+    "`text`: bits per byte, bits per character and perplexity of UTF-8 text files."
+    files: tuple[str, ...] = setting(dataclasses.MISSING, "UTF-8 text files, each scored after an end-of-text token")
+    batch_rows: int = setting(8, "windows per forward pass", low=1)
+    def __post_init__(self):
+        super().__post_init__()
+        if missing := [f for f in self.files if not Path(f).expanduser().is_file()]:
+            raise SettingError(f"--files: {missing[0]}: no such file; pass UTF-8 text files")
+
+COMMANDS = {"hellaswag": (HellaSwagEval, "accuracy on HellaSwag (4 endings an item; chance 0.25)"),
+            "wikitext": (WikiTextEval, "perplexity (token and word level) and bits per byte of WikiText-2 raw"),
+            "text": (TextEval, "bits per byte, bits per character and perplexity of UTF-8 text files")}
+
+def parser():
+    "The command line of `python -m gpt2book.eval`, made from the settings of its subcommands."
+    return settings_parser(PROG, COMMANDS, "Evaluate a model on HellaSwag, WikiText-2 or any text (chapter 15 of "
+                                           "gpt2book).", HELP_EXAMPLES)
+
+
+# %% [markdown]
+# `run` does the work for a subcommand's settings and returns the result: it resolves the device with
 # appendix B's `resolve_device`, checks the data before it loads a model (a wrong file should not
 # wait for a 500 MB download), and scores HellaSwag with `evaluate_hellaswag` (which reads the file
 # again, from `read_hellaswag`'s cache). A stride longer than the model's context can only be
@@ -1078,51 +1176,49 @@ def score_texts(model, tok, texts: dict, stride=None, batch_rows=8) -> dict:
 
 # %%
 #| export
-def run(args) -> dict:
-    "The result of `python -m gpt2book.eval` for parsed `args`, as a dict."
-    device, t0 = resolve_device(args.device), time.time()
-    if args.task == "hellaswag":                   # check the data before loading a model
-        path = hellaswag_path(args.data)
-        n = len(read_hellaswag(path, args.style, HELLASWAG_VAL_N if args.data == "val" else None))
-    elif args.task == "wikitext":
-        path, text = wikitext_path(args.split), wikitext_text(args.split, args.join)
+def run(task: str, s) -> dict:
+    "The result of `python -m gpt2book.eval TASK` with settings `s` (HellaSwagEval, WikiTextEval or TextEval), as a dict."
+    device, t0 = resolve_device(s.device), time.time()
+    if task == "hellaswag":                        # check the data before loading a model
+        path = hellaswag_path(s.data)
+        n = len(read_hellaswag(path, s.style, HELLASWAG_VAL_N if s.data == "val" else None))
+    elif task == "wikitext":
+        path, text = wikitext_path(s.split), wikitext_text(s.split, s.join)
     else:
-        texts = read_texts(args.files)
-    model, tok = load_model(args.model, device)
-    if args.stride and args.stride > model.config.block_size:
-        raise CommandError(f"--stride={args.stride} must be at most the model's block_size, {model.config.block_size}")
-    if args.task == "hellaswag":
-        out = evaluate_hellaswag(model, tok, args.data, args.style, args.limit, args.stride, progress=True)
-        head = dict(task="hellaswag", style=args.style, data=args.data, items=min(args.limit or n, n), file=str(path))
-    elif args.task == "wikitext":
+        texts = read_texts(s.files)
+    model, tok = load_model(s.model, device)
+    stride = s.stride or None
+    if s.stride > model.config.block_size:
+        raise CommandError(f"--stride={s.stride} must be at most the model's block_size, {model.config.block_size}")
+    if task == "hellaswag":
+        out = evaluate_hellaswag(model, tok, s.data, s.style, s.limit, stride, progress=True)
+        head = dict(task="hellaswag", style=s.style, data=s.data, items=min(s.limit or n, n), file=str(path))
+    elif task == "wikitext":
         try:
-            out = perplexity(model, tok, text, args.stride, args.batch_rows, progress=True, score_first=args.join == "raw")
+            out = perplexity(model, tok, text, stride, s.batch_rows, progress=True, score_first=s.join == "raw")
         except ValueError as e:
             raise ValueError(f"WikiText-2 cannot be scored with this model's tokenizer: {e}") from None
         units = wikitext_units(path.read_text(encoding="utf-8"))
         out.update(word_units=units, word_ppl=math.exp(out["nll"] / units))
-        head = dict(task="wikitext", split=args.split, join=args.join, file=str(path))
+        head = dict(task="wikitext", split=s.split, join=s.join, file=str(path))
     else:
-        out, head = score_texts(model, tok, texts, args.stride, args.batch_rows), dict(task="text")
-    return dict(**head, model=str(args.model), **out, device=device, seconds=round(time.time() - t0, 1))
+        out, head = score_texts(model, tok, texts, stride, s.batch_rows), dict(task="text")
+    return dict(**head, model=str(s.model), **out, device=device, seconds=round(time.time() - t0, 1))
 
 
 # %% [markdown]
-# `main` refuses numbers out of range as usage errors (one line, exit status 2, before anything is
-# read), and turns every error a user can cause while it runs (a missing or damaged model, a wrong
-# file, no network, a device this machine lacks, a text the tokenizer cannot encode) into one line
-# on stderr with exit status 1, without a traceback: appendix B's `user_errors`.
+# `main` reads the command line into the subcommand's settings (a usage error is one line, exit
+# status 2, before anything is read), and turns every error a user can cause while it runs (a
+# damaged model, a wrong file, no network, a device this machine lacks, a text the tokenizer cannot
+# encode) into one line on stderr with exit status 1, without a traceback: appendix B's `user_errors`.
 
 # %%
 #| export
 def main(argv=None) -> dict:
     "The `python -m gpt2book.eval` command: prints the result as one JSON line and returns it."
-    p = parser()
-    args = p.parse_args(argv)
-    if bad := check_args(args):
-        p.error("; ".join(bad))
+    task, s = parse_settings(parser(), COMMANDS, argv)
     with user_errors(PROG, ValueError, RuntimeError, OSError):    # e.g. a wrong file, no network, a full disk
-        result = run(args)
+        result = run(task, s)
     print(json.dumps(result))
     return result
 
@@ -1162,7 +1258,7 @@ test_eq((status, res["n"], res["skipped"], res["style"]), (0, 2, 0, "harness"))
 # %%
 (tmp / "a.txt").write_text("To be, or not to be, that is the question. ", encoding="utf-8")
 (tmp / "b.txt").write_text("Naïve café, 😀. " * 3, encoding="utf-8")
-out, _, status = cli("text", "--model", untrained_dir, tmp / "a.txt", tmp / "b.txt")
+out, _, status = cli("text", "--model", untrained_dir, "--files", tmp / "a.txt", tmp / "b.txt")
 res = json.loads(out)
 print({k: round(v, 3) if isinstance(v, float) else v for k, v in res.items() if k not in ("model", "per_file")})
 test_eq((status, res["bytes"], res["chars"]), (0, sum(len(p.read_bytes()) for p in (tmp / "a.txt", tmp / "b.txt")),
@@ -1170,16 +1266,18 @@ test_eq((status, res["bytes"], res["chars"]), (0, sum(len(p.read_bytes()) for p 
 assert res["bits_per_byte"] < res["bits_per_char"]         # the same bits over more bytes than characters
 
 # %% [markdown]
-# The refusals, each one line on stderr and nothing on stdout: numbers out of range (exit status 2,
-# before anything is read); then, with exit status 1, no such model, a text file given as the model,
-# a data file without the fields the harness style needs, a stride longer than the model's context,
-# and a device this machine lacks.
+# The refusals, each one line on stderr and nothing on stdout: numbers out of range, a model or a
+# file that is not there, a file given as the model (exit status 2, before anything is read); then,
+# with exit status 1, a data file without the fields the harness style needs, a stride longer than
+# the model's context, and a device this machine lacks.
 
 # %%
 cases = {"limit": (["hellaswag", "--model", untrained_dir, "--limit=-5"], 2),
-         "stride": (["wikitext", "--model", untrained_dir, "--stride=0", "--batch_rows=0"], 2),
-         "no model": (["hellaswag", "--model", tmp / "no-model", "--data", hs_file], 1),
-         "a file": (["hellaswag", "--model", hs_file, "--data", hs_file], 1),
+         "batch_rows": (["wikitext", "--model", untrained_dir, "--batch_rows=0"], 2),
+         "no model": (["hellaswag", "--model", tmp / "no-model", "--data", hs_file], 2),
+         "no data": (["hellaswag", "--model", untrained_dir, "--data", tmp / "no-data.jsonl"], 2),
+         "no text": (["text", "--model", untrained_dir, "--files", tmp / "no-text.txt"], 2),
+         "a file": (["hellaswag", "--model", hs_file, "--data", hs_file], 2),
          "no ctx_a": (["hellaswag", "--model", untrained_dir, "--data", text_only, "--style", "harness"], 1),
          "long stride": (["hellaswag", "--model", untrained_dir, "--data", hs_file, "--stride=65"], 1),
          "device": (["hellaswag", "--model", untrained_dir, "--data", hs_file, "--device=cuda:99"], 1)}

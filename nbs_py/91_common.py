@@ -36,10 +36,14 @@ import math
 import os
 import platform
 import sys
+import types
+import typing
+from pathlib import Path
 
 # %%
 import subprocess
 
+import pandas as pd
 import torch
 from fastcore.test import test_eq, test_fail
 
@@ -230,6 +234,7 @@ _EXTENDED = {}
 
 def extended(base: type, extensions) -> type:
     "The dataclass with `base`'s fields then each extension's (chapters' settings), checked by `base` and each `check`."
+    extensions = {e.__qualname__: e for e in extensions}.values()   # registered twice (a notebook and its module): once
     key = (base, tuple(extensions))
     if key not in _EXTENDED:
         if not extensions: _EXTENDED[key] = base
@@ -262,6 +267,7 @@ test_eq([f.name for f in dataclasses.fields(Big)], ["n_layer", "norm", "lr", "wi
 test_eq(Big(width=3).width, 3)
 assert Big is extended(Demo, [Wider]) and Big(width=3) == extended(Demo, [Wider])(width=3)
 assert extended(Demo, []) is Demo and isinstance(Big(), Demo)
+assert extended(Demo, [Wider, Wider]) is Big                                # registered twice: once
 test_fail(lambda: Big(n_layer=0), contains="n_layer=0 must be at least 1")   # the base's checks
 test_fail(lambda: Big(width=0), contains="width=0 must be at least 1")       # the extension's fields
 test_fail(lambda: Big(width=11, n_layer=1), contains="too wide")            # and its own check
@@ -279,9 +285,11 @@ test_eq(Kinds("b").kind, "b")
 #
 # Every command of the book reads its options from a settings dataclass: one `--name=value` option
 # per field, in the field's own spelling (`--snake_case`), with the field's type, choices and help.
-# A bool may be given bare (`--resume` is `--resume=true`); a tuple of steps as `400,800`.
-# Options left out are not set (`argparse.SUPPRESS`), so a command sees exactly what the user gave
-# and the dataclass supplies the rest.
+# A bool may be given bare (`--resume` is `--resume=true`); a tuple of steps as `400,800`; a field
+# typed `tuple[str, ...]` (files, say) takes several values (`--input a.txt b.txt`); a field with no
+# default (`setting(dataclasses.MISSING, ...)`, in a `kw_only` dataclass) is a required option.
+# `X | None` is read as `X`. Options left out are not set (`argparse.SUPPRESS`), so a command sees
+# exactly what the user gave and the dataclass supplies the rest.
 
 # %%
 #| export
@@ -299,16 +307,32 @@ def parse_steps(text: str) -> tuple:
     return tuple(int(s) for s in text.split(",") if s.strip())
 parse_steps.__name__ = "steps"
 
+def option_type(cls, f) -> tuple[type, type | None]:
+    "(type, type of each value or None) of field `f` of dataclass `cls`: `X | None` is X; `tuple[str, ...]` is (tuple, str)."
+    try: hint = typing.get_type_hints(cls).get(f.name, f.type)      # also resolves `from __future__ import annotations`
+    except (NameError, TypeError): hint = f.type
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1: hint = args[0]
+    if typing.get_origin(hint) is tuple and typing.get_args(hint)[1:] == (Ellipsis,):
+        return tuple, typing.get_args(hint)[0]
+    return (hint if isinstance(hint, type) else type(f.default)), None
+
 def add_settings(group, cls, defaults: dict | None = None, skip=()) -> None:
     "One `--name=value` option of `group` (a parser or an argument group) per field of dataclass `cls`, from its `setting`."
     for f in dataclasses.fields(cls):
         if f.name in skip or not f.metadata.get("help"): continue
-        typ = f.type if isinstance(f.type, type) else type(f.default)
-        kw = dict(type=parse_bool, nargs="?", const=True) if typ is bool else dict(type=parse_steps if typ is tuple else typ)
+        typ, each = option_type(cls, f)
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        kw = dict(type=parse_bool, nargs="?", const=True) if typ is bool else \
+            dict(type=each, nargs="+" if required else "*", metavar=f.name.upper()) if each else \
+            dict(type=parse_steps if typ is tuple else typ, metavar="STEPS" if typ is tuple else typ.__name__.upper())
+        if typ is bool: kw["metavar"] = "BOOL"
         if f.metadata.get("choices") is not None: kw["choices"] = f.metadata["choices"]
         default = (defaults or {}).get(f.name, f.default)
-        group.add_argument(f"--{f.name}", default=argparse.SUPPRESS, metavar="STEPS" if typ is tuple else typ.__name__.upper(),
-                           help=f"{f.metadata['help']} (default: {default})", **kw)
+        shown = " ".join(map(str, default)) if each and default is not dataclasses.MISSING else \
+            repr(default) if isinstance(default, str) and (default.strip() != default or not default) else default
+        group.add_argument(f"--{f.name}", default=argparse.SUPPRESS, required=required,
+                           help=f.metadata["help"] + ("" if required else f" (default: {shown})"), **kw)
 
 
 # %%
@@ -318,6 +342,154 @@ test_eq(vars(cli.parse_args(["--width=4", "--norm=rmsnorm"])), {"width": 4, "nor
 assert "(default: 6)" in cli.format_help() and "--lr" in cli.format_help()
 test_eq(run_main(cli.parse_args, ["--norm=batchnorm"])[2], 2)
 test_eq(parse_bool("on"), True); test_eq(parse_steps("400, 800"), (400, 800))
+
+
+# %% [markdown]
+# A required option and one that takes several values: the settings of a command that reads files.
+
+# %%
+@dataclasses.dataclass(kw_only=True)
+class Files:
+    files: tuple[str, ...] = setting(dataclasses.MISSING, "text files to read")
+    out: str | None = setting(None, "where to write (default: print)")
+    def __post_init__(self): check_settings(self)
+
+cli = Parser(prog="demo")
+add_settings(cli, Files)
+test_eq(vars(cli.parse_args(["--files", "a.txt", "b.txt", "--out=x"])), {"files": ["a.txt", "b.txt"], "out": "x"})
+test_eq(refusal(cli.parse_args, ["--out=x"]), (2, "demo: error: the following arguments are required: --files (see demo --help)"))
+test_eq(option_type(Files, dataclasses.fields(Files)[1]), (str, None))
+assert "(default: None)" in cli.format_help()
+
+
+# %% [markdown]
+# Every command but the trainer (whose parser has presets) is made the same way from its settings:
+# one dataclass, or one per sub-command (`{name: (dataclass, help)}`). `parse_settings` reads the
+# command line and builds the dataclass, so everything its checks know (a number out of range, a
+# file that is not there) is a usage error: one line, exit status 2, before anything is read or
+# written. What only running can find (a damaged file, no network) stays a runtime error, exit 1.
+
+# %%
+#| export
+def settings_parser(prog: str, settings, description: str, epilog: str = "") -> Parser:
+    "The Parser of a command: one option per field of dataclass `settings`, or sub-commands {name: (dataclass, help)}."
+    p = Parser(prog=prog, description=description, epilog=epilog, allow_abbrev=False,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    if not isinstance(settings, dict):
+        add_settings(p, settings)
+        return p
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="{" + ",".join(settings) + "}")
+    for name, (cls, what) in settings.items():
+        add_settings(sub.add_parser(name, help=what, description=what, allow_abbrev=False), cls)
+    return p
+
+def parse_settings(p: Parser, settings, argv=None):
+    "The settings that `argv` gives (with sub-commands: (name, settings)); a SettingError is a usage error (exit 2)."
+    a = vars(p.parse_args(None if argv is None else [str(x) for x in argv]))
+    name = a.pop("command", None)
+    cls = settings[name][0] if isinstance(settings, dict) else settings
+    try:
+        cfg = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in a.items()})
+    except SettingError as e:
+        p.error(f"{name + ': ' if name else ''}{e}")
+    return (name, cfg) if isinstance(settings, dict) else cfg
+
+
+# %%
+@dataclasses.dataclass(kw_only=True)
+class Count:
+    files: tuple[str, ...] = setting(dataclasses.MISSING, "text files to count")
+    def __post_init__(self):
+        check_settings(self)
+        if missing := [f for f in self.files if not os.path.isfile(f)]:
+            raise SettingError(f"--files: {missing[0]}: no such file; pass text files")
+
+commands = {"count": (Count, "count the lines of text files"), "demo": (Demo, "a demo")}
+cli = settings_parser("demo", commands, "A demo command.")
+test_eq(parse_settings(cli, commands, ["count", "--files", os.__file__]),
+        ("count", Count(files=(os.__file__,))))
+test_eq(refusal(lambda a: parse_settings(cli, commands, a), ["count", "--files", "/no/such.txt"]),
+        (2, "demo: error: count: --files: /no/such.txt: no such file; pass text files (see demo --help)"))
+test_eq(refusal(lambda a: parse_settings(cli, commands, a), ["demo", "--n_layer=0"])[1],
+        "demo: error: demo: n_layer=0 must be at least 1 (see demo --help)")
+test_eq(parse_settings(cli, commands, ["demo", "--n_layer=2"])[1].n_layer, 2)
+
+
+# %% [markdown]
+# Result files the chapters read (`nbs/data/...`, `images/...`) belong in the book's repository, not
+# in whatever folder a command was started from. `book_path` finds them from where this package
+# lives (an editable install, as CONTRIBUTING sets it up, is the checkout itself).
+
+# %%
+#| export
+def book_path(relative="") -> Path:
+    "`relative` (such as nbs/data/vocab.csv) in the book's repository, the folder above this package's; CommandError outside one."
+    import gpt2book
+    root = Path(gpt2book.__file__).resolve().parents[1]
+    if not (root / "nbs").is_dir():
+        raise CommandError(f"{root} is not the book's repository (gpt2book is installed, not checked out): pass the "
+                           f"folder to write into explicitly")
+    return root / relative
+
+
+# %%
+assert (book_path("nbs") / "91_common.ipynb").is_file() and book_path().is_absolute()
+
+
+# %% [markdown]
+# ## Tables
+#
+# Results reach the README and the chapters as Markdown tables. `markdown_table` writes one from
+# rows (dicts, sequences, or a pandas DataFrame), so that no module writes the `|---|` lines by
+# hand. A cell is written as given: format numbers before (`f"{x:.3f}"`) where the digits matter.
+# A `|` inside a cell is escaped and a line break folded, so that a cell never breaks the table.
+# Columns of numbers are aligned right unless `align` says otherwise.
+
+# %%
+#| export
+def _cell(v) -> str:
+    return "" if v is None else one_line(v).replace("|", "\\|")
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) or type(v).__module__ == "numpy" and hasattr(v, "dtype")
+
+def markdown_table(rows, columns=None, align: str | None = None) -> str:
+    """A Markdown table of `rows`: dicts, sequences or a pandas DataFrame. `columns`: {key: header} (dicts, DataFrame;
+    default their keys) or [header] (sequences). `align`: a letter a column, l, r or c (default: r for numbers, else l)."""
+    if hasattr(rows, "columns") and hasattr(rows, "to_dict"):          # a pandas DataFrame, without importing pandas
+        rows, columns = rows.to_dict("records"), columns or {k: k for k in rows.columns}
+    rows = list(rows)
+    if rows and isinstance(rows[0], dict):
+        columns = columns or {k: k for r in rows for k in r}
+        keys, heads = (list(columns), list(columns.values())) if isinstance(columns, dict) else (list(columns),) * 2
+        cells = [[r.get(k) for k in keys] for r in rows]
+    else:
+        if columns is None: raise ValueError("markdown_table: rows that are not dicts need `columns`, their headers")
+        heads, cells = list(columns.values() if isinstance(columns, dict) else columns), [list(r) for r in rows]
+    if bad := [r for r in cells if len(r) != len(heads)]:
+        raise ValueError(f"markdown_table: a row has {len(bad[0])} cells for {len(heads)} columns: {bad[0]!r:.100}")
+    if align is None:
+        align = "".join("r" if cells and all(_is_number(r[j]) or r[j] is None for r in cells) else "l" for j in range(len(heads)))
+    if len(align) != len(heads) or set(align) - set("lrc"):
+        raise ValueError(f"markdown_table: align={align!r} needs one of l, r, c for each of the {len(heads)} columns")
+    rule = {"l": "---", "r": "---:", "c": ":---:"}
+    lines = [heads, [rule[a] for a in align], *cells]
+    return "\n".join("| " + " | ".join(map(_cell, l)) + " |" if i != 1 else "|" + "|".join(l) + "|" for i, l in enumerate(lines))
+
+
+# %% [markdown]
+# From dicts, with headers and the default alignment; from sequences; a pipe in a cell; and a
+# DataFrame gives the same table as its rows.
+
+# %%
+rows = [{"arm": "gpt2", "vocab": 50257, "bpb": "2.85"}, {"arm": "char | bytes", "vocab": 85, "bpb": "2.76"}]
+print(markdown_table(rows, {"arm": "arm", "vocab": "vocabulary", "bpb": "bits per byte"}))
+test_eq(markdown_table(rows).splitlines()[:2], ["| arm | vocab | bpb |", "|---|---:|---|"])
+test_eq(markdown_table(rows).splitlines()[3], "| char \\| bytes | 85 | 2.76 |")
+test_eq(markdown_table([(1, "a")], ["n", "x"], align="cl"), "| n | x |\n|:---:|---|\n| 1 | a |")
+test_fail(lambda: markdown_table([(1, 2, 3)], ["n", "x"]), contains="3 cells for 2 columns")
+test_fail(lambda: markdown_table(rows, align="lr"), contains="for each of the 3 columns")
+test_eq(markdown_table(pd.DataFrame(rows)), markdown_table(rows))
 
 
 # %% [markdown]

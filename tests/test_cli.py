@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = ["gpt2book.train", "gpt2book.tokenizer", "gpt2book.experiments", "gpt2book.scaling", "gpt2book.sample", "gpt2book.eval"]
+MODULES = ["gpt2book.train", "gpt2book.tokenizer", "gpt2book.experiments", "gpt2book.scaling_runs", "gpt2book.sample", "gpt2book.eval",
+           "gpt2book.vocab"]
 SCRIPTS = ["data/prepare.py", "bench/train.py", "bench/vs_nanogpt.py", "bench/arms_speed.py", "bench/extrapolate.py",
            "bench/main_job.py", "bench/nanogpt_recipe.py", "bench/generate_speed.py", "bench/tokenize_speed.py",
            "bench/reproduce_row.py", "bench/cpu_step.py", "bench/bpe_train.py", "tools/results_tables.py", "tools/check_site.py",
@@ -48,14 +49,33 @@ def test_help(cmd, monkeypatch, capsys):
     ("gpt2book.train", ["--init_from=./no/such/run"], 2, "no such folder"),
     ("data/prepare.py", ["nosuchsource"], 1, "unknown source 'nosuchsource'"),
     ("data/prepare.py", ["shakespeare_char", "--tokenizer", "/no/such/tokenizer"], 1, "is not a BPE tokenizer"),
-    ("gpt2book.tokenizer", ["train", "--input", "/no/such.txt", "--vocab_size", "300", "--out", "/tmp/x"], 1,
-     "no such file or folder"),
-    ("gpt2book.tokenizer", ["train", "--input", "x", "--vocab_size", "-3", "--out", "/tmp/x"], 2, "must be at least 1"),
+    ("gpt2book.tokenizer", ["train", "--input", "/no/such.txt", "--vocab_size", "300", "--out", "{tmp}/x"], 2,
+     "--input /no/such.txt: no such file or folder"),
+    ("gpt2book.tokenizer", ["train", "--input", "{tmp}/text.txt", "--vocab_size", "-3", "--out", "{tmp}/x"], 2,
+     "vocab_size=-3 must be at least 1"),
+    ("gpt2book.tokenizer", ["train", "--input", "{tmp}/text.txt", "--vocab_size", "300"], 2,
+     "the following arguments are required: --out"),
+    ("gpt2book.tokenizer", ["train", "--input", "{tmp}/binary.txt", "--vocab_size", "300", "--out", "{tmp}/x"], 1,
+     "binary.txt is not UTF-8 text"),
+    ("gpt2book.sample", ["--model={tmp}/no/such/run"], 2, "no/such/run: no such folder"),
+    ("gpt2book.sample", ["--model={tmp}/text.txt"], 2, "text.txt is a file"),
+    ("gpt2book.sample", ["--top_p=2"], 2, "top_p=2.0 must be at most 1"),
+    ("gpt2book.sample", ["--model={tmp}", "--max_new_tokens=5"], 1, "holds no model"),
+    ("gpt2book.eval", ["hellaswag"], 2, "the following arguments are required: --model"),
+    ("gpt2book.eval", ["hellaswag", "--model={tmp}", "--data={tmp}/no.jsonl"], 2, "--data={tmp}/no.jsonl: no such file"),
+    ("gpt2book.eval", ["text", "--model={tmp}", "--files", "{tmp}/no.txt"], 2, "--files: {tmp}/no.txt: no such file"),
+    ("gpt2book.eval", ["wikitext", "--model={tmp}", "--split=train"], 2, "invalid choice: 'train'"),
+    ("gpt2book.eval", ["text", "--model={tmp}", "--files", "{tmp}/text.txt"], 1, "holds no model"),
+    ("gpt2book.vocab", ["collect", "--out={tmp}/no/runs"], 2, "--out={tmp}/no/runs: no such folder"),
+    ("gpt2book.vocab", ["run", "--workers=0"], 2, "workers=0 must be at least 1"),
     ("data/prepare.py", ["shakespeare_char", "--shard-tokens", "0"], 2, "shard-tokens"),
     ("bench/cpu_step.py", ["--steps", "many"], 2, "invalid int value: 'many'"),
 ], ids=lambda x: x if isinstance(x, str) else " ".join(map(str, x)) if isinstance(x, list) else str(x))
 def test_wrong_input_is_one_clear_line(cmd, args, status, says, monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("GPT2BOOK_DATA", str(tmp_path / "data"))      # nothing may be prepared or written
+    (tmp_path / "text.txt").write_text("some text")
+    (tmp_path / "binary.txt").write_bytes(bytes(range(256)))
+    args, says = [a.replace("{tmp}", str(tmp_path)) for a in args], says.replace("{tmp}", str(tmp_path))
     assert command(cmd, args, monkeypatch) == status, capsys.readouterr().err[-1000:]
     err = capsys.readouterr().err
     lines = err.strip().splitlines()

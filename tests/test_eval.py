@@ -23,7 +23,7 @@ import gpt2book.eval
 from gpt2book.eval import (PROG, hellaswag_counts, hellaswag_during_training, main, perplexity, read_hellaswag,
                            score_item, token_bytes, wikitext_path, wikitext_text, wikitext_units)
 from gpt2book.model import GPT, GPTConfig
-from gpt2book.sample import load_model
+from gpt2book.checkpoint import load_model
 from gpt2book.tokenizer import BPETokenizer, CharTokenizer, train_bpe
 
 transformers = pytest.importorskip("transformers")
@@ -267,21 +267,33 @@ def test_tilde_is_the_home_folder(hf_model, hs_file, tmp_path, capsys, monkeypat
     assert status == 0 and json.loads(out)["n"] == 1
 
 
-USAGE = {  # numbers out of range: exit status 2, before anything is read
-    "limit": (["hellaswag", "--model", "m", "--limit=-1"], "--limit=-1 must be >= 0 (0: all items)"),
-    "stride": (["hellaswag", "--model", "m", "--stride=0"], "--stride=0 must be >= 1"),
-    "batch_rows": (["wikitext", "--model", "m", "--batch_rows=0"], "--batch_rows=0 must be >= 1"),
-    "no task": ([], "the following arguments are required"),
-    "not a number": (["wikitext", "--model", "m", "--stride=x"], "argument --stride: invalid int value: 'x'"),
-    "a join that does not exist": (["wikitext", "--model", "m", "--join=pandas"], "argument --join: invalid choice"),
-    "text without files": (["text", "--model", "m"], "the following arguments are required: files"),
+USAGE = {  # numbers out of range, paths that name nothing: exit status 2, before anything is read
+    "limit": (lambda m, h, t: ["hellaswag", "--model", "m", "--limit=-1"], "limit=-1 must be at least 0"),
+    "stride": (lambda m, h, t: ["hellaswag", "--model", "m", "--stride=-1"], "stride=-1 must be at least 0"),
+    "batch_rows": (lambda m, h, t: ["wikitext", "--model", "m", "--batch_rows=0"], "batch_rows=0 must be at least 1"),
+    "no task": (lambda m, h, t: [], "the following arguments are required"),
+    "not a number": (lambda m, h, t: ["wikitext", "--model", "m", "--stride=x"], "argument --stride: invalid int value: 'x'"),
+    "a join that does not exist": (lambda m, h, t: ["wikitext", "--model", "m", "--join=pandas"],
+                                   "argument --join: invalid choice"),
+    "text without files": (lambda m, h, t: ["text", "--model", "m"], "the following arguments are required: --files"),
+    "no such model": (lambda m, h, t: ["hellaswag", "--model", t / "no-such-run", "--data", h], "no such folder"),
+    "typo of a run folder": (lambda m, h, t: ["hellaswag", "--model", "out/cpuu", "--data", h], "out/cpuu: no such folder"),
+    "a text file as the model": (lambda m, h, t: ["hellaswag", "--model", h, "--data", h], "is a file; pass the folder"),
+    "no such data": (lambda m, h, t: ["hellaswag", "--model", m, "--data", t / "nothing.jsonl"],
+                     "nothing.jsonl: no such file"),
+    "no such text": (lambda m, h, t: ["text", "--model", m, "--files", t / "missing.txt"], "missing.txt: no such file"),
 }
 
 
 @pytest.mark.parametrize("case", USAGE)
-def test_usage_errors_are_one_line_with_exit_status_2(case, capsys):
-    args, says = USAGE[case]
-    out, err, status = cli(capsys, *args)
+def test_usage_errors_are_one_line_with_exit_status_2(case, hf_model, hs_file, tmp_path, capsys, monkeypatch):
+    import huggingface_hub
+    def refuse(*a, **k): raise AssertionError("sent to the hub")
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", refuse)   # a typo of a folder must not go to the hub
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    make_args, says = USAGE[case]
+    out, err, status = cli(capsys, *make_args(hf_model[1], hs_file, tmp_path))
     assert (status, out) == (2, "") and err.startswith(PROG) and says in err and len(err.strip().splitlines()) == 1, err
 
 
@@ -297,13 +309,9 @@ def text_only(tmp_path):
 
 
 RUNTIME = {  # (arguments from (model folder, HellaSwag file, tmp_path), what the line says); exit status 1
-    "no such model": (lambda m, h, t: ["--model", t / "no-such-run", "--data", h], "no such folder"),
-    "typo of a run folder": (lambda m, h, t: ["--model", "out/cpuu", "--data", h], "out/cpuu: no such folder"),
-    "a text file as the model": (lambda m, h, t: ["--model", h, "--data", h], "is a file; pass the folder"),
     "truncated safetensors": (lambda m, h, t: ["--model", write(shutil.copytree(m, t / "bad") / "model.safetensors",
                                                                data=b"\0" * 100).parent, "--data", h],
                               "cannot read its weights"),
-    "no such data": (lambda m, h, t: ["--model", m, "--data", t / "nothing.jsonl"], "--data="),
     "not JSON": (lambda m, h, t: ["--model", m, "--data",
                                   write(t / "bad.jsonl", json.dumps(ITEMS[0]) + "\n{not json\n")], "line 2: not JSON"),
     "not text": (lambda m, h, t: ["--model", m, "--data", write(t / "bin.jsonl", data=b"\x80\x81\n")],
@@ -399,7 +407,7 @@ def test_text_command_totals_and_refusals(hf_model, ours, tmp_path, capsys):
     "Bits per byte of several files: each scored after end-of-text, the totals their sums; bad files refused in one line."
     a = write(tmp_path / "a.txt", "To be, or not to be, that is the question. ")
     b = write(tmp_path / "b.txt", "Naïve café, 😀 emoji and ñ. " * 3)
-    out, _, status = cli(capsys, "text", "--model", hf_model[1], str(a), str(b), "--stride", "16")
+    out, _, status = cli(capsys, "text", "--model", hf_model[1], "--files", str(a), str(b), "--stride", "16")
     res = json.loads(out)
     model, tok = ours
     each = [perplexity(model, tok, p.read_text(encoding="utf-8"), stride=16) for p in (a, b)]
@@ -408,12 +416,12 @@ def test_text_command_totals_and_refusals(hf_model, ours, tmp_path, capsys):
     assert math.isclose(res["bits_per_byte"], sum(e["nll"] for e in each) / math.log(2) / res["bytes"], rel_tol=1e-9)
     assert [f["bits_per_byte"] for f in res["per_file"]] == pytest.approx([e["bits_per_byte"] for e in each])
     assert res["bytes"] == len(a.read_bytes()) + len(b.read_bytes())
-    bad = {"no such file": (tmp_path / "missing.txt", "No such file"),
-           "not UTF-8": (write(tmp_path / "latin1.txt", data="café".encode("latin-1")), "is not UTF-8 text"),
-           "empty": (write(tmp_path / "empty.txt", ""), "is empty")}
-    for case, (path, says) in bad.items():
-        out, err, status = cli(capsys, "text", "--model", hf_model[1], str(path))
-        assert (status, out) == (1, "") and says in err and len(err.strip().splitlines()) == 1, (case, err)
+    bad = {"no such file": (tmp_path / "missing.txt", "missing.txt: no such file", 2),
+           "not UTF-8": (write(tmp_path / "latin1.txt", data="café".encode("latin-1")), "is not UTF-8 text", 1),
+           "empty": (write(tmp_path / "empty.txt", ""), "is empty", 1)}
+    for case, (path, says, want) in bad.items():
+        out, err, status = cli(capsys, "text", "--model", hf_model[1], "--files", str(path))
+        assert (status, out) == (want, "") and says in err and len(err.strip().splitlines()) == 1, (case, err)
 
 
 def test_token_bytes_add_up_for_every_kind_of_tokenizer():

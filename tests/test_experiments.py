@@ -32,7 +32,7 @@ from gpt2book.files import folder_lock
 from gpt2book.checkpoint import checkpoints
 from gpt2book.stats import (best_lrs, ci95, crossings, curve_band, final_losses, machines_note, results_table,
                             steps_to_target, summary, t975, welch_ci95)
-from gpt2book.train import command_line, config_from_args, make_config
+from gpt2book.config import command_line, config_from_args, make_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

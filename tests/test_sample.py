@@ -14,7 +14,8 @@ from gpt2book.model import GPT, GPTConfig, complete, next_token_probs
 from gpt2book.sample import PROG, check_prompt, load_model, main
 from gpt2book.common import run_main, CommandError
 from gpt2book.tokenizer import CharTokenizer
-from gpt2book.train import make_config, train
+from gpt2book.config import make_config
+from gpt2book.train import train
 
 SEP = "\n---------------\n"
 
@@ -98,22 +99,32 @@ def test_tilde_is_the_home_folder(run_dir, tmp_path, capsys, monkeypatch):
     assert status == 0 and err.startswith("~/run: ")
 
 
-USAGE = {  # settings out of range: exit status 2, before anything is loaded
-    "temperature nan": (["--temperature=nan"], "--temperature=nan must be a finite number >= 0 (0 is greedy)"),
-    "temperature inf": (["--temperature=inf"], "--temperature=inf must be a finite number >= 0"),
-    "temperature -1": (["--temperature=-1"], "--temperature=-1.0 must be a finite number >= 0"),
-    "top_p 2": (["--top_p=2"], "--top_p=2.0 must be in (0, 1] (1: no cut)"),
-    "top_p nan": (["--top_p=nan"], "--top_p=nan must be in (0, 1]"),
-    "several": (["--top_k=-2", "--num_samples=0", "--max_new_tokens=-1"],
-                "--max_new_tokens=-1 must be >= 0; --top_k=-2 must be >= 0 (0: no cut); --num_samples=0 must be >= 1"),
-    "not a number": (["--top_k=x"], "argument --top_k: invalid int value: 'x'"),
+USAGE = {  # settings out of range, paths that name nothing: exit status 2, before anything is loaded
+    "temperature nan": (lambda t: ["--temperature=nan"], "temperature=nan must be a finite number"),
+    "temperature inf": (lambda t: ["--temperature=inf"], "temperature=inf must be a finite number"),
+    "temperature -1": (lambda t: ["--temperature=-1"], "temperature=-1.0 must be at least 0"),
+    "top_p 2": (lambda t: ["--top_p=2"], "top_p=2.0 must be at most 1"),
+    "top_p 0": (lambda t: ["--top_p=0"], "top_p=0.0 must be above 0"),
+    "top_p nan": (lambda t: ["--top_p=nan"], "top_p=nan must be a finite number"),
+    "top_k -2": (lambda t: ["--top_k=-2"], "top_k=-2 must be at least 0"),
+    "num_samples 0": (lambda t: ["--num_samples=0"], "num_samples=0 must be at least 1"),
+    "not a number": (lambda t: ["--top_k=x"], "argument --top_k: invalid int value: 'x'"),
+    "missing": (lambda t: [f"--model={t / 'no-such-run'}"], "no such folder"),
+    "typo of a run folder": (lambda t: ["--model=out/cpuu"], "out/cpuu: no such folder"),
+    "tilde, missing": (lambda t: ["--model=~/no-such-run"], "~/no-such-run: no such folder"),
+    "a text file": (lambda t: [f"--model={t / 'notes.txt'}"], "notes.txt is a file; pass the folder"),
+    "no out/cpu yet": (lambda t: [], "--model=out/cpu: no such folder: train a model first"),
 }
 
 
 @pytest.mark.parametrize("case", USAGE)
-def test_usage_errors_are_one_line_with_exit_status_2(case, capsys):
-    args, says = USAGE[case]
-    out, err, status = cli(capsys, *args)
+def test_usage_errors_are_one_line_with_exit_status_2(case, capsys, tmp_path, monkeypatch, no_hub):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "out").mkdir()                                       # out/ is here: out/cpuu is a typo, not a hub name
+    (tmp_path / "notes.txt").write_text("no weights here")
+    make_args, says = USAGE[case]
+    out, err, status = cli(capsys, *make_args(tmp_path))
     assert (status, out) == (2, "") and err.startswith(f"{PROG}: error: ") and says in err, err
     assert len(err.strip().splitlines()) == 1
 
@@ -149,11 +160,6 @@ def nan_model(tmp_path):
 
 
 RUNTIME = {  # (arguments from (run_dir, hf_dir, tmp_path), what the line says); exit status 1
-    "missing": (lambda r, h, t: [f"--model={t / 'no-such-run'}"], "no such folder"),
-    "typo of a run folder": (lambda r, h, t: ["--model=out/cpuu"], "out/cpuu: no such folder"),
-    "tilde, missing": (lambda r, h, t: ["--model=~/no-such-run"], "~/no-such-run: no such folder"),
-    "a text file": (lambda r, h, t: [f"--model={t / 'notes.txt'}"], "notes.txt is a file; pass the folder"),
-    "a checkpoint file": (lambda r, h, t: [f"--model={sorted(r.glob('ckpt_*.pt'))[-1]}"], ".pt is a file"),
     "no model in it": (lambda r, h, t: [f"--model={t}"], "holds no model (no ckpt_*.pt, no model.safetensors)"),
     "truncated checkpoints": (lambda r, h, t: [f"--model={truncated_run(r, t)}"],
                               "holds no readable checkpoint"),
@@ -162,7 +168,6 @@ RUNTIME = {  # (arguments from (run_dir, hf_dir, tmp_path), what the line says);
     "NaN weights": (lambda r, h, t: [f"--model={nan_model(t)}"], "its weights hold NaN or infinity (transformer.h.0"),
     "prompt": (lambda r, h, t: [f"--model={r}", "--prompt=Roméo"], "character 'é' (U+00E9) at position 3"),
     "device": (lambda r, h, t: [f"--model={r}", "--device=cuda:99"], "--device=cuda:99 cannot be used here"),
-    "no out/cpu yet": (lambda r, h, t: [], "--model=out/cpu: no such folder: train a model first"),
     "hub offline": (lambda r, h, t: ["--model=gpt2book-tests/no-such-model"],
                     "fetching it from the Hugging Face Hub failed"),
 }

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gpt2book.common import run_main
-from gpt2book import scaling
+from gpt2book import scaling, scaling_runs
 from gpt2book.scaling import (analyse, annealing_check, arch_gaps, compute_multipliers, fit_with_intervals, holdout,
                               law_loss, noise_sd, optimal_exponent, read_rows, seed_stats, write_rows)
 
@@ -152,7 +152,7 @@ def test_analyse_files_and_the_command(synth, tmp_path, monkeypatch):
     write_rows(runs, scaling.FILES["runs"], scaling.RUN_FIELDS)
     write_rows(curves, scaling.FILES["curves"], scaling.CURVE_FIELDS)
     assert read_rows(scaling.FILES["runs"])[0]["val_loss"] == pytest.approx(runs[0]["val_loss"])
-    out, err, status = run_main(scaling.main, ["fit", "--boot", "20"])
+    out, err, status = run_main(scaling_runs.main, ["fit", "--boot", "20"])
     assert status == 0, err
     fit = json.loads((tmp_path / scaling.FILES["fit"]).read_text())
     assert fit["held_out"] == fit["holdout"]["held_out"] == "S5"                 # the largest size
@@ -164,9 +164,9 @@ def test_analyse_files_and_the_command(synth, tmp_path, monkeypatch):
 
 def test_the_command_refuses_clearly(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    _, err, status = run_main(scaling.main, ["fit"])
+    _, err, status = run_main(scaling_runs.main, ["fit"])
     assert status == 1 and "no results file" in err and len(err.strip().splitlines()) == 1
-    _, err, status = run_main(scaling.main, ["fit", "--boot", "0"])
+    _, err, status = run_main(scaling_runs.main, ["fit", "--boot", "0"])
     assert status == 2 and "must be at least 1" in err
-    _, err, status = run_main(scaling.main, ["sweep", "--workers", "x"])
+    _, err, status = run_main(scaling_runs.main, ["sweep", "--workers", "x"])
     assert status == 2 and "invalid positive_int value" in err

@@ -14,7 +14,10 @@ import torch
 from gpt2book.model import GPT, GPTConfig
 from gpt2book.muon import Muon, Optimizers, configure_muon
 from gpt2book.speedrun import RECORDS, record_settings
-from gpt2book.train import TRAIN_PRESETS, make_config, read_metrics, train, train_step
+from gpt2book.config import TRAIN_PRESETS, make_config
+from gpt2book.runlog import read_metrics
+from gpt2book.step import train_step
+from gpt2book.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=4, sample_tokens=0, eval_iters=4)

@@ -20,8 +20,11 @@ import torch
 from gpt2book.checkpoint import checkpoints, load_checkpoint
 from gpt2book.model import GPT, GPTConfig
 from gpt2book.optim import configure_optimizer
-from gpt2book.train import (TRAIN_PRESETS, TrainConfig, command_line, config_from_args, flops_per_token, main,
-                            make_config, parser, read_metrics, setup, train, train_step)
+from gpt2book.common import CommandError
+from gpt2book.config import TRAIN_PRESETS, TrainConfig, command_line, config_from_args, make_config, parser
+from gpt2book.runlog import read_metrics
+from gpt2book.step import flops_per_token, train_step
+from gpt2book.train import main, model_and_optimizer, setup, train
 
 ROOT = Path(__file__).resolve().parents[1]
 # a model small enough for a step of a few milliseconds
@@ -210,14 +213,20 @@ def test_refusals_are_one_line_before_anything_is_touched(data, tmp_path, capsys
     assert "min_lr=0.1 must be at most learning_rate=0.001" in refused(capsys, ["--learning_rate=1e-3", "--min_lr=0.1"], 2)
     assert not (tmp_path / "data").exists() and not (tmp_path / "out").exists()   # nothing prepared, no run folder
     assert "not a multiple of batch_size*block_size*world_size" in refused(
-        capsys, [*TINY_ARGS, "--total_batch_size=1000", f"--data_dir={data}"], 1)
+        capsys, [*TINY_ARGS, "--total_batch_size=1000", f"--data_dir={data}"], 2)
+    assert "unknown dataset 'missing'" in refused(capsys, ["--dataset=missing"], 2)
+    (tmp_path / "a_file").write_text("x")
+    assert "is a file" in refused(capsys, [*TINY_ARGS, f"--data_dir={data}", f"--out_dir={tmp_path / 'a_file'}"], 2)
+    assert "holds no checkpoint" in refused(capsys, [*TINY_ARGS, f"--data_dir={data}", "--resume",
+                                                      f"--out_dir={tmp_path / 'never'}"], 2)
+    assert not (tmp_path / "never").exists()
     missing = refused(capsys, ["--dataset=openwebtext", f"--data_dir={tmp_path / 'owt'}"], 1)
     assert "python data/prepare.py openwebtext --out" in missing and "no meta.json" in missing
     # an explicit --data_dir without data is an error, never a quiet Tiny Shakespeare somewhere else
     typo = refused(capsys, [f"--data_dir={tmp_path / 'typo'}"], 1)
     assert f"python data/prepare.py shakespeare_char --out {tmp_path / 'typo'}" in typo
     assert not (tmp_path / "typo").exists()
-    assert "unknown dataset 'tinystories'" in refused(capsys, ["--dataset=tinystories"], 1)
+    assert "unknown dataset 'tinystories'" in refused(capsys, ["--dataset=tinystories"], 2)
     # a finished run: rerunning into it is refused, resuming with another model is refused
     out = tmp_path / "run"
     base = [*TINY_ARGS, f"--data_dir={data}", f"--out_dir={out}", "--max_steps=4", "--eval_interval=2"]
@@ -316,9 +325,29 @@ def test_cpu_default_learns(data, tmp_path):
     assert len((tmp_path / "samples.txt").read_text()) > 200 and (tmp_path / "loss.png").exists()
 
 
-def test_setup_without_data_builds_a_model_for_a_benchmark():
-    s = setup(make_config(**TINY), vocab_size=100)
-    assert s.raw.config.vocab_size == 100 and s.train_loader is None and s.grad_accum == 1
+def test_a_benchmark_builds_the_model_the_trainer_builds(data, tmp_path):
+    "model_and_optimizer, without data, gives the model (bit for bit) and the optimizer that setup gives a run."
+    cfg = make_config(**TINY, data_dir=str(data), out_dir=str(tmp_path / "run"))
+    s = setup(cfg)
+    bcfg, raw, opt = model_and_optimizer(cfg, {"vocab_size": s.raw.config.vocab_size}, "cpu")
+    assert bcfg.model == s.cfg.model and type(opt) is type(s.optimizer)
+    assert all(torch.equal(a, b) for a, b in zip(raw.state_dict().values(), s.raw.state_dict().values()))
+    assert not (tmp_path / "run").exists()                                   # setup writes nothing
+
+
+def test_unwritable_folders_and_offline_weights_are_one_line(data, tmp_path, capsys, monkeypatch):
+    "A run folder that cannot be written, and GPT-2's weights without a network: exit 1, one line, nothing written."
+    from gpt2book.train import check_writable
+    ro = tmp_path / "ro"; ro.mkdir(); ro.chmod(0o500)
+    if os.access(ro, os.W_OK):                                               # root: every folder is writable
+        monkeypatch.setattr(os, "access", lambda path, mode: not str(path).startswith(str(ro)))
+    with pytest.raises(CommandError, match="permission denied"): check_writable(ro / "run")
+    msg = refused(capsys, [*TINY_ARGS, f"--data_dir={data}", f"--out_dir={ro / 'run'}", "--max_steps=2"], 1)
+    assert "cannot write to" in msg and "--out_dir" in msg
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    msg = refused(capsys, ["--init_from=gpt2", f"--out_dir={tmp_path / 'ft'}"], 1)
+    assert "--init_from=" in msg and "Hugging Face Hub" in msg and "see --help" not in msg
+    assert not (tmp_path / "ft").exists()
 
 
 def test_hellaswag_during_training_fails_early_without_its_file(data, tmp_path, monkeypatch, capsys):

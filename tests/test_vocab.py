@@ -77,16 +77,20 @@ def test_the_study_end_to_end(small_study, capsys):
         assert math.isclose(r["val_bpb"], r["val_loss"] * arm["val_tokens"] / arm["val_bytes"] / math.log(2))
         assert r["machine"] and r["wall_s"] > 0 and r["flops"] == arm["flops_per_token"] * arm["tokens"]
     assert run_study(root, data) == 0                           # finished: nothing more to run
-    out, err, status = run_main(vocab.main, ["collect", "--out", str(root), "--data_root", str(data)])
-    assert status == 0 and f"({len(runs)} runs)" in out and (small_study / vocab.PLOT).exists()
-    assert len((small_study / vocab.FILES["runs"]).read_text().splitlines()) == len(runs) + 1
+    results = small_study / "book"; results.mkdir()
+    out, err, status = run_main(vocab.main, ["collect", "--out", root, "--data_root", data, "--results_root", results])
+    assert status == 0 and f"({len(runs)} runs)" in out and (results / vocab.PLOT).exists(), err
+    assert len((results / vocab.FILES["runs"]).read_text().splitlines()) == len(runs) + 1
+    assert not (small_study / "nbs").exists()                  # nothing written relative to the current folder
 
 
 @pytest.mark.parametrize("args, status, says", [
     (["--help"], 0, "examples:"),
     ([], 2, "the following arguments are required"),
-    (["run", "--workers", "0"], 2, "--workers"),
-    (["collect", "--out", "nowhere", "--data_root", "nowhere"], 1, "holds no prepared arms"),
+    (["run", "--workers", "0"], 2, "workers=0 must be at least 1"),
+    (["collect", "--out", "nowhere", "--data_root", "."], 2, "--out=nowhere: no such folder"),
+    (["collect", "--out", ".", "--data_root", ".", "--results_root", "nowhere"], 2, "--results_root=nowhere: no such"),
+    (["collect", "--out", ".", "--data_root", "."], 1, "holds no prepared arms"),
 ])
 def test_the_command_refuses_clearly(args, status, says, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

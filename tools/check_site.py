@@ -11,11 +11,11 @@ what Quarto would be given:
    chapter to another (`NN_name.ipynb`) points at a notebook that exists.
 
 `--preview` also renders `_proc/` with smalldocs (a pure-Python Quarto-like renderer) into
-`_preview/`; maths uses a local KaTeX where Debian's `libjs-katex` is installed (the
+`_preview/` and checks that it has a page for every chapter and that every link, image and script of its
+pages resolves (no browser needed); maths uses a local KaTeX where Debian's `libjs-katex` is installed (the
 smalldocs default loads it from a CDN). `--screenshots DIR` then photographs its front page and first chapter with headless
 Chromium. Open `_preview/00_index.html` in a browser to read the preview.
 """
-import argparse
 import re
 import shutil
 import subprocess
@@ -107,6 +107,21 @@ def build_preview(out: Path = PREVIEW, proc: bool = True) -> Path:
     return out
 
 
+_html_ref = re.compile(r"""\b(?:href|src)\s*=\s*["']([^"']+)""")
+
+
+def preview_problems(site: Path = PREVIEW) -> list[str]:
+    "A page missing for a chapter, or a link, image or script of a rendered page that points at nothing."
+    problems = [f"{site.name}/ has no page for {nb}" for nb in chapters()
+                if not (site / Path(nb).with_suffix(".html")).exists()]
+    for page in sorted(site.rglob("*.html")):
+        for ref in _html_ref.findall(page.read_text(encoding="utf-8")):
+            path = ref.split("#")[0].split("?")[0]
+            if _local(ref) and path and not (page.parent / path).exists():
+                problems.append(f"{page.relative_to(site.parent)} points at {ref}, which does not exist")
+    return list(dict.fromkeys(problems))
+
+
 KATEX_CDN = "https://cdn.jsdelivr.net/npm/katex@"
 KATEX_LOCAL = Path("/usr/share/javascript/katex")  # Debian's libjs-katex
 
@@ -151,7 +166,8 @@ def screenshot(html: Path, png: Path, size: str = "1280,900", timeout: int = 60)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from gpt2book.common import Parser
+    p = Parser(prog="python tools/check_site.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--preview", action="store_true", help="also render the offline preview into _preview/")
     p.add_argument("--screenshots", type=Path, help="with --preview: save screenshots of the front page and first chapter here")
     a = p.parse_args(argv)
@@ -171,7 +187,13 @@ def main(argv=None) -> int:
           f"every image and chapter link resolves")
     if a.preview:
         out = build_preview(proc=False)
-        print(f"preview: {out.relative_to(ROOT)}/00_index.html")
+        problems = preview_problems(out)
+        for msg in problems:
+            print(msg, file=sys.stderr)
+        if problems:
+            print(f"check_site: the preview has {len(problems)} problem(s)", file=sys.stderr)
+            return 1
+        print(f"preview: {out.relative_to(ROOT)}/00_index.html (a page for every chapter; every link resolves)")
         if a.screenshots:
             pages = [out / "00_index.html"] + [out / Path(c).with_suffix(".html") for c in chapters()[1:2]]
             for page in pages:

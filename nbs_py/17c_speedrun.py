@@ -1,43 +1,13 @@
 # %% [markdown]
-# # The laptop speedrun
+# # The laptop speedrun, part 3: the records
 #
-# > What the modern recipe (Muon, QK-norm, ReLU², an untied head, zero-initialised projections, a logit softcap, U-net skips, rotary positions) and the size of the model are worth for a character-level model on two CPU cores, measured as a record table: each change tried alone on top of the current record, each record below the target with p < 0.01 over five seeds.
+# > The speedrun's rules and records: the target, each record as the change it makes, the settings of any record, the record table with its one-sided tests, and what the sittings established.
 
 # %%
-#| default_exp muon
+#| default_exp speedrun
 
 # %% [markdown]
-# The seed project asked what other architectures do to GPT-2. Since GPT-2 the field has written its
-# answer as a **record table**. modded-nanogpt (Keller Jordan and contributors) took the llm.c GPT-2
-# (124M parameters, 8×H100, validation loss 3.28 on FineWeb) from 45 minutes to about 1.2 minutes,
-# one measured change at a time: a tuned learning rate and rotary positions, then the Muon optimizer,
-# then ReLU², QK-norm and zero-initialised projections, an untied head, value and embedding skips, a
-# logit softcap, U-net skips, value embeddings... Each record is accepted only if its mean final loss
-# beats the target with $p < 0.01$. nanochat (Karpathy, 2025) adopted most of the list: Muon for the
-# matrices and AdamW for embeddings and head, rotary positions, QK-norm, ReLU², untied embeddings,
-# parameter-free RMSNorm, a logit softcap. Those gains were measured on GPUs at GPT-2 scale. This
-# chapter asks which of them survive at the scale a reader can run: the book's main job, a
-# character-level model of 0.8M parameters trained for about a minute on a laptop CPU.
-#
-# The published gains (modded-nanogpt's record log, minutes on 8×H100 to 3.28) that the table at the
-# end of this chapter is set against:
-#
-# | change | published record | published gain |
-# |---|---|---|
-# | tuned learning rate, rotary positions | 45 → 31.4 min | 1.43× |
-# | Muon | 31.4 → 24.9 min | 1.26× |
-# | ReLU², QK-norm, zero-initialised projections | 22.3 → 15.2 min | 1.47× |
-# | untied head | 12.0 → 10.8 min | 1.11× |
-# | value and embedding skips, momentum warm-up, logit softcap | 10.8 → 8.2 min | 1.32× |
-# | U-net skips | 7.8 → 7.2 min | 1.08× |
-#
-# They are quoted from the record log as published, not measured here.
-
-# %%
-#| export
-import math
-
-import torch
+# Part 3 of chapter 17, after [Muon](17a_muon.ipynb) and [the recipe](17b_recipe.ipynb).
 
 # %%
 #| hide
@@ -49,331 +19,12 @@ import pandas as pd
 from fastcore.test import test_close, test_eq, test_fail
 from IPython.display import Markdown, display
 
-from gpt2book.model import GPT, GPTConfig
-from gpt2book.train import make_config
+import gpt2book.positions  # noqa: F401  (registers pos=rope: chapter 11)
+from gpt2book.config import make_config
+from gpt2book.model import make_model, model_config
 
-# %% [markdown]
-# ## Muon: orthogonalised momentum
-#
-# AdamW scales each weight's step by its own running gradient size. Muon (Jordan et al., 2024) treats
-# a weight *matrix* as what it is, a linear map, and asks for the step that changes the map's outputs
-# the most for a given size of change. Take the momentum $M$ (a running sum of gradients) and its
-# singular value decomposition $M = U S V^\top$. The gradient step $-\eta M$ moves the map a lot along
-# the few directions with large singular values and hardly at all along the rest; in a transformer's
-# gradients a handful of directions dominate. Muon replaces $S$ by the identity and steps by
-# $-\eta\, U V^\top$: every direction that the momentum points along moves by the same amount.
-#
-# An SVD per matrix per step is slow. Muon computes $U V^\top$ approximately with a few matrix
-# products, the **Newton–Schulz iteration**. Scale $X_0 = M / \lVert M \rVert_F$, so that every
-# singular value lies in $(0, 1]$; then repeat
-#
-# $$A = X X^\top, \qquad X \leftarrow a X + (b A + c A^2) X .$$
-#
-# $X$ keeps its singular vectors, and each singular value $s$ goes to $p(s) = a s + b s^3 + c s^5$.
-# With $(a, b, c) = (3.4445, -4.7750, 2.0315)$ the polynomial is steep at 0 (slope 3.4445: small
-# singular values grow fast) and keeps values near 1 in a band around 1; five steps take every
-# singular value of a real gradient into roughly $[0.7, 1.2]$. Not exactly 1: Jordan found that a
-# steeper polynomial that only lands *near* 1 trains as well as the exact $UV^\top$ and needs fewer
-# steps. Working on the shorter side (`X X^T` of the wider orientation) keeps the products small.
-
-# %%
-#| export
-NS_COEFFS = (3.4445, -4.7750, 2.0315)   # Jordan's quintic: slope 3.4445 at 0, values near 1 on [0.1, 1]
-
-def newton_schulz(G, steps: int = 5, coeffs=NS_COEFFS, eps: float = 1e-7, dtype=None):
-    "About U V^T for G = U S V^T, a matrix or a stack (k, rows, cols) of them: Frobenius normalisation, then `steps` quintic steps."
-    if G.dim() not in (2, 3):
-        raise ValueError(f"newton_schulz orthogonalises matrices (or a stack of them); got a tensor of shape {tuple(G.shape)}")
-    a, b, c = coeffs
-    mm_add = torch.addmm if G.dim() == 2 else torch.baddbmm   # C + A @ B in one call, for a matrix or a stack
-    X = G.to(dtype or G.dtype)
-    tall = X.size(-2) > X.size(-1)
-    if tall: X = X.mT                           # iterate on the short side: X X^T is the smaller Gram matrix
-    X = X / X.norm(dim=(-2, -1), keepdim=True).clamp(min=eps)   # ||X||_2 <= ||X||_F = 1: every s in (0, 1]
-    for _ in range(steps):
-        A = X @ X.mT                            # (m, m)
-        B = mm_add(A, A, A, beta=b, alpha=c)    # b A + c A^2
-        X = mm_add(X, B, X, beta=a)             # a X + (b A + c A^2) X: s -> a s + b s^3 + c s^5
-    return X.mT if tall else X
-
-
-# %% [markdown]
-# What the iteration does to singular values, first as the polynomial applied five times, then on a
-# real matrix: a random $128 \times 512$ matrix with singular values spread over three orders of
-# magnitude.
-
-# %%
-s = torch.linspace(0, 1, 501)
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
-for k in (1, 2, 3, 5):
-    y = s.clone()
-    for _ in range(k): y = NS_COEFFS[0] * y + NS_COEFFS[1] * y ** 3 + NS_COEFFS[2] * y ** 5
-    ax1.plot(s, y, label=f"{k} step{'s' * (k > 1)}")
-ax1.axhline(1, color="grey", lw=0.5); ax1.set_xlabel("singular value in"); ax1.set_ylabel("singular value out")
-ax1.set_title("Newton-Schulz quintic, applied k times"); ax1.legend()
-torch.manual_seed(0)
-U, _ = torch.linalg.qr(torch.randn(128, 128)); V, _ = torch.linalg.qr(torch.randn(512, 128))
-S = torch.logspace(0, -3, 128)                             # 1 ... 0.001
-G = U @ torch.diag(S) @ V.T                                # (128, 512) with known singular values
-out = torch.linalg.svdvals(newton_schulz(G))
-ax2.loglog(S, out, ".", ms=3); ax2.set_xlabel("singular value of G (Frobenius-normalised: / %.2f)" % G.norm())
-ax2.set_ylabel("after 5 steps"); ax2.set_title("a 128 x 512 matrix"); plt.tight_layout(); plt.show()
-print(f"singular values in: {S.min():.0e} ... {S.max():.0f}; out: {out.min():.2f} ... {out.max():.2f}")
-
-# %% [markdown]
-# The large singular values all land in a band around 1; only those below about a thousandth of the
-# Frobenius norm stay small (five steps of slope 3.4 multiply by at most $3.4^5 \approx 460$). The
-# asserts check the claim on a random gradient-like matrix, whose singular values are not that
-# extreme: the result's singular values lie in $[0.6, 1.25]$, so $O O^\top$ is close to the identity,
-# the singular vectors are those of the SVD, and a tall matrix is handled through its transpose.
-
-# %%
-torch.manual_seed(1)
-G = torch.randn(128, 512)
-O = newton_schulz(G)
-sv = torch.linalg.svdvals(O)
-assert 0.6 < sv.min() and sv.max() < 1.25, sv
-U, S, Vh = torch.linalg.svd(G, full_matrices=False)
-test_close(torch.linalg.svdvals(U.T @ O @ Vh.T), sv, eps=1e-4)       # same singular vectors as G
-assert (U.T @ O @ Vh.T - torch.diag(torch.diagonal(U.T @ O @ Vh.T))).abs().max() < 1e-4
-test_close(newton_schulz(G.T), O.T, eps=1e-5)                       # tall: through the transpose
-Gs = torch.randn(3, 64, 32)                                         # a stack: each matrix on its own
-test_close(newton_schulz(Gs), torch.stack([newton_schulz(g) for g in Gs]), eps=1e-5)
-test_fail(lambda: newton_schulz(torch.randn(2, 3, 4, 5)), contains="matrices")
-
-
-# %% [markdown]
-# ## The optimizer
-#
-# Muon is SGD with Nesterov momentum whose update is orthogonalised. For a weight $W$ of shape
-# (rows, cols), with gradient $G$, momentum $\mu$ and learning rate $\eta$:
-#
-# $$B \leftarrow \mu B + (1 - \mu) G, \qquad \tilde B = (1 - \mu) G + \mu B \ \text{(Nesterov)}, \qquad
-#   W \leftarrow (1 - \eta\lambda) W - \eta \sqrt{\max(1, \text{rows}/\text{cols})}\; \mathrm{NS}(\tilde B).$$
-#
-# (Whether $B$ is a sum or an average of gradients does not matter: Newton–Schulz divides by the
-# norm first, so only the direction of $\tilde B$ counts.)
-#
-# The factor $\sqrt{\max(1, \text{rows}/\text{cols})}$ (Jordan's) gives a tall matrix's update the same
-# root-mean-square per entry as a square one's. This is exactly the update of `torch.optim.Muon`,
-# which recent PyTorch ships; we write our own to see every line and test the two against each other.
-#
-# Muon is for the hidden matrices only. The embedding is a lookup table, not a linear map of its
-# input (each step touches a few rows), and the head maps to a probability distribution whose
-# geometry the orthogonalisation ignores; both, and every vector (gains, biases), stay with AdamW,
-# as in modded-nanogpt and nanochat.
-
-# %%
-#| export
-class Muon(torch.optim.Optimizer):
-    "Muon (Jordan et al. 2024) for 2-D weights: Nesterov momentum, the update orthogonalised by `newton_schulz`."
-    def __init__(self, params, lr: float = 0.02, momentum: float = 0.95, nesterov: bool = True,
-                 weight_decay: float = 0.0, ns_steps: int = 5, ns_dtype: str = "bfloat16"):
-        if not (lr >= 0 and 0 <= momentum < 1 and weight_decay >= 0 and ns_steps >= 1):
-            raise ValueError(f"Muon needs lr >= 0, 0 <= momentum < 1, weight_decay >= 0 and ns_steps >= 1; got "
-                             f"lr={lr}, momentum={momentum}, weight_decay={weight_decay}, ns_steps={ns_steps}")
-        super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
-                                      ns_steps=ns_steps, ns_dtype=ns_dtype))
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.dim() != 2:
-                    raise ValueError(f"Muon updates matrices; a parameter of shape {tuple(p.shape)} belongs with AdamW")
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None if closure is None else closure()
-        for group in self.param_groups:
-            mu, lr, shapes = group["momentum"], group["lr"], {}
-            for p in group["params"]:
-                if p.grad is None: continue
-                buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
-                buf.lerp_(p.grad, 1 - mu)                                       # B = mu B + (1 - mu) G
-                update = p.grad.lerp(buf, mu) if group["nesterov"] else buf       # Nesterov: (1 - mu) G + mu B
-                shapes.setdefault(p.shape, []).append((p, update))
-            for (rows, cols), pairs in shapes.items():          # matrices of one shape: one stacked iteration
-                O = newton_schulz(torch.stack([u for _, u in pairs]), group["ns_steps"],
-                                  dtype=getattr(torch, group["ns_dtype"]))      # (k, rows, cols)
-                for (p, _), o in zip(pairs, O):
-                    p.mul_(1 - lr * group["weight_decay"])                      # decoupled weight decay
-                    p.add_(o.to(p.dtype), alpha=-lr * max(1.0, rows / cols) ** 0.5)
-        return loss
-
-
-# %% [markdown]
-# Two checks. The update of one step from zero momentum is $\eta\sqrt{\max(1, r/c)}\,\mathrm{NS}(G)$,
-# whose singular values sit near $\eta$ times that factor: orthogonal to a tolerance. And where the
-# installed PyTorch has `torch.optim.Muon`, ten steps of ours and of PyTorch's on the same weights
-# and gradients agree (PyTorch runs the iteration in bfloat16, and so does ours by default).
-
-# %%
-torch.manual_seed(2)
-W = torch.nn.Parameter(torch.randn(256, 64))
-W0 = W.detach().clone()
-W.grad = torch.randn(256, 64)
-Muon([W], lr=0.1, weight_decay=0.0).step()
-step_sv = torch.linalg.svdvals((W0 - W.detach()) / (0.1 * math.sqrt(256 / 64)))
-assert 0.6 < step_sv.min() and step_sv.max() < 1.25, step_sv
-
-def ten_steps(opt_cls, **kw):
-    torch.manual_seed(3)
-    w = torch.nn.Parameter(torch.randn(96, 32))
-    opt = opt_cls([w], lr=0.02, momentum=0.95, weight_decay=0.01, **kw)
-    g = torch.Generator().manual_seed(4)
-    for _ in range(10):
-        w.grad = torch.randn(96, 32, generator=g)
-        opt.step()
-    return w.detach()
-
-if hasattr(torch.optim, "Muon"):
-    test_close(ten_steps(Muon), ten_steps(torch.optim.Muon), eps=1e-6)
-test_fail(lambda: Muon([torch.nn.Parameter(torch.zeros(3))]), contains="AdamW")
-
-# %% [markdown]
-# ## What the orthogonalisation costs on a CPU
-#
-# Muon's extra work is the Newton–Schulz products. For an $m \times n$ matrix with $m \le n$ one step
-# costs $2m^2 n + m^3$ multiply-adds ($X X^\top$, $A^2$, $B X$), five steps five times that. The
-# linear layers themselves cost $mn$ per token each way, three times over for the forward and backward
-# passes. With GPT-2-sized batches of a million tokens the orthogonalisation is a rounding error; with
-# the main job's batch of $12 \times 64 = 768$ characters it is not:
-
-# %%
-ms = json.loads(Path("data/muon_step.json").read_text())
-shapes = [tuple(s) for s in ms["shapes"]]
-ns_macs = sum(5 * (2 * min(r, c) ** 2 * max(r, c) + min(r, c) ** 3) for r, c in shapes)
-layer_macs = 3 * 768 * sum(r * c for r, c in shapes)            # forward + backward of the same matrices
-print(f"{len(shapes)} matrices; Newton-Schulz {ns_macs / 1e9:.2f} G multiply-adds per step, "
-      f"the layers' own matmuls {layer_macs / 1e9:.2f} G: {ns_macs / layer_macs:.0%}")
-assert 0.5 < ns_macs / layer_macs < 0.8
-
-# %% [markdown]
-# Two economies, both PyTorch's own choices or modded-nanogpt's, cut the price. The iteration runs
-# in **bfloat16**: Newton–Schulz is self-correcting (each step pulls the singular values back towards
-# its band), so it tolerates 8-bit mantissas, and a CPU with AVX-512 BF16 instructions, like the one
-# that measured the numbers below, multiplies them faster. And the matrices of one shape (every block's
-# `c_attn`, say) are **stacked** and orthogonalised in one batched product, `torch.baddbmm` instead of
-# `torch.addmm` (the `mm_add` above), so a step makes four calls per iteration where it made sixteen.
-# `bench/muon_step.py` times the four combinations and the whole step on this machine:
-
-# %%
-print(f"{ms['machine']['cpu']}, {ms['machine']['threads']} threads, median of {ms['reps']}:")
-for how, t in ms["ns_ms"].items(): print(f"  Newton-Schulz, {how:26} {t:6.2f} ms per step")
-step = ms["step_ms"]
-print(f"  the whole trainer step: AdamW {step['adamw']:.1f} ms, Muon (stacked, bfloat16) {step['muon']:.1f} ms "
-      f"= {step['muon'] / step['adamw']:.2f}x")
-assert ms["ns_ms"]["stacked by shape, bfloat16"] < 0.7 * ms["ns_ms"]["one at a time, float32"]   # recorded result
-
-
-# %% [markdown]
-# (The first sitting of this chapter's records ran the iteration one matrix at a time in float32;
-# the record table below is from a later sitting, with the stacked bfloat16 iteration.)
-
-# %% [markdown]
-# ## Muon and AdamW as one optimizer
-#
-# The trainer steps one optimizer, sets one learning rate per step and saves one state in its
-# checkpoints. `Optimizers` holds several and looks like one: its `param_groups` are all of theirs,
-# and its state is theirs in order. Each group may carry an `lr_ratio`, its peak learning rate over
-# the run's: the trainer's schedule multiplies it (chapter 9's `train_step`), so Muon's matrices and
-# AdamW's embeddings warm up and decay together, each from its own peak.
-
-# %%
-#| export
-class Optimizers:
-    "Several optimizers stepped as one: `param_groups`, `step`, `zero_grad` and the state of all of them."
-    def __init__(self, *optimizers): self.optimizers = optimizers
-    @property
-    def param_groups(self): return [g for o in self.optimizers for g in o.param_groups]
-    def step(self, closure=None):
-        for o in self.optimizers: o.step()
-    def zero_grad(self, set_to_none: bool = True):
-        for o in self.optimizers: o.zero_grad(set_to_none=set_to_none)
-    def state_dict(self): return {"optimizers": [o.state_dict() for o in self.optimizers]}
-    def load_state_dict(self, state):
-        if len(state.get("optimizers", ())) != len(self.optimizers):
-            raise ValueError("the saved optimizer state is not this run's optimizer: resume with the same --optimizer")
-        for o, s in zip(self.optimizers, state["optimizers"]): o.load_state_dict(s)
-
-
-# %% [markdown]
-# Which weights go where: the matrices inside the transformer blocks (`c_attn`, `c_proj`, `c_fc`)
-# to Muon; everything else (the embedding, an untied head, gains and biases) to AdamW with chapter 8's
-# groups (decay on matrices only).
-
-# %%
-#| export
-def muon_split(model) -> tuple[list, list]:
-    "(the blocks' 2-D weights, everything else): Muon's parameters and AdamW's."
-    hidden = [p for n, p in model.named_parameters() if p.requires_grad and p.dim() == 2 and ".h." in f".{n}"]
-    ids = {id(p) for p in hidden}
-    return hidden, [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
-
-def configure_muon(model, lr: float, muon_lr: float, weight_decay: float, betas=(0.9, 0.95),
-                   momentum: float = 0.95, eps: float = 1e-8, ns_steps: int = 5) -> Optimizers:
-    "Muon at `muon_lr` for the blocks' matrices, AdamW at `lr` for the rest; the groups carry their ratio to `lr`."
-    hidden, rest = muon_split(model)
-    adamw = torch.optim.AdamW([{"params": [p for p in rest if p.dim() >= 2], "weight_decay": weight_decay},
-                               {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0}],
-                              lr=lr, betas=tuple(betas), eps=eps)
-    muon = Muon(hidden, lr=muon_lr, momentum=momentum, weight_decay=weight_decay, ns_steps=ns_steps)
-    for g in muon.param_groups: g["lr_ratio"] = muon_lr / lr if lr else 1.0
-    return Optimizers(muon, adamw)
-
-
-# %%
-m = GPT(GPTConfig(vocab_size=65, block_size=16, n_layer=2, n_head=2, n_embd=32, bias=False, tie_embeddings=False))
-hidden, rest = muon_split(m)
-test_eq(len(hidden), 2 * 4)                                     # c_attn, attn.c_proj, c_fc, mlp.c_proj per block
-assert any(p is m.transformer.wte.weight for p in rest) and any(p is m.lm_head.weight for p in rest)
-opt = configure_muon(m, lr=4e-3, muon_lr=0.02, weight_decay=0.1)
-test_eq([g.get("lr_ratio", 1.0) for g in opt.param_groups], [5.0, 1.0, 1.0])
-test_eq(sum(p.numel() for g in opt.param_groups for p in g["params"]), m.num_params())   # every weight once
-
-# %% [markdown]
-# ## The other changes
-#
-# The rest of the modern recipe is small changes to the model, each a switch of `GPTConfig` whose
-# code sits in the chapter of the part it changes, its default GPT-2's.
-#
-# - **QK-norm** (chapter 1; Dehghani et al. 2023, Wortsman et al. 2023): queries and keys scaled to
-#   unit RMS per head before they meet. An attention score is then at most $\sqrt{hs}$ in size, so no
-#   softmax can saturate because weights grew; it is the usual cure for loss spikes at high learning
-#   rates, which is where a speedrun lives.
-# - **ReLU²** (chapter 3; So et al. 2021): $\mathrm{relu}(x)^2$ in place of GELU, cheaper to compute and,
-#   in Primer's search, better.
-# - **Untied head and zero-initialised projections** (chapter 5): the head gets its own $(V, C)$ matrix,
-#   so that the vector that reads a character need not also be the one that predicts it; and every
-#   output projection starts at zero, so that each block starts as the identity and the first steps
-#   train a shallow network that deepens as the projections grow.
-# - **Logit softcap** (chapter 5; Gemma 2): logits pass through $c \tanh(z / c)$, smooth and bounded by
-#   $c$, so the model cannot buy confidence by inflating a few logits.
-# - **Rotary positions** (chapter 11): positions as rotations of queries and keys instead of a learned
-#   table.
-# - **Batch size**: the step's cost on a CPU grows less than linearly with the batch at this size (the
-#   matrix products get more efficient), and Muon's orthogonalisation costs the same whatever the
-#   batch, so a larger batch with fewer steps may win on the clock even where it loses per token.
-# - **U-net skips** (chapter 5; modded-nanogpt): the output of each block of the first half joins the
-#   input of its mirror block in the second half with a learned weight, a short path from the early
-#   layers to the late ones.
-# - **Three Newton–Schulz steps** instead of five: 40% less orthogonalisation per step, for singular
-#   values further from 1 (the plot above).
-# - **bfloat16 autocast** (chapter 9's `--dtype=bfloat16`) for the forward and backward passes, which
-#   this CPU's AVX-512 BF16 instructions could make faster; **`torch.compile`** (`--compile`), and the
-#   number of threads. These are kept only if they win end to end, start-up and compilation included.
-#
-# Two of them are pictured: the activations, and the softcap against the identity.
-
-# %%
-z = torch.linspace(-3, 3, 301)
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.4))
-ax1.plot(z, torch.nn.functional.gelu(z), label="GELU (GPT-2)")
-ax1.plot(z, torch.relu(z) ** 2, label="ReLU² (Primer)")
-ax1.set_ylim(-0.5, 4); ax1.set_title("the MLP's activation"); ax1.legend()
-zz = torch.linspace(-60, 60, 301)
-ax2.plot(zz, zz, color="grey", lw=0.8, label="no cap")
-ax2.plot(zz, 15 * torch.tanh(zz / 15), label="softcap 15")
-ax2.set_ylim(-30, 30); ax2.set_xlabel("logit"); ax2.set_title("logit softcap c tanh(z / c)"); ax2.legend()
-plt.tight_layout(); plt.show()
+import gpt2book.muon  # noqa: F401  (registers optimizer=muon: part 1)
+import gpt2book.recipe  # noqa: F401  (registers qk_norm and the others: part 2)
 
 # %% [markdown]
 # ## The rules
@@ -398,17 +49,20 @@ plt.tight_layout(); plt.show()
 #   optimizer, the schedule and the batch; the data, its split and the target may not change.
 
 # %% [markdown]
-# > **Module `gpt2book.speedrun`**: the speedrun's rules and records: the target, each record as the
-# > change it makes, the settings of any record, and the record table with its one-sided tests.
-#
 # A record is written as the change it makes to the record before it. `record_settings` adds the
 # changes up, from the `cpu` preset (the main job) to the named record; changes that were tried and
 # not kept build on the last kept record, and the next record does not inherit them. Every record but
 # the baseline also runs lean: one evaluation, at the end, on the whole validation split, no samples,
-# one checkpoint (that change is itself record 1, so the table shows what it is worth).
+# one checkpoint (that change is itself record 1, so the table shows what it is worth). We register
+# the last record as the trainer's preset `speedrun` (`--config=speedrun`), made from this table, so
+# the recipe is written down once.
 
 # %%
-#| export speedrun
+#| export
+from gpt2book.config import TRAIN_PRESETS
+
+# %%
+#| export
 TARGET = 1.75                       # nats per character, whole validation split
 COLUMNS = ["sitting", "record", "seed", "steps", "val_loss", "wall_s", "load1", "threads", "cpu", "settings"]
 
@@ -419,7 +73,7 @@ def lean(steps: int) -> dict:
 
 
 # %%
-#| export speedrun
+#| export
 RECORDS = [   # (name, the change, its settings over the last kept record before it, kept)
     ("baseline", "the main job's recipe (chapter 9), run to the target", dict(max_steps=2350, eval_iters=0), True),
     ("lean", "evaluate once, at the end; no samples, one checkpoint", lean(2350), True),
@@ -446,6 +100,7 @@ def record_settings(name: str) -> dict:
         if kept: settings = {**settings, **change}
     raise KeyError(f"no record {name!r}; the records are {[r[0] for r in RECORDS]}")
 
+TRAIN_PRESETS["speedrun"] = record_settings([r[0] for r in RECORDS if r[3]][-1])   # the last record: --config=speedrun
 
 # %% [markdown]
 # RoPE's record inherits Muon; a change tried and not kept builds on the last record and is gone
@@ -457,6 +112,7 @@ test_eq(record_settings("relu2")["max_steps"], record_settings("warmup 30")["max
 assert "ffn" not in record_settings("2 layers") and record_settings("2 layers")["qk_norm"]
 test_eq(record_settings("2 layers")["max_steps"], 960)                      # its own steps, over 3 layers' 860
 test_fail(lambda: record_settings("adam"), contains="the records are")
+test_eq(TRAIN_PRESETS["speedrun"], record_settings("3 layers"))
 
 # %% [markdown]
 # ## The test of a record
@@ -469,11 +125,13 @@ test_fail(lambda: record_settings("adam"), contains="the records are")
 # spreads (the delta method on the logarithm of the ratio).
 
 # %%
-#| export speedrun
+#| export
 import math
 
 import pandas as pd
 from scipy import stats as st
+
+from gpt2book.stats import ci95
 
 def below_target(losses, target: float = TARGET) -> float:
     "One-sided p-value that the mean of `losses` is below `target` (t-test, n - 1 degrees of freedom)."
@@ -499,7 +157,7 @@ def record_table(rows: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame
         main = rows[(rows.sitting == sitting) & (rows.record == "main job")]
         r, lo, hi = ratio_interval(g.wall_s, base.wall_s) if len(base) > 1 else (math.nan,) * 3
         mr, mlo, mhi = ratio_interval(g.wall_s, main.wall_s) if len(main) > 1 else (math.nan,) * 3
-        half = st.t.ppf(0.975, len(g) - 1) * g.wall_s.std(ddof=1) / math.sqrt(len(g)) if len(g) > 1 else math.nan
+        half = ci95(g.wall_s)[2] - g.wall_s.mean()                    # NaN for one run
         out.append(dict(sitting=sitting, record=name, steps=int(g.steps.iloc[0]), seeds=len(g),
                         loss=g.val_loss.mean(), loss_sd=g.val_loss.std(ddof=1), p=below_target(g.val_loss),
                         seconds=g.wall_s.mean(), seconds_ci=half, ratio=r, ratio_low=lo, ratio_high=hi,
@@ -515,14 +173,13 @@ def record_table(rows: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame
 # the paired differences in loss, with a $t$ interval, and the ratio of the mean times.
 
 # %%
-#| export speedrun
+#| export
 def paired_delta(rows: pd.DataFrame, name: str, against: str) -> dict:
     "Loss of `name` minus `against` on the seeds both ran (mean, 95% t interval), and the ratio of their mean times."
     a = rows[rows.record == name].set_index("seed")
     b = rows[rows.record == against].set_index("seed").loc[a.index]
-    d = a.val_loss - b.val_loss
-    half = st.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else math.nan
-    return dict(change=name, seeds=len(d), delta=d.mean(), ci_low=d.mean() - half, ci_high=d.mean() + half,
+    delta, low, high = ci95(a.val_loss - b.val_loss)
+    return dict(change=name, seeds=len(a), delta=delta, ci_low=low, ci_high=high,
                 time_ratio=a.wall_s.mean() / b.wall_s.mean())
 
 
@@ -547,7 +204,7 @@ test_close(d["delta"], 0.0333, eps=1e-3); assert 0 < d["ci_low"] < d["ci_high"];
 # the baseline and to the main job of the same sitting.
 
 # %%
-#| export speedrun
+#| export
 def table_markdown(table: pd.DataFrame, kept: dict) -> list[str]:
     "Markdown lines of `record_table`'s output; `kept` maps a name to whether it became a record."
     out = ["| # | record or change tried | steps | seeds | loss (SD) | p < 1.75 | seconds [95%] | / baseline [95%] | / main job [95%] |",
