@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from gpt2book.common import Parser, machine_info, user_errors  # noqa: E402
 from gpt2book.files import atomic_write_json  # noqa: E402
-from gpt2book.model import GPT  # noqa: E402
+from gpt2book.model import make_model  # noqa: E402
 from gpt2book.norms import FusedLayerNorm, LayerNorm  # noqa: E402
 from gpt2book.optim import configure_optimizer, param_groups  # noqa: E402
 from gpt2book.config import make_config  # noqa: E402
@@ -57,7 +57,7 @@ def build(variant):
     "(model to call, raw model, optimizer) of a variant, freshly initialised with seed 0."
     cfg = make_config(gelu="tanh") if variant == "tanh GELU" else make_config()
     torch.manual_seed(0)
-    raw = GPT(dataclasses.replace(cfg.model, vocab_size=66))
+    raw = make_model(dataclasses.replace(cfg.model, vocab_size=66))
     if variant == "written-out norms": written_out_norms(raw)
     if variant in ("foreach AdamW", "per-tensor AdamW"):
         opt = torch.optim.AdamW(param_groups(raw, cfg.weight_decay), lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2),

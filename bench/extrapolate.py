@@ -31,7 +31,7 @@ from gpt2book.common import CommandError, Parser, machine_info, positive_int, us
 from gpt2book.experiments import run_machine, run_one  # noqa: E402
 from gpt2book.files import atomic_write_json  # noqa: E402
 from gpt2book.loader import TokenLoader  # noqa: E402
-from gpt2book.model import GPT, GPTConfig  # noqa: E402
+from gpt2book.model import GPT, make_model, model_config  # noqa: E402
 from gpt2book.positions import RotaryEmbedding  # noqa: E402
 from gpt2book.stats import ci95  # noqa: E402
 from gpt2book.config import command_line  # noqa: E402
@@ -47,7 +47,7 @@ def longer_model(ckpt: dict, factor: int, seed: int = 0) -> GPT:
     T = mc["block_size"]
     mc["block_size"] = T * factor
     torch.manual_seed(seed)
-    model = GPT(GPTConfig(**mc))
+    model = make_model(model_config(**mc))
     sd = dict(ckpt["model"])
     if mc["pos"] == "learned":
         wpe = model.transformer.wpe.weight.detach().clone()   # (T * factor, C), initialised N(0, 0.02)
@@ -62,9 +62,9 @@ def stretched(model: GPT, how: str, trained: int) -> GPT:
     c, new = model.config, model.config.block_size
     hs = c.n_embd // c.n_head
     if how == "pi":                                   # Chen et al. 2023: position m is rotated as m * trained / new
-        model.rope = RotaryEmbedding(hs, new, c.rope_theta, scale=trained / new)
+        model.transformer.wpe.rope = RotaryEmbedding(hs, new, c.rope_theta, scale=trained / new)
     elif how == "ntk":                                # bloc97 2023: theta * s^(d / (d - 2)), s = new / trained
-        model.rope = RotaryEmbedding(hs, new, c.rope_theta * (new / trained) ** (hs / (hs - 2)))
+        model.transformer.wpe.rope = RotaryEmbedding(hs, new, c.rope_theta * (new / trained) ** (hs / (hs - 2)))
     else: raise ValueError(f"how={how!r}: use pi or ntk")
     return model
 
@@ -124,7 +124,7 @@ def measure(run_dir: Path, factor: int, windows: int, bin_size: int) -> dict:
     if ckpt is None: raise CommandError(f"{run_dir}: no readable checkpoint")
     cfg, T = ckpt["config"], ckpt["model_config"]["block_size"]
     data_dir = Path(cfg["data_dir"] or f"data/{cfg['dataset']}")
-    trained = GPT(GPTConfig(**ckpt["model_config"])); trained.load_state_dict(ckpt["model"]); trained.eval()
+    trained = make_model(model_config(**ckpt["model_config"])); trained.load_state_dict(ckpt["model"]); trained.eval()
     pos = ckpt["model_config"]["pos"]
     reads = {f"{pos}, {T} tokens": losses_per_window(trained, data_dir, T, windows * factor),
              f"{pos}, {T * factor} tokens": losses_per_window(longer_model(ckpt, factor), data_dir, T * factor, windows)}

@@ -9,10 +9,8 @@ with the command of its README (4 layers x 128, context 64, batch 12, 2000 steps
 The last "step N: train loss X, val loss Y" line it prints is recorded, with the wall time and the machine.
 Chapter 9 compares the main job with it. Nothing of nanoGPT is imported.
 """
-import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -26,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from gpt2book.files import atomic_write_json  # noqa: E402
-from gpt2book.common import cpu_name  # noqa: E402
+from gpt2book.common import Parser, machine_info  # noqa: E402
 from vs_nanogpt import setup_nanogpt  # noqa: E402
 
 RECIPE = ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False", "--eval_iters=20", "--log_interval=1",
@@ -35,11 +33,11 @@ RECIPE = ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False",
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--nanogpt", type=Path, default=ROOT.parent / "shared" / "peers" / "nanoGPT")
-    ap.add_argument("--json", type=Path, default=ROOT / "nbs" / "train" / "nanogpt_cpu_recipe.json")
+    ap = Parser(prog="python bench/nanogpt_recipe.py", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--nanogpt", type=Path, default=ROOT.parent / "shared" / "peers" / "nanoGPT",
+                    help="a checkout of karpathy/nanoGPT (default ../shared/peers/nanoGPT)")
+    ap.add_argument("--json", type=Path, default=ROOT / "nbs" / "train" / "nanogpt_cpu_recipe.json", help="the result file")
     a = ap.parse_args(argv)
-    import torch
     work = Path(tempfile.mkdtemp(prefix="nanogpt_recipe."))
     try:
         nano = setup_nanogpt(a.nanogpt, work)
@@ -56,8 +54,8 @@ def main(argv=None):
                   "step": int(step), "train_loss": float(train_loss), "val_loss": float(val_loss),
                   "evaluations": [{"step": int(s), "val_loss": float(v)} for s, _, v in evals],
                   "wall_s": round(wall, 1),
-                  "machine": {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-                              "loadavg_1min_before": round(load0, 2), "loadavg_1min_after": round(os.getloadavg()[0], 2)},
+                  "machine": {**machine_info(), "loadavg_1min_before": round(load0, 2),
+                              "loadavg_1min_after": round(os.getloadavg()[0], 2)},
                   "recorded_by": "python bench/nanogpt_recipe.py"}
         atomic_write_json(a.json, result)
         print(json.dumps({k: v for k, v in result.items() if k != "evaluations"}, indent=2))

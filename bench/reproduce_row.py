@@ -4,7 +4,7 @@
     python bench/reproduce_row.py                                   # ablation, arm swiglu, lr 0.004, seed 1338
     python bench/reproduce_row.py --experiment architectures --arm rope --lr 0.004 --seed 1338
 
-It runs `python -m gpt2book.experiments run EXPERIMENT --arm ARM --lr LR --seed SEED --threads 1` in a fresh
+It runs `python -m gpt2book.experiments run --experiment EXPERIMENT --arm ARM --lr LR --seed SEED --threads 1` in a fresh
 temporary folder (one thread, as the sweeps ran each run), reads the rows that command prints, and compares
 every validation loss with the row of the same step in nbs/data/EXPERIMENT.csv, as floats, exactly. Writes
 nbs/data/reproduce_EXPERIMENT_row.json with the command, the comparison and the machine.
@@ -62,7 +62,7 @@ def main(argv=None):
         if not results.exists(): raise CommandError(f"no results file {results}: run the sweep first")
         want = [r for r in read_results(results) if (r["arm"], r["lr"], r["seed"]) == (a.arm, a.lr, a.seed)]
         if not want: raise CommandError(f"{results} has no rows for arm {a.arm}, lr {a.lr:g}, seed {a.seed}")
-        cmd = ["-m", "gpt2book.experiments", "run", a.experiment, "--arm", a.arm, "--lr", f"{a.lr:g}", "--seed",
+        cmd = ["-m", "gpt2book.experiments", "run", "--experiment", a.experiment, "--arm", a.arm, "--lr", f"{a.lr:g}", "--seed",
                str(a.seed), "--threads", "1"]
         got, wall = rerun(cmd)
         pairs = [(r["step"], r["val_loss"], got.get(r["step"])) for r in want]

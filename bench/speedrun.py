@@ -14,8 +14,6 @@ each run logged (with seconds since its start) to nbs/data/speedrun_curves.csv (
 sitting resumes). `explore` runs one recipe untimed-in-spirit (load is recorded, the loss is what counts) into
 out/speedrun/explore.csv, for choosing what to time.
 """
-import csv
-import io
 import json
 import os
 import shutil
@@ -28,10 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gpt2book.common import CommandError, Parser, cpu_name, user_errors  # noqa: E402
-from gpt2book.files import atomic_write_text  # noqa: E402
 from gpt2book.speedrun import COLUMNS, RECORDS, lean, record_settings  # noqa: E402
 from gpt2book.config import TRAIN_PRESETS, command_line, make_config  # noqa: E402
 from gpt2book.runlog import read_metrics  # noqa: E402
+from gpt2book.scaling import read_rows, write_rows  # noqa: E402  (chapter 13's CSV rows)
 
 PROG = "python bench/speedrun.py"
 RESULTS = ROOT / "nbs" / "data" / "speedrun.csv"
@@ -61,25 +59,16 @@ def run_once(preset: str, settings: dict, seed: int, threads: int, out: Path) ->
 CURVE_COLUMNS = ["sitting", "record", "seed", "step", "elapsed_s", "loss", "val_loss"]
 
 
-def read_rows(path: Path) -> list[dict]:
-    return list(csv.DictReader(path.open())) if path.exists() else []
-
-
-def write_rows(path: Path, rows: list[dict], columns=COLUMNS) -> None:
-    "All rows, replacing the file atomically: a kill mid-write leaves the previous complete file."
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns)
-    w.writeheader()
-    w.writerows(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, buf.getvalue())
+def rows_of(path: Path) -> list[dict]:
+    "The rows already in `path` (none if it is not there yet), every field as written."
+    return read_rows(path, ints=(), floats=()) if path.exists() else []
 
 
 def run_plan(plan: list[tuple], seeds: list[int], sitting: str, threads: int, path: Path,
              curves: Path | None = None) -> None:
     """Every (name, preset, settings, seeds) of `plan` for each of its seeds, interleaved by seed: a row per run in
     `path`, its logged losses in `curves`."""
-    rows, curve_rows = read_rows(path), (read_rows(curves) if curves else [])
+    rows, curve_rows = rows_of(path), (rows_of(curves) if curves else [])
     done = {(r["sitting"], r["record"], r["seed"]) for r in rows}
     scratch = ROOT / "out" / "speedrun" / "scratch"
     for seed in seeds:
@@ -88,10 +77,10 @@ def run_plan(plan: list[tuple], seeds: list[int], sitting: str, threads: int, pa
             r, curve = run_once(preset, settings, seed, threads, scratch / f"{name.replace(' ', '_')}_s{seed}")
             if curves:                        # (written first: a row in `path` means its curve is in too)
                 curve_rows += [dict(sitting=sitting, record=name, seed=seed, **c) for c in curve]
-                write_rows(curves, curve_rows, CURVE_COLUMNS)
+                write_rows(curve_rows, curves, CURVE_COLUMNS)
             rows.append(dict(sitting=sitting, record=name, seed=seed, **r, threads=threads, cpu=cpu_name(),
                              settings=json.dumps({"config": preset, **TRAIN_PRESETS[preset], **settings}, sort_keys=True)))
-            write_rows(path, rows)
+            write_rows(rows, path, COLUMNS)             # the whole file, atomically: a kill leaves the last one
             print(f"{time.strftime('%H:%M:%S')} {name:>14} seed {seed}: val {r['val_loss']:.4f} in {r['wall_s']:6.1f} s "
                   f"(load {r['load1']:.2f})", flush=True)
 

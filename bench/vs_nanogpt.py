@@ -18,7 +18,6 @@ gpt2book's sources (downloaded, or $GPT2BOOK_MIRROR/tinyshakespeare.txt offline)
 """
 import json
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -32,12 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from gpt2book.prepare import SOURCES, fetch, prepare  # noqa: E402
-from gpt2book.common import Parser, cpu_name  # noqa: E402
+from gpt2book.common import Parser, machine_info  # noqa: E402
 from gpt2book.files import atomic_write_text  # noqa: E402
 
 MODEL = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, dropout=0.0)
-
-
 
 
 def setup_nanogpt(src: Path, work: Path) -> Path:
@@ -119,7 +116,6 @@ def main(argv=None):
                            "ratio": round(ms["gpt2book"] / ms["nanogpt"], 3)})
             print(f"round {r + 1}: gpt2book {ms['gpt2book']:.1f} ms/step, nanoGPT {ms['nanogpt']:.1f} ms/step, "
                   f"ratio {ms['gpt2book'] / ms['nanogpt']:.3f}", flush=True)
-        import torch
         result = {
             "what": "ms per training step, T(long) - T(short) over the step difference, whole processes",
             "model": MODEL, "short": a.short, "long": a.long, "log_interval": a.log_interval,
@@ -127,8 +123,7 @@ def main(argv=None):
             "median_ratio": statistics.median(r["ratio"] for r in rounds),
             "median_ms_per_step": {p: statistics.median(r["ms_per_step"][p] for r in rounds)
                                    for p in ("gpt2book", "nanogpt")},
-            "machine": {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "threads": a.threads or "default",
-                        "torch": torch.__version__, "python": platform.python_version(),
+            "machine": {**machine_info(), "threads": a.threads or "default",      # the two programs', not this process's
                         "loadavg_1min_before": round(load0, 2), "loadavg_1min_after": round(os.getloadavg()[0], 2)},
             "nanogpt": str(a.nanogpt),
             "command": "python bench/vs_nanogpt.py " + " ".join(argv if argv is not None else sys.argv[1:]),

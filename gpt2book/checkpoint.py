@@ -197,7 +197,7 @@ def weights_settings(source) -> dict:
     return load_weights(path)[0]                     # an old run folder, or the refusals of load_weights
 
 # %% ../nbs/09b_checkpoint.ipynb #66fab5b4
-PLUG_INS = ("positions", "moe", "eval", "muon", "speedrun")   # the chapters that register variants (11, 12, 15, 17)
+PLUG_INS = ("positions", "moe", "eval", "muon", "recipe", "speedrun")   # the chapters that register variants (11, 12, 15, 17)
 
 def load_chapters() -> None:
     "Import every chapter that plugs a variant into the model or the trainer, so that all of them can be named."

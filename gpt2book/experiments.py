@@ -6,13 +6,13 @@ Docs: https://gpt2book.github.io/gpt2book/ablation.html.md"""
 
 # %% auto #0
 __all__ = ['ABLATION', 'ARCHITECTURES', 'EXPERIMENTS', 'MORE_SEEDS', 'RESULTS', 'PLOTS', 'ARM_NAMES', 'RESULT_FIELDS', 'PROG',
-           'EXAMPLES', 'Scale', 'run_name', 'run_job', 'arm_params', 'RunError', 'run_finished', 'run_one',
+           'EXAMPLES', 'COMMANDS', 'Scale', 'run_name', 'run_job', 'arm_params', 'RunError', 'run_finished', 'run_one',
            'record_machine', 'record_wall', 'run_machine', 'run_record', 'run_all', 'collect', 'arm_rows',
-           'write_results', 'read_results', 'merge_results', 'train_runs', 'sweep', 'parser', 'run_command',
-           'results_command', 'main']
+           'write_results', 'read_results', 'merge_results', 'train_runs', 'sweep', 'ExperimentSettings',
+           'SweepSettings', 'RunSettings', 'PlotSettings', 'parser', 'book_file', 'run_command', 'results_command',
+           'main']
 
 # %% ../nbs/10c_ablation.ipynb #30dbc7af
-import argparse
 import contextlib
 import csv
 import dataclasses
@@ -29,7 +29,8 @@ from pathlib import Path
 import torch
 
 from .checkpoint import checkpoint_step, checkpoints, load_chapters
-from .common import CommandError, Parser, SettingError, cpu_name, positive_int, user_errors
+from .common import (CommandError, Parser, SettingError, book_path, check_settings, cpu_name, parse_settings,
+                             setting, settings_parser, user_errors)
 from .files import atomic_write_json, atomic_write_text, folder_lock
 from .model import make_model
 from .stats import BASELINE, best_lrs, results_table
@@ -284,81 +285,121 @@ def sweep(arms: dict, scale: Scale | None = None, out_root="out/runs", results=N
 # %% ../nbs/10c_ablation.ipynb #701cfc35
 PROG = "python -m gpt2book.experiments"
 EXAMPLES = f"""examples:
-  {PROG} sweep ablation --workers 2
-  {PROG} sweep architectures --arms nope --workers 1 --threads 1
-  {PROG} run architectures --arm rope --lr 0.004 --seed 1338
-  {PROG} run ablation --arm gpt2 --lr 0.004 --seed 1340 --results nbs/data/ablation.csv
-  {PROG} plot ablation"""
+  {PROG} sweep --experiment ablation --workers 2
+  {PROG} sweep --experiment architectures --arms nope --workers 1 --threads 1
+  {PROG} run --experiment architectures --arm rope --lr 0.004 --seed 1338
+  {PROG} run --experiment ablation --arm gpt2 --lr 0.004 --seed 1340 --results nbs/data/ablation.csv
+  {PROG} plot --experiment ablation"""
 
-def parser() -> Parser:
-    "The command line of `python -m gpt2book.experiments`."
-    p = Parser(prog=PROG, description="Run the book's experiments: learning-rate sweeps and seeds of named arms.",
-               epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    a = sub.add_parser("sweep", help="run or continue a whole experiment, then write its results CSV and figure")
-    a.add_argument("experiment", choices=list(EXPERIMENTS))
-    a.add_argument("--workers", type=positive_int, default=2, help="runs side by side (default 2)")
-    a.add_argument("--threads", type=positive_int, help="threads of each run (default: cores / workers)")
-    a.add_argument("--arms", nargs="+", metavar="ARM", help="only these arms; the results file keeps the others' rows")
-    a.add_argument("--out", default="out/runs", help="folder of the runs (default out/runs)")
-    a.add_argument("--results", help="the results CSV to write into (default nbs/data/NAME.csv)")
-    a.add_argument("--plot", help="the figure to write (default images/...png)")
-    r = sub.add_parser("run", help="train (or continue) one run of an experiment and print its rows")
-    r.add_argument("experiment", choices=list(EXPERIMENTS))
-    r.add_argument("--arm", required=True)
-    r.add_argument("--lr", type=float, required=True)
-    r.add_argument("--seed", type=int, required=True)
-    r.add_argument("--out", default="out/runs", help="folder of the runs (default out/runs)")
-    r.add_argument("--threads", type=positive_int, default=1, help="threads of the run (the sweeps on 2 cores used 1 per run; "
-                   "the same count on the same CPU model reproduces their rows bit for bit)")
-    r.add_argument("--results", help="also put the run's rows into this results CSV (replacing the run's rows there)")
-    f = sub.add_parser("plot", help="draw the figure and print the table from a results CSV")
-    f.add_argument("experiment", choices=list(EXPERIMENTS))
-    f.add_argument("--results", help="the results CSV to read (default nbs/data/NAME.csv)")
-    f.add_argument("--plot", help="the figure to write (default images/...png)")
-    return p
+@dataclass(kw_only=True)
+class ExperimentSettings:
+    "Which experiment; what every sub-command takes."
+    experiment: str = setting(dataclasses.MISSING, f"one of the book's experiments ({', '.join(EXPERIMENTS)})",
+                              choices=EXPERIMENTS)
+    def __post_init__(self): check_settings(self)
+
+    def check_folder(self, name: str) -> None:
+        "SettingError if the file that setting `name` names is to go into a folder that is not there."
+        if (v := getattr(self, name)) and not (folder := Path(v).expanduser().parent).is_dir():
+            raise SettingError(f"--{name}={v}: no such folder {folder}; make it, or name another file")
 
 # %% ../nbs/10c_ablation.ipynb #bbf9f94c
-def run_command(p: Parser, args) -> None:
-    "`run`: train one run of an experiment (or find it finished) and print its rows as CSV."
-    arms, scale = EXPERIMENTS[args.experiment], Scale()
-    if args.arm not in arms: p.error(f"argument --arm: {args.arm!r} is not an arm of {args.experiment}: {', '.join(arms)}")
-    run_dir, settings = run_job(scale, arms, (args.arm, args.lr, args.seed), Path(args.out).expanduser())
-    try: make_config(scale.preset, **settings, out_dir=str(run_dir))
-    except SettingError as e: p.error(str(e))
-    print("python -m gpt2book.train " + " ".join(command_line(scale.preset, {**settings, "out_dir": str(run_dir)})),
-          flush=True)
-    run_one(run_dir, settings, scale.preset, threads=args.threads, quiet=False)
-    rows = arm_rows(run_dir.parent, [(args.arm, args.lr, args.seed)])
-    w = csv.DictWriter(sys.stdout, fieldnames=RESULT_FIELDS, lineterminator="\n"); w.writeheader(); w.writerows(rows)
-    if args.results: merge_results(args.results, rows); print(f"wrote its rows into {args.results}")
+@dataclass(kw_only=True)
+class SweepSettings(ExperimentSettings):
+    "`sweep`: run or continue a whole experiment (or some of its arms), then write its results CSV and figure."
+    workers: int = setting(2, "runs side by side", low=1)
+    threads: int = setting(0, "threads of each run (0: the cores shared among the workers)", low=0)
+    arms: tuple[str, ...] = setting((), "only these arms (none: all); the results file keeps the others' rows")
+    out: str = setting("out/runs", "the folder of the runs")
+    results: str = setting("", "the results CSV to write into ('': the experiment's, nbs/data/NAME.csv in the book)")
+    plot: str = setting("", "the figure to write ('': the experiment's, in the book's images/)")
+    def __post_init__(self):
+        super().__post_init__()
+        arms = EXPERIMENTS[self.experiment]
+        if unknown := [a for a in self.arms if a not in arms]:
+            raise SettingError(f"--arms: {', '.join(map(repr, unknown))} not an arm of {self.experiment}: {', '.join(arms)}")
+        for name in ("results", "plot"): self.check_folder(name)
 
-def results_command(args) -> None:
+@dataclass(kw_only=True)
+class RunSettings(ExperimentSettings):
+    "`run`: train (or continue) one run of an experiment and print its rows."
+    arm: str = setting(dataclasses.MISSING, "the arm (one of the experiment's)")
+    lr: float = setting(dataclasses.MISSING, "the peak learning rate")
+    seed: int = setting(dataclasses.MISSING, "the seed")
+    out: str = setting("out/runs", "the folder of the runs")
+    threads: int = setting(1, "threads of the run (the sweeps on 2 cores used 1 per run; the same count on the same "
+                              "CPU model reproduces their rows bit for bit)", low=1)
+    results: str = setting("", "also put the run's rows into this results CSV, replacing the run's rows there ('': no)")
+    def __post_init__(self):
+        super().__post_init__()
+        if self.arm not in (arms := EXPERIMENTS[self.experiment]):
+            raise SettingError(f"--arm: {self.arm!r} is not an arm of {self.experiment}: {', '.join(arms)}")
+        self.check_folder("results")
+        load_chapters()                                         # any chapter's variant can be an arm
+        run_dir, settings = self.job()
+        make_config(Scale().preset, **settings, out_dir=str(run_dir))   # every setting of the run, checked now
+
+    def job(self) -> tuple[Path, dict]:
+        "(run folder, settings) of the run, as `run_job` makes them."
+        return run_job(Scale(), EXPERIMENTS[self.experiment], (self.arm, self.lr, self.seed), Path(self.out).expanduser())
+
+@dataclass(kw_only=True)
+class PlotSettings(ExperimentSettings):
+    "`plot`: draw the figure and print the table from a results CSV."
+    results: str = setting("", "the results CSV to read ('': the experiment's, nbs/data/NAME.csv in the book)")
+    plot: str = setting("", "the figure to write ('': the experiment's, in the book's images/)")
+    def __post_init__(self):
+        super().__post_init__()
+        if self.results and not Path(self.results).expanduser().is_file():
+            raise SettingError(f"--results={self.results}: no such file; run `{PROG} sweep --experiment "
+                               f"{self.experiment}` first, or name a results file")
+        self.check_folder("plot")
+
+COMMANDS = {"sweep": (SweepSettings, "run or continue a whole experiment, then write its results CSV and figure"),
+            "run": (RunSettings, "train (or continue) one run of an experiment and print its rows"),
+            "plot": (PlotSettings, "draw the figure and print the table from a results CSV")}
+
+def parser() -> Parser:
+    "The command line of `python -m gpt2book.experiments`, made from its settings."
+    return settings_parser(PROG, COMMANDS, "Run the book's experiments: learning-rate sweeps and seeds of named arms.",
+                           EXAMPLES)
+
+# %% ../nbs/10c_ablation.ipynb #82878bdf
+def book_file(given: str, default: str) -> Path:
+    "The file a setting names, or `default` (such as RESULTS['ablation']) in the book's repository."
+    return Path(given).expanduser() if given else book_path(default)
+
+def run_command(s: RunSettings) -> None:
+    "`run`: train one run of an experiment (or find it finished) and print its rows as CSV."
+    (run_dir, settings), preset = s.job(), Scale().preset
+    print("python -m gpt2book.train " + " ".join(command_line(preset, {**settings, "out_dir": str(run_dir)})), flush=True)
+    run_one(run_dir, settings, preset, threads=s.threads, quiet=False)
+    rows = arm_rows(run_dir.parent, [(s.arm, s.lr, s.seed)])
+    w = csv.DictWriter(sys.stdout, fieldnames=RESULT_FIELDS, lineterminator="\n"); w.writeheader(); w.writerows(rows)
+    if s.results: merge_results(s.results, rows); print(f"wrote its rows into {s.results}")
+
+def results_command(name: str, s: SweepSettings | PlotSettings) -> None:
     "`sweep` (run the experiment, write its results) or `plot` (read them); then the figure and the table."
-    results = args.results or RESULTS[args.experiment]
-    if args.cmd == "sweep":
-        arms = EXPERIMENTS[args.experiment]
-        rows = sweep({a: arms[a] for a in args.arms or arms}, out_root=Path(args.out).expanduser(), results=results,
-                     workers=args.workers, more_seeds=MORE_SEEDS[args.experiment], threads=args.threads)
-    elif not Path(results).exists():
-        raise CommandError(f"no results file {results}: run `{PROG} sweep {args.experiment}` first")
+    results, plot = book_file(s.results, RESULTS[s.experiment]), book_file(s.plot, PLOTS[s.experiment])
+    if name == "sweep":
+        arms = EXPERIMENTS[s.experiment]
+        rows = sweep({a: arms[a] for a in s.arms or arms}, out_root=Path(s.out).expanduser(), results=results,
+                     workers=s.workers, more_seeds=MORE_SEEDS.get(s.experiment), threads=s.threads or None)
+    elif not results.exists():
+        raise CommandError(f"no results file {results}: run `{PROG} sweep --experiment {s.experiment}` first")
     else: rows = read_results(results)
     if BASELINE not in {r["arm"] for r in rows}:
         raise CommandError(f"{results} holds no runs of the baseline arm {BASELINE}: it is not an experiment's results")
     from gpt2book.plots import plot_arms               # matplotlib: only for the figure
-    plot_arms(rows, args.plot or PLOTS[args.experiment])
-    print(f"wrote {args.plot or PLOTS[args.experiment]}\n\n{results_table(rows, ARM_NAMES)}")
+    plot_arms(rows, plot)
+    print(f"wrote {plot}\n\n{results_table(rows, ARM_NAMES)}")
 
 def main(argv: list[str] | None = None) -> None:
     "The `python -m gpt2book.experiments` command."
     load_chapters()                                             # any chapter's variant can be an arm
-    p = parser()
-    args = p.parse_args(argv)
-    arms = EXPERIMENTS[args.experiment]
-    if unknown := [a for a in getattr(args, "arms", None) or [] if a not in arms]:
-        p.error(f"argument --arms: {', '.join(map(repr, unknown))} not an arm of {args.experiment}: {', '.join(arms)}")
+    name, s = parse_settings(parser(), COMMANDS, argv)          # a wrong setting: one line, exit status 2
     with user_errors(PROG, OSError):
-        run_command(p, args) if args.cmd == "run" else results_command(args)
+        run_command(s) if name == "run" else results_command(name, s)
 
 # %% ../nbs/10c_ablation.ipynb #5321ddb6
 if __name__ == "__main__" and "ipykernel" not in sys.modules:  # a Jupyter kernel runs a notebook as __main__ too

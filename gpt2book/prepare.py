@@ -7,7 +7,7 @@ Docs: https://gpt2book.github.io/gpt2book/data_prepare.html.md"""
 # %% ../nbs/07c_data_prepare.ipynb #b3eb9708
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import fnmatch
 import itertools
 import json
@@ -22,15 +22,16 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .common import Parser, fail, user_errors
+from .common import Parser, SettingError, add_settings, check_settings, fail, parse_settings, setting, user_errors
 from .fetch import cached_file, mirror_dir, sha256_file
 from .files import atomic_write_json, folder_lock, stale_temporaries
 from .loader import DTYPE, FORMAT, shard_name
 from .tokenizer import BPETokenizer, get_tokenizer
 
 # %% auto #0
-__all__ = ['TINY_SHAKESPEARE', 'COMPLETE_WORKS', 'SOURCES', 'LOCAL_SUFFIXES', 'SPLITS', 'PROGRESS', 'PROG', 'Source', 'fetch',
-           'Plan', 'resolve', 'split_documents', 'default_data_dir', 'prepare', 'split_summary', 'main']
+__all__ = ['TINY_SHAKESPEARE', 'COMPLETE_WORKS', 'SOURCES', 'LOCAL_SUFFIXES', 'SPLITS', 'PROGRESS', 'PROG', 'TOKENIZERS',
+           'Source', 'fetch', 'Plan', 'resolve', 'split_documents', 'default_data_dir', 'prepare', 'split_summary',
+           'PrepareSettings', 'parser', 'main']
 
 # %% ../nbs/07c_data_prepare.ipynb #61031ed5
 @dataclass(frozen=True)
@@ -450,7 +451,7 @@ def _write_meta(plan, tok, out, fingerprint, writers, counts, progress):
     for s in SPLITS:
         if splits[s]["tokens"] == 0:
             raise ValueError(f"the {s} split of {plan.name} is empty ({counts['train'] + counts['val']} documents, "
-                             f"split {plan.split}); give more documents or a smaller --val-every")
+                             f"split {plan.split}); give more documents or a smaller --val_every")
     if plan.split["by"] == "name":
         val = set(plan.split["val_docs"])
         for s in SPLITS:
@@ -497,44 +498,60 @@ def _resume_state(out, fingerprint):
 
 # %% ../nbs/07c_data_prepare.ipynb #73f7ee61
 PROG = "python data/prepare.py"
+TOKENIZERS = ("gpt2", "char", "bytes")           # by name; anything else is a folder (chapter 6)
 
-def _at_least(k, what):
-    "An argparse type: an int >= k."
-    def parse(s):
+@dataclass(kw_only=True)
+class PrepareSettings:
+    "The settings of `data/prepare.py`: what to prepare, where, and how; checked when made, before anything is written."
+    sources: tuple[str, ...] = setting(dataclasses.MISSING, f"one of {', '.join(SOURCES)}, or .txt/.jsonl/.parquet "
+                                       "files and folders")
+    out: str = setting("", "output folder ('': data/NAME, or $GPT2BOOK_DATA/NAME)")
+    tokenizer: str = setting("", "override the source's tokenizer: gpt2 | char | bytes | a folder that "
+                             "python -m gpt2book.tokenizer train wrote (chapter 6); '': the source's own")
+    shard_tokens: int = setting(100_000_000, "tokens per shard", low=1)
+    val_every: int | None = setting(None, "many documents: document i validates when i %% VAL_EVERY == 0, at least 2 "
+                                    "(None: the source's own)")
+    workers: int | None = setting(None, "tokenizer threads, at least 1 (None: all cores)")
+    chunk_chars: int = setting(1 << 20, "characters per unit of work", low=1)
+    force: bool = setting(False, "prepare again even if the folder holds a finished data set")
+    quiet: bool = setting(False, "no progress bar, no summary")
+
+    def __post_init__(self):
+        check_settings(self)
+        for name, low in (("val_every", 2), ("workers", 1)):
+            if (v := getattr(self, name)) is not None and (not isinstance(v, int) or v < low):
+                raise SettingError(f"{name}={v!r} must be a whole number of at least {low}")
         try:
-            n = int(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{s!r} is not a whole number") from None
-        if n < k:
-            raise argparse.ArgumentTypeError(f"{n} is too small: {what}, at least {k}")
-        return n
-    return parse
+            _with_settings(resolve(self.sources), self.shard_tokens, self.val_every)   # stats the files, reads none
+        except ValueError as e:
+            raise SettingError(str(e)) from None
+        _check_tokenizer(self.tokenizer)
 
 # %% ../nbs/07c_data_prepare.ipynb #e22f0023
-def _parser():
-    p = Parser(prog=PROG, description="Tokenize a data source into uint16 shards + meta.json (chapter 7).")
-    p.add_argument("sources", nargs="+", help=f"one of {list(SOURCES)}, or .txt/.jsonl/.parquet files and folders")
-    p.add_argument("--out", help="output folder (default: data/NAME, or $GPT2BOOK_DATA/NAME)")
-    p.add_argument("--tokenizer", help="override the source's tokenizer: gpt2 | char | bytes | a folder that "
-                   "python -m gpt2book.tokenizer train wrote (chapter 6)")
-    p.add_argument("--shard-tokens", type=_at_least(1, "tokens per shard"), default=100_000_000,
-                   help="tokens per shard (default 1e8)")
-    p.add_argument("--val-every", type=_at_least(2, "one document in K validates"),
-                   help="many documents: document i validates when i %% K == 0")
-    p.add_argument("--workers", type=_at_least(1, "threads"), help="tokenizer threads (default: all cores)")
-    p.add_argument("--chunk-chars", type=_at_least(1, "characters"), default=1 << 20,
-                   help="characters per unit of work (default 1 MiB)")
-    p.add_argument("--force", action="store_true", help="prepare again even if the folder holds a finished data set")
-    p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+def _check_tokenizer(name: str) -> None:
+    "SettingError unless `name` is empty, one of TOKENIZERS, or a folder (or file) holding a saved tokenizer."
+    if not name or name in TOKENIZERS: return
+    path = Path(name).expanduser()
+    what = f"use {', '.join(TOKENIZERS)} or a folder that python -m gpt2book.tokenizer train wrote"
+    if not path.exists(): raise SettingError(f"--tokenizer={name}: no such folder; {what}")
+    if path.is_dir() and not (path / "tokenizer.json").is_file():
+        raise SettingError(f"--tokenizer={name}: the folder holds no tokenizer.json; {what}")
+
+def parser() -> Parser:
+    "The command line of data/prepare.py: the sources, then one `--option` per setting (appendix B)."
+    p = Parser(prog=PROG, description="Tokenize a data source into uint16 shards + meta.json (chapter 7).",
+               allow_abbrev=False)
+    p.add_argument("sources", nargs="+", help=dataclasses.fields(PrepareSettings)[0].metadata["help"])
+    add_settings(p, PrepareSettings, skip=("sources",))
     return p
 
 # %% ../nbs/07c_data_prepare.ipynb #e3a5081c
 def main(argv=None):
     "The command line of data/prepare.py."
-    a = _parser().parse_args(argv)
+    s = parse_settings(parser(), PrepareSettings, argv)          # a wrong setting: one line, exit status 2
     with user_errors(PROG, ValueError, RuntimeError, OSError):   # what the user can fix: one line, status 1
         try:
-            prepare(a.sources if len(a.sources) > 1 else a.sources[0], a.out, a.tokenizer, a.shard_tokens,
-                    a.val_every, a.workers, a.chunk_chars, progress=not a.quiet, force=a.force)
+            prepare(s.sources if len(s.sources) > 1 else s.sources[0], s.out or None, s.tokenizer or None,
+                    s.shard_tokens, s.val_every, s.workers, s.chunk_chars, progress=not s.quiet, force=s.force)
         except KeyboardInterrupt:
             fail(PROG, "interrupted; run the same command again to resume where it stopped", 130)

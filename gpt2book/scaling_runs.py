@@ -6,12 +6,12 @@ Docs: https://gpt2book.github.io/gpt2book/scaling_runs.html.md"""
 
 # %% auto #0
 __all__ = ['ARMS', 'SIZES', 'HELD_OUT', 'BUDGETS', 'SWEEP_BUDGETS', 'LADDER', 'START', 'TIE', 'SEEDS', 'ARM_SIZES', 'NOISE',
-           'ISOFLOP', 'TOKENS_PER_STEP', 'DATA_DIR', 'COMMON', 'PROG', 'run_dir', 'settings', 'size_table',
-           'isoflop_steps', 'final_loss', 'choose_rate', 'Plan', 'run_jobs', 'run_study', 'collect', 'parser',
-           'fit_command', 'main']
+           'ISOFLOP', 'TOKENS_PER_STEP', 'DATA_DIR', 'COMMON', 'PROG', 'COMMANDS', 'run_dir', 'settings', 'size_table',
+           'isoflop_steps', 'final_loss', 'choose_rate', 'Plan', 'run_jobs', 'run_study', 'collect', 'StudySettings',
+           'SweepSettings', 'ResultsSettings', 'CollectSettings', 'FitSettings', 'parser', 'results_root',
+           'collect_files', 'fit_files', 'main']
 
 # %% ../nbs/13b_scaling_runs.ipynb #29f304b3
-import argparse
 import dataclasses
 import json
 import math
@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from .common import CommandError, Parser, positive_int, user_errors
+from .common import (CommandError, Parser, SettingError, book_path, check_settings, parse_settings, setting,
+                             settings_parser, user_errors)
 from .experiments import run_all, run_record
 from .files import atomic_write_json
 from .model import GPT
@@ -163,11 +164,11 @@ def run_jobs(jobs: list, workers: int) -> None:
             if "non-finite" not in st: raise CommandError(f"{folder}: {st}")
             atomic_write_json(Path(folder) / "failed.json", {"why": st})    # diverged: a result, not an error
 
-def run_study(root="out/scaling", workers: int = 2) -> int:
-    "Run the study under `root` until the plan asks for nothing more; returns the number of runs it trained."
+def run_study(root="out/scaling", workers: int = 2, data_dir: str = DATA_DIR) -> int:
+    "Run the study under `root` (its data in `data_dir`) until the plan asks for nothing more; the number of runs trained."
     table, trained = size_table(), 0
     while jobs := Plan(root, table).runs():
-        run_jobs([(run_dir(root, *job), settings(*job[:4], job[4])) for job in jobs], workers)
+        run_jobs([(run_dir(root, *job), settings(*job[:4], job[4], data_dir)) for job in jobs], workers)
         trained += len(jobs)
     return trained
 
@@ -178,9 +179,9 @@ def _role(plan: Plan, arm, size, steps, lr, seed) -> str:
     if chosen and seed == SEEDS[0]: return "grid" if steps in BUDGETS else "isoflop" if iso else "lr-sweep"
     return "noise" if chosen else "lr-sweep"
 
-def collect(root="out/scaling", train_tokens: int | None = None) -> tuple[list[dict], list[dict]]:
-    "(one row per finished run, one row per evaluation) of the study under `root`."
-    train_tokens = train_tokens or json.loads((Path(DATA_DIR) / "meta.json").read_text())["splits"]["train"]["tokens"]
+def collect(root="out/scaling", train_tokens: int | None = None, data_dir=DATA_DIR) -> tuple[list[dict], list[dict]]:
+    "(one row per finished run, one row per evaluation) of the study under `root` (`data_dir`: its data, for the epochs)."
+    train_tokens = train_tokens or json.loads((Path(data_dir) / "meta.json").read_text())["splits"]["train"]["tokens"]
     tables = {arm: size_table(arm) for arm in ARMS}
     plan, runs, curves = Plan(root, tables["gpt2"]), [], []
     for folder in sorted(Path(root).glob("*/*/b*_lr*_s*")):
@@ -202,53 +203,96 @@ def collect(root="out/scaling", train_tokens: int | None = None) -> tuple[list[d
 # %% ../nbs/13b_scaling_runs.ipynb #237a478d
 PROG = "python -m gpt2book.scaling_runs"
 
+def _folder(name: str, path: str, what: str) -> None:
+    "SettingError naming the setting `name` if the folder `path` is not there; `what` says what to do."
+    if path and not Path(path).expanduser().is_dir(): raise SettingError(f"--{name}={path}: no such folder; {what}")
+
+@dataclasses.dataclass(kw_only=True)
+class StudySettings:
+    "Where the study's runs and data are."
+    out: str = setting("out/scaling", "the runs' folder")
+    data_dir: str = setting(DATA_DIR, "the prepared characters of the complete works (chapter 7)")
+    def __post_init__(self): check_settings(self)
+
+@dataclasses.dataclass(kw_only=True)
+class SweepSettings(StudySettings):
+    "`sweep`: train every run the study's plan asks for (resumable)."
+    workers: int = setting(2, "runs side by side, one thread each", low=1)
+
+@dataclasses.dataclass(kw_only=True)
+class ResultsSettings:
+    "Where the results files and figures go (and `fit` reads them from)."
+    results_root: str = setting("", f"the folder {FILES['runs']} and the other results files and figures are under "
+                                    "('': the book's repository)")
+    def __post_init__(self):
+        check_settings(self)
+        _folder("results_root", self.results_root, "make it, or leave the option out")
+
+@dataclasses.dataclass(kw_only=True)
+class CollectSettings(ResultsSettings, StudySettings):
+    "`collect`: the results files, from the run folders."
+    def __post_init__(self):
+        super().__post_init__()
+        _folder("out", self.out, f"run `{PROG} sweep` first, or pass the --out it used")
+        if not (Path(self.data_dir).expanduser() / "meta.json").is_file():
+            raise SettingError(f"--data_dir={self.data_dir}: no prepared data (no meta.json); pass the --data_dir the "
+                               f"runs used, or prepare it: python data/prepare.py shakespeare_complete --out {self.data_dir}")
+
+@dataclasses.dataclass(kw_only=True)
+class FitSettings(ResultsSettings):
+    "`fit`: fit the laws, test them, compare the arms; write the fit file, gaps and figures."
+    boot: int = setting(200, "bootstrap resamples for the intervals", low=1)
+
+COMMANDS = {"sweep": (SweepSettings, "train every run the study's plan asks for (resumable)"),
+            "collect": (CollectSettings, f"write {FILES['runs']} and {FILES['curves']} from the run folders"),
+            "fit": (FitSettings, "fit the laws, test them, compare the arms; write the fit file, gaps and figures")}
+
 def parser() -> Parser:
-    "The command line of `python -m gpt2book.scaling_runs`."
-    p = Parser(prog=PROG, description="The scaling study of chapter 13: run it, collect its results, fit them.",
-               epilog="examples:\n  python -m gpt2book.scaling_runs sweep --out out/scaling --workers 2\n"
-                      "  python -m gpt2book.scaling_runs collect --out out/scaling\n  python -m gpt2book.scaling_runs fit",
-               formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("sweep", help="train every run the study's plan asks for (resumable)")
-    s.add_argument("--out", default="out/scaling", help="the runs' folder (default out/scaling)")
-    s.add_argument("--workers", type=positive_int, default=2, help="runs side by side, one thread each (default 2)")
-    c = sub.add_parser("collect", help="write the results files from the run folders")
-    c.add_argument("--out", default="out/scaling", help="the runs' folder (default out/scaling)")
-    f = sub.add_parser("fit", help="fit the laws, test them, compare the arms; write the fit file, gaps and figures")
-    f.add_argument("--boot", type=positive_int, default=200, help="bootstrap resamples for the intervals (default 200)")
-    return p
+    "The command line of `python -m gpt2book.scaling_runs`, made from its settings."
+    return settings_parser(PROG, COMMANDS, "The scaling study of chapter 13: run it, collect its results, fit them.",
+                           f"examples:\n  {PROG} sweep --out out/scaling --workers 2\n  {PROG} collect --out out/scaling\n"
+                           f"  {PROG} fit")
 
 # %% ../nbs/13b_scaling_runs.ipynb #614ee683
-def fit_command(n_boot: int = 200) -> dict:
+def results_root(s: ResultsSettings) -> Path:
+    "The folder the results files are under: --results_root, or the book's repository."
+    return Path(s.results_root).expanduser() if s.results_root else book_path()
+
+def collect_files(s: CollectSettings) -> tuple[list[dict], list[dict]]:
+    "Write the two results files of the study `s` names, from its run folders; (runs, curves)."
+    root = results_root(s)
+    runs, curves = collect(s.out, data_dir=s.data_dir)
+    write_rows(runs, root / FILES["runs"], RUN_FIELDS); write_rows(curves, root / FILES["curves"], CURVE_FIELDS)
+    print(f"wrote {root / FILES['runs']} ({len(runs)} runs) and {root / FILES['curves']} ({len(curves)} evaluations)")
+    return runs, curves
+
+def fit_files(s: FitSettings) -> dict:
     "Read the results files, analyse them, write the fit file, the gaps file and the figures."
+    root = results_root(s)
+    file, plot = {k: root / v for k, v in FILES.items()}, {k: root / v for k, v in PLOTS.items()}
     for name in ("runs", "curves"):
-        if not Path(FILES[name]).exists():
-            raise CommandError(f"no results file {FILES[name]}: run `{PROG} sweep` and `{PROG} collect` first")
-    runs, curves = read_rows(FILES["runs"]), read_rows(FILES["curves"])
+        if not file[name].exists():
+            raise CommandError(f"no results file {file[name]}: run `{PROG} sweep` and `{PROG} collect` first")
+    runs, curves = read_rows(file["runs"]), read_rows(file["curves"])
     if not runs or not {"arm", "size", "val_loss"} <= set(runs[0]):
-        raise CommandError(f"{FILES['runs']} is not a scaling results file (no arm, size, val_loss columns)")
-    fit = _jsonable(analyse(runs, curves, n_boot=n_boot))
-    atomic_write_json(FILES["fit"], fit)
-    write_rows(gaps := arch_gaps(runs), FILES["gaps"], GAP_FIELDS)
-    plot_law(runs, fit, PLOTS["law"]); plot_gaps(gaps, PLOTS["gaps"])
+        raise CommandError(f"{file['runs']} is not a scaling results file (no arm, size, val_loss columns)")
+    fit = _jsonable(analyse(runs, curves, n_boot=s.boot))
+    atomic_write_json(file["fit"], fit)
+    write_rows(gaps := arch_gaps(runs), file["gaps"], GAP_FIELDS)
+    plot_law(runs, fit, plot["law"]); plot_gaps(gaps, plot["gaps"])
+    law = fit["fits"]["n_params"]
+    print(f"wrote {file['fit']}, {file['gaps']}, {plot['law']}, {plot['gaps']}: "
+          + (f"a = {law['a']:.2f}" if law else "too few sizes and budgets finished for a law"))
     return fit
 
 def main(argv=None):
     "The `python -m gpt2book.scaling_runs` command."
-    a = parser().parse_args(argv)
+    name, s = parse_settings(parser(), COMMANDS, argv)          # a wrong setting: one line, exit status 2
     with user_errors(PROG, OSError, ValueError):
-        if a.cmd == "fit":
-            fit = fit_command(a.boot)
-            law = fit["fits"]["n_params"]
-            print(f"wrote {FILES['fit']}, {FILES['gaps']}, {PLOTS['law']}, {PLOTS['gaps']}: "
-                  + (f"a = {law['a']:.2f}" if law else "too few sizes and budgets finished for a law"))
-            return
-        if a.cmd == "sweep":
-            print(f"{run_study(a.out, a.workers)} runs trained; now: {PROG} collect --out {a.out}")
-        else:
-            runs, curves = collect(a.out)
-            write_rows(runs, FILES["runs"], RUN_FIELDS); write_rows(curves, FILES["curves"], CURVE_FIELDS)
-            print(f"wrote {FILES['runs']} ({len(runs)} runs) and {FILES['curves']} ({len(curves)} evaluations)")
+        if name == "sweep":
+            print(f"{run_study(s.out, s.workers, s.data_dir)} runs trained; now: {PROG} collect --out {s.out}")
+        elif name == "collect": collect_files(s)
+        else: fit_files(s)
 
 # %% ../nbs/13b_scaling_runs.ipynb #8e8ce077
 if __name__ == "__main__" and "ipykernel" not in sys.modules:

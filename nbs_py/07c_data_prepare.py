@@ -82,7 +82,7 @@ enc = tiktoken.get_encoding("gpt2")
 #| export
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import fnmatch
 import itertools
 import json
@@ -97,7 +97,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from gpt2book.common import Parser, fail, user_errors
+from gpt2book.common import Parser, SettingError, add_settings, check_settings, fail, parse_settings, setting, user_errors
 from gpt2book.fetch import cached_file, mirror_dir, sha256_file
 from gpt2book.files import atomic_write_json, folder_lock, stale_temporaries
 from gpt2book.loader import DTYPE, FORMAT, shard_name
@@ -542,16 +542,6 @@ print(f"{len(one_thread):,} train tokens")
 # A shard is written under a temporary name `NAME.bin.tmp` and renamed (`os.replace`, atomic)
 # once complete, so **a file under a final name is always complete**. The writer of a split
 # appends tokens to the open shard and closes it when it holds `shard_tokens`; `finish()` closes
-# the last, partial one. Each shard's sha256 goes into `meta.json`. One detail waits for the end
-# of the chapter: a full shard keeps its temporary name until `commit()`, which `prepare` calls
-# once it has written down how far it got (why in that order: under the hood).
-
-# %% [markdown]
-# ## Writing shards
-#
-# A shard is written under a temporary name `NAME.bin.tmp` and renamed (`os.replace`, atomic)
-# once complete, so **a file under a final name is always complete**. The writer of a split
-# appends tokens to the open shard and closes it when it holds `shard_tokens`; `finish()` closes
 # the last, partial one. Each shard's sha256 goes into `meta.json`; shard names are the loader's
 # (`shard_name`). Two details wait for the end of the chapter, and the class holds them already:
 # a full shard keeps its temporary name until `commit()`, which `prepare` calls once it has written
@@ -798,7 +788,7 @@ def _write_meta(plan, tok, out, fingerprint, writers, counts, progress):
     for s in SPLITS:
         if splits[s]["tokens"] == 0:
             raise ValueError(f"the {s} split of {plan.name} is empty ({counts['train'] + counts['val']} documents, "
-                             f"split {plan.split}); give more documents or a smaller --val-every")
+                             f"split {plan.split}); give more documents or a smaller --val_every")
     if plan.split["by"] == "name":
         val = set(plan.split["val_docs"])
         for s in SPLITS:
@@ -1065,47 +1055,74 @@ test_eq(load_meta(locked)["splits"]["train"]["tokens"], load_meta(ref)["splits"]
 # python data/prepare.py shakespeare_char          # -> data/shakespeare_char/
 # python data/prepare.py shakespeare_complete      # the complete works, split by work
 # python data/prepare.py openwebtext               # 9 B tokens, hours; resumable
-# python data/prepare.py my_books/ notes.jsonl --out data/mine --tokenizer char
+# python data/prepare.py my_books/ notes.jsonl --out data/mine --tokenizer char --shard_tokens 10000000
 # ```
 #
-# It fails as every command of the book does (appendix B): a wrong option or number is a usage
-# error (one line, exit status 2); a problem found while preparing (a missing file, a file that is
-# not UTF-8, a folder holding another data set) is one line that says what to do, exit status 1.
+# Its options are made as every command's of the book are (appendix B): the settings are a
+# dataclass, `PrepareSettings`, each field declared with `setting`, and the parser has one
+# `--snake_case` option per field; the sources come first, without an option name. Making the
+# settings checks everything the command line alone can tell, before anything is written: a
+# number out of range, a source that names nothing (no such source, file or folder), a folder
+# without texts, a `--val_every` for a source not split by counting documents, a `--tokenizer`
+# folder that is not there. Each is a usage error: one line, exit status 2. What only preparing
+# finds (a file that is not UTF-8, a damaged tokenizer, a folder holding another data set, no
+# network) is one line that says what to do, exit status 1.
 
 # %%
 #| export
 PROG = "python data/prepare.py"
+TOKENIZERS = ("gpt2", "char", "bytes")           # by name; anything else is a folder (chapter 6)
 
-def _at_least(k, what):
-    "An argparse type: an int >= k."
-    def parse(s):
+@dataclass(kw_only=True)
+class PrepareSettings:
+    "The settings of `data/prepare.py`: what to prepare, where, and how; checked when made, before anything is written."
+    sources: tuple[str, ...] = setting(dataclasses.MISSING, f"one of {', '.join(SOURCES)}, or .txt/.jsonl/.parquet "
+                                       "files and folders")
+    out: str = setting("", "output folder ('': data/NAME, or $GPT2BOOK_DATA/NAME)")
+    tokenizer: str = setting("", "override the source's tokenizer: gpt2 | char | bytes | a folder that "
+                             "python -m gpt2book.tokenizer train wrote (chapter 6); '': the source's own")
+    shard_tokens: int = setting(100_000_000, "tokens per shard", low=1)
+    val_every: int | None = setting(None, "many documents: document i validates when i %% VAL_EVERY == 0, at least 2 "
+                                    "(None: the source's own)")
+    workers: int | None = setting(None, "tokenizer threads, at least 1 (None: all cores)")
+    chunk_chars: int = setting(1 << 20, "characters per unit of work", low=1)
+    force: bool = setting(False, "prepare again even if the folder holds a finished data set")
+    quiet: bool = setting(False, "no progress bar, no summary")
+
+    def __post_init__(self):
+        check_settings(self)
+        for name, low in (("val_every", 2), ("workers", 1)):
+            if (v := getattr(self, name)) is not None and (not isinstance(v, int) or v < low):
+                raise SettingError(f"{name}={v!r} must be a whole number of at least {low}")
         try:
-            n = int(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{s!r} is not a whole number") from None
-        if n < k:
-            raise argparse.ArgumentTypeError(f"{n} is too small: {what}, at least {k}")
-        return n
-    return parse
+            _with_settings(resolve(self.sources), self.shard_tokens, self.val_every)   # stats the files, reads none
+        except ValueError as e:
+            raise SettingError(str(e)) from None
+        _check_tokenizer(self.tokenizer)
 
+
+# %% [markdown]
+# A tokenizer that is not one of the three names must be a folder that chapter 6's command wrote
+# (or its `tokenizer.json`): one that is not there is a usage error that names it. One that is
+# there but damaged is found when it is read, a runtime error.
 
 # %%
 #| export
-def _parser():
-    p = Parser(prog=PROG, description="Tokenize a data source into uint16 shards + meta.json (chapter 7).")
-    p.add_argument("sources", nargs="+", help=f"one of {list(SOURCES)}, or .txt/.jsonl/.parquet files and folders")
-    p.add_argument("--out", help="output folder (default: data/NAME, or $GPT2BOOK_DATA/NAME)")
-    p.add_argument("--tokenizer", help="override the source's tokenizer: gpt2 | char | bytes | a folder that "
-                   "python -m gpt2book.tokenizer train wrote (chapter 6)")
-    p.add_argument("--shard-tokens", type=_at_least(1, "tokens per shard"), default=100_000_000,
-                   help="tokens per shard (default 1e8)")
-    p.add_argument("--val-every", type=_at_least(2, "one document in K validates"),
-                   help="many documents: document i validates when i %% K == 0")
-    p.add_argument("--workers", type=_at_least(1, "threads"), help="tokenizer threads (default: all cores)")
-    p.add_argument("--chunk-chars", type=_at_least(1, "characters"), default=1 << 20,
-                   help="characters per unit of work (default 1 MiB)")
-    p.add_argument("--force", action="store_true", help="prepare again even if the folder holds a finished data set")
-    p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+def _check_tokenizer(name: str) -> None:
+    "SettingError unless `name` is empty, one of TOKENIZERS, or a folder (or file) holding a saved tokenizer."
+    if not name or name in TOKENIZERS: return
+    path = Path(name).expanduser()
+    what = f"use {', '.join(TOKENIZERS)} or a folder that python -m gpt2book.tokenizer train wrote"
+    if not path.exists(): raise SettingError(f"--tokenizer={name}: no such folder; {what}")
+    if path.is_dir() and not (path / "tokenizer.json").is_file():
+        raise SettingError(f"--tokenizer={name}: the folder holds no tokenizer.json; {what}")
+
+def parser() -> Parser:
+    "The command line of data/prepare.py: the sources, then one `--option` per setting (appendix B)."
+    p = Parser(prog=PROG, description="Tokenize a data source into uint16 shards + meta.json (chapter 7).",
+               allow_abbrev=False)
+    p.add_argument("sources", nargs="+", help=dataclasses.fields(PrepareSettings)[0].metadata["help"])
+    add_settings(p, PrepareSettings, skip=("sources",))
     return p
 
 
@@ -1113,11 +1130,11 @@ def _parser():
 #| export
 def main(argv=None):
     "The command line of data/prepare.py."
-    a = _parser().parse_args(argv)
+    s = parse_settings(parser(), PrepareSettings, argv)          # a wrong setting: one line, exit status 2
     with user_errors(PROG, ValueError, RuntimeError, OSError):   # what the user can fix: one line, status 1
         try:
-            prepare(a.sources if len(a.sources) > 1 else a.sources[0], a.out, a.tokenizer, a.shard_tokens,
-                    a.val_every, a.workers, a.chunk_chars, progress=not a.quiet, force=a.force)
+            prepare(s.sources if len(s.sources) > 1 else s.sources[0], s.out or None, s.tokenizer or None,
+                    s.shard_tokens, s.val_every, s.workers, s.chunk_chars, progress=not s.quiet, force=s.force)
         except KeyboardInterrupt:
             fail(PROG, "interrupted; run the same command again to resume where it stopped", 130)
 
@@ -1157,9 +1174,12 @@ test_eq(m10["splits"]["train"]["tokens"] + m10["splits"]["val"]["tokens"], sum(l
 
 # %%
 (tmp / "no_texts").mkdir()
-for args, status, says in [((tmp / "nothing.txt",), 1, "unknown source"), ((tmp / "no_texts",), 1, "holds no .txt"),
-                           ((bad,), 1, "is not UTF-8"), ((tmp / "my_texts", "--tokenizer", "char"), 1, "--force"),
-                           (("shakespeare", "--shard-tokens", "0"), 2, "at least 1"), (("shakespeare", "--val-every", "1"), 2, "at least 2")]:
+for args, status, says in [((tmp / "nothing.txt",), 2, "unknown source"), ((tmp / "no_texts",), 2, "holds no .txt"),
+                           (("shakespeare", "--tokenizer", tmp / "no_tok"), 2, "no_tok: no such folder"),
+                           (("shakespeare", "--val_every", "5"), 2, "leave val_every out"),
+                           (("shakespeare", "--shard_tokens", "0"), 2, "at least 1"),
+                           ((tmp / "my_texts", "--val_every", "1"), 2, "at least 2"),
+                           ((bad,), 1, "is not UTF-8"), ((tmp / "my_texts", "--tokenizer", "char"), 1, "--force")]:
     code, _, err = run_cli(*args, "--quiet")
     print(code, err.strip())
     test_eq(code, status); assert says in err and err.count("\n") == 1, err

@@ -296,7 +296,7 @@ def weights_settings(source) -> dict:
 
 # %%
 #| export
-PLUG_INS = ("positions", "moe", "eval", "muon", "speedrun")   # the chapters that register variants (11, 12, 15, 17)
+PLUG_INS = ("positions", "moe", "eval", "muon", "recipe", "speedrun")   # the chapters that register variants (11, 12, 15, 17)
 
 def load_chapters() -> None:
     "Import every chapter that plugs a variant into the model or the trainer, so that all of them can be named."

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # The ablation (a): the statistics of a few seeds
 #
-# > The statistics of an experiment's results: best learning rates, confidence intervals, Welch's difference, curve bands, steps to a target and the summary table; NumPy and SciPy only, no PyTorch.
+# > The statistics of an experiment's results: best learning rates, confidence intervals, Welch's difference, the one-sided t-test, curve bands, steps to a target and the summary table; NumPy and SciPy only, no PyTorch.
 
 # %%
 #| default_exp stats
@@ -58,6 +58,8 @@ import math
 
 import numpy as np
 import scipy.stats
+
+from gpt2book.common import markdown_table
 
 BASELINE = "gpt2"   # the arm every other arm of the book's experiments is compared with
 
@@ -248,9 +250,40 @@ assert math.isnan(welch_ci95([1.0], [2.0, 3.0])[1])
 
 
 # %% [markdown]
-# `summary` makes one record per arm, and `results_table` writes the records as the markdown table
-# that this chapter, chapters 11 and 12 and the README show (the README's tables are made by
-# `tools/results_tables.py` from the committed results files, with this function).
+# A question of another kind comes later in the book: chapter 17's speedrun asks whether a recipe's
+# mean loss over a few seeds is below a fixed target. That is the one-sided $t$-test of one sample:
+# with $n$ values of mean $\bar x$ and standard deviation $s$, $t = (\bar x - \text{target}) / (s/\sqrt n)$
+# and $p = F_{t,\,n-1}(t)$, the probability of a mean this far below the target if the true mean were
+# the target itself. `p_below` computes it beside the intervals, so that the book's $t$ distribution
+# lives in this one module.
+
+# %%
+#| export
+def p_below(values, target: float) -> float:
+    "One-sided p-value that the mean of `values` is below `target` (Student's t, n - 1 degrees of freedom); NaN for one value."
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2: return math.nan
+    se = v.std(ddof=1) / math.sqrt(len(v))
+    if se == 0: return 0.0 if v.mean() < target else 1.0                    # no spread: the mean says it all
+    return float(scipy.stats.t.cdf((v.mean() - target) / se, len(v) - 1))
+
+
+# %% [markdown]
+# Checked against SciPy's one-sample test, which computes it its own way:
+
+# %%
+x = [1.736, 1.740, 1.744, 1.738, 1.742]
+test_close(p_below(x, 1.75), scipy.stats.ttest_1samp(x, 1.75, alternative="less").pvalue, eps=1e-12)
+assert p_below(x, 1.75) < 0.01 < p_below([v + 0.008 for v in x], 1.75)    # 1.740 passes at 1.75, 1.748 does not
+test_eq((p_below([1.7, 1.7], 1.75), p_below([1.8, 1.8], 1.75)), (0.0, 1.0))
+assert math.isnan(p_below([1.7], 1.75))
+
+
+# %% [markdown]
+# `summary` makes one record per arm, and `results_table` writes the records (through appendix B's
+# `markdown_table`, every column left-aligned) as the markdown table that this chapter, chapters 11
+# and 12 and the README show (the README's tables are made by `tools/results_tables.py` from the
+# committed results files, with this function).
 
 # %%
 #| export
@@ -301,7 +334,7 @@ def results_table(rows, names: dict | None = None, params: dict | None = None, b
     tab = summary(rows, baseline)
     head = ["arm", *(["parameters"] if params else []), "best lr", "seeds", "val loss [95% CI]", f"vs {label} [95% CI]",
             f"steps to {label}'s final loss, read off the {tab[0]['last_step']}-step curves (not annealed there) [95% CI]"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = []
     for r in tab:
         cells = [names.get(r["arm"], r["arm"])]
         if params:
@@ -310,8 +343,8 @@ def results_table(rows, names: dict | None = None, params: dict | None = None, b
         diff = "–" if r["arm"] == baseline else f"{f(r['diff'], '+')} [{f(r['diff_low'], '+')}, {f(r['diff_high'], '+')}]"
         cells += [f"{r['lr']:g}", str(r["seeds"]), f"{f(r['val_loss'])} [{f(r['ci_low'])}, {f(r['ci_high'])}]", diff,
                   _reach_cell(r)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        lines.append(cells)
+    return markdown_table(lines, head, align="l" * len(head))
 
 
 # %%

@@ -14,7 +14,6 @@
 
 # %%
 #| export
-import argparse
 import contextlib
 import csv
 import dataclasses
@@ -31,7 +30,8 @@ from pathlib import Path
 import torch
 
 from gpt2book.checkpoint import checkpoint_step, checkpoints, load_chapters
-from gpt2book.common import CommandError, Parser, SettingError, cpu_name, positive_int, user_errors
+from gpt2book.common import (CommandError, Parser, SettingError, book_path, check_settings, cpu_name, parse_settings,
+                             setting, settings_parser, user_errors)
 from gpt2book.files import atomic_write_json, atomic_write_text, folder_lock
 from gpt2book.model import make_model
 from gpt2book.stats import BASELINE, best_lrs, results_table
@@ -498,8 +498,8 @@ test_eq([(m["step"], m["val_loss"]) for m in collect([cut])], [(m["step"], m["va
 # that made it. This chapter only reads that file; rerunning the chapter trains nothing.
 #
 # ```bash
-# python -m gpt2book.experiments sweep ablation --workers 2     # 27 minutes here, on 2 cores
-# python -m gpt2book.experiments run ablation --arm swiglu --lr 0.004 --seed 1338   # one run again, alone
+# python -m gpt2book.experiments sweep --experiment ablation --workers 2     # 27 minutes here, on 2 cores
+# python -m gpt2book.experiments run --experiment ablation --arm swiglu --lr 0.004 --seed 1338   # one run again, alone
 # ```
 #
 # RMSNorm's difference from GPT-2 came out under 0.02 nats with three seeds, so both got two more
@@ -509,7 +509,8 @@ test_eq([(m["step"], m["val_loss"]) for m in collect([cut])], [(m["step"], m["va
 #
 # ```bash
 # for arm in gpt2 rmsnorm; do for seed in 1340 1341; do
-#   python -m gpt2book.experiments run ablation --arm $arm --lr 0.004 --seed $seed --results nbs/data/ablation.csv
+#   python -m gpt2book.experiments run --experiment ablation --arm $arm --lr 0.004 --seed $seed \
+#     --results nbs/data/ablation.csv
 # done; done
 # ```
 #
@@ -568,7 +569,7 @@ plot_arms(results)
 plt.show()
 
 # %% [markdown]
-# The README shows this figure; `python -m gpt2book.experiments plot ablation` writes it to
+# The README shows this figure; `python -m gpt2book.experiments plot --experiment ablation` writes it to
 # `images/val-loss-gpt2-swiglu-rmsnorm.png` from the results file (the sweep does too when it ends).
 #
 # ### The table
@@ -680,100 +681,155 @@ print(f"one 10B-token run: {gpu_h:.1f} GPU hours ({gpu_h / 8:.2f} h on 8 GPUs); 
 # %% [markdown]
 # ## The command line
 #
-# `python -m gpt2book.experiments sweep NAME [--workers N] [--threads N] [--arms ARM ...] [--out DIR]`
-# runs (or continues) one of the book's experiments (`ablation`, `architectures`), or some of its
-# arms, puts their rows into its results file, draws its figure and prints the summary table;
-# `run NAME --arm ARM --lr LR --seed SEED [--results FILE]` trains one run of it and prints its rows,
-# which reproduces any row of a results file (on the same CPU model), and with `--results` puts them
-# into that file; `plot NAME` redraws the figure and the table from the committed results. A mistake in the command line is one line and exit status 2; a
-# run that fails, or a results file that is missing or is not one, one line and status 1
-# (appendix B).
+# `python -m gpt2book.experiments` has three sub-commands, each with its settings (appendix B's
+# `settings_parser`; one `--snake_case` option per field). `sweep --experiment NAME` runs (or
+# continues) one of the book's experiments (`ablation`, `architectures`), or some of its arms
+# (`--arms`), puts their rows into its results file, draws its figure and prints the summary
+# table. `run --experiment NAME --arm ARM --lr LR --seed SEED` trains one run of it and prints its
+# rows, which reproduces any row of a results file (on the same CPU model), and with `--results`
+# puts them into that file. `plot --experiment NAME` redraws the figure and the table from the
+# committed results. The run folders are where `--out` says (relative to the current folder, as the
+# trainer's `out/`); the results file and the figure the chapters read are the book's own, in its
+# repository wherever the command is started, unless `--results` and `--plot` name others.
+#
+# Making the settings checks everything the command line can tell: an experiment or an arm that
+# is not one, a count out of range, every setting of the run (chapter 9's `make_config`), a file to
+# read that is not there, a folder to write into that is not there. Each is a usage error (one line,
+# exit status 2) before anything runs. A run that fails, or a results file that is not one, is one
+# line and status 1.
 
 # %%
 #| export
 PROG = "python -m gpt2book.experiments"
 EXAMPLES = f"""examples:
-  {PROG} sweep ablation --workers 2
-  {PROG} sweep architectures --arms nope --workers 1 --threads 1
-  {PROG} run architectures --arm rope --lr 0.004 --seed 1338
-  {PROG} run ablation --arm gpt2 --lr 0.004 --seed 1340 --results nbs/data/ablation.csv
-  {PROG} plot ablation"""
+  {PROG} sweep --experiment ablation --workers 2
+  {PROG} sweep --experiment architectures --arms nope --workers 1 --threads 1
+  {PROG} run --experiment architectures --arm rope --lr 0.004 --seed 1338
+  {PROG} run --experiment ablation --arm gpt2 --lr 0.004 --seed 1340 --results nbs/data/ablation.csv
+  {PROG} plot --experiment ablation"""
 
-def parser() -> Parser:
-    "The command line of `python -m gpt2book.experiments`."
-    p = Parser(prog=PROG, description="Run the book's experiments: learning-rate sweeps and seeds of named arms.",
-               epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    a = sub.add_parser("sweep", help="run or continue a whole experiment, then write its results CSV and figure")
-    a.add_argument("experiment", choices=list(EXPERIMENTS))
-    a.add_argument("--workers", type=positive_int, default=2, help="runs side by side (default 2)")
-    a.add_argument("--threads", type=positive_int, help="threads of each run (default: cores / workers)")
-    a.add_argument("--arms", nargs="+", metavar="ARM", help="only these arms; the results file keeps the others' rows")
-    a.add_argument("--out", default="out/runs", help="folder of the runs (default out/runs)")
-    a.add_argument("--results", help="the results CSV to write into (default nbs/data/NAME.csv)")
-    a.add_argument("--plot", help="the figure to write (default images/...png)")
-    r = sub.add_parser("run", help="train (or continue) one run of an experiment and print its rows")
-    r.add_argument("experiment", choices=list(EXPERIMENTS))
-    r.add_argument("--arm", required=True)
-    r.add_argument("--lr", type=float, required=True)
-    r.add_argument("--seed", type=int, required=True)
-    r.add_argument("--out", default="out/runs", help="folder of the runs (default out/runs)")
-    r.add_argument("--threads", type=positive_int, default=1, help="threads of the run (the sweeps on 2 cores used 1 per run; "
-                   "the same count on the same CPU model reproduces their rows bit for bit)")
-    r.add_argument("--results", help="also put the run's rows into this results CSV (replacing the run's rows there)")
-    f = sub.add_parser("plot", help="draw the figure and print the table from a results CSV")
-    f.add_argument("experiment", choices=list(EXPERIMENTS))
-    f.add_argument("--results", help="the results CSV to read (default nbs/data/NAME.csv)")
-    f.add_argument("--plot", help="the figure to write (default images/...png)")
-    return p
+@dataclass(kw_only=True)
+class ExperimentSettings:
+    "Which experiment; what every sub-command takes."
+    experiment: str = setting(dataclasses.MISSING, f"one of the book's experiments ({', '.join(EXPERIMENTS)})",
+                              choices=EXPERIMENTS)
+    def __post_init__(self): check_settings(self)
+
+    def check_folder(self, name: str) -> None:
+        "SettingError if the file that setting `name` names is to go into a folder that is not there."
+        if (v := getattr(self, name)) and not (folder := Path(v).expanduser().parent).is_dir():
+            raise SettingError(f"--{name}={v}: no such folder {folder}; make it, or name another file")
 
 
 # %% [markdown]
-# Each command is a small function; `main` checks what argparse cannot (counts at least 1, the arm,
-# every setting of the run) before anything runs.
+# The settings of each sub-command: `sweep`'s arms must be the experiment's, `run`'s arm too, and
+# `run` builds its run's config (which checks every setting of the trainer); `plot` needs a results
+# file that is there.
 
 # %%
 #| export
-def run_command(p: Parser, args) -> None:
-    "`run`: train one run of an experiment (or find it finished) and print its rows as CSV."
-    arms, scale = EXPERIMENTS[args.experiment], Scale()
-    if args.arm not in arms: p.error(f"argument --arm: {args.arm!r} is not an arm of {args.experiment}: {', '.join(arms)}")
-    run_dir, settings = run_job(scale, arms, (args.arm, args.lr, args.seed), Path(args.out).expanduser())
-    try: make_config(scale.preset, **settings, out_dir=str(run_dir))
-    except SettingError as e: p.error(str(e))
-    print("python -m gpt2book.train " + " ".join(command_line(scale.preset, {**settings, "out_dir": str(run_dir)})),
-          flush=True)
-    run_one(run_dir, settings, scale.preset, threads=args.threads, quiet=False)
-    rows = arm_rows(run_dir.parent, [(args.arm, args.lr, args.seed)])
-    w = csv.DictWriter(sys.stdout, fieldnames=RESULT_FIELDS, lineterminator="\n"); w.writeheader(); w.writerows(rows)
-    if args.results: merge_results(args.results, rows); print(f"wrote its rows into {args.results}")
+@dataclass(kw_only=True)
+class SweepSettings(ExperimentSettings):
+    "`sweep`: run or continue a whole experiment (or some of its arms), then write its results CSV and figure."
+    workers: int = setting(2, "runs side by side", low=1)
+    threads: int = setting(0, "threads of each run (0: the cores shared among the workers)", low=0)
+    arms: tuple[str, ...] = setting((), "only these arms (none: all); the results file keeps the others' rows")
+    out: str = setting("out/runs", "the folder of the runs")
+    results: str = setting("", "the results CSV to write into ('': the experiment's, nbs/data/NAME.csv in the book)")
+    plot: str = setting("", "the figure to write ('': the experiment's, in the book's images/)")
+    def __post_init__(self):
+        super().__post_init__()
+        arms = EXPERIMENTS[self.experiment]
+        if unknown := [a for a in self.arms if a not in arms]:
+            raise SettingError(f"--arms: {', '.join(map(repr, unknown))} not an arm of {self.experiment}: {', '.join(arms)}")
+        for name in ("results", "plot"): self.check_folder(name)
 
-def results_command(args) -> None:
+@dataclass(kw_only=True)
+class RunSettings(ExperimentSettings):
+    "`run`: train (or continue) one run of an experiment and print its rows."
+    arm: str = setting(dataclasses.MISSING, "the arm (one of the experiment's)")
+    lr: float = setting(dataclasses.MISSING, "the peak learning rate")
+    seed: int = setting(dataclasses.MISSING, "the seed")
+    out: str = setting("out/runs", "the folder of the runs")
+    threads: int = setting(1, "threads of the run (the sweeps on 2 cores used 1 per run; the same count on the same "
+                              "CPU model reproduces their rows bit for bit)", low=1)
+    results: str = setting("", "also put the run's rows into this results CSV, replacing the run's rows there ('': no)")
+    def __post_init__(self):
+        super().__post_init__()
+        if self.arm not in (arms := EXPERIMENTS[self.experiment]):
+            raise SettingError(f"--arm: {self.arm!r} is not an arm of {self.experiment}: {', '.join(arms)}")
+        self.check_folder("results")
+        load_chapters()                                         # any chapter's variant can be an arm
+        run_dir, settings = self.job()
+        make_config(Scale().preset, **settings, out_dir=str(run_dir))   # every setting of the run, checked now
+
+    def job(self) -> tuple[Path, dict]:
+        "(run folder, settings) of the run, as `run_job` makes them."
+        return run_job(Scale(), EXPERIMENTS[self.experiment], (self.arm, self.lr, self.seed), Path(self.out).expanduser())
+
+@dataclass(kw_only=True)
+class PlotSettings(ExperimentSettings):
+    "`plot`: draw the figure and print the table from a results CSV."
+    results: str = setting("", "the results CSV to read ('': the experiment's, nbs/data/NAME.csv in the book)")
+    plot: str = setting("", "the figure to write ('': the experiment's, in the book's images/)")
+    def __post_init__(self):
+        super().__post_init__()
+        if self.results and not Path(self.results).expanduser().is_file():
+            raise SettingError(f"--results={self.results}: no such file; run `{PROG} sweep --experiment "
+                               f"{self.experiment}` first, or name a results file")
+        self.check_folder("plot")
+
+COMMANDS = {"sweep": (SweepSettings, "run or continue a whole experiment, then write its results CSV and figure"),
+            "run": (RunSettings, "train (or continue) one run of an experiment and print its rows"),
+            "plot": (PlotSettings, "draw the figure and print the table from a results CSV")}
+
+def parser() -> Parser:
+    "The command line of `python -m gpt2book.experiments`, made from its settings."
+    return settings_parser(PROG, COMMANDS, "Run the book's experiments: learning-rate sweeps and seeds of named arms.",
+                           EXAMPLES)
+
+
+# %% [markdown]
+# Each sub-command is then a small function of its settings. The files a sweep writes and a plot
+# reads default to the book's own (appendix B's `book_path`).
+
+# %%
+#| export
+def book_file(given: str, default: str) -> Path:
+    "The file a setting names, or `default` (such as RESULTS['ablation']) in the book's repository."
+    return Path(given).expanduser() if given else book_path(default)
+
+def run_command(s: RunSettings) -> None:
+    "`run`: train one run of an experiment (or find it finished) and print its rows as CSV."
+    (run_dir, settings), preset = s.job(), Scale().preset
+    print("python -m gpt2book.train " + " ".join(command_line(preset, {**settings, "out_dir": str(run_dir)})), flush=True)
+    run_one(run_dir, settings, preset, threads=s.threads, quiet=False)
+    rows = arm_rows(run_dir.parent, [(s.arm, s.lr, s.seed)])
+    w = csv.DictWriter(sys.stdout, fieldnames=RESULT_FIELDS, lineterminator="\n"); w.writeheader(); w.writerows(rows)
+    if s.results: merge_results(s.results, rows); print(f"wrote its rows into {s.results}")
+
+def results_command(name: str, s: SweepSettings | PlotSettings) -> None:
     "`sweep` (run the experiment, write its results) or `plot` (read them); then the figure and the table."
-    results = args.results or RESULTS[args.experiment]
-    if args.cmd == "sweep":
-        arms = EXPERIMENTS[args.experiment]
-        rows = sweep({a: arms[a] for a in args.arms or arms}, out_root=Path(args.out).expanduser(), results=results,
-                     workers=args.workers, more_seeds=MORE_SEEDS[args.experiment], threads=args.threads)
-    elif not Path(results).exists():
-        raise CommandError(f"no results file {results}: run `{PROG} sweep {args.experiment}` first")
+    results, plot = book_file(s.results, RESULTS[s.experiment]), book_file(s.plot, PLOTS[s.experiment])
+    if name == "sweep":
+        arms = EXPERIMENTS[s.experiment]
+        rows = sweep({a: arms[a] for a in s.arms or arms}, out_root=Path(s.out).expanduser(), results=results,
+                     workers=s.workers, more_seeds=MORE_SEEDS.get(s.experiment), threads=s.threads or None)
+    elif not results.exists():
+        raise CommandError(f"no results file {results}: run `{PROG} sweep --experiment {s.experiment}` first")
     else: rows = read_results(results)
     if BASELINE not in {r["arm"] for r in rows}:
         raise CommandError(f"{results} holds no runs of the baseline arm {BASELINE}: it is not an experiment's results")
     from gpt2book.plots import plot_arms               # matplotlib: only for the figure
-    plot_arms(rows, args.plot or PLOTS[args.experiment])
-    print(f"wrote {args.plot or PLOTS[args.experiment]}\n\n{results_table(rows, ARM_NAMES)}")
+    plot_arms(rows, plot)
+    print(f"wrote {plot}\n\n{results_table(rows, ARM_NAMES)}")
 
 def main(argv: list[str] | None = None) -> None:
     "The `python -m gpt2book.experiments` command."
     load_chapters()                                             # any chapter's variant can be an arm
-    p = parser()
-    args = p.parse_args(argv)
-    arms = EXPERIMENTS[args.experiment]
-    if unknown := [a for a in getattr(args, "arms", None) or [] if a not in arms]:
-        p.error(f"argument --arms: {', '.join(map(repr, unknown))} not an arm of {args.experiment}: {', '.join(arms)}")
+    name, s = parse_settings(parser(), COMMANDS, argv)          # a wrong setting: one line, exit status 2
     with user_errors(PROG, OSError):
-        run_command(p, args) if args.cmd == "run" else results_command(args)
+        run_command(s) if name == "run" else results_command(name, s)
 
 
 # %% [markdown]
@@ -783,16 +839,18 @@ def main(argv: list[str] | None = None) -> None:
 # %%
 refusal = lambda argv: common_refusal(main, argv)        # appendix B: (exit status, the one line)
 
-for argv in (["run", "ablation", "--arm", "rope", "--lr", "1e-3", "--seed", "1"],
-             ["run", "ablation", "--arm", "gpt2", "--lr", "nan", "--seed", "1"],
-             ["sweep", "ablation", "--workers", "0"],
-             ["plot", "ablation", "--results", "no/such/results.csv"],
-             ["plot", "ablation", "--results", "data/bench_arms.json"]):
+for argv in (["run", "--experiment=ablation", "--arm=rope", "--lr=1e-3", "--seed=1"],
+             ["run", "--experiment=ablation", "--arm=gpt2", "--lr=nan", "--seed=1"],
+             ["sweep", "--experiment=ablation", "--workers=0"],
+             ["sweep", "--experiment=ablation", "--results=no/such/folder/ablation.csv"],
+             ["plot", "--experiment=ablation", "--results=no/such/results.csv"],
+             ["plot", "--experiment=ablation", "--results=data/bench_arms.json"]):
     print(*refusal(argv))
-test_eq(refusal(["run", "ablation", "--arm", "rope", "--lr", "1e-3", "--seed", "1"])[0], 2)
-assert "must be a finite number" in refusal(["run", "ablation", "--arm", "gpt2", "--lr", "nan", "--seed", "1"])[1]
-test_eq(refusal(["plot", "ablation", "--results", "no/such/results.csv"])[0], 1)
-assert "is not a results file" in refusal(["plot", "ablation", "--results", "data/bench_arms.json"])[1]
+test_eq(refusal(["run", "--experiment=ablation", "--arm=rope", "--lr=1e-3", "--seed=1"])[0], 2)
+assert "must be a finite number" in refusal(["run", "--experiment=ablation", "--arm=gpt2", "--lr=nan", "--seed=1"])[1]
+test_eq(refusal(["plot", "--experiment=ablation", "--results=no/such/results.csv"])[0], 2)
+test_eq(refusal(["plot", "--experiment=ablation", "--results=data/bench_arms.json"])[0], 1)
+assert "is not a results file" in refusal(["plot", "--experiment=ablation", "--results=data/bench_arms.json"])[1]
 
 # %%
 #| export

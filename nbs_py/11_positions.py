@@ -612,8 +612,8 @@ test_eq(stretched(torch.zeros(1, 64, dtype=torch.long))[0].shape, (1, 64, 50))
 # (`--arms` sweeps some arms and keeps the others' rows in the results file):
 #
 # ```bash
-# python -m gpt2book.experiments sweep architectures --workers 2                          # every arm
-# python -m gpt2book.experiments sweep architectures --arms nope --workers 1 --threads 1  # the NoPE arm alone
+# python -m gpt2book.experiments sweep --experiment architectures --workers 2                          # every arm
+# python -m gpt2book.experiments sweep --experiment architectures --arms nope --workers 1 --threads 1  # the NoPE arm alone
 # ```
 
 # %%

@@ -609,7 +609,7 @@ assert all(x["cv"] < 0.5 for x in aux_end) and dlo < 0 < dhi
 #
 # ```bash
 # for arm in gpt2 moe-total; do for seed in 1340 1341; do
-#   python -m gpt2book.experiments run architectures --arm $arm --lr 0.004 --seed $seed --results nbs/data/architectures.csv
+#   python -m gpt2book.experiments run --experiment architectures --arm $arm --lr 0.004 --seed $seed --results nbs/data/architectures.csv
 # done; done
 # ```
 

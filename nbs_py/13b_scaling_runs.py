@@ -14,7 +14,6 @@
 
 # %%
 #| export
-import argparse
 import dataclasses
 import json
 import math
@@ -25,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-from gpt2book.common import CommandError, Parser, positive_int, user_errors
+from gpt2book.common import (CommandError, Parser, SettingError, book_path, check_settings, parse_settings, setting,
+                             settings_parser, user_errors)
 from gpt2book.experiments import run_all, run_record
 from gpt2book.files import atomic_write_json
 from gpt2book.model import GPT
@@ -37,8 +37,12 @@ from gpt2book.runlog import read_metrics
 from gpt2book.step import flops_per_token
 
 # %%
+import tempfile
 from collections import Counter
 
+from fastcore.test import test_eq
+
+from gpt2book.common import refusal
 from gpt2book.scaling import LAW, annealing_check, seed_stats
 
 # %% [markdown]
@@ -75,7 +79,7 @@ from gpt2book.scaling import LAW, annealing_check, seed_stats
 # chapter 17's exploration, that finished the other arms at `L5C80` and `L6C96`. In all 6.6 hours
 # of wall time and 214 runs: the comparisons of the arms span all five fitted sizes, a 27-fold range
 # of parameters.
-# `python -m gpt2book.scaling sweep` resumes a study from its run folders.
+# `python -m gpt2book.scaling_runs sweep` resumes a study from its run folders.
 #
 # **Seeds.** Three at every budget of the held-out size (for GPT-2), and at the longest budget of one
 # mid size (`L4C64`) for every arm: the noise is measured where the test and the comparisons need
@@ -280,11 +284,11 @@ def run_jobs(jobs: list, workers: int) -> None:
             if "non-finite" not in st: raise CommandError(f"{folder}: {st}")
             atomic_write_json(Path(folder) / "failed.json", {"why": st})    # diverged: a result, not an error
 
-def run_study(root="out/scaling", workers: int = 2) -> int:
-    "Run the study under `root` until the plan asks for nothing more; returns the number of runs it trained."
+def run_study(root="out/scaling", workers: int = 2, data_dir: str = DATA_DIR) -> int:
+    "Run the study under `root` (its data in `data_dir`) until the plan asks for nothing more; the number of runs trained."
     table, trained = size_table(), 0
     while jobs := Plan(root, table).runs():
-        run_jobs([(run_dir(root, *job), settings(*job[:4], job[4])) for job in jobs], workers)
+        run_jobs([(run_dir(root, *job), settings(*job[:4], job[4], data_dir)) for job in jobs], workers)
         trained += len(jobs)
     return trained
 
@@ -304,9 +308,9 @@ def _role(plan: Plan, arm, size, steps, lr, seed) -> str:
     if chosen and seed == SEEDS[0]: return "grid" if steps in BUDGETS else "isoflop" if iso else "lr-sweep"
     return "noise" if chosen else "lr-sweep"
 
-def collect(root="out/scaling", train_tokens: int | None = None) -> tuple[list[dict], list[dict]]:
-    "(one row per finished run, one row per evaluation) of the study under `root`."
-    train_tokens = train_tokens or json.loads((Path(DATA_DIR) / "meta.json").read_text())["splits"]["train"]["tokens"]
+def collect(root="out/scaling", train_tokens: int | None = None, data_dir=DATA_DIR) -> tuple[list[dict], list[dict]]:
+    "(one row per finished run, one row per evaluation) of the study under `root` (`data_dir`: its data, for the epochs)."
+    train_tokens = train_tokens or json.loads((Path(data_dir) / "meta.json").read_text())["splits"]["train"]["tokens"]
     tables = {arm: size_table(arm) for arm in ARMS}
     plan, runs, curves = Plan(root, tables["gpt2"]), [], []
     for folder in sorted(Path(root).glob("*/*/b*_lr*_s*")):
@@ -337,62 +341,131 @@ def collect(root="out/scaling", train_tokens: int | None = None) -> tuple[list[d
 # ```
 #
 # `sweep` and `collect` train and count parameters; `fit` runs part (a)'s analysis, which needs no
-# PyTorch (a program that only fits can import `gpt2book.scaling` alone).
+# PyTorch (a program that only fits can import `gpt2book.scaling` alone). Each sub-command has its
+# settings (appendix B's `settings_parser`: one `--snake_case` option per field). The run folders
+# and the data are where the options say (relative to the current folder, as the trainer's `out/`
+# and `data/`); the results files and figures the chapter reads are the book's, in its repository
+# wherever the command is started, or under `--results_root`. A folder to read that is not there
+# (no runs, no prepared data, no results folder) is a usage error, one line and exit status 2,
+# before anything is read or written.
 
 # %%
 #| export
 PROG = "python -m gpt2book.scaling_runs"
 
-def parser() -> Parser:
-    "The command line of `python -m gpt2book.scaling_runs`."
-    p = Parser(prog=PROG, description="The scaling study of chapter 13: run it, collect its results, fit them.",
-               epilog="examples:\n  python -m gpt2book.scaling_runs sweep --out out/scaling --workers 2\n"
-                      "  python -m gpt2book.scaling_runs collect --out out/scaling\n  python -m gpt2book.scaling_runs fit",
-               formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("sweep", help="train every run the study's plan asks for (resumable)")
-    s.add_argument("--out", default="out/scaling", help="the runs' folder (default out/scaling)")
-    s.add_argument("--workers", type=positive_int, default=2, help="runs side by side, one thread each (default 2)")
-    c = sub.add_parser("collect", help="write the results files from the run folders")
-    c.add_argument("--out", default="out/scaling", help="the runs' folder (default out/scaling)")
-    f = sub.add_parser("fit", help="fit the laws, test them, compare the arms; write the fit file, gaps and figures")
-    f.add_argument("--boot", type=positive_int, default=200, help="bootstrap resamples for the intervals (default 200)")
-    return p
+def _folder(name: str, path: str, what: str) -> None:
+    "SettingError naming the setting `name` if the folder `path` is not there; `what` says what to do."
+    if path and not Path(path).expanduser().is_dir(): raise SettingError(f"--{name}={path}: no such folder; {what}")
 
+@dataclasses.dataclass(kw_only=True)
+class StudySettings:
+    "Where the study's runs and data are."
+    out: str = setting("out/scaling", "the runs' folder")
+    data_dir: str = setting(DATA_DIR, "the prepared characters of the complete works (chapter 7)")
+    def __post_init__(self): check_settings(self)
+
+@dataclasses.dataclass(kw_only=True)
+class SweepSettings(StudySettings):
+    "`sweep`: train every run the study's plan asks for (resumable)."
+    workers: int = setting(2, "runs side by side, one thread each", low=1)
+
+@dataclasses.dataclass(kw_only=True)
+class ResultsSettings:
+    "Where the results files and figures go (and `fit` reads them from)."
+    results_root: str = setting("", f"the folder {FILES['runs']} and the other results files and figures are under "
+                                    "('': the book's repository)")
+    def __post_init__(self):
+        check_settings(self)
+        _folder("results_root", self.results_root, "make it, or leave the option out")
+
+@dataclasses.dataclass(kw_only=True)
+class CollectSettings(ResultsSettings, StudySettings):
+    "`collect`: the results files, from the run folders."
+    def __post_init__(self):
+        super().__post_init__()
+        _folder("out", self.out, f"run `{PROG} sweep` first, or pass the --out it used")
+        if not (Path(self.data_dir).expanduser() / "meta.json").is_file():
+            raise SettingError(f"--data_dir={self.data_dir}: no prepared data (no meta.json); pass the --data_dir the "
+                               f"runs used, or prepare it: python data/prepare.py shakespeare_complete --out {self.data_dir}")
+
+@dataclasses.dataclass(kw_only=True)
+class FitSettings(ResultsSettings):
+    "`fit`: fit the laws, test them, compare the arms; write the fit file, gaps and figures."
+    boot: int = setting(200, "bootstrap resamples for the intervals", low=1)
+
+COMMANDS = {"sweep": (SweepSettings, "train every run the study's plan asks for (resumable)"),
+            "collect": (CollectSettings, f"write {FILES['runs']} and {FILES['curves']} from the run folders"),
+            "fit": (FitSettings, "fit the laws, test them, compare the arms; write the fit file, gaps and figures")}
+
+def parser() -> Parser:
+    "The command line of `python -m gpt2book.scaling_runs`, made from its settings."
+    return settings_parser(PROG, COMMANDS, "The scaling study of chapter 13: run it, collect its results, fit them.",
+                           f"examples:\n  {PROG} sweep --out out/scaling --workers 2\n  {PROG} collect --out out/scaling\n"
+                           f"  {PROG} fit")
+
+
+# %% [markdown]
+# `collect_files` and `fit_files` write the files under the results root; `main` picks one of them.
 
 # %%
 #| export
-def fit_command(n_boot: int = 200) -> dict:
+def results_root(s: ResultsSettings) -> Path:
+    "The folder the results files are under: --results_root, or the book's repository."
+    return Path(s.results_root).expanduser() if s.results_root else book_path()
+
+def collect_files(s: CollectSettings) -> tuple[list[dict], list[dict]]:
+    "Write the two results files of the study `s` names, from its run folders; (runs, curves)."
+    root = results_root(s)
+    runs, curves = collect(s.out, data_dir=s.data_dir)
+    write_rows(runs, root / FILES["runs"], RUN_FIELDS); write_rows(curves, root / FILES["curves"], CURVE_FIELDS)
+    print(f"wrote {root / FILES['runs']} ({len(runs)} runs) and {root / FILES['curves']} ({len(curves)} evaluations)")
+    return runs, curves
+
+def fit_files(s: FitSettings) -> dict:
     "Read the results files, analyse them, write the fit file, the gaps file and the figures."
+    root = results_root(s)
+    file, plot = {k: root / v for k, v in FILES.items()}, {k: root / v for k, v in PLOTS.items()}
     for name in ("runs", "curves"):
-        if not Path(FILES[name]).exists():
-            raise CommandError(f"no results file {FILES[name]}: run `{PROG} sweep` and `{PROG} collect` first")
-    runs, curves = read_rows(FILES["runs"]), read_rows(FILES["curves"])
+        if not file[name].exists():
+            raise CommandError(f"no results file {file[name]}: run `{PROG} sweep` and `{PROG} collect` first")
+    runs, curves = read_rows(file["runs"]), read_rows(file["curves"])
     if not runs or not {"arm", "size", "val_loss"} <= set(runs[0]):
-        raise CommandError(f"{FILES['runs']} is not a scaling results file (no arm, size, val_loss columns)")
-    fit = _jsonable(analyse(runs, curves, n_boot=n_boot))
-    atomic_write_json(FILES["fit"], fit)
-    write_rows(gaps := arch_gaps(runs), FILES["gaps"], GAP_FIELDS)
-    plot_law(runs, fit, PLOTS["law"]); plot_gaps(gaps, PLOTS["gaps"])
+        raise CommandError(f"{file['runs']} is not a scaling results file (no arm, size, val_loss columns)")
+    fit = _jsonable(analyse(runs, curves, n_boot=s.boot))
+    atomic_write_json(file["fit"], fit)
+    write_rows(gaps := arch_gaps(runs), file["gaps"], GAP_FIELDS)
+    plot_law(runs, fit, plot["law"]); plot_gaps(gaps, plot["gaps"])
+    law = fit["fits"]["n_params"]
+    print(f"wrote {file['fit']}, {file['gaps']}, {plot['law']}, {plot['gaps']}: "
+          + (f"a = {law['a']:.2f}" if law else "too few sizes and budgets finished for a law"))
     return fit
 
 def main(argv=None):
     "The `python -m gpt2book.scaling_runs` command."
-    a = parser().parse_args(argv)
+    name, s = parse_settings(parser(), COMMANDS, argv)          # a wrong setting: one line, exit status 2
     with user_errors(PROG, OSError, ValueError):
-        if a.cmd == "fit":
-            fit = fit_command(a.boot)
-            law = fit["fits"]["n_params"]
-            print(f"wrote {FILES['fit']}, {FILES['gaps']}, {PLOTS['law']}, {PLOTS['gaps']}: "
-                  + (f"a = {law['a']:.2f}" if law else "too few sizes and budgets finished for a law"))
-            return
-        if a.cmd == "sweep":
-            print(f"{run_study(a.out, a.workers)} runs trained; now: {PROG} collect --out {a.out}")
-        else:
-            runs, curves = collect(a.out)
-            write_rows(runs, FILES["runs"], RUN_FIELDS); write_rows(curves, FILES["curves"], CURVE_FIELDS)
-            print(f"wrote {FILES['runs']} ({len(runs)} runs) and {FILES['curves']} ({len(curves)} evaluations)")
+        if name == "sweep":
+            print(f"{run_study(s.out, s.workers, s.data_dir)} runs trained; now: {PROG} collect --out {s.out}")
+        elif name == "collect": collect_files(s)
+        else: fit_files(s)
 
+
+# %% [markdown]
+# Its refusals: a folder that is not there (the runs, the data, the results root) and a count out
+# of range are usage errors, exit status 2; a results root without results files is found when
+# `fit` looks for them, exit status 1.
+
+# %%
+tmp = Path(tempfile.mkdtemp())
+for args, want in ((["collect", f"--out={tmp}/no/runs"], "--out=$TMP/no/runs: no such folder"),
+                   (["collect", f"--out={tmp}", f"--data_dir={tmp}"], "--data_dir=$TMP: no prepared data"),
+                   (["fit", "--boot=0"], "boot=0 must be at least 1"),
+                   (["fit", f"--results_root={tmp}/no"], "--results_root=$TMP/no: no such folder"),
+                   (["fit", f"--results_root={tmp}"], "no results file $TMP/nbs/data/scaling.csv")):
+    status, line = refusal(main, args)
+    print(status, line := line.replace(str(tmp), "$TMP"))
+    test_eq((status, want in line), (1 if args[-1] == f"--results_root={tmp}" else 2, True))
+tmp.rmdir()
 
 # %%
 #| export

@@ -466,7 +466,10 @@ print(repr(draw(1)), "\n", repr(draw(2)))
 
 # %%
 start = torch.tensor([[tok.eot]])                                          # an empty prompt: a new document
-g = lambda: torch.Generator().manual_seed(5)
+ends = lambda seed: model.generate(start, 500, temperature=0.8, generator=torch.Generator().manual_seed(seed),
+                                   stop_token=tok.eot)[0, -1].item() == tok.eot
+seed = next(s for s in range(5, 45) if ends(s))     # the first seed from 5 whose speech ends within 500 characters
+g = lambda: torch.Generator().manual_seed(seed)
 stopped = model.generate(start, 500, temperature=0.8, generator=g(), stop_token=tok.eot)[0].tolist()
 longer = model.generate(start, len(stopped) + 40, temperature=0.8, generator=g())[0].tolist()
 print(f"with stop_token=eot: {len(stopped) - 1} tokens\n{tok.decode(stopped)}\n\nwithout:\n{tok.decode(longer)}")
@@ -492,7 +495,7 @@ from gpt2book.attention import scaled_dot_product_attention
 def attention_maps(model, idx):
     "The attention weights (n_layer, nh, T, T) of `model` on token ids `idx` (1, T)."
     tf = model.transformer
-    x = tf.wte(idx) + tf.wpe(torch.arange(idx.size(1)))             # (1, T, C): learned positions
+    x, _ = tf.wpe(tf.wte(idx))                                     # (1, T, C): + learned positions (chapter 5)
     maps = []
     for block in tf.h:
         q, k, v = block.attn.split_heads(block.ln_1(x))               # 3 x (1, nh, T, hs)

@@ -119,34 +119,28 @@ test_eq(TRAIN_PRESETS["speedrun"], record_settings("3 layers"))
 #
 # With $n$ seeds of mean $\bar L$ and standard deviation $s$, the one-sided $t$-test asks how likely
 # a mean this far below the target would be if the recipe's true mean loss were the target itself:
-# $t = (\bar L - 1.75) / (s / \sqrt n)$ and $p = F_{t,\,n-1}(t)$. A record needs $p < 0.01$: with
-# five seeds of spread 0.005, a mean of 1.744 or lower. The time is the mean wall time with its 95%
-# interval, and the ratio to the baseline of the same sitting, with an interval from both runs'
-# spreads (the delta method on the logarithm of the ratio).
+# $t = (\bar L - 1.75) / (s / \sqrt n)$ and $p = F_{t,\,n-1}(t)$, chapter 10's `p_below`. A record
+# needs $p < 0.01$: with five seeds of spread 0.005, a mean of 1.744 or lower. The time is the mean
+# wall time with its 95% interval (chapter 10's `ci95`), and the ratio to the baseline of the same
+# sitting, with an interval from both runs' spreads: the delta method on the logarithm of the ratio,
+# with Student's $t$ (chapter 10's `t975`) at the smaller sample's degrees of freedom.
 
 # %%
 #| export
 import math
 
 import pandas as pd
-from scipy import stats as st
 
-from gpt2book.stats import ci95
+from gpt2book.common import markdown_table
+from gpt2book.stats import ci95, p_below, t975
 
-def below_target(losses, target: float = TARGET) -> float:
-    "One-sided p-value that the mean of `losses` is below `target` (t-test, n - 1 degrees of freedom)."
-    x = pd.Series(losses, dtype=float)
-    if len(x) < 2: return math.nan
-    se = x.std(ddof=1) / math.sqrt(len(x))
-    if se == 0: return 0.0 if x.mean() < target else 1.0
-    return float(st.t.cdf((x.mean() - target) / se, len(x) - 1))
-
-def ratio_interval(a, b, level: float = 0.95) -> tuple[float, float, float]:
-    "mean(a) / mean(b) with a delta-method interval on its logarithm: (ratio, low, high)."
+def ratio_interval(a, b) -> tuple[float, float, float]:
+    "mean(a) / mean(b) with a 95% delta-method interval on its logarithm: (ratio, low, high); NaN bounds under 2 values."
     a, b = pd.Series(a, dtype=float), pd.Series(b, dtype=float)
     r = a.mean() / b.mean()
+    if min(len(a), len(b)) < 2: return r, math.nan, math.nan
     se = math.sqrt(a.var(ddof=1) / (len(a) * a.mean() ** 2) + b.var(ddof=1) / (len(b) * b.mean() ** 2))
-    z = st.t.ppf(0.5 + level / 2, min(len(a), len(b)) - 1)
+    z = t975(min(len(a), len(b)) - 1)
     return r, r * math.exp(-z * se), r * math.exp(z * se)
 
 def record_table(rows: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame:
@@ -159,7 +153,7 @@ def record_table(rows: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame
         mr, mlo, mhi = ratio_interval(g.wall_s, main.wall_s) if len(main) > 1 else (math.nan,) * 3
         half = ci95(g.wall_s)[2] - g.wall_s.mean()                    # NaN for one run
         out.append(dict(sitting=sitting, record=name, steps=int(g.steps.iloc[0]), seeds=len(g),
-                        loss=g.val_loss.mean(), loss_sd=g.val_loss.std(ddof=1), p=below_target(g.val_loss),
+                        loss=g.val_loss.mean(), loss_sd=g.val_loss.std(ddof=1), p=p_below(g.val_loss, TARGET),
                         seconds=g.wall_s.mean(), seconds_ci=half, ratio=r, ratio_low=lo, ratio_high=hi,
                         main_ratio=mr, main_low=mlo, main_high=mhi, load=g.load1.mean()))
     rank = {n: i for i, n in enumerate(["main job", *(r[0] for r in RECORDS)])}      # RECORDS' order in each sitting
@@ -188,15 +182,15 @@ def paired_delta(rows: pd.DataFrame, name: str, against: str) -> dict:
 # of two equal timings is 1 with an interval around it.
 
 # %%
-test_eq(below_target([1.736, 1.740, 1.744, 1.738, 1.742]) < 0.01, True)
-test_eq(below_target([1.744, 1.748, 1.752, 1.746, 1.750]) < 0.01, False)
+test_eq(p_below([1.736, 1.740, 1.744, 1.738, 1.742], TARGET) < 0.01, True)
+test_eq(p_below([1.744, 1.748, 1.752, 1.746, 1.750], TARGET) < 0.01, False)
 r, lo, hi = ratio_interval([10.0, 10.2, 9.8], [10.1, 9.9, 10.0])
 assert lo < 1 < hi and abs(r - 1) < 0.01
+assert math.isnan(ratio_interval([10.0], [10.1, 9.9])[1])                 # one run: no interval
 fake = pd.DataFrame(dict(record=["a"] * 3 + ["b"] * 3, seed=[1, 2, 3] * 2, val_loss=[1.70, 1.71, 1.72, 1.74, 1.74, 1.75],
                         wall_s=[10.0] * 3 + [20.0] * 3))
 d = paired_delta(fake, "b", "a")
 test_close(d["delta"], 0.0333, eps=1e-3); assert 0 < d["ci_low"] < d["ci_high"]; test_eq(d["time_ratio"], 2.0)
-
 
 # %% [markdown]
 # The table as the chapter and the README print it: one line per record and per change tried, its
@@ -205,11 +199,12 @@ test_close(d["delta"], 0.0333, eps=1e-3); assert 0 < d["ci_low"] < d["ci_high"];
 
 # %%
 #| export
-def table_markdown(table: pd.DataFrame, kept: dict) -> list[str]:
-    "Markdown lines of `record_table`'s output; `kept` maps a name to whether it became a record."
-    out = ["| # | record or change tried | steps | seeds | loss (SD) | p < 1.75 | seconds [95%] | / baseline [95%] | / main job [95%] |",
-           "|---:|---|---:|---:|---|---:|---|---|---|"]
-    k = 0
+TABLE_COLUMNS = ["#", "record or change tried", "steps", "seeds", "loss (SD)", "p < 1.75", "seconds [95%]",
+                 "/ baseline [95%]", "/ main job [95%]"]
+
+def table_markdown(table: pd.DataFrame, kept: dict) -> str:
+    "`record_table`'s output as a Markdown table (appendix B's `markdown_table`); `kept` maps a name to whether it became a record."
+    out, k = [], 0
     for r in table.itertuples():
         if r.record == "main job": continue
         label = (r.record if r.p < 0.01 else f"{r.record} (fails the test)") if kept.get(r.record, False) \
@@ -217,10 +212,10 @@ def table_markdown(table: pd.DataFrame, kept: dict) -> list[str]:
         num = str(k) if kept.get(r.record, False) else ""
         k += kept.get(r.record, False)
         p = "n/a" if math.isnan(r.p) else ("< 0.0001" if r.p < 1e-4 else f"{r.p:.4f}")
-        out.append(f"| {num} | {label} | {r.steps:,} | {r.seeds} | {r.loss:.4f} ({r.loss_sd:.4f}) | {p} | "
-                   f"{r.seconds:.1f} [±{r.seconds_ci:.1f}] | {r.ratio:.2f} [{r.ratio_low:.2f}, {r.ratio_high:.2f}] | "
-                   f"{r.main_ratio:.2f} [{r.main_low:.2f}, {r.main_high:.2f}] |")
-    return out
+        out.append([num, label, f"{r.steps:,}", r.seeds, f"{r.loss:.4f} ({r.loss_sd:.4f})", p,
+                    f"{r.seconds:.1f} [±{r.seconds_ci:.1f}]", f"{r.ratio:.2f} [{r.ratio_low:.2f}, {r.ratio_high:.2f}]",
+                    f"{r.main_ratio:.2f} [{r.main_low:.2f}, {r.main_high:.2f}]"])
+    return markdown_table(out, TABLE_COLUMNS, align="rlrrlrlll")
 
 
 # %% [markdown]
@@ -348,7 +343,7 @@ sitting = rows.sitting.iloc[-1]
 this = rows[rows.sitting == sitting]
 print(f"sitting {sitting}: {this.cpu.iloc[0]}, {this.threads.iloc[0]} threads, {len(this)} runs, load average "
       f"{this.load1.min():.2f} to {this.load1.max():.2f} at the runs' starts")
-display(Markdown("\n".join(table_markdown(table[table.sitting == sitting], kept))))
+display(Markdown(table_markdown(table[table.sitting == sitting], kept)))
 tt = table[table.sitting == sitting].set_index("record")
 records = [n for n, _, _, k in RECORDS if k]
 assert all(tt.loc[n, "p"] < 0.01 for n in records)                # recorded result: every record passes its test

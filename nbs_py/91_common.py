@@ -12,7 +12,7 @@
 # without it).
 #
 # The book has six commands: `python -m gpt2book.train`, `.sample`, `.eval`, `.experiments`,
-# `.scaling` and `python data/prepare.py`, plus the scripts in `bench/`. They agree on three things,
+# `.scaling_runs` and `python data/prepare.py`, plus the scripts in `bench/`. They agree on three things,
 # and each lives here, once:
 #
 # - **Which device.** `--device=auto` means a CUDA GPU when PyTorch sees one, else the CPU; any

@@ -89,7 +89,7 @@ def test_killed_prepare_resumes_to_identical_shards(tmp_path, docs):
     ref = prepare(src, tmp_path / "ref", progress=False, **opts)
     out = tmp_path / "out"
     cmd = [sys.executable, str(ROOT / "data" / "prepare.py"), str(src), "--out", str(out), "--quiet",
-           "--shard-tokens", "20000", "--chunk-chars", str(1 << 14), "--workers", "1"]
+           "--shard_tokens", "20000", "--chunk_chars", str(1 << 14), "--workers", "1"]
     # kill it in the middle of the first shard, then after a few shards are finished
     for wait_for in ("train_000000.bin.tmp", "train_000004.bin"):
         p = subprocess.Popen(cmd)
@@ -195,14 +195,17 @@ def test_the_command_and_its_wrong_inputs(tmp_path, monkeypatch, capsys):
     (tmp_path / "empty_folder").mkdir()
     (tmp_path / "latin1.txt").write_bytes("caf\u00e9".encode("latin-1"))
     for args, status, says in [
-            ((tmp_path / "missing.txt",), 1, "unknown source"),
-            ((tmp_path / "empty_folder",), 1, "holds no .txt/.jsonl/.parquet files"),
-            ((tmp_path / "latin1.txt",), 1, "is not UTF-8: byte 3"),
-            ((book,), 1, "which differs in tokenizer); choose another --out, or pass --force"),  # data/book holds chars
-            ((book, "--val-every", "5"), 1, "leave val_every out"),
-            ((book, "--shard-tokens", "0"), 2, "argument --shard-tokens: 0 is too small"),
-            ((book, "--val-every", "1"), 2, "argument --val-every: 1 is too small"),
-            ((book, "--workers", "two"), 2, "'two' is not a whole number")]:
+            ((tmp_path / "missing.txt",), 2, "unknown source"),                     # names nothing: usage errors
+            ((tmp_path / "empty_folder",), 2, "holds no .txt/.jsonl/.parquet files"),
+            ((book, "--tokenizer", tmp_path / "no_tok"), 2, f"--tokenizer={tmp_path / 'no_tok'}: no such folder"),
+            ((book, "--tokenizer", tmp_path / "empty_folder"), 2, "the folder holds no tokenizer.json"),
+            ((book, "--val_every", "5"), 2, "leave val_every out"),
+            ((book, "--shard_tokens", "0"), 2, "shard_tokens=0 must be at least 1"),
+            ((book, "--val_every", "1"), 2, "val_every=1 must be a whole number of at least 2"),
+            ((book, "--workers", "two"), 2, "argument --workers: invalid int value: 'two'"),
+            ((book, "--shard-tokens", "5"), 2, "unrecognized arguments: --shard-tokens"),    # one spelling: --snake_case
+            ((tmp_path / "latin1.txt",), 1, "is not UTF-8: byte 3"),                 # found while preparing
+            ((book,), 1, "which differs in tokenizer); choose another --out, or pass --force")]:  # data/book holds chars
         code, out, err = run_main(capsys, *args, "--quiet")
         assert code == status and says in err, (args, code, err)
         assert err.count("\n") == 1 and err.startswith("python data/prepare.py: error: ") and out == "", (args, err)

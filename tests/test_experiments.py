@@ -332,22 +332,37 @@ def script(name: str):
 
 def test_experiments_command(tmp_path):
     from gpt2book.experiments import main
-    status, line = refusal(main, ["run", "ablation", "--arm", "rope", "--lr", "1e-3", "--seed", "1"])
-    assert status == 2 and "argument --arm: 'rope' is not an arm of ablation: gpt2, rmsnorm, swiglu, swiglu-rmsnorm" in line
-    status, line = refusal(main, ["run", "ablation", "--arm", "gpt2", "--lr", "1e-3", "--seed", "-1"])
+    status, line = refusal(main, ["run", "--experiment=ablation", "--arm=rope", "--lr=1e-3", "--seed=1"])
+    assert status == 2 and "run: --arm: 'rope' is not an arm of ablation: gpt2, rmsnorm, swiglu, swiglu-rmsnorm" in line
+    status, line = refusal(main, ["run", "--experiment=ablation", "--arm=gpt2", "--lr=1e-3", "--seed=-1"])
     assert status == 2 and "seed=-1 must be at least 0" in line
-    assert refusal(main, ["sweep", "ablation", "--workers", "0"])[0] == 2
-    assert refusal(main, ["plot", "nope"])[0] == 2
-    status, line = refusal(main, ["plot", "ablation", "--results", str(tmp_path / "none.csv")])
-    assert status == 1 and "no results file" in line
+    assert refusal(main, ["sweep", "--experiment=ablation", "--workers=0"])[0] == 2
+    assert refusal(main, ["plot", "--experiment=nope"])[0] == 2
+    assert "required: --experiment" in refusal(main, ["plot"])[1]
+    assert "unrecognized arguments: ablation" in refusal(main, ["plot", "--experiment=ablation", "ablation"])[1]
+    status, line = refusal(main, ["plot", "--experiment=ablation", "--results", str(tmp_path / "none.csv")])
+    assert status == 2 and f"--results={tmp_path / 'none.csv'}: no such file" in line       # names nothing: usage
+    status, line = refusal(main, ["sweep", "--experiment=ablation", "--results", str(tmp_path / "no" / "a.csv")])
+    assert status == 2 and f"no such folder {tmp_path / 'no'}" in line
     (tmp_path / "other.csv").write_text("a,b\n1,2\n")
-    status, line = refusal(main, ["plot", "ablation", "--results", str(tmp_path / "other.csv")])
+    status, line = refusal(main, ["plot", "--experiment=ablation", "--results", str(tmp_path / "other.csv")])
     assert status == 1 and "is not a results file" in line
     (tmp_path / "no_base.csv").write_text("arm,lr,seed,step,val_loss\nrope,0.001,1,0,4.0\n")
-    assert "holds no runs of the baseline arm gpt2" in refusal(main, ["plot", "ablation", "--results",
+    assert "holds no runs of the baseline arm gpt2" in refusal(main, ["plot", "--experiment=ablation", "--results",
                                                                       str(tmp_path / "no_base.csv")])[1]
-    status, line = refusal(main, ["sweep", "architectures", "--arms", "nope", "rope2"])
-    assert status == 2 and "argument --arms: 'rope2' not an arm of architectures" in line
+    status, line = refusal(main, ["sweep", "--experiment=architectures", "--arms", "nope", "rope2"])
+    assert status == 2 and "--arms: 'rope2' not an arm of architectures" in line
+    assert not list(tmp_path.glob("*.png")) and not (tmp_path / "no").exists()       # the refusals wrote nothing
+
+
+def test_experiments_plot_writes_the_figure_it_is_told(tmp_path):
+    "plot: the committed results, the figure where --plot says (the book's own files are not touched)."
+    from gpt2book.experiments import RESULTS, main
+    from gpt2book.common import book_path, run_main
+    out, err, status = run_main(main, ["plot", "--experiment=ablation", f"--plot={tmp_path / 'a.png'}"])
+    assert status == 0 and (tmp_path / "a.png").stat().st_size > 10_000, err
+    assert out.startswith(f"wrote {tmp_path / 'a.png'}") and "|---|" in out.replace(":", "")
+    assert book_path(RESULTS["ablation"]).is_file()
 
 
 def test_bench_and_tools_commands():

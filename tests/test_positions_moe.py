@@ -6,17 +6,17 @@ import math
 import pytest
 import torch
 
-from gpt2book.model import GPT, POSITIONS, GPTConfig
-from gpt2book.moe import MoE, balance_loss, load_spread
+from gpt2book.model import GPT, POSITIONS, make_model, model_config
+from gpt2book.moe import MoE, balance_loss, load_spread, moe_layers
 from gpt2book.positions import RotaryEmbedding, rope_angles
 
 
 def tiny(pos: str, n_layer: int = 1, **kw) -> GPT:
     torch.manual_seed(0)
-    return GPT(GPTConfig(block_size=16, vocab_size=40, n_layer=n_layer, n_head=2, n_embd=16, pos=pos, **kw)).eval()
+    return make_model(model_config(block_size=16, vocab_size=40, n_layer=n_layer, n_head=2, n_embd=16, pos=pos, **kw)).eval()
 
 
-@pytest.mark.parametrize("pos", POSITIONS)
+@pytest.mark.parametrize("pos", ["learned", "rope", "none"])
 @pytest.mark.parametrize("n_layer", [1, 2])
 def test_a_permutation_of_earlier_tokens_reaches_the_last_output(pos, n_layer):
     "With positions (learned, rope) the last logits see a swap of earlier tokens; without, one layer cannot, two can."
@@ -34,7 +34,8 @@ def test_a_permutation_of_earlier_tokens_reaches_the_last_output(pos, n_layer):
 
 def test_nope_builds_neither_table_nor_rotation():
     m = tiny("none")
-    assert m.rope is None and "wpe" not in m.transformer
+    assert list(m.transformer.wpe.parameters()) == [] and list(m.transformer.wpe.buffers()) == []
+    assert set(POSITIONS) >= {"learned", "rope", "none"}
     assert m.num_params() == m.num_params(non_embedding=True) == tiny("rope").num_params()
     assert tiny("learned").num_params() - m.num_params() == 16 * 16
 
@@ -45,7 +46,7 @@ def test_the_rotary_layer_is_the_hand_computation():
     attn, hs, T = m.transformer.h[0].attn, 8, 7
     x = torch.randn(T, 16, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
-        y = attn(x[None], m.rope(0, T))[0]
+        y = attn(x[None], m.transformer.wpe(x[None], 0)[1])[0]   # the rotation of positions 0..T-1
         q, k, v = (x @ attn.c_attn.weight.T).split(16, dim=-1)
 
         def rot(vec, pos):
@@ -72,13 +73,13 @@ def test_position_interpolation_rotates_position_m_as_m_times_the_scale():
 
 def router_grad(top_k: int, renormalize: bool | None = None) -> float:
     torch.manual_seed(0)
-    m = GPT(GPTConfig(block_size=16, vocab_size=40, n_layer=2, n_head=2, n_embd=16, ffn="moe", n_expert=4,
-                      expert_top_k=top_k))
+    m = make_model(model_config(block_size=16, vocab_size=40, n_layer=2, n_head=2, n_embd=16, ffn="moe", n_expert=4,
+                                expert_top_k=top_k))
     if renormalize is not None:
-        for layer in m.moe_layers(): layer.renormalize = renormalize
+        for layer in moe_layers(m): layer.renormalize = renormalize
     idx = torch.randint(0, 40, (4, 17), generator=torch.Generator().manual_seed(1))
     m(idx[:, :-1], idx[:, 1:])[1].backward()                   # the cross-entropy alone: no balancing loss
-    return torch.cat([layer.router.weight.grad.flatten() for layer in m.moe_layers()]).norm().item()
+    return torch.cat([layer.router.weight.grad.flatten() for layer in moe_layers(m)]).norm().item()
 
 
 def test_the_router_learns_from_the_cross_entropy_alone_with_one_or_two_experts():

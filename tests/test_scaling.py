@@ -152,7 +152,7 @@ def test_analyse_files_and_the_command(synth, tmp_path, monkeypatch):
     write_rows(runs, scaling.FILES["runs"], scaling.RUN_FIELDS)
     write_rows(curves, scaling.FILES["curves"], scaling.CURVE_FIELDS)
     assert read_rows(scaling.FILES["runs"])[0]["val_loss"] == pytest.approx(runs[0]["val_loss"])
-    out, err, status = run_main(scaling_runs.main, ["fit", "--boot", "20"])
+    out, err, status = run_main(scaling_runs.main, ["fit", "--boot", "20", "--results_root", tmp_path])
     assert status == 0, err
     fit = json.loads((tmp_path / scaling.FILES["fit"]).read_text())
     assert fit["held_out"] == fit["holdout"]["held_out"] == "S5"                 # the largest size
@@ -163,10 +163,16 @@ def test_analyse_files_and_the_command(synth, tmp_path, monkeypatch):
 
 
 def test_the_command_refuses_clearly(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    _, err, status = run_main(scaling_runs.main, ["fit"])
-    assert status == 1 and "no results file" in err and len(err.strip().splitlines()) == 1
-    _, err, status = run_main(scaling_runs.main, ["fit", "--boot", "0"])
-    assert status == 2 and "must be at least 1" in err
-    _, err, status = run_main(scaling_runs.main, ["sweep", "--workers", "x"])
-    assert status == 2 and "invalid positive_int value" in err
+    monkeypatch.chdir(tmp_path)                                   # no out/scaling, no data/ here
+    for args, want, says in [
+            (["fit", "--results_root", tmp_path], 1, f"no results file {tmp_path / scaling.FILES['runs']}"),
+            (["fit", "--boot", "0"], 2, "boot=0 must be at least 1"),
+            (["fit", "--results_root", tmp_path / "no"], 2, f"--results_root={tmp_path / 'no'}: no such folder"),
+            (["sweep", "--workers", "x"], 2, "argument --workers: invalid int value: 'x'"),
+            (["collect"], 2, "collect: --out=out/scaling: no such folder; run `python -m gpt2book.scaling_runs sweep`"),
+            (["collect", "--out", tmp_path], 2, "--data_dir=data/shakespeare_complete: no prepared data"),
+            (["collect", "--out", tmp_path, "--data_dir", tmp_path, "--results_root", tmp_path / "no"], 2,
+             "collect: --results_root=")]:
+        _, err, status = run_main(scaling_runs.main, args)
+        assert status == want and says in err and len(err.strip().splitlines()) == 1, (args, err)
+    assert list(tmp_path.iterdir()) == []                         # the refusals wrote nothing

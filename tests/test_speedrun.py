@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from gpt2book.checkpoint import load_chapters
 from gpt2book.model import GPT, GPTConfig
 from gpt2book.muon import Muon, Optimizers, configure_muon
 from gpt2book.speedrun import RECORDS, record_settings
@@ -18,6 +19,8 @@ from gpt2book.config import TRAIN_PRESETS, make_config
 from gpt2book.runlog import read_metrics
 from gpt2book.step import train_step
 from gpt2book.train import train
+
+load_chapters()                       # the recipe's settings (qk_norm, ...) and Muon can be named
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=4, sample_tokens=0, eval_iters=4)

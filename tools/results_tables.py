@@ -17,6 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gpt2book.common import markdown_table  # noqa: E402
 from gpt2book.experiments import ABLATION, ARCHITECTURES, ARM_NAMES, RESULTS, Scale, arm_params, read_results  # noqa: E402
 from gpt2book.scaling import FILES  # noqa: E402
 from gpt2book.stats import best_lrs, machines_note, results_table  # noqa: E402
@@ -30,33 +31,51 @@ def arm_rows(experiment: str, arms: dict) -> list[str]:
             "", machines_note(chosen)]
 
 
+def num(x, f: str = "{:.3f}") -> str:
+    "`x` written with the format `f`, or n/a where it was not measurable (NaN is null in the JSON)."
+    return "n/a" if x is None else f.format(x)
+
+
+def iv(x, ci, f: str = "{:.3f}") -> str:
+    "A value with its interval, `x [low, high]`."
+    return f"{num(x, f)} [{num(ci[0], f)}, {num(ci[1], f)}]"
+
+
+HOLDOUT_COLUMNS = ["steps", "tokens", "predicted [95% band]", "measured: mean of seeds (its SD, seeds)", "the budget's SD",
+                   "error in the budget's SDs", "band covers it"]
+
+
+def holdout_cells(b: dict) -> list[str]:
+    "One budget of chapter 13's hold-out test, as the cells of its row."
+    return [f"{b['steps']:,}", f"{b['tokens']:,.0f}", iv(b["predicted"], b["band"]),
+            f"{b['mean']:.3f} ({num(b['sd'], '{:.4f}')}, {b['seeds']})", num(b.get("budget_sd"), "{:.4f}"),
+            num(b["error_sds"], "{:.1f}"), "yes" if b["covered"] else "no"]
+
+
+def gap_cells(gaps: list[dict], size: str, toks: list) -> list[str]:
+    "One size of chapter 13's gaps table: the size, its parameters, and the arm's difference at each budget `toks`."
+    cell = {g["tokens"]: g for g in gaps if g["size"] == size}
+    return [size, f"{next(iter(cell.values()))['n_params']:,}", *(
+        iv(cell[t]["delta"], (cell[t]["ci_low"], cell[t]["ci_high"]), "{:+.3f}") if t in cell else "" for t in toks)]
+
+
 def scaling_rows(fit: dict | None = None, gaps: list[dict] | None = None) -> list[str]:
     "Chapter 13: the hold-out test, the law and its exponent a three ways, and each arm's loss difference at every size and budget."
     from gpt2book.scaling import read_rows
     fit = fit or json.loads((ROOT / FILES["fit"]).read_text())
     gaps = gaps if gaps is not None else read_rows(ROOT / FILES["gaps"])
-    num = lambda x, f: "n/a" if x is None else f.format(x)          # NaN is null in the JSON: not measurable
-    iv = lambda x, ci, f="{:.3f}": f"{num(x, f)} [{num(ci[0], f)}, {num(ci[1], f)}]"
     ho, out = fit["holdout"], []
     if ho is None:
         out += ["Too few of GPT-2's sizes and budgets have finished to fit the law without the largest size."]
     else:
         out += [f"Fitted without its largest size ({ho['held_out']}), GPT-2's law predicts that size at each budget "
                 "(95% band: the law's bootstrap plus the noise of the seeds' mean):", "",
-                "| steps | tokens | predicted [95% band] | measured: mean of seeds (its SD, seeds) | the budget's SD | error in the budget's SDs | band covers it |",
-                "|---:|---:|---|---|---:|---:|---|"]
-    for b in ho["budgets"] if ho else []:
-        sd = "n/a" if b["sd"] is None else f"{b['sd']:.4f}"
-        sds = "n/a" if b["error_sds"] is None else f"{b['error_sds']:.1f}"
-        bsd = "n/a" if b.get("budget_sd") is None else f"{b['budget_sd']:.4f}"
-        out.append(f"| {b['steps']:,} | {b['tokens']:,.0f} | {iv(b['predicted'], b['band'])} | {b['mean']:.3f} ({sd}, "
-                   f"{b['seeds']}) | {bsd} | {sds} | {'yes' if b['covered'] else 'no'} |")
+                markdown_table([holdout_cells(b) for b in ho["budgets"]], HOLDOUT_COLUMNS, align="rrllrrl")]
     f1, f2, opt = fit["fits"]["n_params"], fit["fits"]["n_params_total"], fit["optimum"]
-    out += ["", "| GPT-2's law, fitted without the held-out size | E | α | β | a = β/(α+β) |", "|---|---|---|---|---|"]
-    for name, f in (("N without the embedding", f1), ("N with the embedding", f2)):
-        if f is None: out.append(f"| {name} | too few points | | | |"); continue
-        out.append(f"| {name} | {iv(f['law']['E'], f['ci']['E'], '{:.2f}')} | {iv(f['law']['alpha'], f['ci']['alpha'], '{:.2f}')} | "
-                   f"{iv(f['law']['beta'], f['ci']['beta'], '{:.2f}')} | {iv(f['a'], f['a_ci'], '{:.2f}')} |")
+    law = lambda name, f: [name, "too few points", "", "", ""] if f is None else [
+        name, *(iv(f["law"][k], f["ci"][k], "{:.2f}") for k in ("E", "alpha", "beta")), iv(f["a"], f["a_ci"], "{:.2f}")]
+    out += ["", markdown_table([law("N without the embedding", f1), law("N with the embedding", f2)],
+                               ["GPT-2's law, fitted without the held-out size", "E", "α", "β", "a = β/(α+β)"], align="lllll")]
     out += ["", f"The compute-optimal exponent a (N* ∝ C^a) without a formula: approach 1 (the envelope) "
                 f"{iv(opt['envelope']['a'], opt['envelope']['a_ci'], '{:.2f}')}, approach 2 (IsoFLOP valleys) "
                 f"{iv(opt['isoflop']['a'], opt['isoflop']['a_ci'], '{:.2f}')}. Chinchilla's approaches give a ≈ 0.5; "
@@ -66,12 +85,9 @@ def scaling_rows(fit: dict | None = None, gaps: list[dict] | None = None) -> lis
         toks = sorted({g["tokens"] for g in mine})
         out += ["", f"**{ARM_NAMES.get(arm, arm)} minus GPT-2**, loss (nats per character) at the same size and budget, "
                     "each at its own best rate; 95% intervals (negative: better than GPT-2):", "",
-                "| size | parameters | " + " | ".join(f"{t / 1e6:.2f}M tokens" for t in toks) + " |",
-                "|---|---:|" + "---|" * len(toks)]
-        for size in sorted({g["size"] for g in mine}, key=lambda s: next(g["n_params"] for g in mine if g["size"] == s)):
-            cell = {g["tokens"]: g for g in mine if g["size"] == size}
-            out.append(f"| {size} | {next(iter(cell.values()))['n_params']:,} | " + " | ".join(
-                iv(cell[t]["delta"], (cell[t]["ci_low"], cell[t]["ci_high"]), "{:+.3f}") if t in cell else "" for t in toks) + " |")
+                markdown_table([gap_cells(mine, size, toks) for size in sorted(
+                    {g["size"] for g in mine}, key=lambda s: next(g["n_params"] for g in mine if g["size"] == s))],
+                    ["size", "parameters", *(f"{t / 1e6:.2f}M tokens" for t in toks)], align="lr" + "l" * len(toks))]
     out += ["", f"{fit['runs']} runs on {', '.join(fit['machine'])}; the study's design, wall time and every check: chapter 13."]
     return out
 
@@ -110,7 +126,7 @@ def speedrun_rows() -> list[str]:
     rows = pd.read_csv(ROOT / "nbs" / "data" / "speedrun.csv")
     rows = rows[rows.sitting == rows.sitting.iloc[-1]]
     main = rows[rows.record == "main job"]
-    return [*table_markdown(record_table(rows), {n: k for n, _, _, k in RECORDS}), "",
+    return [table_markdown(record_table(rows), {n: k for n, _, _, k in RECORDS}), "",
             f"Main job (`python -m gpt2book.train`, unchanged): {main.wall_s.mean():.1f} s on average over {len(main)} runs. "
             f"Sitting {rows.sitting.iloc[0]}: {rows.cpu.iloc[0]}, {rows.threads.iloc[0]} threads, 1-minute load average "
             f"{rows.load1.min():.2f} to {rows.load1.max():.2f} at the runs' starts; {len(rows)} runs, interleaved by seed."]
