@@ -767,7 +767,7 @@ test_eq(accum * preset["batch_size"] * preset["block_size"], preset["total_batch
 try:
     ft_cfg = make_config("gpt2-124m-ft-shakespeare")
     print(f"GPT-2's settings are here (a network, or the Hugging Face cache): {ft_cfg.model}")
-except SettingError as e:
+except CommandError as e:                     # offline: the download failed (a SettingError is one too)
     print(str(e)[:400], "...")
 
 # %% [markdown]
