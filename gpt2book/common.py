@@ -6,9 +6,9 @@ Docs: https://gpt2book.github.io/gpt2book/common.html.md"""
 
 # %% auto #0
 __all__ = ['CommandError', 'one_line', 'fail', 'user_errors', 'Parser', 'positive_int', 'run_main', 'refusal', 'setting',
-           'SettingError', 'check_settings', 'extended', 'parse_bool', 'parse_steps', 'option_type', 'add_settings',
-           'settings_parser', 'parse_settings', 'book_path', 'markdown_table', 'resolve_device', 'cpu_name',
-           'machine_info']
+           'SettingError', 'check_settings', 'distinct', 'extended', 'parse_bool', 'parse_steps', 'option_type',
+           'add_settings', 'settings_parser', 'parse_settings', 'book_path', 'markdown_table', 'resolve_device',
+           'cpu_name', 'machine_info']
 
 # %% ../nbs/91_common.ipynb #57872c36
 import argparse
@@ -104,10 +104,13 @@ def check_settings(obj) -> None:
 # %% ../nbs/91_common.ipynb #84fe24a1
 _EXTENDED = {}
 
+def distinct(extensions) -> tuple:
+    "Each extension once, by name, in the order first registered, the last registered class winning (a chapter's notebook and its module may both register one)."
+    return tuple({e.__qualname__: e for e in extensions}.values())
+
 def extended(base: type, extensions) -> type:
     "The dataclass with `base`'s fields then each extension's (chapters' settings), checked by `base` and each `check`."
-    extensions = {e.__qualname__: e for e in extensions}.values()   # registered twice (a notebook and its module): once
-    key = (base, tuple(extensions))
+    key = (base, distinct(extensions))
     if key not in _EXTENDED:
         if not extensions: _EXTENDED[key] = base
         else:

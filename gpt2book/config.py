@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from .checkpoint import checkpoints, weights_settings
-from .common import (CommandError, Parser, SettingError, add_settings, check_settings, extended, setting)
+from .common import (CommandError, Parser, SettingError, add_settings, check_settings, distinct, extended,
+                             setting)
 from .model import MODEL_EXTENSIONS, GPTConfig, looks_local, model_config
 from .optim import configure_optimizer
 from .prepare import SOURCES, default_data_dir
@@ -227,9 +228,9 @@ def _groups() -> list[tuple[str, type]]:
     "(title, settings class) of every group of options, the extensions' after the class they extend."
     title = lambda c: (c.__doc__ or c.__name__).split("\n")[0].rstrip(".")
     return ([("run settings", RunSettings), ("data settings", DataSettings), ("model settings (chapter 5)", GPTConfig)]
-            + [(f"model: {title(c)}", c) for c in MODEL_EXTENSIONS]
+            + [(f"model: {title(c)}", c) for c in distinct(MODEL_EXTENSIONS)]
             + [("optimisation settings", OptimSettings), ("log settings", LogSettings)]
-            + [(title(c), c) for c in TRAIN_EXTENSIONS])
+            + [(title(c), c) for c in distinct(TRAIN_EXTENSIONS)])
 
 def parser() -> Parser:
     "The command line of `python -m gpt2book.train`, generated from the settings classes and their extensions."

@@ -38,7 +38,7 @@ from tqdm import tqdm
 from gpt2book.checkpoint import (checkpoint_state, checkpoints, load_chapters, load_checkpoint, load_state,
                                  load_weights, newest_readable_checkpoint, restore_checkpoint, rng_state,
                                  save_checkpoint)
-from gpt2book.common import CommandError, user_errors
+from gpt2book.common import CommandError, distinct, user_errors
 from gpt2book.config import OPTIMIZERS, TrainConfig, config_from_args, grad_accum_steps
 from gpt2book.loader import TokenLoader, load_meta
 from gpt2book.model import GPT, make_model
@@ -93,10 +93,6 @@ class TrainHooks:
     aux_weight: object = lambda cfg: 0.0           # fn(cfg) -> the weight of the model's auxiliary loss
 
 HOOKS = TrainHooks()
-
-def registered(hooks: list) -> list:
-    "Each hook once, by name, the last registered winning (a chapter's notebook and its module may both register it)."
-    return list({h.__qualname__: h for h in hooks}.values())
 
 
 # %% [markdown]
@@ -273,7 +269,7 @@ def setup(cfg: TrainConfig, d: Dist = Dist(), device: str = "cpu") -> Setup:
     "Everything a run needs on this process, in order: batch arithmetic, the checkpoint, data, model, optimizer, loaders."
     grad_accum = grad_accum_steps(cfg, d.world_size)               # refuse impossible batches before anything else
     ckpt_path, ckpt = open_run(cfg, d)
-    for check in registered(HOOKS.setup): check(cfg, d)                        # later chapters' checks (ch. 15: HellaSwag's file)
+    for check in distinct(HOOKS.setup): check(cfg, d)                        # later chapters' checks (ch. 15: HellaSwag's file)
     meta = load_data(cfg, d)
     dtype = choose_dtype(device, cfg.dtype)
     cfg, raw, optimizer = model_and_optimizer(cfg, meta, device, fresh=ckpt is None)
@@ -361,7 +357,7 @@ def evaluate_and_sample(s: Setup, log: RunLog, ctx) -> tuple[float, str]:
     "(validation loss, sample text) at this step, logged; every rank evaluates, rank 0 samples."
     cfg, extra, text = s.cfg, {}, ""
     val = evaluate(s.model, s.val_loader, cfg.eval_iters, s.d, ctx)
-    for more in registered(HOOKS.evaluate): extra.update(more(s, ctx))         # later chapters' metrics (ch. 15: HellaSwag)
+    for more in distinct(HOOKS.evaluate): extra.update(more(s, ctx))         # later chapters' metrics (ch. 15: HellaSwag)
     log.log(step=s.step, val_loss=val, **extra)
     if s.d.master and cfg.sample_tokens:
         text = sample_text(s.raw, s.tokenizer, cfg.sample_tokens, cfg.seed, ctx)
@@ -419,7 +415,7 @@ def train(cfg: TrainConfig) -> dict:
                 loss, tps = stats["loss"], steps_since * s.tokens_per_step / (time.perf_counter() - t_last)
                 util = mfu(tps, fpt, peak, d.world_size)
                 log.log(step=s.step, loss=loss, lr=lr, grad_norm=stats["grad_norm"], tokens_per_s=round(tps, 1),
-                        mfu=util, **{k: v for more in registered(HOOKS.log) for k, v in more(s.raw, stats["aux_loss"]).items()})
+                        mfu=util, **{k: v for more in distinct(HOOKS.log) for k, v in more(s.raw, stats["aux_loss"]).items()})
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tps:,.0f}", refresh=False)
                 if is_eval:
                     val, text = evaluate_and_sample(s, log, ctx)

@@ -223,7 +223,9 @@ assert isinstance(SettingError("x"), ValueError)
 # writes its settings as a small dataclass of its own and appends it to a list of *extensions*
 # kept next to the base config; `extended` makes the one class that holds the base's fields and
 # every extension's, checked as the base checks itself, plus each extension's own `check`. The class
-# is made once per combination, so two configs made from the same extensions compare equal.
+# is made once per combination, so two configs made from the same extensions compare equal. An
+# extension registered twice (a chapter's notebook defines it, then imports its own module, which
+# registers it again) counts once: `distinct` keeps one per name, the trainer's hooks too.
 #
 # A `choices` given as a dict (a registry of kinds, such as chapter 2's norms) is kept live:
 # a kind a later chapter registers becomes a valid choice without the field being declared again.
@@ -232,10 +234,13 @@ assert isinstance(SettingError("x"), ValueError)
 #| export
 _EXTENDED = {}
 
+def distinct(extensions) -> tuple:
+    "Each extension once, by name, in the order first registered, the last registered class winning (a chapter's notebook and its module may both register one)."
+    return tuple({e.__qualname__: e for e in extensions}.values())
+
 def extended(base: type, extensions) -> type:
     "The dataclass with `base`'s fields then each extension's (chapters' settings), checked by `base` and each `check`."
-    extensions = {e.__qualname__: e for e in extensions}.values()   # registered twice (a notebook and its module): once
-    key = (base, tuple(extensions))
+    key = (base, distinct(extensions))
     if key not in _EXTENDED:
         if not extensions: _EXTENDED[key] = base
         else:

@@ -9,6 +9,7 @@ import gpt2book.moe  # noqa: F401  (the chapters register their variants when im
 import gpt2book.positions  # noqa: F401
 import gpt2book.recipe  # noqa: F401
 from gpt2book.common import SettingError
+from gpt2book.eval import token_logprobs
 from gpt2book.model import GPT, KVCache, check_gpt2_architecture, make_model, model_config, next_token_probs
 
 TINY = dict(block_size=16, vocab_size=65, n_layer=4, n_head=2, n_embd=32, bias=False, gelu="exact")
@@ -44,6 +45,8 @@ def test_one_logits_path(name):
     torch.testing.assert_close(uncached, want, rtol=0, atol=1e-6)
     torch.testing.assert_close(cached, want, rtol=0, atol=1e-5)
     torch.testing.assert_close(-lp.mean(), loss, rtol=0, atol=1e-5)
+    scored = token_logprobs(m, [(row.tolist(), 1) for row in idx])           # chapter 15's scoring: tokens 1..T-1
+    torch.testing.assert_close(torch.stack(scored), lp, rtol=0, atol=1e-5)
     if name == "softcap":
         assert logits.abs().max() <= 2.0 and m.logits(m.hidden(idx)).abs().max() <= 2.0
     # the sampler draws from exactly these probabilities: same generator, same token as a draw from `want`
