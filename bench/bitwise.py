@@ -10,12 +10,17 @@ Each case is `python -m gpt2book.train` with the CPU default model and the case'
 30 steps on 5 batches, with a 20-token sample (so the sampling path is compared too). The numbers are compared as
 floats, exactly; the sample texts as strings.
 """
+import argparse
 import json
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from gpt2book.common import Parser  # noqa: E402
+from gpt2book.files import atomic_write_json  # noqa: E402
 
 CASES = {
     "gpt2": {},
@@ -56,15 +61,31 @@ def compare(a: dict, b: dict) -> int:
     return bad
 
 
-if __name__ == "__main__":
-    if sys.argv[1:2] == ["--compare"]:
-        a, b = (json.loads(Path(p).read_text()) for p in sys.argv[2:4])
-        sys.exit(1 if compare(a, b) else 0)
-    out = Path(sys.argv[sys.argv.index("--out") + 1]) if "--out" in sys.argv else Path("bitwise.json")
-    only = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else list(CASES)
+def main(argv=None) -> int:
+    ap = Parser(prog="python bench/bitwise.py", description=__doc__.split("\n\n")[0],
+                epilog="examples:\n  python bench/bitwise.py --out before.json\n"
+                       "  python bench/bitwise.py --compare before.json after.json",
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=Path("bitwise.json"), help="where to write the numbers (default bitwise.json)")
+    ap.add_argument("--only", default=",".join(CASES), help=f"comma-separated cases (default all: {', '.join(CASES)})")
+    ap.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"), help="compare two files written by --out")
+    a = ap.parse_args(argv)
+    if a.compare:
+        missing = [str(f) for f in a.compare if not f.is_file()]
+        if missing: ap.error(f"--compare: no such file {missing[0]}")
+        x, y = (json.loads(f.read_text()) for f in a.compare)
+        return 1 if compare(x, y) else 0
+    only = [c for c in a.only.split(",") if c]
+    if unknown := [c for c in only if c not in CASES]:
+        ap.error(f"--only: unknown case {unknown[0]!r}; the cases are {', '.join(CASES)}")
     with tempfile.TemporaryDirectory() as tmp:
         results = {}
         for name in only:
             results[name] = run_case(name, CASES[name], Path(tmp))
             print(name, results[name]["metrics"][-1], flush=True)
-    out.write_text(json.dumps(results, indent=1))
+    atomic_write_json(a.out, results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,7 +11,6 @@ The other checkout runs in a subprocess (its own `gpt2book` package). Its softca
 raw logits (the bug the one logits path fixes), so for that variant `generate` is compared with sampling from the
 old model's (capped) `forward` logits instead.
 """
-import argparse
 import io
 import os
 import subprocess
@@ -19,6 +18,10 @@ import sys
 from pathlib import Path
 
 import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from gpt2book.common import Parser  # noqa: E402
 
 SHAPE = dict(block_size=64, n_layer=4, n_head=4, n_embd=128, bias=False, gelu="exact", vocab_size=65)
 VARIANTS = {
@@ -105,9 +108,12 @@ def compare(old: dict, new: dict, name: str) -> list[str]:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = Parser(prog="python bench/bitwise_model.py", description=__doc__.splitlines()[0])
     p.add_argument("--before", default="/tmp/before", help="the other checkout (default: /tmp/before)")
     a = p.parse_args(argv)
+    if not (Path(a.before) / "gpt2book" / "model.py").is_file():
+        p.error(f"--before={a.before}: not a checkout of the book (no gpt2book/model.py); make one with "
+                f"git worktree add {a.before} OLD_COMMIT")
     here = Path(__file__).resolve().parent.parent
     old, new = probe(Path(a.before)), probe(here)
     failed = 0

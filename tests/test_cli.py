@@ -12,7 +12,7 @@ MODULES = ["gpt2book.train", "gpt2book.tokenizer", "gpt2book.experiments", "gpt2
            "gpt2book.vocab"]
 SCRIPTS = ["data/prepare.py", "bench/train.py", "bench/vs_nanogpt.py", "bench/arms_speed.py", "bench/extrapolate.py",
            "bench/main_job.py", "bench/nanogpt_recipe.py", "bench/generate_speed.py", "bench/tokenize_speed.py",
-           "bench/reproduce_row.py", "bench/cpu_step.py", "bench/bpe_train.py", "tools/results_tables.py", "tools/check_site.py",
+           "bench/reproduce_row.py", "bench/cpu_step.py", "bench/bpe_train.py", "bench/bitwise.py", "bench/bitwise_model.py", "tools/results_tables.py", "tools/check_site.py",
            "tools/run_nbs.py", "tools/check_pairs.py"]
 
 
@@ -90,6 +90,9 @@ def test_help(cmd, monkeypatch, capsys):
     ("gpt2book.scaling_runs", ["fit", "--results_root={tmp}"], 1, "no results file {tmp}/nbs/data/scaling.csv"),
     ("gpt2book.scaling_runs", ["sweep", "--workers=0"], 2, "workers=0 must be at least 1"),
     ("bench/cpu_step.py", ["--steps", "many"], 2, "invalid int value: 'many'"),
+    ("bench/bitwise.py", ["--only=gpt3"], 2, "--only: unknown case 'gpt3'"),
+    ("bench/bitwise.py", ["--compare", "{tmp}/a.json", "{tmp}/b.json"], 2, "--compare: no such file {tmp}/a.json"),
+    ("bench/bitwise_model.py", ["--before={tmp}"], 2, "not a checkout of the book"),
 ], ids=lambda x: x if isinstance(x, str) else " ".join(map(str, x)) if isinstance(x, list) else str(x))
 def test_wrong_input_is_one_clear_line(cmd, args, status, says, monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("GPT2BOOK_DATA", str(tmp_path / "data"))      # nothing may be prepared or written
