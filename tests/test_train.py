@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from gpt2book.checkpoint import checkpoints, load_checkpoint
-from gpt2book.model import GPT, GPTConfig
+from gpt2book.checkpoint import checkpoints, load_chapters, load_checkpoint
+from gpt2book.model import GPT, GPTConfig, make_model, model_config
 from gpt2book.optim import configure_optimizer
 from gpt2book.common import CommandError
 from gpt2book.config import TRAIN_PRESETS, TrainConfig, command_line, config_from_args, make_config, parser
@@ -26,6 +26,7 @@ from gpt2book.runlog import read_metrics
 from gpt2book.step import flops_per_token, train_step
 from gpt2book.train import main, model_and_optimizer, setup, train
 
+load_chapters()                       # every variant can be named, as on the command line
 ROOT = Path(__file__).resolve().parents[1]
 # a model small enough for a step of a few milliseconds
 TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=4, sample_tokens=20, eval_iters=4)
@@ -87,7 +88,7 @@ def test_ddp_equals_grad_accum_and_mfu_is_per_device(data, tmp_path):
     wa, wb = (load_checkpoint(checkpoints(tmp_path / d)[-1])["model"] for d in ("ddp", "one"))
     for k in wb: torch.testing.assert_close(wa[k], wb[k], atol=1e-5, rtol=1e-4)
     # MFU is per device: all processes' tokens/s over 2 devices' peak, not one
-    fpt = flops_per_token(GPT(GPTConfig(**{**json.loads((tmp_path / "one" / "config.json").read_text())["model"]})))
+    fpt = flops_per_token(make_model(model_config(**json.loads((tmp_path / "one" / "config.json").read_text())["model"])))
     for m in read_metrics(tmp_path / "ddp" / "metrics.jsonl"):
         if "mfu" in m:
             assert m["mfu"] == pytest.approx(fpt * m["tokens_per_s"] / (2 * 0.5e12), rel=1e-4)   # tokens_per_s: rounded
@@ -240,7 +241,7 @@ def test_refusals_are_one_line_before_anything_is_touched(data, tmp_path, capsys
 
 def test_the_command_line_of_a_config_gives_it_back():
     "command_line(preset, settings) is what the experiments run as a process: it parses back to the same config."
-    settings = dict(n_layer=3, ffn="swiglu", learning_rate=2e-3, resume=True, dropout=0.1, out_dir="out/x y")
+    settings = dict(n_layer=3, ffn="swiglu", learning_rate=2e-3, dropout=0.1, out_dir="out/x y", eval_steps=(40, 80))
     assert config_from_args(command_line("cpu", settings)) == make_config("cpu", **settings)
     assert config_from_args(command_line("gpt2-124m-rope", {})) == make_config("gpt2-124m-rope")
 
@@ -269,7 +270,7 @@ def test_init_from_a_run_folder_takes_its_settings_and_refuses_others(data, tmp_
     msg = refused(capsys, [f"--init_from={tmp_path / 'pre'}", "--n_embd=64"], 2)
     assert "fixes the model's settings" in msg and "--n_embd=64 (the weights: 32)" in msg
     # a Hugging Face folder whose vocabulary is not GPT-2's must name its tokenizer
-    m = GPT(GPTConfig(**{**ft["model_config"], "bias": True}))    # Hugging Face's GPT-2 has biases
+    m = make_model(model_config(**{**ft["model_config"], "bias": True}))    # Hugging Face's GPT-2 has biases
     m.save_pretrained(tmp_path / "hf_named", tokenizer=ft["tokenizer"])
     m.save_pretrained(tmp_path / "hf_unnamed")
     named = train(make_config(**{**{k: v for k, v in base.items() if k != "n_layer"}, "max_steps": 2},
