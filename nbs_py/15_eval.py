@@ -74,6 +74,7 @@ from gpt2book.model import GPT, GPTConfig
 # python -m gpt2book.eval hellaswag --model gpt2 --data val --style harness  # the lm-evaluation-harness's way
 # python -m gpt2book.eval wikitext --model gpt2 --split test                 # perplexity, word-level too, bits per byte
 # python -m gpt2book.eval wikitext --model gpt2 --join hf --stride 512       # the Hugging Face guide's convention
+# python -m gpt2book.eval wikitext --model gpt2 --join harness               # lm-evaluation-harness's convention
 # python -m gpt2book.eval text --model out/cpu --files FILE.txt              # bits per byte of any text
 # ```
 #
@@ -403,14 +404,16 @@ for n, first, bs, s in [(6, 3, 8, 4), (20, 17, 8, 4), (20, 5, 8, 4), (100, 1, 16
 # %%
 #| export
 @torch.no_grad()
-def token_logprobs(model, seqs, stride=None, batch_rows=64, amp=contextlib.nullcontext(), progress=False):
+def token_logprobs(model, seqs, stride=None, batch_rows=64, amp=contextlib.nullcontext(), progress=False, plan=None):
     """Log-probabilities (float32, on the CPU) of tokens first..n-1 of each (ids, first) in `seqs`, each predicted
-    from the window that `windows` gives it; `stride` defaults to block_size // 2; `batch_rows` windows a forward."""
+    from the window that `windows` gives it; `stride` defaults to block_size // 2; `batch_rows` windows a forward.
+    `plan(n, first, block_size)`, if given, lays out the windows instead of `windows` (the harness's, below)."""
     m = getattr(model, "_orig_mod", model)
     bs = m.config.block_size
     stride = stride or max(1, bs // 2)
     device = next(m.parameters()).device
-    rows = [(s, *w) for s, (ids, first) in enumerate(seqs) for w in windows(len(ids), first, bs, stride)]
+    plan = plan or (lambda n, first, bs: windows(n, first, bs, stride))
+    rows = [(s, *w) for s, (ids, first) in enumerate(seqs) for w in plan(len(ids), first, bs)]
     out = [[] for _ in seqs]
     for i in tqdm(range(0, len(rows), batch_rows), disable=not progress, unit="batch", desc="windows"):
         chunk = rows[i:i + batch_rows]
@@ -1019,16 +1022,19 @@ assert 0.9 * 50257 < r["ppl"] < 1.1 * 50257
 
 # %%
 #| export
-WIKITEXT_JOINS = ("raw", "hf")
+WIKITEXT_JOINS = ("raw", "hf", "harness")
+
+def hf_join(raw: str) -> str:
+    "The Hugging Face guide's text: the dataset's rows (the file's lines, blank lines empty) joined by \"\\n\\n\"."
+    rows = ["" if line == " \n" else line for line in raw.splitlines(keepends=True)]   # the dataset's rows
+    return "\n\n".join(rows)
 
 def wikitext_text(split="test", join="raw") -> str:
-    "WikiText-2 raw's `split` as scored: the file itself (`raw`), or the guide's \"\\n\\n\".join of the dataset's rows (`hf`)."
+    "WikiText-2 raw's `split`: the file itself (`raw`, and `harness`, which cuts it into pages), or the guide's text (`hf`)."
     if join not in WIKITEXT_JOINS:
         raise ValueError(f"join={join!r}: use one of {WIKITEXT_JOINS}")
     text = wikitext_path(split).read_text(encoding="utf-8")
-    if join == "raw": return text
-    rows = ["" if line == " \n" else line for line in text.splitlines(keepends=True)]   # the dataset's rows
-    return "\n\n".join(rows)
+    return hf_join(text) if join == "hf" else text
 
 def wikitext_units(text: str) -> int:
     "WikiText's word-level tokens in `text` (the raw file): whitespace-separated words plus one end-of-line per line."
@@ -1045,18 +1051,249 @@ if (mirror_dir() / "wikitext-2-raw" / "wiki.test.raw").exists():      # a reader
     test_eq((len(gpt2_tok.encode(raw)), len(gpt2_tok.encode(hf)), wikitext_units(raw)), (286_221, 287_644, 245_569))
     test_eq(hf.split(), raw.split())                                   # the same words, only the newlines differ
 
+
 # %% [markdown]
-# So each number this command reports is comparable with a different published one:
+# ## The word-level figure, on the text it is defined on
 #
-# | reported here | how | comparable with |
-# |---|---|---|
-# | `ppl`, `--join hf`, window 1,024, stride 512 | token-level, the guide's text and tokens | the guide's method; its figures are for GPT-2 large (774M), not small, and have changed between versions of the guide, so compare by running both, not by quoting |
-# | `ppl`, `--join raw` | token-level, end-of-text first, every token | no published figure is computed exactly so |
-# | `word_ppl` | NLL of the raw text / 245,569 | the GPT-2 paper's WikiText-2 column: 29.41 (117M), 22.76 (345M), 19.93 (762M), 18.34 (1542M), as published. The paper scores text passed through invertible detokenizers (which undo `@-@` and the spaces around punctuation); this command scores the raw text, so the unit is the same and the text is not: the numbers differ by an amount not measured here |
-# | `bits_per_byte` | NLL in bits / UTF-8 bytes scored | any model on the same text and bytes, whatever its tokenizer (chapter 16); the harness's `bits_per_byte` on WikiText also detokenizes first and so is a different text again |
+# `word_ppl` is defined on the raw file: the NLL of the raw text, every token scored after an
+# end-of-text token, divided by its WikiText units. With `--join hf` the tokens scored are those of
+# another text (the same words, about 1,423 more newline tokens, the first token unscored), whose NLL
+# divided by the raw file's units would mix two texts. So `score_wikitext` scores the raw text for the
+# word figure under every join: with `--join raw` it is the pass that gives `ppl`; with `--join hf`
+# it is a second pass over the raw text (twice the work), and `word_ppl` is then the same number
+# under both joins. (`--join harness` has a word figure of its own, defined on its own text: below.)
+
+# %%
+#| export
+def score_wikitext(model, tok, raw: str, join="raw", stride=None, batch_rows=8, progress=False) -> dict:
+    """WikiText raw text `raw` scored under `join`: `ppl` and bits per byte of the text that join scores; `word_ppl`
+    always exp(NLL of the raw text, every token scored / its WikiText units). `harness`: `harness_wikitext`."""
+    if join == "harness":
+        return harness_wikitext(model, tok, raw, batch_rows, progress=progress)
+    scored = raw if join == "raw" else hf_join(raw)
+    out = perplexity(model, tok, scored, stride, batch_rows, progress=progress, score_first=join == "raw")
+    word = out if join == "raw" else perplexity(model, tok, raw, stride, batch_rows, progress=progress)
+    units = wikitext_units(raw)
+    out.update(word_units=units, word_nll=word["nll"], word_ppl=math.exp(word["nll"] / units))
+    return out
+
+
+# %% [markdown]
+# A check by hand on a text short enough for one window: the raw text's NLL, computed token by token
+# with one forward pass of the untrained model, over the units counted by eye (6 words and 4 lines).
+
+# %%
+mini = " = A = \n \n B c . \n \n"
+test_eq((mini.split(), wikitext_units(mini)), (["=", "A", "=", "B", "c", "."], 6 + 4))
+ids_mini = [gpt2_tok.eot] + gpt2_tok.encode(mini)
+with torch.no_grad():
+    lp_mini = F.log_softmax(untrained(torch.tensor([ids_mini]))[0][0, :-1].double(), -1)   # (T-1, V)
+nll_mini = -float(lp_mini.gather(1, torch.tensor(ids_mini[1:])[:, None]).sum())
+for join in ("raw", "hf"):
+    r = score_wikitext(untrained, gpt2_tok, mini, join)
+    test_close(r["word_nll"], nll_mini, eps=1e-3)                        # the raw text's NLL, both joins,
+    test_close(math.log(r["word_ppl"]), r["word_nll"] / 10, eps=1e-9)    # over its 10 units
+test_close(r["nll"], perplexity(untrained, gpt2_tok, hf_join(mini), score_first=False)["nll"], eps=1e-6)   # ppl: hf's text
+
+
+# %% [markdown]
+# ## The lm-evaluation-harness's WikiText
 #
-# None of these was measured here for GPT-2: this machine has no network to fetch its weights. The
-# commands to measure them are below.
+# The most-quoted modern WikiText figure is the lm-evaluation-harness's task `wikitext`
+# (`lm_eval/tasks/wikitext/`, read here in lm_eval 0.4.13). It differs from all of the above in four ways:
+#
+# - **Documents.** It reads `EleutherAI/wikitext_document_level`, whose loading script cuts the raw
+#   file into pages: split on `"\n"`, and a line that, with `"= = ="` and `"= ="` closed up and
+#   stripped, starts with `"= "` and ends with `" ="` (a top-level title such as ` = Robert Boulter = `)
+#   starts a new page; a page that would be blank is dropped, the last one always kept; the lines of
+#   a page are joined again with `"\n"`. Each page is scored on its own, from an empty context.
+# - **Detokenized text.** What is scored is each page passed through `wikitext_detokenizer`, which
+#   undoes WikiText's spacing: `1 @,@ 000` becomes `1,000`, `role @-@ playing` `role-playing`,
+#   ` , ` `, `, brackets and quotes lose their inner spaces, `= = Plot = =` becomes `== Plot ==`.
+# - **Windows.** `loglikelihood_rolling` scores a page's tokens after a prefix token (GPT-2's
+#   end-of-text) in windows from `get_rolling_token_windows(..., max_seq_len=max_length,
+#   context_len=1)`, made disjoint: windows of `max_length` predictions that do not overlap, the
+#   first predicted token of each seeing one token of context, except the last window, which is fed
+#   the `max_length` tokens before the page's end (more context than `windows` with the same stride
+#   gives it).
+# - **Units.** The page's NLL is divided, summed over pages, by the words of the **original** page,
+#   `len(re.split(r"\s+", page))`, for `word_perplexity`, and by its UTF-8 bytes for
+#   `byte_perplexity` = exp(NLL / bytes) and `bits_per_byte` = NLL / (bytes ln 2). The detokenized
+#   text is scored but the original is counted: fewer bytes are scored than are counted, so these
+#   figures are not the bits per byte of the scored text.
+#
+# Our own code for each step: the pages and the detokenizer,
+
+# %%
+#| export
+def wikitext_documents(raw: str) -> list[str]:
+    "WikiText's pages as EleutherAI/wikitext_document_level cuts them: a new page at each top-level ' = Title = ' line."
+    pages, lines = [], []
+    for line in raw.split("\n"):
+        head = line.replace("= = =", "===").replace("= =", "==").strip()
+        if head.startswith("= ") and head.endswith(" ="):           # a title: the page so far is done
+            if "\n".join(lines).strip(): pages.append("\n".join(lines))
+            lines = []
+        lines.append(line)
+    return pages + ["\n".join(lines)]                               # the last page, even a blank one
+
+_DETOK = [(" @-@ ", "-"), (" @,@ ", ","), (" @.@ ", "."), (" : ", ": "), (" ; ", "; "), (" . ", ". "),
+          (" ! ", "! "), (" ? ", "? "), (" , ", ", ")]
+_DETOK_BRACKETS = [(r"\(\s*([^\)]*?)\s*\)", r"(\1)"), (r"\[\s*([^\]]*?)\s*\]", r"[\1]"), (r"{\s*([^}]*?)\s*}", r"{\1}"),
+                   (r"\"\s*([^\"]*?)\s*\"", r'"\1"'), (r"'\s*([^']*?)\s*'", r"'\1'")]   # inner spaces dropped
+_DETOK_LAST = [("= = = =", "===="), ("= = =", "==="), ("= =", "=="), (" \N{DEGREE SIGN} ", "\N{DEGREE SIGN}"),
+               (" \n", "\n"), ("\n ", "\n"), (" N ", " 1 "), (" 's", "'s")]
+
+def wikitext_detokenize(page: str) -> str:
+    "lm-evaluation-harness's `wikitext_detokenizer`, step for step: WikiText's spacing undone."
+    s = page.replace("s '", "s'")
+    s = re.sub(r"/' [0-9]/", r"/'[0-9]/", s)                        # (a no-op on WikiText: kept as the harness has it)
+    for a, b in _DETOK: s = s.replace(a, b)
+    for pat, rep in _DETOK_BRACKETS: s = re.sub(pat, rep, s)
+    for a, b in _DETOK_LAST: s = s.replace(a, b)
+    return s
+
+
+# %% [markdown]
+# On a made-up text in WikiText's format, checked by hand: two pages (the section title does not
+# start one), and each page's detokenized text.
+
+# %%
+wiki2 = (" \n = Ann = \n \n Ann ( born 1 @,@ 900 ) is a role @-@ playing \" game \" . \n \n = = Plot = = \n \n"
+         " It 's 3 @.@ 5 ° long ; yes . \n = Bob = \n \n Bob , N times . \n")
+pages = wikitext_documents(wiki2)
+test_eq(pages, [" = Ann = \n \n Ann ( born 1 @,@ 900 ) is a role @-@ playing \" game \" . \n \n = = Plot = = \n \n"
+                " It 's 3 @.@ 5 ° long ; yes . ", " = Bob = \n \n Bob , N times . \n"])    # the blank first line: dropped
+test_eq([wikitext_detokenize(p) for p in pages],
+        [" = Ann =\n\nAnn (born 1,900) is a role-playing \"game\".\n\n== Plot ==\n\nIt's 3.5°long; yes. ",
+         " = Bob =\n\nBob, 1 times.\n"])
+test_eq(wikitext_documents(" = A = \n x \n")[-1], " = A = \n x \n")     # one page: the whole text
+
+
+# %% [markdown]
+# The quirks stay, since they are in the numbers the harness reports: a page keeps the space before
+# its title and after its last full stop (`" . "` closes up only before a space, and the page was cut
+# before the line's end); `" ° "` loses both spaces ("5°long"); and a lone `N` becomes `1`. Next, the windows, as `(lo, hi, a)` triples over `[prefix] + tokens` in the
+# form of `windows`, so that `token_logprobs` runs them (its `plan` argument):
+
+# %%
+#| export
+def harness_windows(n: int, first: int, block_size: int) -> list[tuple[int, int, int]]:
+    """lm-evaluation-harness's rolling windows (get_rolling_token_windows, context_len=1, made disjoint) as (lo, hi, a)
+    over n ids, the first a prefix: block_size predictions a window, none twice, the last fed the block_size before."""
+    if first != 1:
+        raise ValueError(f"first={first}: the harness's windows score every token after the prefix token (first=1)")
+    out, done = [], 0
+    while done < n - 1:
+        end = done + min(n - 1 - done, block_size)                  # predict ids done+1..end
+        out.append((max(0, end - block_size), end, done + 1))
+        done = end
+    return out
+
+
+# %%
+test_eq(harness_windows(6, 1, 8), [(0, 5, 1)])                                     # fits: one window
+test_eq(harness_windows(20, 1, 8), [(0, 8, 1), (8, 16, 9), (11, 19, 17)])          # the last fed 8 tokens
+test_eq(windows(20, 1, 8, 8), [(0, 8, 1), (8, 16, 9), (16, 19, 17)])               # ours at stride 8: fed 3
+test_eq(harness_windows(1, 1, 8), [])                                               # no token: no window
+for n, bs in [(2, 4), (50, 7), (64, 8), (65, 8)]:
+    cs = [t - lo for lo, hi, a in harness_windows(n, 1, bs) for t in range(a, hi + 1)]
+    test_eq(len(cs), n - 1)                                                         # each token scored once
+    assert all(1 <= c <= bs for c in cs)
+
+
+# %% [markdown]
+# And the scores: each page detokenized, encoded after the end-of-text token, scored in those
+# windows; NLLs summed over pages and divided by the original pages' words and bytes.
+
+# %%
+#| export
+def harness_wikitext(model, tok, raw: str, batch_rows=8, amp=contextlib.nullcontext(), progress=False) -> dict:
+    """lm-evaluation-harness's `wikitext` task on raw WikiText text: pages, detokenized, rolling windows of block_size;
+    word_ppl, byte_ppl and bits_per_byte over the original pages' words and bytes; each page's NLL in `per_page`."""
+    pages = wikitext_documents(raw)
+    seqs = [[tok.eot] + tok.encode(wikitext_detokenize(p)) for p in pages]
+    m = getattr(model, "_orig_mod", model)
+    with eval_mode(m):
+        lps = token_logprobs(model, [(ids, 1) for ids in seqs if len(ids) > 1], None, batch_rows, amp, progress,
+                             plan=harness_windows)
+    lps = iter(lps)
+    nlls = [-float(next(lps).double().sum()) if len(ids) > 1 else 0.0 for ids in seqs]   # a page of no token: 0
+    words = sum(len(re.split(r"\s+", p)) for p in pages)
+    n_bytes = sum(len(p.encode("utf-8")) for p in pages)
+    nll = sum(nlls)
+    return dict(pages=len(pages), tokens=sum(len(ids) - 1 for ids in seqs), words=words, bytes=n_bytes,
+                block_size=m.config.block_size, nll=nll, word_ppl=math.exp(nll / words),
+                byte_ppl=math.exp(nll / n_bytes), bits_per_byte=nll / math.log(2) / n_bytes, per_page=nlls)
+
+
+# %% [markdown]
+# Checked by hand on the made-up text with the untrained model of `block_size` 64: each page's NLL
+# is that of one forward pass over its tokens (both pages fit a window), the words are counted by
+# `re.split` on the original pages (a page that starts or ends with a space counts an empty word
+# there, as the harness does).
+
+# %%
+r = harness_wikitext(untrained, gpt2_tok, wiki2)
+ref = []
+for p in pages:
+    ids_p = [gpt2_tok.eot] + gpt2_tok.encode(wikitext_detokenize(p))
+    with torch.no_grad():
+        lp_p = F.log_softmax(untrained(torch.tensor([ids_p]))[0][0, :-1].double(), -1)   # (T-1, V)
+    ref.append(-float(lp_p.gather(1, torch.tensor(ids_p[1:])[:, None]).sum()))
+test_close(r["per_page"], ref, eps=1e-3)
+# words: 1 + 3 + 16 + 5 + 10 + 1 (an empty word at each end of the page, which starts and ends with a space), 1 + 3 + 5 + 1
+test_eq((r["pages"], r["words"], r["bytes"]), (2, 36 + 10, len(wiki2.encode("utf-8")) - 3))   # " \n" dropped, "\n" between
+test_close(r["bits_per_byte"], sum(ref) / math.log(2) / r["bytes"], eps=1e-6)
+test_close(math.log(r["byte_ppl"]) / math.log(2), r["bits_per_byte"], eps=1e-9)
+
+# %% [markdown]
+# ### Checked against lm_eval itself
+#
+# `bench/wikitext_harness.py` puts this code beside lm_eval's own functions (lm_eval 0.4.13,
+# `pip install lm_eval`; its `wikitext_detokenizer`, `get_rolling_token_windows`,
+# `make_disjoint_window` and the truncation of `HFLM._loglikelihood_tokens`) on the mirror's
+# WikiText-2 test and validation files: every page's detokenized text, every window at
+# `max_length` 1,024 and 64 (input tokens and predicted tokens), and, on a small random GPT-2-vocabulary
+# model of `block_size` 64, every page's NLL scored through lm_eval's windows against ours, and the
+# three figures aggregated as lm_eval aggregates them (`weighted_perplexity`, `bits_per_byte`). lm_eval
+# is not among the book's dependencies (it pulls in dozens of packages), so the comparison is a bench
+# script and its output is committed:
+#
+# ```bash
+# pip install lm_eval && python bench/wikitext_harness.py    # writes nbs/data/wikitext_harness_check.json
+# ```
+
+# %%
+hc = json.loads(Path("data/wikitext_harness_check.json").read_text())
+print(f"{hc['command']}  (lm_eval {hc['lm_eval']})")
+for split, c in hc["splits"].items():
+    print(f"  {split}: {c['pages']} pages, detokenized texts equal: {c['detok_equal']}, windows equal at "
+          f"{c['windows_equal']}; NLL of a page, largest relative gap {c['max_rel_page_gap']:.1e}; "
+          f"word_ppl {c['ours']['word_ppl']:.2f} (lm_eval's {c['lm_eval']['word_perplexity']:.2f})")
+    assert c["detok_equal"] and all(c["windows_equal"].values()) and c["max_rel_page_gap"] < 1e-4   # recorded result
+    for k, k_ref in [("word_ppl", "word_perplexity"), ("byte_ppl", "byte_perplexity"), ("bits_per_byte", "bits_per_byte")]:
+        test_close(c["ours"][k], c["lm_eval"][k_ref], eps=1e-4 * c["lm_eval"][k_ref])               # recorded result
+
+# %% [markdown]
+# ## Which number is which
+#
+# So each convention gives numbers comparable with different published ones:
+#
+# | | `--join raw` (default) | `--join hf` | `--join harness` |
+# |---|---|---|---|
+# | text scored | the raw file, one document | the guide's `"\n\n".join` of the rows, one document | each page, detokenized, on its own |
+# | tokens scored | all, after an end-of-text token | all but the first | all of each page, after an end-of-text token |
+# | windows | `block_size`, advancing by `--stride` (default `block_size // 2`) | the same | `block_size`, not overlapping (`context_len=1`); the last fed a full window |
+# | `ppl` | per GPT-2 token of the raw file | per token of the guide's text | – |
+# | `word_ppl` | NLL of the raw text / its WikiText units (245,569 in test) | the same number: the raw text is scored for it | NLL of the pages / words of the original pages (`re.split(r"\s+")`) |
+# | bytes | bits per byte of the raw file | of the guide's text, its first token's bytes off | `byte_ppl` and `bits_per_byte` over the original pages' bytes (the detokenized text is scored) |
+# | comparable with | `word_ppl`: the GPT-2 paper's WikiText-2 column, 29.41 (117M), 22.76 (345M), 19.93 (762M), 18.34 (1542M), as published; the paper scores text passed through its own invertible detokenizers, this the raw text: same unit, different text, a gap not measured here | `ppl`: the guide's method; its figures are for GPT-2 large (774M), not small, and have changed between versions of the guide: compare by running both, not by quoting | `lm_eval --tasks wikitext` (its `word_perplexity`, `byte_perplexity`, `bits_per_byte`), with the model's full context as `max_length` |
+#
+# None of these was measured here for GPT-2: this machine has no network to fetch its weights. We
+# found no source that states the harness's WikiText figures for GPT-2 small with the settings
+# given, so none is quoted: run `python -m gpt2book.eval wikitext --model gpt2 --join harness` and
+# `lm_eval --model hf --model_args pretrained=gpt2 --tasks wikitext` side by side instead.
 
 # %% [markdown]
 # ## The command line
@@ -1076,6 +1313,7 @@ HELP_EXAMPLES = """examples:
   python -m gpt2book.eval hellaswag --model out/cpu --data FILE.jsonl --limit 500
   python -m gpt2book.eval wikitext --model gpt2 --split test --stride 512    # raw file, end-of-text first
   python -m gpt2book.eval wikitext --model gpt2 --join hf --stride 512       # the Hugging Face guide's text
+  python -m gpt2book.eval wikitext --model gpt2 --join harness               # as lm-evaluation-harness scores it
   python -m gpt2book.eval text --model out/cpu --files hamlet.txt macbeth.txt  # bits per byte of any text"""
 
 PROG = "python -m gpt2book.eval"
@@ -1112,8 +1350,14 @@ class WikiTextEval(ModelSettings):
     "`wikitext`: perplexity (token and word level) and bits per byte of WikiText-2 raw."
     split: str = setting("test", "the split", choices=tuple(WIKITEXT_SHA256))
     join: str = setting("raw", 'raw: the file, end-of-text first, every token scored; hf: the Hugging Face guide\'s '
-                        '"\\n\\n".join of the rows, the first token only context', choices=WIKITEXT_JOINS)
+                        '"\\n\\n".join of the rows, the first token only context; harness: lm-evaluation-harness\'s '
+                        'pages, detokenized, windows not overlapping', choices=WIKITEXT_JOINS)
     batch_rows: int = setting(8, "windows per forward pass", low=1)
+    def __post_init__(self):
+        super().__post_init__()
+        if self.join == "harness" and self.stride:
+            raise SettingError(f"--stride={self.stride} does not apply to --join harness (its windows do not overlap); "
+                               f"leave it out")
 
 @dataclasses.dataclass(kw_only=True)
 class TextEval(ModelSettings):
@@ -1183,7 +1427,7 @@ def run(task: str, s) -> dict:
         path = hellaswag_path(s.data)
         n = len(read_hellaswag(path, s.style, HELLASWAG_VAL_N if s.data == "val" else None))
     elif task == "wikitext":
-        path, text = wikitext_path(s.split), wikitext_text(s.split, s.join)
+        path, text = wikitext_path(s.split), wikitext_text(s.split, "raw")
     else:
         texts = read_texts(s.files)
     model, tok = load_model(s.model, device)
@@ -1195,11 +1439,9 @@ def run(task: str, s) -> dict:
         head = dict(task="hellaswag", style=s.style, data=s.data, items=min(s.limit or n, n), file=str(path))
     elif task == "wikitext":
         try:
-            out = perplexity(model, tok, text, stride, s.batch_rows, progress=True, score_first=s.join == "raw")
+            out = score_wikitext(model, tok, text, s.join, stride, s.batch_rows, progress=True)
         except ValueError as e:
             raise ValueError(f"WikiText-2 cannot be scored with this model's tokenizer: {e}") from None
-        units = wikitext_units(path.read_text(encoding="utf-8"))
-        out.update(word_units=units, word_ppl=math.exp(out["nll"] / units))
         head = dict(task="wikitext", split=s.split, join=s.join, file=str(path))
     else:
         out, head = score_texts(model, tok, texts, stride, s.batch_rows), dict(task="text")

@@ -276,6 +276,8 @@ USAGE = {  # numbers out of range, paths that name nothing: exit status 2, befor
     "a join that does not exist": (lambda m, h, t: ["wikitext", "--model", "m", "--join=pandas"],
                                    "argument --join: invalid choice"),
     "text without files": (lambda m, h, t: ["text", "--model", "m"], "the following arguments are required: --files"),
+    "a stride with the harness's windows": (lambda m, h, t: ["wikitext", "--model", "m", "--join=harness", "--stride=8"],
+                                            "--stride=8 does not apply to --join harness"),
     "no such model": (lambda m, h, t: ["hellaswag", "--model", t / "no-such-run", "--data", h], "no such folder"),
     "typo of a run folder": (lambda m, h, t: ["hellaswag", "--model", "out/cpuu", "--data", h], "out/cpuu: no such folder"),
     "a text file as the model": (lambda m, h, t: ["hellaswag", "--model", h, "--data", h], "is a file; pass the folder"),
@@ -391,7 +393,7 @@ def test_wikitext_joins_and_word_units(hf_model, ours, tmp_path, monkeypatch, ca
     ids = ENC.encode_ordinary(hf_text)
     assert status == 0 and (res["join"], res["score_first"], res["tokens"]) == ("hf", False, len(ids) - 1)
     assert res["bytes"] == len(hf_text.encode()) - len(ENC.decode_single_token_bytes(ids[0]))
-    assert res["word_units"] == wikitext_units(WIKI) and math.isclose(res["word_ppl"], math.exp(res["nll"] / res["word_units"]))
+    assert res["word_units"] == wikitext_units(WIKI) and res["word_nll"] != res["nll"]     # word_ppl: the raw text's
     hf, _ = hf_model                                                         # the text fits one window: one forward
     assert len(ids) <= BLOCK
     with torch.no_grad():
@@ -401,6 +403,46 @@ def test_wikitext_joins_and_word_units(hf_model, ours, tmp_path, monkeypatch, ca
     raw = json.loads(cli(capsys, "wikitext", "--model", hf_model[1])[0])
     assert (raw["join"], raw["score_first"], raw["tokens"], raw["bytes"]) == \
         ("raw", True, len(ENC.encode_ordinary(WIKI)), len(WIKI.encode()))
+    raw_ids = [ENC.eot_token] + ENC.encode_ordinary(WIKI)                    # the word figure, by hand: the raw text
+    with torch.no_grad():
+        lp = torch.log_softmax(hf(torch.tensor([raw_ids])).logits[0, :-1].double(), -1)
+    raw_nll = -float(lp.gather(1, torch.tensor(raw_ids[1:])[:, None]).sum())
+    units = len(WIKI.split()) + WIKI.count("\n")                              # 18 words, 5 lines
+    assert units == 23 and raw["word_nll"] == raw["nll"]
+    for r in (raw, res):                                                     # the same word figure under both joins
+        assert math.isclose(r["word_ppl"], math.exp(raw_nll / units), rel_tol=1e-5), (r["word_ppl"], raw_nll)
+
+
+def test_wikitext_harness_convention(hf_model, tmp_path, monkeypatch, capsys):
+    "--join harness: pages, detokenized, scored in the harness's windows; words and bytes of the original pages."
+    text = "".join(f" = Page {i} = \n \n The value is 1 @,@ 000 café , it 's said . \n \n = = Part = = \n \n"
+                   f" {'More words here . ' * 6}\n" for i in range(3))
+    mirror_wikitext(tmp_path, monkeypatch, text)
+    out, _, status = cli(capsys, "wikitext", "--model", hf_model[1], "--join", "harness")
+    res = json.loads(out)
+    pages = [text.split(" = Page ")[i + 1] for i in range(3)]
+    pages = [" = Page " + p for p in pages[:2]] + [" = Page " + pages[2]]
+    pages = [p[:-1] if i < 2 else p for i, p in enumerate(pages)]            # the "\n" that joined the pages goes
+    assert status == 0 and res["pages"] == 3 and res["words"] == sum(len(re.split(r"\s+", p)) for p in pages)
+    assert res["bytes"] == sum(len(p.encode()) for p in pages) == len(text.encode()) - 2
+    hf, _ = hf_model
+    nll = 0.0
+    for p in pages:                                                          # each page: the harness's windows by hand
+        det = p.replace(" @,@ ", ",").replace(" , ", ", ").replace(" . ", ". ").replace("= =", "==").replace(" 's", "'s")
+        det = det.replace(" \n", "\n").replace("\n ", "\n")
+        ids = [ENC.eot_token] + ENC.encode_ordinary(det)
+        assert len(ids) - 1 > BLOCK                                          # more than one window
+        done = 0
+        while done < len(ids) - 1:
+            end = done + min(len(ids) - 1 - done, BLOCK)
+            x = ids[max(0, end - BLOCK):end]
+            with torch.no_grad():
+                lp = torch.log_softmax(hf(torch.tensor([x])).logits[0].double(), -1)[-(end - done):]
+            nll -= float(lp.gather(1, torch.tensor(ids[done + 1:end + 1])[:, None]).sum())
+            done = end
+    assert math.isclose(res["nll"], nll, rel_tol=1e-5), (res["nll"], nll)
+    assert math.isclose(res["word_ppl"], math.exp(nll / res["words"]), rel_tol=1e-5)
+    assert math.isclose(res["bits_per_byte"], nll / math.log(2) / res["bytes"], rel_tol=1e-5)
 
 
 def test_text_command_totals_and_refusals(hf_model, ours, tmp_path, capsys):
