@@ -205,7 +205,7 @@ def train_config_class() -> type:
 
 def model_keys() -> tuple:
     "The names of the model's settings (chapter 5's and its extensions'), but vocab_size, which the data decides."
-    return tuple(f.name for f in fields(model_config().__class__) if f.name != "vocab_size")
+    return tuple(f.name for f in fields(extended(GPTConfig, MODEL_EXTENSIONS)) if f.name != "vocab_size")
 
 def run_keys() -> tuple:
     "The names of a run's settings (TrainConfig's and its extensions'), but the model, which model_keys names."
@@ -248,10 +248,10 @@ def make_config(preset: str = "cpu", **settings) -> TrainConfig:
     if preset not in TRAIN_PRESETS:
         raise SettingError(f"unknown preset {preset!r}; the presets are {', '.join(TRAIN_PRESETS)}")
     _check_names(settings)
-    flat = {**TRAIN_PRESETS[preset], **settings, "config": preset}
-    model = {k: flat.pop(k) for k in list(flat) if k in model_keys()}
+    flat, keys = {**TRAIN_PRESETS[preset], **settings, "config": preset}, model_keys()
+    model = {k: flat.pop(k) for k in list(flat) if k in keys}
     if flat.get("init_from"):      # the weights fix the model; only what they leave free may be set
-        model = pretrained_settings(flat["init_from"], {k: v for k, v in settings.items() if k in model_keys()})
+        model = pretrained_settings(flat["init_from"], {k: v for k, v in settings.items() if k in keys})
         flat["vocab_multiple"] = 1
     return train_config_class()(**flat, model=model_config(**{**CPU_MODEL, **model}))
 

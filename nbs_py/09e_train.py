@@ -346,10 +346,10 @@ def step_stats(s: Setup, loss, norm, aux, stop: bool) -> dict:
 
 
 # %% [markdown]
-# Two small pieces of the loop: an evaluation (the validation loss on every rank, HellaSwag if
-# a later chapter registered one, a sample written by rank 0) and a checkpoint (rank 0 writes; the random states of every
-# rank are gathered into it, so that a resumed run with the same number of processes continues every
-# rank's dropout exactly).
+# Two small pieces of the loop: an evaluation (the validation loss on every rank, the metrics later
+# chapters registered, such as chapter 15's HellaSwag accuracy, and a sample written by rank 0) and a
+# checkpoint (rank 0 writes; the random states of every rank are gathered into it, so that a resumed
+# run with the same number of processes continues every rank's dropout exactly).
 
 # %%
 #| export
