@@ -1,19 +1,31 @@
 #!/usr/bin/env python
-"""Training a byte-level BPE: the book's trainer (chapter 6), its naive version, and Hugging Face `tokenizers` (Rust).
+"""Training a byte-level BPE: the book's trainer (chapter 6) against Hugging Face `tokenizers` (Rust), on three corpora.
 
-All three train on the same text, the training works of the complete works of Shakespeare (chapter 7's
-`shakespeare_complete`, 4.6 million characters, documents joined by <|endoftext|>), with GPT-2's pre-tokenising
-regex, to vocabularies of 512, 2,048 and 8,192 ids. Each training runs in a fresh process (so that its peak memory,
-the process's maximum resident set, is its own), one after the other in one run of this script, and the book's
-trainer records where its time goes (counting pre-tokens, in --workers processes, then merging). Then the two
-Python trainers on growing slices of the corpus, at a fixed number of merges.
+The corpora, each written to a file that every training reads afresh:
 
-    python bench/bpe_train.py                     # writes nbs/data/bench_bpe.json
-    python bench/bpe_train.py --vocab 512 --sizes 0 --json /tmp/b.json   # a quick look
+- `english`: the training works of the complete works of Shakespeare (chapter 7's `shakespeare_complete`, 4.6
+  million characters, documents joined by <|endoftext|>);
+- `cjk`: a Chinese-like text made here (seeded): 4,000 "words" of one to three characters drawn from 2,500 CJK
+  ideographs, used with Zipf frequencies, in clauses of about 15 characters ended by `，` or `。`, a line every few
+  sentences. GPT-2's regex makes each clause one pre-token, so pre-tokens are long (~45 bytes) and nearly all
+  distinct;
+- `long`: the English corpus with everything but letters removed, in lines of 20,000 letters: every pre-token is
+  20,000 characters long.
+
+Each training runs in a fresh process (its peak memory, the process's maximum resident set, is its own), with 1 or
+2 workers: processes counting pre-tokens for the book's trainer (its merges run in one), `RAYON_NUM_THREADS` for
+`tokenizers`. The two trainers alternate within each repeat, so a change in the machine's load hits both; the
+table keeps the best of the repeats. Both use GPT-2's pre-tokenising regex. Then the naive trainer (the definition,
+recounting every pair each round) against the book's on growing slices of the English corpus.
+
+    python bench/bpe_train.py                     # writes nbs/data/bench_bpe.json (about 10 minutes)
+    python bench/bpe_train.py --corpora long --vocab 2048 --repeats 1 --sizes --json /tmp/b.json   # a quick look
 """
 import argparse
 import json
 import os
+import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -22,11 +34,38 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EOT = "<|endoftext|>"
+CORPORA = ("english", "cjk", "long")
+DESCRIBE = {"english": "shakespeare_complete, training works, joined by <|endoftext|>",
+            "cjk": "Chinese-like (seeded): Zipf words of 1-3 of 2,500 ideographs, clauses of 8-22 characters",
+            "long": "the English corpus's first 1,000,000 letters, lines of 20,000: pre-tokens of 20,000 characters"}
 
 
-def corpus() -> str:
+def english() -> str:
     from gpt2book.prepare import split_documents
     return EOT.join(split_documents("shakespeare_complete", "train"))
+
+
+def cjk(n_chars: int = 500_000, seed: int = 0) -> str:
+    "A seeded Chinese-like text of about `n_chars` characters: Zipf-distributed words of 1-3 ideographs in clauses."
+    rng = random.Random(seed)
+    chars = [chr(c) for c in rng.sample(range(0x4E00, 0x9FA6), 2_500)]
+    words = ["".join(rng.choices(chars, k=rng.choice((1, 2, 2, 2, 3)))) for _ in range(4_000)]
+    weights = [1 / (r + 1) ** 1.1 for r in range(len(words))]
+    out, n, sentences = [], 0, 0
+    while n < n_chars:
+        clause, length = [], rng.randint(8, 22)
+        while sum(map(len, clause)) < length: clause.extend(rng.choices(words, weights))
+        end = "。" if rng.random() < 0.35 else "，"
+        sentences += end == "。"
+        piece = "".join(clause) + end + ("\n" if end == "。" and sentences % 4 == 0 else "")
+        out.append(piece); n += len(piece)
+    return "".join(out)
+
+
+def long_pretokens(text: str, line: int = 20_000, total: int = 1_000_000) -> str:
+    "The letters of `text` alone, the first `total` of them, in lines of `line`: each line is one pre-token."
+    letters = "".join(re.findall(r"[^\W\d_]+", text))[:total]
+    return "\n".join(letters[i:i + line] for i in range(0, len(letters), line))
 
 
 def train_one(trainer: str, vocab: int, chars: int, workers: int, corpus_file: str) -> dict:
@@ -51,8 +90,8 @@ def train_one(trainer: str, vocab: int, chars: int, workers: int, corpus_file: s
         phases["merge_s"] = round(time.perf_counter() - t0 - phases["count_s"], 3)
         n_merges = len(merges)
     seconds = time.perf_counter() - t0
-    return {"trainer": trainer, "vocab_size": vocab, "chars": len(text), "seconds": round(seconds, 3),
-            "merges": n_merges, "peak_mb": rss_mb("VmHWM"), "before_mb": base, **phases}
+    return {"trainer": trainer, "vocab_size": vocab, "workers": workers, "chars": len(text),
+            "seconds": round(seconds, 3), "merges": n_merges, "peak_mb": rss_mb("VmHWM"), "before_mb": base, **phases}
 
 
 def rss_mb(field: str = "VmRSS") -> float:
@@ -62,50 +101,79 @@ def rss_mb(field: str = "VmRSS") -> float:
 
 
 def in_process(trainer, vocab, chars, workers, timeout, corpus_file):
-    "train_one in a fresh python process; its result, or a record of the time limit it hit."
+    "train_one in a fresh python process; its result (with the load average when it started), or a timeout record."
     cmd = [sys.executable, __file__, "--one", trainer, str(vocab), str(chars), str(workers), corpus_file]
+    env = {**os.environ, "RAYON_NUM_THREADS": str(workers)}           # tokenizers' thread pool
+    load = round(os.getloadavg()[0], 2)
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True, env=env)
     except subprocess.TimeoutExpired:
-        return {"trainer": trainer, "vocab_size": vocab, "chars": chars, "seconds": None, "timed_out_s": timeout}
-    return json.loads(p.stdout.strip().splitlines()[-1])
+        return {"trainer": trainer, "vocab_size": vocab, "workers": workers, "chars": chars, "seconds": None,
+                "timed_out_s": timeout, "loadavg_1min": load}
+    return {**json.loads(p.stdout.strip().splitlines()[-1]), "loadavg_1min": load}
+
+
+def best_runs(runs: list) -> list:
+    "One row per (corpus, trainer, vocab, workers): the fastest repeat, with how many there were and all their times."
+    rows = {}
+    for r in runs:
+        k = (r["corpus"], r["trainer"], r["vocab_size"], r["workers"])
+        best = rows.get(k)
+        times = (best["all_seconds"] if best else []) + [r["seconds"]]
+        if best is None or (r["seconds"] is not None and (best["seconds"] is None or r["seconds"] < best["seconds"])):
+            best = dict(r)
+        best["all_seconds"] = times
+        rows[k] = best
+    return list(rows.values())
 
 
 def main(argv=None):
     from gpt2book.common import Parser, machine_info, positive_int
     from gpt2book.files import atomic_write_json
     ap = Parser(prog="python bench/bpe_train.py", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--vocab", type=positive_int, nargs="+", default=[512, 2048, 8192], help="vocabulary sizes")
-    ap.add_argument("--trainers", nargs="+", default=["tokenizers", "incremental", "naive"],
-                    choices=["tokenizers", "incremental", "naive"])
-    ap.add_argument("--sizes", type=int, nargs="*", default=[250_000, 500_000, 1_000_000, 2_000_000, 0],
-                    help="corpus slices (characters; 0: all) for the time-against-size curve")
-    ap.add_argument("--size_merges", type=positive_int, default=256, help="merges of the size curve")
-    ap.add_argument("--workers", type=positive_int, default=2, help="processes counting pre-tokens (the book's trainers)")
-    ap.add_argument("--timeout", type=positive_int, default=3600, help="seconds one training may take")
+    ap.add_argument("--corpora", nargs="+", default=list(CORPORA), choices=CORPORA, help="which corpora")
+    ap.add_argument("--vocab", type=positive_int, nargs="+", default=[2048, 8192], help="vocabulary sizes")
+    ap.add_argument("--workers", type=positive_int, nargs="+", default=[1, 2],
+                    help="processes counting pre-tokens (the book) and threads (tokenizers)")
+    ap.add_argument("--repeats", type=positive_int, default=3, help="runs of each training; the best is kept")
+    ap.add_argument("--sizes", type=int, nargs="*", default=[250_000, 1_000_000, 0],
+                    help="English slices (characters; 0: all) for the naive-against-incremental curve")
+    ap.add_argument("--size_merges", type=positive_int, default=128, help="merges of that curve")
+    ap.add_argument("--timeout", type=positive_int, default=1800, help="seconds one training may take")
     ap.add_argument("--json", default=str(ROOT / "nbs" / "data" / "bench_bpe.json"))
     ap.add_argument("--one", nargs=5, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.one:
         print(json.dumps(train_one(a.one[0], int(a.one[1]), int(a.one[2]), int(a.one[3]), a.one[4])))
         return
-    t0, load0 = time.time(), os.getloadavg()[0]
-    text = corpus()
-    corpus_file = Path(tempfile.mkdtemp()) / "corpus.txt"      # each training reads it: no archive in its memory
-    corpus_file.write_text(text, encoding="utf-8")
+    t0, machine = time.time(), machine_info()
+    folder = Path(tempfile.mkdtemp())
+    text = english()
+    texts = {"english": text, "cjk": cjk(), "long": long_pretokens(text)}
+    files, corpora = {}, {}
+    for name in a.corpora:
+        files[name] = folder / f"{name}.txt"
+        files[name].write_text(texts[name], encoding="utf-8")
+        corpora[name] = {"chars": len(texts[name]), "bytes": len(texts[name].encode()), "description": DESCRIBE[name]}
     runs = []
-    for vocab in a.vocab:
-        for trainer in a.trainers:
-            runs.append(in_process(trainer, vocab, 0, a.workers, a.timeout, str(corpus_file)))
-            print(json.dumps(runs[-1]), flush=True)
-    sizes = [in_process(tr, 257 + a.size_merges, n, a.workers, a.timeout, str(corpus_file))
-             for n in a.sizes for tr in ("incremental", "naive")]
-    for s in sizes: print(json.dumps(s), flush=True)
-    result = {"machine": {**machine_info(), "loadavg_1min_before": round(load0, 2),
+    for rep in range(a.repeats):
+        for name in a.corpora:
+            for vocab in a.vocab:
+                for workers in a.workers:
+                    for trainer in (("tokenizers", "incremental") if rep % 2 == 0 else ("incremental", "tokenizers")):
+                        runs.append({"corpus": name, "repeat": rep,
+                                     **in_process(trainer, vocab, 0, workers, a.timeout, str(files[name]))})
+                        print(json.dumps(runs[-1]), flush=True)
+    sizes = []
+    if a.sizes and "english" in files:
+        for n in a.sizes:
+            for tr in ("incremental", "naive"):
+                sizes.append(in_process(tr, 257 + a.size_merges, n, 1, a.timeout, str(files["english"])))
+                print(json.dumps(sizes[-1]), flush=True)
+    result = {"machine": {**machine, "loadavg_1min_before": machine.get("loadavg_1min"),
                           "loadavg_1min_after": round(os.getloadavg()[0], 2)},
-              "corpus": "shakespeare_complete, training works", "corpus_chars": len(text),
-              "workers": a.workers, "runs": runs, "sizes": sizes, "size_merges": a.size_merges,
-              "wall_s": round(time.time() - t0, 1),
+              "corpora": corpora, "repeats": a.repeats, "best": best_runs(runs), "runs": runs,
+              "sizes": sizes, "size_merges": a.size_merges, "wall_s": round(time.time() - t0, 1),
               "command": "python bench/bpe_train.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     atomic_write_json(a.json, result)
     print(f"wrote {a.json}")

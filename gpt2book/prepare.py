@@ -26,12 +26,12 @@ from .common import Parser, SettingError, add_settings, check_settings, fail, pa
 from .fetch import cached_file, mirror_dir, sha256_file
 from .files import atomic_write_json, folder_lock, stale_temporaries
 from .loader import DTYPE, FORMAT, shard_name
-from .tokenizer import BPETokenizer, get_tokenizer
+from .tokenizer import BPETokenizer, get_tokenizer, stream_parts
 
 # %% auto #0
-__all__ = ['TINY_SHAKESPEARE', 'COMPLETE_WORKS', 'SOURCES', 'LOCAL_SUFFIXES', 'SPLITS', 'PROGRESS', 'PROG', 'TOKENIZERS',
-           'Source', 'fetch', 'Plan', 'resolve', 'split_documents', 'default_data_dir', 'prepare', 'split_summary',
-           'PrepareSettings', 'parser', 'main']
+__all__ = ['TINY_SHAKESPEARE', 'COMPLETE_WORKS', 'SOURCES', 'LOCAL_SUFFIXES', 'STREAM_BYTES', 'BLOCK_BYTES', 'SPLITS', 'PROGRESS',
+           'PROG', 'TOKENIZERS', 'Source', 'fetch', 'Plan', 'resolve', 'split_documents', 'default_data_dir', 'prepare',
+           'split_summary', 'PrepareSettings', 'parser', 'main']
 
 # %% ../nbs/07c_data_prepare.ipynb #61031ed5
 @dataclass(frozen=True)
@@ -110,8 +110,8 @@ def _iter_datasets(path, name=None, mirror="<source name>", **kw):
         yield from ((None, t) for t in batch["text"])
 
 def _iter_file(path):
-    if path.suffix == ".txt":
-        yield path.name, _decode(path.read_bytes(), path)
+    if path.suffix == ".txt":             # a large one is read in parts (below), never whole
+        yield path.name, _TextFile(path) if path.stat().st_size > STREAM_BYTES else _decode(path.read_bytes(), path)
     elif path.suffix == ".jsonl":
         yield from _iter_jsonl(path)
     else:
@@ -198,20 +198,60 @@ def resolve(sources) -> Plan:
     return Plan(name, "gpt2", split, desc, lambda: itertools.chain.from_iterable(_iter_file(f) for f in files))
 
 # %% ../nbs/07c_data_prepare.ipynb #d412d5da
+STREAM_BYTES = 64 << 20      # a .txt file larger than this is read and encoded in parts
+BLOCK_BYTES = 1 << 20        # the size of those parts, about
+
+class _TextFile:
+    "A large UTF-8 text file: a document read in blocks, not held whole."
+    def __init__(self, path: Path): self.path = Path(path)
+    def __bool__(self): return self.path.stat().st_size > 0
+
+    def blocks(self):
+        "The text in blocks of about BLOCK_BYTES, each ending at a line end (or the file's end)."
+        offset = 0
+        with open(self.path, "rb") as f:
+            while raw := f.read(BLOCK_BYTES):
+                raw += f.readline()                    # finish the line: no character is cut
+                yield _decode(raw, self.path, offset)
+                offset += len(raw)
+
+    def __len__(self): return sum(map(len, self.blocks()))     # characters (one pass over the file)
+
+    def parts(self, start=0, stop=None):
+        "The characters [start, stop) in parts cut where no pre-token changes (chapter 6's `stream_parts`)."
+        def window():
+            at = 0
+            for b in self.blocks():
+                lo, hi = max(start - at, 0), len(b) if stop is None else min(stop - at, len(b))
+                if lo < hi: yield b[lo:hi]
+                at += len(b)
+                if stop is not None and at >= stop: return
+        return stream_parts(window(), ())
+
+# %% ../nbs/07c_data_prepare.ipynb #bb67e807
 SPLITS = ("train", "val")
 
 def _pieces(plan: Plan, docs):
     "The (name, text) documents `docs` as (split, text, eot_first) pieces, split as `plan.split` says."
     by = plan.split["by"]
     if by == "position":
-        text = "".join(d for _, d in docs)  # one document: the stream holds exactly one
+        (_, text), = docs                   # one document: the stream holds exactly one
         n = int(len(text) * (1 - plan.split["val_fraction"]))
-        yield from [("train", text[:n], False), ("val", text[n:], False)]
+        if isinstance(text, _TextFile):     # a large file: each side in parts, the later parts continuing it
+            yield from _continued("train", text.parts(0, n), False)
+            yield from _continued("val", text.parts(n), False)
+        else:
+            yield from [("train", text[:n], False), ("val", text[n:], False)]
         return
     val_docs = set(plan.split.get("val_docs", ()))
     for i, (name, d) in enumerate((name, d) for name, d in docs if d):
         val = name in val_docs if by == "name" else i % plan.split["val_every"] == 0
-        yield ("val" if val else "train", d, True)
+        yield from _continued("val" if val else "train", d.parts() if isinstance(d, _TextFile) else [d], True)
+
+def _continued(split, parts, eot_first):
+    "The pieces of one document given in `parts`: the first as `eot_first` says, the rest None (it continues)."
+    for i, part in enumerate(parts):
+        yield split, part, eot_first if i == 0 else None
 
 def split_documents(sources, split: str) -> list[str]:
     "The texts `prepare` puts in `split` ('train' or 'val'), in order: what a tokenizer trains on, what a bits-per-byte counts."
@@ -231,7 +271,8 @@ def _make_tokenizer(plan: Plan, tokenizer):
     if name == "char":
         chars = set()
         for _, d in plan.open_docs():
-            chars.update(d)
+            for block in (d.blocks() if isinstance(d, _TextFile) else [d]):
+                chars.update(block)
         return get_tokenizer("char", chars=chars or "\n")
     return get_tokenizer(name)
 
@@ -258,13 +299,14 @@ def _chunks(pieces, chunk_chars):
         yield chunk
 
 def _encoded(tok, pieces, workers=None, chunk_chars=1 << 20):
-    "Yield (n_pieces, [split of each piece], {split: uint16 tokens}) per chunk, in order; `workers` threads work ahead."
+    "Yield (n_pieces, [split of each document begun], {split: uint16 tokens}) per chunk, in order; `workers` threads work ahead."
     workers = workers or os.cpu_count() or 1
     with ThreadPoolExecutor(workers) as pool:
         inflight, chunks = deque(), _chunks(pieces, chunk_chars)
         while True:
             while len(inflight) < 2 * workers and (chunk := next(chunks, None)) is not None:
-                inflight.append((len(chunk), [p[0] for p in chunk], pool.submit(_encode_chunk, tok, chunk)))
+                starts = [p[0] for p in chunk if p[2] is not None]     # the split of each document begun here
+                inflight.append((len(chunk), starts, pool.submit(_encode_chunk, tok, chunk)))
             if not inflight:
                 return
             n, splits, fut = inflight.popleft()

@@ -24,16 +24,16 @@ import numpy as np
 import regex
 import tiktoken
 
-from .common import (CommandError, SettingError, check_settings, parse_settings, setting, settings_parser,
+from .common import (CommandError, SettingError, check_settings, markdown_table, parse_settings, setting, settings_parser,
                              user_errors)
 from .files import atomic_write_json
 
 # %% auto #0
 __all__ = ['GPT2_PATTERN', 'GPT4_PATTERN', 'TOKENIZERS', 'PROG', 'COMMANDS', 'CharTokenizer', 'to_bytes', 'split_specials',
            'pretoken_counts', 'merge_word', 'train_merges_naive', 'train_merges', 'pretoken_counts_parallel',
-           'check_special_tokens', 'BPETokenizer', 'bytes_to_unicode', 'pretoken_counts_stream', 'iter_file_lines',
-           'train_bpe', 'GPT2Tokenizer', 'Tokenizer', 'get_tokenizer', 'tokenizer_from_dict', 'TrainSettings', 'parser',
-           'read_text_file', 'main']
+           'check_special_tokens', 'BPETokenizer', 'bytes_to_unicode', 'stream_parts', 'pretoken_counts_stream',
+           'iter_file_lines', 'train_bpe', 'GPT2Tokenizer', 'Tokenizer', 'get_tokenizer', 'tokenizer_from_dict',
+           'bpe_bench_table', 'TrainSettings', 'parser', 'read_text_file', 'main']
 
 # %% ../nbs/06_tokenizer.ipynb #8038f0d8
 class CharTokenizer:
@@ -132,49 +132,63 @@ def train_merges_naive(counts: dict, n_merges: int) -> list[tuple[bytes, bytes]]
     return merges
 
 # %% ../nbs/06_tokenizer.ipynb #9d38d8fc
-@functools.total_ordering
-class _Desc:
-    "A pair that sorts in reverse, so that a min-heap of (-count, _Desc(pair)) pops the greatest pair among ties."
-    __slots__ = ("pair",)
-    def __init__(self, pair): self.pair = pair
-    def __lt__(self, other): return self.pair > other.pair
-    def __eq__(self, other): return self.pair == other.pair
+def _reverse_key(b: bytes) -> str:
+    "A string whose order among these keys is the reverse of `b`'s among byte strings (a prefix sorts after)."
+    return "".join(chr(256 - x) for x in b) + "\u0101"     # bytes as 256..1, ended by 257: above every byte
 
-def _index(words, freq):
-    "(pair counts, pair -> the words that hold it) of the words `words` occurring `freq` times."
-    pairs, where = Counter(), defaultdict(set)
-    for i, w in enumerate(words):
-        for p in zip(w, w[1:]):
-            pairs[p] += freq[i]; where[p].add(i)
-    return pairs, where
+_SHIFT = 21                                              # a pair (a, b) of ids as one int: a << 21 | b
+_MASK = (1 << _SHIFT) - 1
+
+def _symbol_slots(counts: dict) -> tuple[list, list, list, list]:
+    "The distinct pre-tokens as linked slots: (sym, nxt, prv, freq), one entry per byte of every pre-token."
+    sym, nxt, prv, freq = [], [], [], []
+    for w, c in counts.items():
+        n0, n = len(sym), len(w)
+        sym.extend(w); freq.extend([c] * n)
+        nxt.extend(range(n0 + 1, n0 + n)); nxt.append(-1)
+        prv.append(-1); prv.extend(range(n0, n0 + n - 1))
+    return sym, nxt, prv, freq
 
 # %% ../nbs/06_tokenizer.ipynb #5af3046e
 def train_merges(counts: dict, n_merges: int) -> list[tuple[bytes, bytes]]:
-    "The same merges as `train_merges_naive`, updating only the pre-tokens (and pairs) each merge touches."
-    words, freq = [tuple(bytes([b]) for b in w) for w in counts], list(counts.values())
-    pairs, where = _index(words, freq)
-    heap = [(-c, _Desc(p)) for p, c in pairs.items()]
+    "The same merges as `train_merges_naive`, each merge costing only the places its pair sits."
+    sym, nxt, prv, freq = _symbol_slots({w: c for w, c in counts.items() if w})
+    pairs, where = defaultdict(int), defaultdict(list)      # pair -> count; pair -> the slots where it starts
+    S = _SHIFT                                              # (a local name: the loop below runs millions of times)
+    for i, j in enumerate(nxt):
+        if j >= 0:
+            p = sym[i] << S | sym[j]
+            pairs[p] += freq[i]; where[p].append(i)
+    vocab = [bytes([b]) for b in range(256)]
+    key = [_reverse_key(v) for v in vocab]
+    heap = [(-c, key[p >> S], key[p & _MASK], p) for p, c in pairs.items()]
     heapq.heapify(heap)
     merges = []
     while len(merges) < n_merges and heap:
-        negc, d = heapq.heappop(heap)
-        p = d.pair
-        if negc == 0 or pairs.get(p, 0) != -negc: continue        # a stale entry: its count changed since
-        merges.append(p)
-        new, touched = p[0] + p[1], set()
-        for i in where.pop(p):
-            w, c = words[i], freq[i]
-            w2 = merge_word(w, p, new)
-            for q in zip(w, w[1:]): pairs[q] -= c                 # the word's old pairs out...
-            for q in zip(w2, w2[1:]): pairs[q] += c               # ...its new pairs in
-            before, after = set(zip(w, w[1:])), set(zip(w2, w2[1:]))
-            for q in after - before: where[q].add(i)
-            for q in before - after: where[q].discard(i)
-            touched |= before | after
-            words[i] = w2
+        negc, _, _, p = heapq.heappop(heap)
+        c = pairs.get(p, 0)
+        if c != -negc:                                     # the count fell since: back in with the true one
+            if c > 0: heapq.heappush(heap, (-c, key[p >> S], key[p & _MASK], p))
+            continue
+        a, b, z = p >> S, p & _MASK, len(vocab)
+        vocab.append(vocab[a] + vocab[b]); key.append(_reverse_key(vocab[z]))
+        merges.append((vocab[a], vocab[b]))
+        grown = set()
+        for i in sorted(where.pop(p)):
+            j = nxt[i]
+            if sym[i] != a or j < 0 or sym[j] != b: continue    # changed since it was listed: skip
+            f, h, k = freq[i], prv[i], nxt[j]
+            if h >= 0:                                      # left neighbour s: (s, a) becomes (s, z)
+                s = sym[h] << S; q = s | z
+                pairs[s | a] -= f; pairs[q] += f; where[q].append(h); grown.add(q)
+            if k >= 0:                                      # right neighbour t: (b, t) becomes (z, t)
+                t = sym[k]; q = z << S | t
+                pairs[b << S | t] -= f; pairs[q] += f; where[q].append(i); grown.add(q)
+                prv[k] = i
+            sym[i], nxt[i], sym[j] = z, k, -1               # slot i holds z; slot j is dead
         del pairs[p]
-        for q in touched - {p}:
-            if pairs[q] > 0: heapq.heappush(heap, (-pairs[q], _Desc(q)))
+        for q in grown:
+            if pairs[q] > 0: heapq.heappush(heap, (-pairs[q], key[q >> S], key[q & _MASK], q))
     return merges
 
 # %% ../nbs/06_tokenizer.ipynb #c6f7c8ac
@@ -376,7 +390,7 @@ class BPETokenizer:
     def encode_iterable(self, texts, allowed_special=(), disallowed_special="all"):
         "Yield, id by id, what `encode` gives on the concatenated strings `texts`, holding one part at a time."
         allowed = set(self.special_tokens) if allowed_special == "all" else set(allowed_special) & set(self.special_tokens)
-        for part in _stream_parts(texts, allowed):
+        for part in stream_parts(texts, allowed):
             yield from self.encode(part, allowed_special=allowed, disallowed_special=disallowed_special)
 
 # %% ../nbs/06_tokenizer.ipynb #6490818e
@@ -398,7 +412,7 @@ def _safe_cut(buf: str, start: int, specials) -> int:
         if 0 <= i <= len(buf) - longest: line = max(line, i + len(s))
     return line
 
-def _stream_parts(texts, specials):
+def stream_parts(texts, specials):
     "The concatenation of the strings `texts`, yielded in parts cut only where `_safe_cut` allows."
     if any("\n" in s for s in specials):
         raise ValueError("a special token holding a newline could be cut in two when streaming: pass the text whole")
@@ -413,7 +427,7 @@ def _stream_parts(texts, specials):
 def pretoken_counts_stream(texts, special_tokens=(), pattern: str = GPT2_PATTERN) -> Counter:
     "`pretoken_counts` of the concatenated strings `texts` (an iterable: lines, files), holding one part at a time."
     counts = Counter()
-    for part in _stream_parts(texts, check_special_tokens(special_tokens)):
+    for part in stream_parts(texts, check_special_tokens(special_tokens)):
         counts.update(pretoken_counts(part, special_tokens, pattern))
     return counts
 
@@ -508,6 +522,19 @@ def tokenizer_from_dict(d) -> Tokenizer:
     "Rebuild a tokenizer from `tok.to_dict()` (as stored in a data set's meta.json)."
     d = dict(d)
     return get_tokenizer(d.pop("name"), **d)
+
+# %% ../nbs/06_tokenizer.ipynb #0c4145a3
+def bpe_bench_table(bench: dict) -> str:
+    "The Markdown table of `bench/bpe_train.py`'s result: each corpus, vocabulary and worker count, ours against tokenizers."
+    best = {(r["corpus"], r["trainer"], r["vocab_size"], r["workers"]): r for r in bench["best"]}
+    rows = []
+    for (corpus, trainer, vocab, workers), ours in best.items():
+        if trainer != "incremental" or (rust := best.get((corpus, "tokenizers", vocab, workers))) is None: continue
+        rows.append([corpus, vocab, workers, f"{ours['seconds']:.2f} ({ours['count_s']:.2f} + {ours['merge_s']:.2f})",
+                     f"{rust['seconds']:.2f}", f"{ours['seconds'] / rust['seconds']:.2f}x",
+                     f"{ours['peak_mb']:.0f} / {rust['peak_mb']:.0f}"])
+    return markdown_table(rows, ["corpus", "vocab", "workers", "ours, s (counting + merging)", "tokenizers, s",
+                                 "ours / tokenizers", "peak MB, ours / tokenizers"])
 
 # %% ../nbs/06_tokenizer.ipynb #949ffc66
 PROG = "python -m gpt2book.tokenizer"

@@ -350,3 +350,35 @@ def test_cached_file_mirror_then_cache_then_download(tmp_path, monkeypatch):
     assert not (cache / "other.txt").exists()
     with pytest.raises(RuntimeError, match=r"Offline\? Put the file \(sha256 0+\) at \$GPT2BOOK_MIRROR/x/other.txt"):
         cached_file("x/other.txt", "https://example.invalid/other.txt", "0" * 64)
+
+
+def test_a_text_file_larger_than_stream_bytes_is_read_in_parts(tmp_path, docs, monkeypatch):
+    """Above STREAM_BYTES a .txt file is never read whole but block by block, encoded part by part (cut where no
+    pre-token changes): its shards and meta.json are byte for byte those of reading it whole, for one file (split by
+    position) and a folder of files (split by documents), GPT-2's tokenizer and the character one."""
+    import gpt2book.prepare as prep
+    one = tmp_path / "one.txt"
+    one.write_text("".join(docs[:1500]) + "spaces at a line end   \n\n  \n \r\nend", encoding="utf-8")
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i, d in enumerate(docs[:40]):
+        (folder / f"{i:02d}.txt").write_text(d * 3, encoding="utf-8")
+    opts = dict(shard_tokens=20_000, chunk_chars=1 << 14, workers=2, progress=False)
+    read_bytes = Path.read_bytes
+
+    def small_files_only(p):
+        assert p.suffix != ".txt" or p.stat().st_size <= 1000, f"{p} was read whole"
+        return read_bytes(p)
+
+    for tokenizer in ("gpt2", "char"):
+        for src in (one, folder):
+            whole = prepare(src, tmp_path / f"whole-{tokenizer}-{src.name}", tokenizer=tokenizer, **opts)
+            with monkeypatch.context() as m:
+                m.setattr(prep, "STREAM_BYTES", 1000)
+                m.setattr(prep, "BLOCK_BYTES", 3000)
+                m.setattr(Path, "read_bytes", small_files_only)
+                parts = prepare(src, tmp_path / f"parts-{tokenizer}-{src.name}", tokenizer=tokenizer, **opts)
+            assert files_of(parts) == files_of(whole)
+            meta = load_meta(parts)
+            n = sum(1 for d in docs[:40] if d)                      # empty files are no documents
+            assert meta["splits"]["train"]["documents"] == (1 if src == one else n - math.ceil(n / 10))

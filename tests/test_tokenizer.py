@@ -35,6 +35,21 @@ def test_incremental_equals_naive_on_a_corpus_of_ties():
     assert first == [(b"e", b"f"), (b"c", b"d"), (b"a", b"b")]                          # the greatest pair first
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.lists(st.sampled_from(b"aabc\xe4"), min_size=1, max_size=60).map(bytes),
+                       st.integers(1, 5), max_size=25),
+       st.integers(0, 120))
+def test_incremental_equals_naive_on_any_corpus(words, n_merges):
+    "Runs like aaaa (a pair overlapping itself), long pre-tokens, counts that tie: the linked-slot trainer is the definition."
+    assert train_merges(words, n_merges) == train_merges_naive(words, n_merges)
+
+
+def test_a_long_pre_token_costs_what_its_merges_touch():
+    "One pre-token of 20,000 letters: the same merges as the definition (the old rewrite-the-word loop took minutes)."
+    word = {bytes(random.Random(3).choices(b"abcdefghij", k=20_000)): 2, b"abc" * 50: 1}
+    assert train_merges(word, 300) == train_merges_naive(word, 300)
+
+
 def test_unicode_round_trips_and_lone_surrogates_are_refused():
     tok = train_bpe("naïve café — 注意力 👩‍👩‍👧 e\u0301 " * 50 + "plain text " * 200, 400, workers=1)
     rng = random.Random(1)

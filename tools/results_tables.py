@@ -132,8 +132,20 @@ def speedrun_rows() -> list[str]:
             f"{rows.load1.min():.2f} to {rows.load1.max():.2f} at the runs' starts; {len(rows)} runs, interleaved by seed."]
 
 
+def bpe_rows() -> list[str]:
+    "Chapter 6: the BPE trainer against Hugging Face tokenizers on three corpora, with the machine and its load."
+    from gpt2book.tokenizer import bpe_bench_table
+    bb = json.loads((ROOT / "nbs" / "data" / "bench_bpe.json").read_text())
+    m = bb["machine"]
+    return [bpe_bench_table(bb), "",
+            f"Best of {bb['repeats']} runs each, in fresh processes, the two trainers alternating (`python bench/bpe_train.py`); "
+            f"{m['cpu']}, {m['cpu_count']} cores, 1-minute load average {m['loadavg_1min_before']} before and "
+            f"{m['loadavg_1min_after']} after."]
+
+
 BLOCKS = {"ablation": lambda: arm_rows("ablation", ABLATION), "architectures": lambda: arm_rows("architectures", ARCHITECTURES),
-          "scaling": scaling_rows, "vocab": vocab_rows, "speed": speed_rows, "speedrun": speedrun_rows}
+          "scaling": scaling_rows, "vocab": vocab_rows, "speed": speed_rows, "speedrun": speedrun_rows,
+          "bpe": bpe_rows}
 
 
 def tables(names=None) -> dict[str, list[str]]:
