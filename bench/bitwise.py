@@ -66,7 +66,7 @@ def main(argv=None) -> int:
                 epilog="examples:\n  python bench/bitwise.py --out before.json\n"
                        "  python bench/bitwise.py --compare before.json after.json",
                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=Path("bitwise.json"), help="where to write the numbers (default bitwise.json)")
+    ap.add_argument("--out", type=Path, default=Path("out/bitwise.json"), help="where to write the numbers (default out/bitwise.json)")
     ap.add_argument("--only", default=",".join(CASES), help=f"comma-separated cases (default all: {', '.join(CASES)})")
     ap.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"), help="compare two files written by --out")
     a = ap.parse_args(argv)
