@@ -33,7 +33,8 @@ import gpt2book.recipe  # noqa: F401  (registers qk_norm and the others: part 2)
 #
 # - **Task**: character-level Tiny Shakespeare with nanoGPT's split, the main job's data (chapter 7).
 #   **Target**: validation loss at most 1.75 nats per character on the **whole** validation split
-#   (`--eval_iters=0`: every one of its 111,540 characters, not the main job's 50-batch estimate).
+#   (`--eval_iters=0`: all its 1,742 whole windows of 64, which predict 111,488 of the split's 111,539
+#   next characters, not the main job's 50-batch estimate).
 # - **Baseline, record 0**: the main job's recipe (chapter 9: GPT-2's architecture, 4 layers, width
 #   128, AdamW at 4e-3, 100 warm-up steps, cosine to a tenth), run for as many steps as it needs to
 #   reach the target. The main job itself (2,000 steps) stops short of it.
