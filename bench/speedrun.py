@@ -4,6 +4,8 @@
     python bench/speedrun.py records                    # every record of gpt2book.speedrun.RECORDS, 5 seeds each
     python bench/speedrun.py records --only muon,lean   # some of them (the main job is always timed alongside)
     python bench/speedrun.py explore NAME --set optimizer=muon --set max_steps=1200 --seeds 1337,1338
+    python bench/speedrun.py register NAME --against PREVIOUS --set n_layer=2 --set max_steps=1080
+    python bench/speedrun.py confirm NAME [NAME ...] --rounds 8   # a confirmatory sitting of registered recipes
 
 `records` runs, for each seed in turn, the main job (`python -m gpt2book.train`, unchanged) and every chosen
 record (`python -m gpt2book.train` with the record's settings; the last record as `--config=speedrun`; changes
@@ -12,7 +14,14 @@ slows all of them alike. Each row has the final validation loss on the whole val
 time, the 1-minute load average at its start, and the machine; rows go to nbs/data/speedrun.csv and the losses
 each run logged (with seconds since its start) to nbs/data/speedrun_curves.csv (both replaced atomically after every run; a run already in the file for the same sitting is not repeated, so an interrupted
 sitting resumes). `explore` runs one recipe untimed-in-spirit (load is recorded, the loss is what counts) into
-out/speedrun/explore.csv, for choosing what to time.
+out/speedrun/explore.csv, for choosing what to time, on exploration seeds only.
+
+`register` writes a recipe (its settings over the cpu preset, step count included, and the record it claims to beat)
+to nbs/data/speedrun_recipes/NAME.json, once: a registered recipe is never rewritten. `confirm` runs a confirmatory
+sitting of registered recipes under chapter 17's rules: every recipe file committed and unchanged (the commit is
+recorded in each row), the confirmation seeds (one per round, never used to choose), the main job, each recipe and
+the record it claims to beat in every round, in an order drawn from the round number; rows to
+nbs/data/speedrun_confirm.csv (resumable).
 """
 import json
 import os
@@ -26,7 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gpt2book.common import CommandError, Parser, cpu_name, user_errors  # noqa: E402
-from gpt2book.speedrun import COLUMNS, RECORDS, lean, record_settings  # noqa: E402
+from gpt2book.speedrun import (COLUMNS, CONFIRMATION_SEEDS, MIN_ROUNDS, RECORDS, lean, record_settings,  # noqa: E402
+                               round_order)
 from gpt2book.config import TRAIN_PRESETS, command_line, make_config  # noqa: E402
 from gpt2book.runlog import read_metrics  # noqa: E402
 from gpt2book.scaling import read_rows, write_rows  # noqa: E402  (chapter 13's CSV rows)
@@ -34,6 +44,9 @@ from gpt2book.scaling import read_rows, write_rows  # noqa: E402  (chapter 13's 
 PROG = "python bench/speedrun.py"
 RESULTS = ROOT / "nbs" / "data" / "speedrun.csv"
 EXPLORE = ROOT / "out" / "speedrun" / "explore.csv"
+RECIPES = ROOT / "nbs" / "data" / "speedrun_recipes"
+CONFIRM = ROOT / "nbs" / "data" / "speedrun_confirm.csv"
+CONFIRM_COLUMNS = COLUMNS + ["round", "order", "commit"]
 
 
 def run_once(preset: str, settings: dict, seed: int, threads: int, out: Path) -> dict:
@@ -85,6 +98,73 @@ def run_plan(plan: list[tuple], seeds: list[int], sitting: str, threads: int, pa
                   f"(load {r['load1']:.2f})", flush=True)
 
 
+def shown(path: Path) -> str:
+    "`path` relative to the repository where it is inside it."
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def recipe_path(name: str) -> Path:
+    if not name or "/" in name or name.startswith("."): raise ValueError(f"recipe name {name!r}: use a plain name, e.g. two-blocks")
+    return RECIPES / f"{name}.json"
+
+
+def register(name: str, against: str, settings: dict) -> Path:
+    "Write the recipe `name` (settings over the cpu preset, and the record it claims to beat), once."
+    from gpt2book.files import atomic_write_json
+    path = recipe_path(name)
+    if "max_steps" not in settings: raise ValueError("a recipe fixes its step count: add --set max_steps=N")
+    recipe = {"name": name, "against": against, "settings": settings}
+    if path.exists():
+        if json.loads(path.read_text()) != recipe:
+            raise ValueError(f"{path} is registered already with other settings: a registered recipe is never "
+                             f"rewritten; register the change under a new name")
+        return path
+    atomic_write_json(path, recipe)
+    return path
+
+
+def committed(path: Path) -> str:
+    "The commit that holds `path` exactly as it is on disk; ValueError if it is not committed or has changed since."
+    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True)
+    if git("ls-files", "--error-unmatch", str(path)).returncode != 0 or git("diff", "--quiet", "HEAD", "--", str(path)).returncode != 0:
+        raise ValueError(f"{shown(path)} is not committed as it is: commit the recipe before its sitting "
+                         f"(git add {shown(path)} && git commit)")
+    return git("log", "-1", "--format=%H", "--", str(path)).stdout.strip()
+
+
+def load_recipe(name: str) -> tuple[dict, str]:
+    "(recipe, the commit that holds it) of a registered, committed recipe; 'main job' is the cpu preset itself."
+    path = recipe_path(name)
+    if not path.exists(): raise ValueError(f"no recipe {name!r} in {shown(RECIPES)}: register it first")
+    return json.loads(path.read_text()), committed(path)
+
+
+def confirm(names: list[str], rounds: int, threads: int, path: Path = CONFIRM, sitting: str | None = None) -> None:
+    "A confirmatory sitting of the registered recipes `names` and the records they claim to beat, with the main job."
+    plan = {"main job": ({}, "")}
+    for name in names:
+        recipe, commit = load_recipe(name)
+        plan[name] = (recipe["settings"], commit)
+        if recipe["against"] not in plan and recipe["against"] != "main job":
+            r, c = load_recipe(recipe["against"])
+            plan[recipe["against"]] = (r["settings"], c)
+    sitting = sitting or time.strftime("%Y-%m-%d")
+    rows = rows_of(path)
+    done = {(r["sitting"], r["record"], r["seed"]) for r in rows}
+    scratch = ROOT / "out" / "speedrun" / "scratch"
+    for rnd, seed in enumerate(CONFIRMATION_SEEDS[:rounds]):
+        for i, name in enumerate(round_order(plan, rnd)):
+            if (sitting, name, str(seed)) in done: continue
+            settings, commit = plan[name]
+            r, _ = run_once("cpu", settings, seed, threads, scratch / f"{name.replace(' ', '_')}_s{seed}")
+            rows.append(dict(sitting=sitting, record=name, seed=seed, **r, threads=threads, cpu=cpu_name(),
+                             settings=json.dumps({"config": "cpu", **TRAIN_PRESETS["cpu"], **settings}, sort_keys=True),
+                             round=rnd, order=i, commit=commit))
+            write_rows(rows, path, CONFIRM_COLUMNS)
+            print(f"{time.strftime('%H:%M:%S')} round {rnd} {name:>14} seed {seed}: val {r['val_loss']:.4f} in "
+                  f"{r['wall_s']:6.1f} s (load {r['load1']:.2f})", flush=True)
+
+
 def parse_set(items: list[str]) -> dict:
     "NAME=VALUE pairs as trainer settings: numbers and true/false as such, anything else a string."
     out = {}
@@ -121,10 +201,38 @@ def main(argv=None):
     e.add_argument("--seeds", default="1337")
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--csv", type=Path, default=EXPLORE)
+    g = sub.add_parser("register", help="write a recipe to nbs/data/speedrun_recipes/ (commit it before confirming)")
+    g.add_argument("name")
+    g.add_argument("--against", required=True, help="the record it claims to beat: a registered recipe, or 'main job'")
+    g.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a trainer setting over the cpu preset")
+    c = sub.add_parser("confirm", help="a confirmatory sitting of registered, committed recipes")
+    c.add_argument("names", nargs="+")
+    c.add_argument("--rounds", type=int, default=MIN_ROUNDS, help=f"rounds, one confirmation seed each (at least {MIN_ROUNDS})")
+    c.add_argument("--threads", type=int, default=os.cpu_count(), help="OMP_NUM_THREADS of each run (default: all cores)")
+    c.add_argument("--csv", type=Path, default=CONFIRM)
     a = ap.parse_args(argv)
+    if a.cmd in ("register", "confirm"):
+        try:
+            if a.cmd == "register":
+                settings = parse_set(a.set)
+                make_config("cpu", **settings)             # a wrong setting is refused before anything is written
+                print(f"wrote {shown(register(a.name, a.against, settings))}; commit it, then confirm")
+                return
+            if not MIN_ROUNDS <= a.rounds <= len(CONFIRMATION_SEEDS):
+                raise ValueError(f"--rounds {a.rounds}: a confirmation needs {MIN_ROUNDS} to {len(CONFIRMATION_SEEDS)} rounds")
+            if a.threads < 1: raise ValueError(f"--threads {a.threads}: must be at least 1")
+            for name in a.names: load_recipe(name)
+        except ValueError as e:
+            ap.error(str(e))
+        with user_errors(PROG, OSError):
+            confirm(a.names, a.rounds, a.threads, a.csv)
+        return
     names = [n for n, *_ in RECORDS]
     try:
         seeds = seeds_of(a.seeds)
+        if a.cmd == "explore" and set(seeds) & set(CONFIRMATION_SEEDS):
+            raise ValueError(f"--seeds {a.seeds}: {sorted(set(seeds) & set(CONFIRMATION_SEEDS))} are confirmation seeds, "
+                             "which never choose anything; explore on others (e.g. 1337-1346)")
         settings = parse_set(a.set)
         chosen = [n for n in a.only.split(",") if n] or names if a.cmd == "records" else []
         unknown = sorted(set(chosen) - set(names))

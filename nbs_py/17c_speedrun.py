@@ -220,6 +220,77 @@ def table_markdown(table: pd.DataFrame, kept: dict) -> str:
 
 
 # %% [markdown]
+# ## A confirmatory sitting
+#
+# The sittings below chose and tested on the same seeds: the seeds that decided which recipe to time
+# were the seeds that then judged it. That is exploration, and its $p$-values are not a test. A
+# confirmatory sitting follows stricter rules, which `bench/speedrun.py confirm` enforces:
+#
+# - **Seeds that never chose anything.** Exploration uses `EXPLORATION_SEEDS`; a confirmation uses
+#   `CONFIRMATION_SEEDS`, drawn once from a fixed generator and written here, disjoint from them.
+#   `explore` refuses a confirmation seed.
+# - **The recipe committed first.** Each recipe (its settings, step count included, and the record
+#   it claims to beat) is a file under `nbs/data/speedrun_recipes/`, written by
+#   `bench/speedrun.py register` and committed before its sitting; `confirm` refuses a recipe file
+#   that is not committed or differs from the commit, and records the commit in every row.
+# - **Rounds, in random order.** Round $r$ runs the main job, the previous record and the new one on
+#   the round's confirmation seed, in an order drawn from the round number; at least 8 rounds.
+# - **Two tests, each at $p < 0.01$.** The loss: the mean over the rounds is below the target (the
+#   one-sided $t$-test above). The time: the recipe is faster than the record before it, tested on
+#   the logarithm of the ratio of the two times *within each round*, $d_r = \log(t_r / t'_r)$: a
+#   one-sided $t$-test that the mean of $d_r$ is below 0. Pairing by round removes what a slow
+#   minute of the machine does to both runs of the round. The ratio's interval is
+#   $\exp(\bar d \pm t_{0.975, n-1}\, s_d / \sqrt n)$.
+
+# %%
+#| export
+import random
+
+EXPLORATION_SEEDS = tuple(range(1337, 1347))              # every seed a choice was ever made on
+CONFIRMATION_SEEDS = tuple(random.Random("gpt2book speedrun confirmation").sample(range(100_000, 1_000_000), 16))
+MIN_ROUNDS = 8
+ALPHA = 0.01
+
+def round_order(names, round_no: int) -> list:
+    "The order `names` run in, in round `round_no`: a shuffle drawn from the round number alone."
+    return random.Random(f"speedrun round {round_no}").sample(list(names), len(names))
+
+def faster_test(rows: pd.DataFrame, name: str, against: str) -> dict:
+    "`name` against `against`, paired by round (seed): mean time ratio, its 95% t interval, one-sided p that it is faster."
+    a = rows[rows.record == name].set_index("seed").wall_s
+    b = rows[rows.record == against].set_index("seed").wall_s
+    d = (a / b.reindex(a.index)).dropna().map(math.log)
+    if len(d) < 2: return dict(rounds=len(d), ratio=math.nan, low=math.nan, high=math.nan, p=math.nan)
+    mean, low, high = ci95(d)
+    return dict(rounds=len(d), ratio=math.exp(mean), low=math.exp(low), high=math.exp(high), p=p_below(d, 0.0))
+
+def is_record(rows: pd.DataFrame, name: str, previous: str) -> bool:
+    "A record: mean loss below the target and faster than `previous`, each at p < ALPHA, over at least MIN_ROUNDS rounds."
+    g = rows[rows.record == name]
+    t = faster_test(rows, name, previous)
+    return len(g) >= MIN_ROUNDS and p_below(g.val_loss, TARGET) < ALPHA and t["rounds"] >= MIN_ROUNDS and t["p"] < ALPHA
+
+
+# %% [markdown]
+# The confirmation seeds share nothing with the exploration's; the order of a round is the same
+# whenever it is drawn, and differs between rounds. On made-up rounds where a recipe takes 0.8 of the
+# previous record's time give or take 3%, the paired test finds it faster, and an interval around 0.8;
+# where the machine's speed swings by 30% from round to round but hits both runs alike, pairing
+# still sees the 0.9 underneath, where the unpaired interval would not.
+
+# %%
+assert not set(CONFIRMATION_SEEDS) & set(EXPLORATION_SEEDS) and len(set(CONFIRMATION_SEEDS)) == 16
+test_eq(round_order("abc", 3), round_order("abc", 3)); assert len({tuple(round_order("abcd", r)) for r in range(8)}) > 1
+rng = random.Random(0)
+swing = [rng.uniform(0.7, 1.3) for _ in range(8)]                                # the machine, round by round
+fake = pd.DataFrame([dict(record=n, seed=s, wall_s=40 * w * f * rng.uniform(0.97, 1.03), val_loss=1.74 + rng.gauss(0, .002))
+                     for s, w in zip(CONFIRMATION_SEEDS, swing) for n, f in (("new", 0.9), ("old", 1.0))])
+t = faster_test(fake, "new", "old")
+assert t["p"] < ALPHA and t["low"] < 0.9 < t["high"] and is_record(fake, "new", "old")
+assert ratio_interval(fake[fake.record == "new"].wall_s, fake[fake.record == "old"].wall_s)[2] > 1   # unpaired: no verdict
+assert not is_record(fake[fake.seed.isin(CONFIRMATION_SEEDS[:5])], "new", "old")                    # too few rounds
+
+# %% [markdown]
 # ## Choosing what to time: the exploration
 #
 # Timing needs a quiet machine; choosing steps and rates does not, since a run's loss does not

@@ -168,3 +168,45 @@ def test_bench_speedrun_refuses_bad_input_in_one_line(args, says, tmp_path, caps
     err = capsys.readouterr().err
     assert e.value.code == 2 and says in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "x.csv").exists()
+
+
+def _bench_module(monkeypatch, root):
+    "bench/speedrun.py as a module whose repository is `root` (a git repository of its own)."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_speedrun", ROOT / "bench" / "speedrun.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(mod, "ROOT", root)
+    monkeypatch.setattr(mod, "RECIPES", root / "nbs" / "data" / "speedrun_recipes")
+    return mod
+
+
+def test_a_confirmation_runs_only_recipes_committed_as_they_are(tmp_path, monkeypatch):
+    "register writes a recipe once; confirm refuses it until it is committed, and again once it differs from the commit."
+    git = lambda *a: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a], cwd=tmp_path,
+                                    check=True, capture_output=True)
+    git("init", "-q")
+    bench = _bench_module(monkeypatch, tmp_path)
+    path = bench.register("two-blocks", "main job", {"n_layer": 2, "max_steps": 1080})
+    assert bench.register("two-blocks", "main job", {"n_layer": 2, "max_steps": 1080}) == path     # the same: fine
+    with pytest.raises(ValueError, match="registered already with other settings"):
+        bench.register("two-blocks", "main job", {"n_layer": 2, "max_steps": 1050})
+    with pytest.raises(ValueError, match="a recipe fixes its step count"):
+        bench.register("no-steps", "main job", {"n_layer": 2})
+    with pytest.raises(ValueError, match="is not committed as it is"):
+        bench.load_recipe("two-blocks")
+    git("add", "."); git("commit", "-qm", "register two-blocks")
+    recipe, commit = bench.load_recipe("two-blocks")
+    assert recipe["settings"] == {"n_layer": 2, "max_steps": 1080} and len(commit) == 40
+    path.write_text(path.read_text().replace("1080", "1050"))                     # edited after its commit
+    with pytest.raises(ValueError, match="is not committed as it is"):
+        bench.load_recipe("two-blocks")
+    with pytest.raises(ValueError, match="no recipe 'other'"):
+        bench.load_recipe("other")
+
+
+def test_exploration_never_uses_a_confirmation_seed(capsys):
+    from gpt2book.speedrun import CONFIRMATION_SEEDS
+    p = subprocess.run([sys.executable, str(ROOT / "bench" / "speedrun.py"), "explore", "x", "--seeds",
+                        f"1337,{CONFIRMATION_SEEDS[0]}"], capture_output=True, text=True)
+    assert p.returncode == 2 and "are confirmation seeds" in p.stderr and len(p.stderr.strip().splitlines()) == 1
