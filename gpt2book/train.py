@@ -7,7 +7,8 @@ Docs: https://gpt2book.github.io/gpt2book/train.html.md"""
 # %% auto #0
 __all__ = ['HOOKS', 'AUTO_PREPARE', 'PROG', 'TrainHooks', 'check_writable', 'open_run', 'load_data', 'padded_vocab',
            'check_tokenizer', 'initial_model', 'Setup', 'make_optimizer', 'seeded', 'model_and_optimizer', 'setup',
-           'StopFlag', 'step_stats', 'evaluate_and_sample', 'save', 'train', 'describe', 'finish', 'main']
+           'StopFlag', 'step_stats', 'evaluate_and_sample', 'save', 'train', 'describe', 'finish', 'eval_coverage',
+           'main']
 
 # %% ../nbs/09e_train.ipynb #890847c4
 import dataclasses
@@ -326,9 +327,18 @@ def finish(s: Setup, log: RunLog, summary: dict) -> dict:
         val_txt = f"{summary['val_loss']:.4f}" if summary["val_loss"] is not None else "n/a"
         log.print(f"done: step {s.step}, val loss {val_txt}, {summary['elapsed_s']:.0f} s; "
                   f"outputs in {s.cfg.run_dir}/ (metrics.jsonl, loss.png, samples.txt)")
+        if covered := eval_coverage(s): log.print(covered)
         if summary["sample"]: log.print(f"--- sample ---\n{summary['sample']}")
     log.close()
     return summary
+
+def eval_coverage(s: Setup) -> str:
+    "What the validation loss covers, when it is not the whole split ('' when it is)."
+    v, iters = s.val_loader, s.cfg.eval_iters
+    seqs = min(iters * v.B, v.n_seqs) if iters else v.n_seqs
+    if seqs == v.n_seqs: return ""
+    return (f"(the val loss is an estimate: {iters} batches, {seqs * v.T:,} of the {v.n_seqs * v.T:,} tokens the "
+            f"whole split predicts, the first {seqs / v.n_seqs:.0%}; --eval_iters=0 scores the whole split)")
 
 # %% ../nbs/09e_train.ipynb #4812e996
 PROG = "python -m gpt2book.train"

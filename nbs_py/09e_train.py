@@ -455,10 +455,32 @@ def finish(s: Setup, log: RunLog, summary: dict) -> dict:
         val_txt = f"{summary['val_loss']:.4f}" if summary["val_loss"] is not None else "n/a"
         log.print(f"done: step {s.step}, val loss {val_txt}, {summary['elapsed_s']:.0f} s; "
                   f"outputs in {s.cfg.run_dir}/ (metrics.jsonl, loss.png, samples.txt)")
+        if covered := eval_coverage(s): log.print(covered)
         if summary["sample"]: log.print(f"--- sample ---\n{summary['sample']}")
     log.close()
     return summary
 
+def eval_coverage(s: Setup) -> str:
+    "What the validation loss covers, when it is not the whole split ('' when it is)."
+    v, iters = s.val_loader, s.cfg.eval_iters
+    seqs = min(iters * v.B, v.n_seqs) if iters else v.n_seqs
+    if seqs == v.n_seqs: return ""
+    return (f"(the val loss is an estimate: {iters} batches, {seqs * v.T:,} of the {v.n_seqs * v.T:,} tokens the "
+            f"whole split predicts, the first {seqs / v.n_seqs:.0%}; --eval_iters=0 scores the whole split)")
+
+
+# %% [markdown]
+# The main job evaluates 50 batches of 12 windows during the run, to keep evaluation cheap, and its
+# last figure is that estimate too: the first 34% of the split. The last line says so, so that the
+# number is never read as the whole split's (chapter 17 measures the whole split):
+
+# %%
+from types import SimpleNamespace as NS
+main_job = NS(cfg=NS(eval_iters=50), val_loader=NS(B=12, T=64, n_seqs=1742))    # Tiny Shakespeare's val split
+print(eval_coverage(main_job))
+assert "38,400 of the 111,488 tokens" in eval_coverage(main_job) and "34%" in eval_coverage(main_job)
+test_eq(eval_coverage(NS(cfg=NS(eval_iters=0), val_loader=main_job.val_loader)), "")          # the whole split
+test_eq(eval_coverage(NS(cfg=NS(eval_iters=200), val_loader=main_job.val_loader)), "")        # more than it holds
 
 # %% [markdown]
 # ## A first run, in seconds
