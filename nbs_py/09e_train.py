@@ -276,8 +276,8 @@ def setup(cfg: TrainConfig, d: Dist = Dist(), device: str = "cpu") -> Setup:
     loaders = [
         TokenLoader(cfg.data_path, "train", cfg.batch_size, cfg.model.block_size, rank=d.rank, world_size=d.world_size,
                     seed=cfg.seed, device=device),
-        TokenLoader(cfg.data_path, "val", cfg.batch_size, cfg.model.block_size, seed=cfg.seed, device=device,
-                    shuffle=False)]                               # every rank sees the whole validation split
+        TokenLoader(cfg.data_path, "val", cfg.eval_batch_size or cfg.batch_size, cfg.model.block_size, seed=cfg.seed,
+                    device=device, shuffle=False)]                # every rank sees the whole validation split
     scaler = make_scaler(device, dtype)
     torch.manual_seed(cfg.seed + d.rank)                           # from here on each rank its own stream (dropout)
     step = 0 if ckpt is None else restore_checkpoint(ckpt, ckpt_path, raw, optimizer, loaders[0], scaler, d.rank,

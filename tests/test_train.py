@@ -363,3 +363,14 @@ def test_hellaswag_during_training_fails_early_without_its_file(data, tmp_path, 
                            "--eval_hellaswag_every=2"], 1)
     assert "needs HellaSwag's validation file" in msg and "hellaswag_val.jsonl" in msg
     assert not (tmp_path / "run").exists()
+
+
+def test_the_whole_splits_loss_does_not_depend_on_the_evaluation_batch(data, tmp_path):
+    "eval_batch_size is the validation loader's batch; the whole split's loss is the same cut into 64s or 500s."
+    from gpt2book.loader import TokenLoader
+    from gpt2book.step import evaluate
+    cfg = make_config(**TINY, data_dir=str(data), eval_batch_size=64, out_dir=str(tmp_path / "run"))
+    s = setup(cfg)
+    assert (s.val_loader.B, s.train_loader.B) == (64, TINY["batch_size"])
+    other = TokenLoader(data, "val", 500, TINY["block_size"], shuffle=False)             # a short last batch
+    assert evaluate(s.raw, s.val_loader) == pytest.approx(evaluate(s.raw, other), abs=1e-5)
