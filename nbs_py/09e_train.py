@@ -53,6 +53,7 @@ from gpt2book.tokenizer import tokenizer_from_dict
 import json
 import shutil
 import tempfile
+from types import SimpleNamespace as NS
 
 import matplotlib.pyplot as plt
 from fastcore.test import test_close, test_eq, test_fail
@@ -475,7 +476,6 @@ def eval_coverage(s: Setup) -> str:
 # number is never read as the whole split's (chapter 17 measures the whole split):
 
 # %%
-from types import SimpleNamespace as NS
 main_job = NS(cfg=NS(eval_iters=50), val_loader=NS(B=12, T=64, n_seqs=1742))    # Tiny Shakespeare's val split
 print(eval_coverage(main_job))
 assert "38,400 of the 111,488 tokens" in eval_coverage(main_job) and "34%" in eval_coverage(main_job)
