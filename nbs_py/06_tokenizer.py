@@ -1201,9 +1201,10 @@ ax.set(xlabel="training text, characters", ylabel="seconds", title="Training tim
 ax.set_xscale("log"); ax.set_yscale("log"); ax.grid(alpha=0.3); ax.legend(); plt.show()
 
 # %% [markdown]
-# Measured on this book's machine (2 cores of an AMD EPYC, nothing else running: the load average
-# is the benchmark's own). With two workers this chapter's trainer is within 1.2 to 2.1 times
-# `tokenizers`' time on every corpus, and faster on the long pre-tokens (0.7 to 0.8 times). The
+# Measured on this book's machine (2 cores of an AMD EPYC; nothing else ran but, in its last minutes,
+# some light work beside it: the load average before and after is in the file). With two workers
+# this chapter's trainer takes 1.2 to 2.1 times `tokenizers`' time on English and on the Chinese-like
+# text, and less on the long pre-tokens (0.7 to 0.8 times). The
 # goal was within 3 times. The same run on the English text is 0.9 to 1.0 times with one worker.
 # The seconds vary between repeats by up to half (the `all_seconds` of each row in the file), so
 # read ratios near 1 as ties.
@@ -1211,10 +1212,10 @@ ax.set_xscale("log"); ax.set_yscale("log"); ax.grid(alpha=0.3); ax.legend(); plt
 # **Where the time goes.**
 #
 # - *English:* most of the time is the counting (GPT-2's regex over 4.6 million characters, 1.2
-#   to 1.4 s on one worker); the 1,791 or 7,935 merges take 0.6 to 0.8 s, because the common pairs
-#   sit in a few thousand distinct pre-tokens, not in the 4.6 million characters.
+#   to 1.4 s on one worker); the 1,791 or 7,935 merges take 0.6 to 0.8 s: a merge visits the slots
+#   of the distinct pre-tokens, not the 4.6 million characters.
 # - *Chinese-like:* the cost is the merges. Its 1.4 million slots in 30,000 nearly distinct
-#   pre-tokens give about a million slot updates at 2,048 ids (counted with a profiler), each a few dictionary operations in
+#   pre-tokens give one to two million slot updates at 2,048 ids (counted with a profiler), each a few dictionary operations in
 #   Python, where `tokenizers` does the same in Rust. That is the one place a second worker cannot
 #   help us.
 # - *Long pre-tokens:* there the old rewrite-the-word loop cost minutes (each merge rewrote and
