@@ -64,8 +64,8 @@
 # %% [markdown]
 # ## Quick start
 #
-# Set up, then run the main job — train the CPU default model on Tiny Shakespeare (71 s on the
-# book's 2-core build machine; it prints the validation loss and a sample of generated text and
+# Set up, then run the main job — train the CPU default model on Tiny Shakespeare (one to two and
+# a half minutes on the book's 2-core build machines; it prints the validation loss and a sample of generated text and
 # saves a loss plot in `out/cpu/`):
 #
 # ```bash

@@ -669,22 +669,29 @@ ax.plot(list(val), list(val.values()), "o-", label="validation")
 ax.axhline(nano["val_loss"], ls=":", c="gray", label=f"nanoGPT's CPU recipe after 2000 steps (run here): {nano['val_loss']:.2f}")
 ax.set(xlabel="step", ylabel="loss (nats/char)", ylim=(1.4, 4.3), title="python -m gpt2book.train (CPU default)")
 ax.grid(alpha=0.3); ax.legend()
-print(f"val loss at 2000 steps: {val[2000]:.4f}; wall time {run['wall_s']:.0f} s ({run['command']}, "
+print(f"val loss at 2000 steps: {val[2000]:.4f} on the run's 50-batch estimate, {run['whole_split_val_loss']:.4f} on the whole "
+      f"split ({run['whole_split_tokens']:,} tokens); wall time {run['wall_s']:.0f} s ({run['command']}, "
       f"{run['machine']['cpu_count']} cores of an {run['machine']['cpu']}, torch {run['machine']['torch']}, "
       f"1-minute load average {run['machine']['loadavg_1min_before']} before the run)")
 
 # %% [markdown]
-# Recorded results: the final validation loss is below the loss nanoGPT's own CPU recipe reaches
-# on this machine (`bench/nanogpt_recipe.py` runs nanoGPT's `train.py` with its README's command
-# and records its last evaluation; nanoGPT averages 20 random validation batches where gpt2book
-# takes the first 50 in order, a difference of a hundredth or two).
+# The run's own last figure is its 50-batch estimate, the first 34% of the validation split; the
+# whole split, scored after the run on the same final weights, reads a little higher, and it is the
+# figure this book quotes for the main job.
+#
+# Recorded results: the final validation loss, on the whole split, is below the loss nanoGPT's own
+# CPU recipe reaches (`bench/nanogpt_recipe.py` runs nanoGPT's `train.py` with its README's command
+# and records its last evaluation, an average of 20 random validation batches). The two runs were
+# made on different machines (each file names its own), so only their losses are compared, not
+# their times.
 
 # %%
 test_eq(max(val), 2000)
-assert val[0] > 4.1 and val[2000] < nano["val_loss"]      # recorded result: from ln(66) = 4.19 to below nanoGPT's
+assert val[0] > 4.1 and run["whole_split_val_loss"] < nano["val_loss"]   # recorded result: from ln(66) = 4.19 to below nanoGPT's
+assert run["whole_split_tokens"] == 111_488                                 # every whole window of 64 of the split
 reach = next(s_ for s_ in sorted(val) if val[s_] <= nano["val_loss"])
-print(f"below nanoGPT's {nano['val_loss']:.3f} at step {reach} of 2000; nanoGPT's run took {nano['wall_s']:.0f} s, ours "
-      f"{run['wall_s']:.0f} s")
+print(f"below nanoGPT's {nano['val_loss']:.3f} at step {reach} of 2000 (on the 50-batch estimate); nanoGPT's run: "
+      f"{nano['wall_s']:.0f} s on an {nano['machine']['cpu']}")
 print(run["final_sample"])
 
 # %% [markdown]

@@ -374,3 +374,17 @@ def test_the_whole_splits_loss_does_not_depend_on_the_evaluation_batch(data, tmp
     assert (s.val_loader.B, s.train_loader.B) == (64, TINY["batch_size"])
     other = TokenLoader(data, "val", 500, TINY["block_size"], shuffle=False)             # a short last batch
     assert evaluate(s.raw, s.val_loader) == pytest.approx(evaluate(s.raw, other), abs=1e-5)
+
+
+def test_the_main_job_bench_scores_the_final_weights_on_the_whole_split(shakespeare_char, tmp_path, one_thread):
+    "bench/main_job.py's whole-split loss of a run's final weights is the trainer's own --eval_iters=0 figure."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("main_job_script", ROOT / "bench" / "main_job.py")
+    main_job = importlib.util.module_from_spec(spec); spec.loader.exec_module(main_job)
+    train(make_config("cpu", out_dir=str(tmp_path), **dict(TINY, data_dir=str(shakespeare_char), max_steps=4,
+                                                          eval_interval=4, eval_iters=0, sample_tokens=0)))
+    whole, tokens = main_job.whole_split_loss(tmp_path)
+    last = [m for m in read_metrics(tmp_path / "metrics.jsonl") if "val_loss" in m][-1]
+    assert last["step"] == 4 and whole == pytest.approx(last["val_loss"], abs=1e-5)
+    n = json.loads((shakespeare_char / "meta.json").read_text())["splits"]["val"]["tokens"]
+    assert tokens == (n - 1) // TINY["block_size"] * TINY["block_size"]          # every whole window of the split
