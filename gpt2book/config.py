@@ -79,6 +79,8 @@ class LogSettings:
     eval_interval: int = setting(250, "steps between evaluations (and at the last step)", low=1)
     eval_steps: tuple = setting((), "more steps to evaluate at, comma-separated (a scaling grid's budgets: 400,800)")
     eval_iters: int = setting(50, "validation batches per evaluation; 0: the whole split", low=0)
+    final_eval_iters: int = setting(-1, "validation batches of the last evaluation, at max_steps (-1: eval_iters; "
+                                        "0: the whole split)", low=-1)
     eval_batch_size: int = setting(0, "sequences per validation batch (0: batch_size); the whole split's loss does not "
                                       "depend on it, only its speed", low=0)
     eval_first: bool = setting(True, "also evaluate (and sample) before the first step: the initialisation's loss")

@@ -23,7 +23,7 @@ def lean(steps: int) -> dict:
 
 # %% ../nbs/17c_speedrun.ipynb #be0d1903
 RECORDS = [   # (name, the change, its settings over the last kept record before it, kept)
-    ("baseline", "the main job's recipe (chapter 9), run to the target", dict(max_steps=2350, eval_iters=0), True),
+    ("baseline", "the main job's recipe (chapter 9), run to the target", dict(max_steps=2350, final_eval_iters=0), True),
     ("lean", "evaluate once, at the end; no samples, one checkpoint", lean(2350), True),
     ("muon", "Muon (lr 0.04) for the blocks' matrices, AdamW for the rest", dict(optimizer="muon", muon_lr=0.04, **lean(1050)), True),
     ("rope", "rotary positions instead of the learned table", dict(pos="rope", **lean(920)), True),

@@ -7,8 +7,8 @@ Docs: https://gpt2book.github.io/gpt2book/train.html.md"""
 # %% auto #0
 __all__ = ['HOOKS', 'AUTO_PREPARE', 'PROG', 'TrainHooks', 'check_writable', 'open_run', 'load_data', 'padded_vocab',
            'check_tokenizer', 'initial_model', 'Setup', 'make_optimizer', 'seeded', 'model_and_optimizer', 'setup',
-           'StopFlag', 'step_stats', 'evaluate_and_sample', 'save', 'train', 'describe', 'finish', 'eval_coverage',
-           'main']
+           'StopFlag', 'step_stats', 'eval_batches', 'evaluate_and_sample', 'save', 'train', 'describe', 'finish',
+           'eval_coverage', 'main']
 
 # %% ../nbs/09e_train.ipynb #890847c4
 import dataclasses
@@ -239,10 +239,14 @@ def step_stats(s: Setup, loss, norm, aux, stop: bool) -> dict:
     return {"loss": loss_v, "grad_norm": norm_v, "stop": bool(n_stop), "aux_loss": aux_v if aux is not None else None}
 
 # %% ../nbs/09e_train.ipynb #427b23ab
+def eval_batches(cfg: TrainConfig, step: int) -> int:
+    "Validation batches of the evaluation at `step` (0: the whole split): `final_eval_iters` at the last step if set."
+    return cfg.final_eval_iters if step == cfg.max_steps and cfg.final_eval_iters >= 0 else cfg.eval_iters
+
 def evaluate_and_sample(s: Setup, log: RunLog, ctx) -> tuple[float, str]:
     "(validation loss, sample text) at this step, logged; every rank evaluates, rank 0 samples."
     cfg, extra, text = s.cfg, {}, ""
-    val = evaluate(s.model, s.val_loader, cfg.eval_iters, s.d, ctx)
+    val = evaluate(s.model, s.val_loader, eval_batches(cfg, s.step), s.d, ctx)
     for more in distinct(HOOKS.evaluate): extra.update(more(s, ctx))         # later chapters' metrics (ch. 15: HellaSwag)
     log.log(step=s.step, val_loss=val, **extra)
     if s.d.master and cfg.sample_tokens:
@@ -333,12 +337,12 @@ def finish(s: Setup, log: RunLog, summary: dict) -> dict:
     return summary
 
 def eval_coverage(s: Setup) -> str:
-    "What the validation loss covers, when it is not the whole split ('' when it is)."
-    v, iters = s.val_loader, s.cfg.eval_iters
+    "What the last validation loss covers, when it is not the whole split ('' when it is)."
+    v, iters = s.val_loader, eval_batches(s.cfg, s.cfg.max_steps)
     seqs = min(iters * v.B, v.n_seqs) if iters else v.n_seqs
     if seqs == v.n_seqs: return ""
     return (f"(the val loss is an estimate: {iters} batches, {seqs * v.T:,} of the {v.n_seqs * v.T:,} tokens the "
-            f"whole split predicts, the first {seqs / v.n_seqs:.0%}; --eval_iters=0 scores the whole split)")
+            f"whole split predicts, the first {seqs / v.n_seqs:.0%}; --final_eval_iters=0 scores the whole split)")
 
 # %% ../nbs/09e_train.ipynb #4812e996
 PROG = "python -m gpt2book.train"

@@ -376,15 +376,22 @@ def test_the_whole_splits_loss_does_not_depend_on_the_evaluation_batch(data, tmp
     assert evaluate(s.raw, s.val_loader) == pytest.approx(evaluate(s.raw, other), abs=1e-5)
 
 
-def test_the_main_job_bench_scores_the_final_weights_on_the_whole_split(shakespeare_char, tmp_path, one_thread):
-    "bench/main_job.py's whole-split loss of a run's final weights is the trainer's own --eval_iters=0 figure."
+def test_the_last_evaluation_covers_the_whole_split_and_the_bench_agrees(shakespeare_char, tmp_path, one_thread):
+    "--final_eval_iters=0: the last evaluation alone covers the whole split; bench/main_job.py scores the same weights alike."
     import importlib.util
     spec = importlib.util.spec_from_file_location("main_job_script", ROOT / "bench" / "main_job.py")
     main_job = importlib.util.module_from_spec(spec); spec.loader.exec_module(main_job)
-    train(make_config("cpu", out_dir=str(tmp_path), **dict(TINY, data_dir=str(shakespeare_char), max_steps=4,
-                                                          eval_interval=4, eval_iters=0, sample_tokens=0)))
+    out = train(make_config("cpu", out_dir=str(tmp_path), **dict(TINY, data_dir=str(shakespeare_char), max_steps=4,
+                                                                eval_interval=2, eval_iters=2, final_eval_iters=0,
+                                                                eval_first=False, sample_tokens=0)))
     whole, tokens = main_job.whole_split_loss(tmp_path)
-    last = [m for m in read_metrics(tmp_path / "metrics.jsonl") if "val_loss" in m][-1]
-    assert last["step"] == 4 and whole == pytest.approx(last["val_loss"], abs=1e-5)
+    vals = {m["step"]: m["val_loss"] for m in read_metrics(tmp_path / "metrics.jsonl") if "val_loss" in m}
+    assert list(vals) == [2, 4] and whole == pytest.approx(vals[4], abs=1e-5) and out["val_loss"] == vals[4]
+    from gpt2book.checkpoint import load_model
+    from gpt2book.loader import TokenLoader
+    from gpt2book.step import evaluate
+    model, _ = load_model(tmp_path)
+    two = evaluate(model, TokenLoader(shakespeare_char, "val", TINY["batch_size"], TINY["block_size"], shuffle=False), 2)
+    assert abs(two - vals[4]) > 1e-4                                              # not the 2-batch estimate
     n = json.loads((shakespeare_char / "meta.json").read_text())["splits"]["val"]["tokens"]
     assert tokens == (n - 1) // TINY["block_size"] * TINY["block_size"]          # every whole window of the split
