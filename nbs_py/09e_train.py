@@ -80,8 +80,9 @@ V = load_meta(data_dir)["vocab_size"]
 # **Plug points.** The later chapters add to a run without editing this code: an evaluation metric
 # (chapter 15's HellaSwag accuracy), a check before anything is built (that HellaSwag's file is
 # here), fields of a training line (chapter 12's tokens per expert), the weight of an auxiliary loss
-# (chapter 12's load balancing). `HOOKS` is where they register; with nothing registered, a run is
-# exactly the GPT-2 run of this chapter.
+# (chapter 12's load balancing), the learning rate of a step (chapter 17's schedules) and a change
+# to the optimizer before a step (chapter 17's momentum warm-up). `HOOKS` is where they register;
+# with nothing registered, a run is exactly the GPT-2 run of this chapter.
 
 # %%
 #| export
@@ -92,6 +93,8 @@ class TrainHooks:
     evaluate: list = field(default_factory=list)   # fn(s, ctx) -> dict: more metrics at an evaluation
     log: list = field(default_factory=list)        # fn(model, aux_loss) -> dict: more fields on a training line
     aux_weight: object = lambda cfg: 0.0           # fn(cfg) -> the weight of the model's auxiliary loss
+    lr: object = lambda cfg, step: get_lr(step, cfg.learning_rate, cfg.min_lr, cfg.warmup_steps, cfg.max_steps)
+    before_step: list = field(default_factory=list)   # fn(s): adjust the optimizer before step s.step + 1
 
 HOOKS = TrainHooks()
 
@@ -407,7 +410,8 @@ def train(cfg: TrainConfig) -> dict:
         with tqdm(total=cfg.max_steps, initial=s.step, disable=not d.master, desc=cfg.config, unit="step",
                   dynamic_ncols=True) as bar:                    # closed (a fresh line) however the loop ends
             while s.step < cfg.max_steps:
-                lr = get_lr(s.step, cfg.learning_rate, cfg.min_lr, cfg.warmup_steps, cfg.max_steps)
+                lr = HOOKS.lr(cfg, s.step)                                    # chapter 8's cosine, unless replaced
+                for adjust in distinct(HOOKS.before_step): adjust(s)
                 loss_t, norm_t, aux_t = train_step(s.ddp_model, s.optimizer, s.train_loader, lr, s.grad_accum,
                                                    cfg.grad_clip, ctx, s.scaler, aux_weight)
                 s.step += 1; steps_since += 1

@@ -42,6 +42,7 @@ import torch
 
 from gpt2book.common import setting
 from gpt2book.config import OPTIMIZERS, TRAIN_EXTENSIONS
+from gpt2book.train import HOOKS
 
 # %%
 #| hide
@@ -178,11 +179,13 @@ class Muon(torch.optim.Optimizer):
             raise ValueError(f"Muon needs lr >= 0, 0 <= momentum < 1, weight_decay >= 0 and ns_steps >= 1; got "
                              f"lr={lr}, momentum={momentum}, weight_decay={weight_decay}, ns_steps={ns_steps}")
         super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
-                                      ns_steps=ns_steps, ns_dtype=ns_dtype))
+                                      ns_steps=ns_steps, ns_dtype=ns_dtype, split=1))
         for group in self.param_groups:
             for p in group["params"]:
                 if p.dim() != 2:
                     raise ValueError(f"Muon updates matrices; a parameter of shape {tuple(p.shape)} belongs with AdamW")
+                if p.size(0) % group["split"]:
+                    raise ValueError(f"split={group['split']}: a matrix of {p.size(0)} rows is not that many blocks")
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -194,13 +197,14 @@ class Muon(torch.optim.Optimizer):
                 buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
                 buf.lerp_(p.grad, 1 - mu)                                       # B = mu B + (1 - mu) G
                 update = p.grad.lerp(buf, mu) if group["nesterov"] else buf       # Nesterov: (1 - mu) G + mu B
-                shapes.setdefault(p.shape, []).append((p, update))
-            for (rows, cols), pairs in shapes.items():          # matrices of one shape: one stacked iteration
-                O = newton_schulz(torch.stack([u for _, u in pairs]), group["ns_steps"],
+                blocks = update.view(group["split"], -1, p.size(1))              # (split, rows / split, cols)
+                shapes.setdefault(blocks.shape[1:], []).append((p, blocks))
+            for (rows, cols), pairs in shapes.items():          # matrices (blocks) of one shape: one stacked iteration
+                O = newton_schulz(torch.cat([b for _, b in pairs]), group["ns_steps"],
                                   dtype=getattr(torch, group["ns_dtype"]))      # (k, rows, cols)
-                for (p, _), o in zip(pairs, O):
+                for (p, b), o in zip(pairs, O.split([len(b) for _, b in pairs])):
                     p.mul_(1 - lr * group["weight_decay"])                      # decoupled weight decay
-                    p.add_(o.to(p.dtype), alpha=-lr * max(1.0, rows / cols) ** 0.5)
+                    p.add_(o.reshape(p.shape).to(p.dtype), alpha=-lr * max(1.0, rows / cols) ** 0.5)
         return loss
 
 
@@ -314,13 +318,19 @@ def muon_split(model) -> tuple[list, list]:
     return hidden, [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
 
 def configure_muon(model, lr: float, muon_lr: float, weight_decay: float, betas=(0.9, 0.95),
-                   momentum: float = 0.95, eps: float = 1e-8, ns_steps: int = 5) -> Optimizers:
-    "Muon at `muon_lr` for the blocks' matrices, AdamW at `lr` for the rest; the groups carry their ratio to `lr`."
+                   momentum: float = 0.95, eps: float = 1e-8, ns_steps: int = 5, muon_weight_decay: float | None = None,
+                   split_qkv: bool = False) -> Optimizers:
+    """Muon at `muon_lr` for the blocks' matrices (weight decay `muon_weight_decay`, default `weight_decay`; with
+    `split_qkv` each c_attn's query, key and value blocks orthogonalised apart), AdamW at `lr` for the rest; the
+    groups carry their ratio to `lr`."""
     hidden, rest = muon_split(model)
     adamw = torch.optim.AdamW([{"params": [p for p in rest if p.dim() >= 2], "weight_decay": weight_decay},
                                {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0}],
                               lr=lr, betas=tuple(betas), eps=eps)
-    muon = Muon(hidden, lr=muon_lr, momentum=momentum, weight_decay=weight_decay, ns_steps=ns_steps)
+    qkv = {id(p) for n, p in model.named_parameters() if split_qkv and n.endswith("attn.c_attn.weight")}
+    groups = [{"params": [p for p in hidden if id(p) not in qkv]}, {"params": [p for p in hidden if id(p) in qkv], "split": 3}]
+    muon = Muon([g for g in groups if g["params"]], lr=muon_lr, momentum=momentum, ns_steps=ns_steps,
+                weight_decay=weight_decay if muon_weight_decay is None else muon_weight_decay)
     for g in muon.param_groups: g["lr_ratio"] = muon_lr / lr if lr else 1.0
     return Optimizers(muon, adamw)
 
@@ -336,9 +346,24 @@ test_eq(sum(p.numel() for g in opt.param_groups for p in g["params"]), m.num_par
 
 
 # %% [markdown]
-# We register Muon with chapter 9's trainer: its three settings join the run's (`TRAIN_EXTENSIONS`:
-# `--muon_lr`, `--muon_momentum`, `--muon_ns_steps`), and `OPTIMIZERS["muon"]` builds it for a run,
-# so `--optimizer=muon` is a valid setting from the moment this module is imported.
+# We register Muon with chapter 9's trainer: its settings join the run's (`TRAIN_EXTENSIONS`:
+# `--muon_lr`, `--muon_momentum`, `--muon_ns_steps` and the three knobs below), and
+# `OPTIMIZERS["muon"]` builds it for a run, so `--optimizer=muon` is a valid setting from the moment
+# this module is imported.
+#
+# Three knobs that the speedrun's later records try, each off by default:
+#
+# - **A momentum warm-up** (`--muon_momentum_warmup=N`; modded-nanogpt raises Muon's momentum from
+#   0.85 to 0.95 over its first 300 steps). Early gradients change direction fast, and a long memory
+#   of them slows the first descent; the momentum rises linearly with the step, set before each
+#   step by a function registered in chapter 9's `HOOKS.before_step`, so a resumed run gets the
+#   same momentum at the same step.
+# - **Queries, keys and values orthogonalised apart** (`--muon_split_qkv`). `c_attn` is three
+#   matrices stacked, $(3C, C)$; orthogonalising the stack makes the three share one set of
+#   singular directions and sizes. Split, each $(C, C)$ block gets its own orthogonal update,
+#   as if they were three separate layers (modded-nanogpt's later records do this).
+# - **Muon's own weight decay** (`--muon_weight_decay`): by default the run's `weight_decay`, the
+#   same as AdamW's; a record may sweep it alone.
 
 # %%
 #| export
@@ -349,14 +374,63 @@ class MuonSettings:
                              low=0.0)
     muon_momentum: float = setting(0.95, "optimizer=muon: Muon's Nesterov momentum", low=0.0, high=0.9999)
     muon_ns_steps: int = setting(5, "optimizer=muon: Newton-Schulz steps per update (chapter 17)", low=1, high=20)
+    muon_weight_decay: float = setting(-1.0, "optimizer=muon: the matrices' decoupled weight decay (-1: weight_decay, "
+                                             "as AdamW's)", low=-1.0)
+    muon_momentum_warmup: int = setting(0, "optimizer=muon: steps over which the momentum rises linearly from "
+                                           "muon_momentum_start to muon_momentum (0: none)", low=0)
+    muon_momentum_start: float = setting(0.85, "optimizer=muon: the momentum at step 0 of a warm-up", low=0.0, high=0.9999)
+    muon_split_qkv: bool = setting(False, "optimizer=muon: orthogonalise the query, key and value blocks of c_attn apart")
 
 def muon_optimizer(model, cfg, device_type: str) -> Optimizers:
     "A run's optimizer for `--optimizer=muon`: Muon for the blocks' matrices, AdamW (the run's) for the rest."
     return configure_muon(model, cfg.learning_rate, cfg.muon_lr, cfg.weight_decay, (cfg.beta1, cfg.beta2),
-                          cfg.muon_momentum, ns_steps=cfg.muon_ns_steps)
+                          cfg.muon_momentum, ns_steps=cfg.muon_ns_steps, split_qkv=cfg.muon_split_qkv,
+                          muon_weight_decay=None if cfg.muon_weight_decay < 0 else cfg.muon_weight_decay)
+
+def muon_momentum(cfg, step: int) -> float:
+    "Muon's momentum at `step`: muon_momentum, or on its way there from muon_momentum_start during the warm-up."
+    f = min(step / cfg.muon_momentum_warmup, 1.0) if cfg.muon_momentum_warmup else 1.0
+    return (1 - f) * cfg.muon_momentum_start + f * cfg.muon_momentum
+
+def warm_momentum(s) -> None:
+    "Before each step of a Muon run with a momentum warm-up: set Muon's momentum for this step."
+    if s.cfg.optimizer != "muon" or not s.cfg.muon_momentum_warmup: return
+    for group in s.optimizer.optimizers[0].param_groups: group["momentum"] = muon_momentum(s.cfg, s.step)
 
 OPTIMIZERS["muon"] = muon_optimizer
 TRAIN_EXTENSIONS.append(MuonSettings)
+HOOKS.before_step.append(warm_momentum)
+
+# %% [markdown]
+# The three knobs, checked. The momentum warm-up is a straight line from 0.85 to 0.95 and then
+# flat. Split, each block of a `c_attn` update is orthogonal on its own (its singular values near
+# one), which the stacked update is not; a matrix whose rows are not three blocks is refused. And
+# Muon's weight decay is its own when set, AdamW's when not:
+
+# %%
+cfg = make_config("cpu", optimizer="muon", muon_momentum_warmup=300)
+test_eq([round(muon_momentum(cfg, s), 4) for s in (0, 150, 300, 1000)], [0.85, 0.9, 0.95, 0.95])
+test_eq(muon_momentum(make_config("cpu", optimizer="muon"), 0), 0.95)                  # no warm-up: 0.95 from step 0
+
+torch.manual_seed(5)
+m = make_model(model_config(vocab_size=65, block_size=16, n_layer=1, n_head=2, n_embd=32, bias=False))
+c_attn = m.transformer.h[0].attn.c_attn.weight                                          # (3C, C) = (96, 32)
+def first_update(split_qkv):
+    with torch.no_grad(): w0 = c_attn.detach().clone()
+    opt = configure_muon(m, lr=1e-3, muon_lr=0.1, weight_decay=0.0, split_qkv=split_qkv)
+    for p in m.parameters(): p.grad = torch.randn_like(p)
+    opt.step(); opt.zero_grad()
+    step_ = (w0 - c_attn.detach()) / 0.1
+    with torch.no_grad(): c_attn.copy_(w0)
+    return step_
+blocks = first_update(True).view(3, 32, 32)
+sv = torch.linalg.svdvals(blocks)                                                        # (3, 32)
+assert 0.6 < sv.min() and sv.max() < 1.25                                                # each block orthogonal alone
+assert torch.linalg.svdvals(first_update(False).view(3, 32, 32)).min() < 0.5            # the stacked update's blocks are not
+test_eq([g["split"] for g in configure_muon(m, 1e-3, 0.1, 0.0, split_qkv=True).optimizers[0].param_groups], [1, 3])
+test_fail(lambda: Muon([{"params": [torch.nn.Parameter(torch.zeros(10, 4))], "split": 3}]), contains="not that many blocks")
+wd = lambda **kw: {g["weight_decay"] for g in configure_muon(m, 1e-3, 0.1, 0.1, **kw).optimizers[0].param_groups}
+test_eq((wd(), wd(muon_weight_decay=0.0)), ({0.1}, {0.0}))
 
 # %% [markdown]
 # Next: [part 2](17b_recipe.ipynb), the model changes of the modern recipe; then [part 3](17c_speedrun.ipynb), the rules and the record table.

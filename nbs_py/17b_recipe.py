@@ -1,7 +1,7 @@
 # %% [markdown]
 # # The laptop speedrun, part 2: the recipe
 #
-# > The model changes of the modern recipe (QK-norm, an untied head, zero-initialised projections, a logit softcap, U-net skips), plugged into chapter 5's GPT without editing it.
+# > The model changes of the modern recipe (QK-norm, an untied head, zero-initialised projections, a logit softcap, U-net skips), plugged into chapter 5's GPT without editing it, and the warm-up, constant, warm-down schedule.
 
 # %%
 #| default_exp recipe
@@ -201,3 +201,68 @@ ax2.plot(zz, zz, color="grey", lw=0.8, label="no cap")
 ax2.plot(zz, 15 * torch.tanh(zz / 15), label="softcap 15")
 ax2.set_ylim(-30, 30); ax2.set_xlabel("logit"); ax2.set_title("logit softcap c tanh(z / c)"); ax2.legend()
 plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# ## The schedule: warm up, hold, warm down
+#
+# Chapter 8's schedule warms up linearly and then follows a cosine down to a tenth of the peak. The
+# speedruns moved to another shape: **warm-up, constant, linear warm-down** (WSD; nanochat holds its
+# peak and decays linearly over the last 65% of the steps to 5% of it, modded-nanogpt's cooldown
+# takes the last 45%). The rate stays at its peak for longer, where the loss falls fastest per
+# step, and the straight warm-down at the end does the annealing that the cosine spreads over the
+# whole run. `--lr_schedule=wsd` with `--warmdown=F` (the share of the steps the warm-down takes)
+# and chapter 8's `min_lr` as its floor; the setting is a training setting of this chapter,
+# registered like Muon's, and the rule replaces chapter 9's `HOOKS.lr`, which calls chapter 8's
+# cosine for every run that keeps `--lr_schedule=cosine`.
+
+# %%
+#| export
+from gpt2book.config import TRAIN_EXTENSIONS
+from gpt2book.optim import get_lr
+from gpt2book.train import HOOKS
+
+
+# %%
+#| export
+@dataclass
+class ScheduleSettings:
+    "Chapter 17's training settings: the shape of the learning rate after the warm-up."
+    lr_schedule: str = setting("cosine", "after the warm-up: cosine to min_lr (chapter 8), or wsd: hold the peak, then "
+                                         "linear to min_lr over the last `warmdown` of the steps (chapter 17)",
+                               choices=("cosine", "wsd"))
+    warmdown: float = setting(0.65, "lr_schedule=wsd: the share of the steps the linear warm-down takes", low=0.0, high=1.0)
+
+def wsd_lr(step: int, max_lr: float, min_lr: float, warmup_steps: int, max_steps: int, warmdown: float) -> float:
+    "Learning rate of optimizer step `step` (0-based): chapter 8's linear warm-up, the peak, then linear to `min_lr`."
+    if step < warmup_steps: return max_lr * (step + 1) / warmup_steps
+    start = max(warmup_steps, max_steps - round(warmdown * max_steps))        # the warm-down's first step
+    if step <= start: return max_lr
+    return min_lr + (max_lr - min_lr) * max(0, max_steps - step) / max(1, max_steps - start)
+
+def schedule_lr(cfg, step: int) -> float:
+    "The run's learning rate at `step`: chapter 8's cosine, or `wsd_lr`."
+    if cfg.lr_schedule == "wsd":
+        return wsd_lr(step, cfg.learning_rate, cfg.min_lr, cfg.warmup_steps, cfg.max_steps, cfg.warmdown)
+    return get_lr(step, cfg.learning_rate, cfg.min_lr, cfg.warmup_steps, cfg.max_steps)
+
+TRAIN_EXTENSIONS.append(ScheduleSettings)
+HOOKS.lr = schedule_lr
+
+# %% [markdown]
+# The two shapes over a run of 860 steps (the last record's) with 30 warm-up steps: WSD holds the
+# peak for 301 steps and then falls in a straight line to the same floor the cosine reaches. A run
+# that keeps the cosine gets chapter 8's numbers exactly.
+
+# %%
+cos_cfg = make_config("cpu", max_steps=860, warmup_steps=30)
+wsd_cfg = make_config("cpu", max_steps=860, warmup_steps=30, lr_schedule="wsd")
+steps = range(860)
+cos_lr, wsd = [schedule_lr(cos_cfg, s) for s in steps], [schedule_lr(wsd_cfg, s) for s in steps]
+test_eq(cos_lr, [get_lr(s, 4e-3, 4e-4, 30, 860) for s in steps])                  # cosine: chapter 8's, exactly
+test_eq(wsd[:30], cos_lr[:30])                                                     # the same warm-up
+assert wsd[30:301] == [4e-3] * 271 and wsd[301] == 4e-3 and wsd[302] < 4e-3          # the peak, held to step 301
+test_close(wsd[-1], 4e-4 + (4e-3 - 4e-4) / 559, eps=1e-12)                         # the last step: one above the floor
+assert all(a > b for a, b in zip(wsd[301:], wsd[302:]))                           # straight down from there
+fig, ax = plt.subplots(figsize=(6, 3))
+ax.plot(steps, cos_lr, label="cosine to a tenth (chapter 8)"); ax.plot(steps, wsd, label="WSD, warm-down 65%")
+ax.set(xlabel="step", ylabel="learning rate"); ax.legend(); ax.grid(alpha=0.3); plt.show()

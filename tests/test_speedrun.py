@@ -44,6 +44,36 @@ def test_a_muon_run_resumed_is_the_straight_run(shakespeare_char, tmp_path, one_
     assert straight[-1]["val_loss"] < straight[0]["val_loss"] - 0.5            # and it learned
 
 
+def test_muons_momentum_warm_up_and_split_qkv_resume_exactly_and_change_the_run(shakespeare_char, tmp_path, one_thread):
+    settings = dict(TINY, data_dir=str(shakespeare_char), optimizer="muon", muon_lr=0.03, max_steps=40, log_interval=1,
+                    eval_interval=20, checkpoint_interval=20, keep_checkpoints=2, muon_split_qkv=True)
+    warm = dict(settings, muon_momentum_warmup=30)                           # still warming up at the resume (step 20)
+    train(make_config("cpu", out_dir=str(tmp_path / "straight"), **warm))
+    shutil.copytree(tmp_path / "straight", tmp_path / "resumed")
+    (tmp_path / "resumed" / "ckpt_0000040.pt").unlink()
+    train(make_config("cpu", out_dir=str(tmp_path / "resumed"), resume=True, **warm))
+    assert numbers(tmp_path / "resumed") == numbers(tmp_path / "straight")
+    train(make_config("cpu", out_dir=str(tmp_path / "cold"), **settings))
+    assert numbers(tmp_path / "cold")[1] == numbers(tmp_path / "straight")[1]       # step 1: the same (no momentum yet)
+    last = lambda run: [m for m in numbers(tmp_path / run) if "loss" in m][-1]
+    assert last("cold")["step"] == 40 and last("cold")["loss"] != last("straight")["loss"]    # the warm-up acts
+
+
+def test_a_wsd_run_logs_its_schedule_and_resumes_exactly(shakespeare_char, tmp_path, one_thread):
+    from gpt2book.recipe import wsd_lr
+    settings = dict(TINY, data_dir=str(shakespeare_char), max_steps=40, warmup_steps=4, log_interval=1, eval_interval=20,
+                    checkpoint_interval=20, keep_checkpoints=2, lr_schedule="wsd", warmdown=0.5)
+    train(make_config("cpu", out_dir=str(tmp_path / "straight"), **settings))
+    logged = {m["step"]: m["lr"] for m in numbers(tmp_path / "straight") if "lr" in m}
+    cfg = make_config("cpu", **settings)
+    assert logged == pytest.approx({s: wsd_lr(s - 1, cfg.learning_rate, cfg.min_lr, 4, 40, 0.5) for s in range(1, 41)})
+    assert logged[21] == cfg.learning_rate > logged[22]                       # held to step 20 (0-based), then down
+    shutil.copytree(tmp_path / "straight", tmp_path / "resumed")
+    (tmp_path / "resumed" / "ckpt_0000040.pt").unlink()
+    train(make_config("cpu", out_dir=str(tmp_path / "resumed"), resume=True, **settings))
+    assert numbers(tmp_path / "resumed") == numbers(tmp_path / "straight")
+
+
 def test_muon_groups_follow_the_schedule_at_their_own_peak():
     m = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=16, vocab_size=66))
     opt = configure_muon(m, lr=1e-3, muon_lr=2e-2, weight_decay=0.1)
