@@ -29,6 +29,8 @@ class RecipeSettings:
     logit_softcap: float = setting(0.0, "logits -> cap * tanh(logits / cap); 0: off (chapter 17)", low=0.0)
     unet_skips: bool = setting(False, "U-net skips: block i's output joins the input of its mirror block n_layer-1-i, "
                                       "with a learned weight (chapter 17)")
+    x0_skip: bool = setting(False, "every block after the first also reads the embedding's output x0, times a learned "
+                                   "weight that starts at 0 (chapter 17)")
 
 class QKNormAttention(CausalSelfAttention):
     "Chapter 1's attention with QK-norm: each head's queries and keys at unit RMS before they meet."
@@ -38,11 +40,13 @@ class QKNormAttention(CausalSelfAttention):
 
 # %% ../nbs/17b_recipe.ipynb #a7cc17fb
 class RecipeGPT(GPT):
-    "GPT-2 with RecipeSettings' changes: QK-norm, an untied head, zero-initialised projections, softcap, U-net skips."
+    "GPT-2 with RecipeSettings' changes: QK-norm, an untied head, zero-initialised projections, softcap, U-net and x0 skips."
     def __init__(self, config):
         super().__init__(config)
         if config.unet_skips:   # one weight per pair of mirrored blocks, starting at 1 (no random draw)
             self.skip_weights = nn.Parameter(torch.ones(config.n_layer // 2))
+        if config.x0_skip:      # one weight per block after the first, starting at 0: GPT-2's function at step 0
+            self.x0_weights = nn.Parameter(torch.zeros(config.n_layer - 1))
 
     def make_block(self, i: int) -> nn.Module:
         return Block(self.config, attention=QKNormAttention if self.config.qk_norm else CausalSelfAttention)
@@ -58,13 +62,15 @@ class RecipeGPT(GPT):
             if not self.config.tie_embeddings: nn.init.zeros_(self.lm_head.weight)   # uniform at step 0: log V
 
     def blocks(self, x, qk=None, kv_cache=None):
-        if not self.config.unet_skips: return super().blocks(x, qk, kv_cache)
-        n, half, skips = self.config.n_layer, self.config.n_layer // 2, []
+        c = self.config
+        if not (c.unet_skips or c.x0_skip): return super().blocks(x, qk, kv_cache)
+        n, half, skips, x0 = c.n_layer, c.n_layer // 2, [], x   # x0: the embedding's output (B, T, C)
         for i, block in enumerate(self.transformer.h):
-            if i >= n - half:                                   # + the output of block n-1-i
+            if c.unet_skips and i >= n - half:                  # + the output of block n-1-i
                 x = x + self.skip_weights[i - (n - half)] * skips.pop()
+            if c.x0_skip and i > 0: x = x + self.x0_weights[i - 1] * x0
             x = block(x, qk, kv_cache.layer(i) if kv_cache is not None else None)   # (B, T, C)
-            if i < half: skips.append(x)
+            if c.unet_skips and i < half: skips.append(x)
         return x
 
     def logits(self, h):

@@ -49,6 +49,9 @@ from gpt2book.muon import muon_split
 #   the input of its mirror block in the second half (block 0's the last block's, block 1's the one
 #   before it) times a learned weight that starts at 1, a short path from the early layers to the late
 #   ones, as a U-Net joins its encoder to its decoder.
+# - **An embedding skip** (`x0_skip`; modded-nanogpt mixes $x_0$ into every block): every block after
+#   the first also reads the embedding's output $x_0$, times a learned weight that starts at 0, so a
+#   deep block can see the characters themselves without the residual stream having to carry them.
 # - **Batch size**: the step's cost on a CPU grows less than linearly with the batch at this size (the
 #   matrix products get more efficient), and Muon's orthogonalisation costs the same whatever the
 #   batch, so a larger batch with fewer steps may win on the clock even where it loses per token.
@@ -59,16 +62,17 @@ from gpt2book.muon import muon_split
 #   number of threads. These are kept only if they win end to end, start-up and compilation included.
 
 # %% [markdown]
-# We plug them into chapter 5's model without editing it. The five settings are a dataclass that we
+# We plug them into chapter 5's model without editing it. The six settings are a dataclass that we
 # register in `MODEL_EXTENSIONS` (so `model_config` and the trainer's command line know them). QK-norm
 # is a subclass of chapter 1's attention that overrides `split_heads`, so the queries and keys are
-# normalised before anything else touches them (chapter 11's rotation comes after). The other four
+# normalised before anything else touches them (chapter 11's rotation comes after). The other five
 # are a subclass of `GPT` that overrides the small methods chapter 5 built the model from:
 # `make_block` (the QK-norm attention), `tie_weights` (untied: the head keeps its own matrix),
 # `init_weights` (GPT-2's initialisation first, every random draw of it, then the zeros), `blocks`
-# (the U-net) and `logits` (the softcap: the one place logits are made, so generation and evaluation
-# sample and score the capped logits that training saw). We register the class in `MODEL_CLASSES`
-# for configs that turn any of the five on; `make_model` builds plain `GPT` for all others.
+# (the U-net and the embedding skip) and `logits` (the softcap: the one place logits are made, so
+# generation and evaluation sample and score the capped logits that training saw). We register the
+# class in `MODEL_CLASSES` for configs that turn any of the six on; `make_model` builds plain `GPT`
+# for all others.
 
 # %%
 #| export
@@ -95,6 +99,8 @@ class RecipeSettings:
     logit_softcap: float = setting(0.0, "logits -> cap * tanh(logits / cap); 0: off (chapter 17)", low=0.0)
     unet_skips: bool = setting(False, "U-net skips: block i's output joins the input of its mirror block n_layer-1-i, "
                                       "with a learned weight (chapter 17)")
+    x0_skip: bool = setting(False, "every block after the first also reads the embedding's output x0, times a learned "
+                                   "weight that starts at 0 (chapter 17)")
 
 class QKNormAttention(CausalSelfAttention):
     "Chapter 1's attention with QK-norm: each head's queries and keys at unit RMS before they meet."
@@ -106,11 +112,13 @@ class QKNormAttention(CausalSelfAttention):
 # %%
 #| export
 class RecipeGPT(GPT):
-    "GPT-2 with RecipeSettings' changes: QK-norm, an untied head, zero-initialised projections, softcap, U-net skips."
+    "GPT-2 with RecipeSettings' changes: QK-norm, an untied head, zero-initialised projections, softcap, U-net and x0 skips."
     def __init__(self, config):
         super().__init__(config)
         if config.unet_skips:   # one weight per pair of mirrored blocks, starting at 1 (no random draw)
             self.skip_weights = nn.Parameter(torch.ones(config.n_layer // 2))
+        if config.x0_skip:      # one weight per block after the first, starting at 0: GPT-2's function at step 0
+            self.x0_weights = nn.Parameter(torch.zeros(config.n_layer - 1))
 
     def make_block(self, i: int) -> nn.Module:
         return Block(self.config, attention=QKNormAttention if self.config.qk_norm else CausalSelfAttention)
@@ -126,13 +134,15 @@ class RecipeGPT(GPT):
             if not self.config.tie_embeddings: nn.init.zeros_(self.lm_head.weight)   # uniform at step 0: log V
 
     def blocks(self, x, qk=None, kv_cache=None):
-        if not self.config.unet_skips: return super().blocks(x, qk, kv_cache)
-        n, half, skips = self.config.n_layer, self.config.n_layer // 2, []
+        c = self.config
+        if not (c.unet_skips or c.x0_skip): return super().blocks(x, qk, kv_cache)
+        n, half, skips, x0 = c.n_layer, c.n_layer // 2, [], x   # x0: the embedding's output (B, T, C)
         for i, block in enumerate(self.transformer.h):
-            if i >= n - half:                                   # + the output of block n-1-i
+            if c.unet_skips and i >= n - half:                  # + the output of block n-1-i
                 x = x + self.skip_weights[i - (n - half)] * skips.pop()
+            if c.x0_skip and i > 0: x = x + self.x0_weights[i - 1] * x0
             x = block(x, qk, kv_cache.layer(i) if kv_cache is not None else None)   # (B, T, C)
-            if i < half: skips.append(x)
+            if c.unet_skips and i < half: skips.append(x)
         return x
 
     def logits(self, h):
@@ -156,7 +166,8 @@ MODEL_CLASSES.append((wants_recipe, RecipeGPT))
 # Each does what it says. The untied head is one more $(V, C)$ matrix, and `wte` becomes a lookup
 # (no longer counted as a non-embedding parameter); zero-initialised, the first prediction is
 # uniform; the softcap bounds the logits however large the head's weights; the U-net's last block
-# reads block 2's output plus block 0's; a config with none of the five builds GPT-2's `GPT`.
+# reads block 2's output plus block 0's; the embedding skip starts as GPT-2 (its weights at zero) and adds $x_0$ to every later block's
+# input; a config with none of the six builds GPT-2's `GPT`.
 
 # %%
 tiny = dict(vocab_size=65, block_size=16, n_layer=2, n_head=2, n_embd=32, bias=False)
@@ -182,6 +193,15 @@ hooks += [b.register_forward_hook(lambda mod, a, out: outs.append(out)) for b in
 unet(idx)
 test_close(seen[3], outs[2] + outs[0], eps=1e-6)          # the last block's input: block 2's output + block 0's
 test_close(seen[2], outs[1] + outs[1], eps=1e-6)          # block 2's: block 1's output, and again as its skip
+for h in hooks: h.remove()
+torch.manual_seed(1); plain = make_model(model_config(**{**tiny, "n_layer": 3}))
+torch.manual_seed(1); x0m = make_model(model_config(**{**tiny, "n_layer": 3}, x0_skip=True))
+assert torch.equal(x0m(idx)[0], plain(idx)[0])                    # weights at 0: GPT-2's function, the same random draws
+with torch.no_grad(): x0m.x0_weights.fill_(1.0)
+seen = []
+hooks = [b.register_forward_pre_hook(lambda mod, a: seen.append(a[0])) for b in x0m.transformer.h]
+x0m(idx)
+test_close(seen[2], x0m.transformer.h[1](seen[1]) + seen[0], eps=1e-6)   # block 2 reads block 1's output + x0
 for h in hooks: h.remove()
 qk = make_model(model_config(**tiny, qk_norm=True))
 q, k, _ = qk.transformer.h[0].attn.split_heads(torch.randn(2, 5, 32) * 100)
