@@ -12,7 +12,7 @@ MODULES = ["gpt2book.train", "gpt2book.tokenizer", "gpt2book.experiments", "gpt2
            "gpt2book.vocab"]
 SCRIPTS = ["data/prepare.py", "bench/train.py", "bench/vs_nanogpt.py", "bench/arms_speed.py", "bench/extrapolate.py",
            "bench/main_job.py", "bench/nanogpt_recipe.py", "bench/generate_speed.py", "bench/tokenize_speed.py",
-           "bench/reproduce_row.py", "bench/cpu_step.py", "bench/bpe_train.py", "bench/bitwise.py", "bench/bitwise_model.py", "bench/wikitext_harness.py", "tools/results_tables.py", "tools/check_site.py",
+           "bench/reproduce_row.py", "bench/cpu_step.py", "bench/bpe_train.py", "bench/bitwise.py", "bench/bitwise_model.py", "bench/wikitext_harness.py", "bench/aux_loss.py", "tools/results_tables.py", "tools/check_site.py",
            "tools/run_nbs.py", "tools/check_pairs.py"]
 
 
