@@ -403,8 +403,7 @@ def train(cfg: TrainConfig) -> dict:
         log.print(describe(s))
         fpt, peak = flops_per_token(s.raw), peak_flops(device, cfg.peak_tflops)
         aux_weight = HOOKS.aux_weight(cfg)
-        val = loss = tps = util = None
-        text = ""
+        val = loss = tps = util = None; text = ""
         if s.ckpt_path is None and cfg.eval_first: val, text = evaluate_and_sample(s, log, ctx)
         t_last, steps_since = time.perf_counter(), 0
         with tqdm(total=cfg.max_steps, initial=s.step, disable=not d.master, desc=cfg.config, unit="step",
