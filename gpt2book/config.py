@@ -84,8 +84,10 @@ class LogSettings:
     eval_batch_size: int = setting(0, "sequences per validation batch (0: batch_size); the whole split's loss does not "
                                       "depend on it, only its speed", low=0)
     eval_first: bool = setting(True, "also evaluate (and sample) before the first step: the initialisation's loss")
-    checkpoint_interval: int = setting(500, "steps between checkpoints (and at the last step)", low=1)
+    checkpoint_interval: int = setting(500, "steps between checkpoints (and at the last step); 0: none, and the run "
+                                            "cannot be resumed", low=0)
     keep_checkpoints: int = setting(3, "newest checkpoints kept in out_dir", low=1)
+    plot: bool = setting(True, "draw loss.png at the end of the run")
     sample_tokens: int = setting(300, "tokens generated into samples.txt at each evaluation (0: none)", low=0)
     wandb: bool = setting(False, "log to Weights & Biases (rank 0; WANDB_MODE online/offline/disabled)")
     wandb_project: str = setting("gpt2book", "the Weights & Biases project")

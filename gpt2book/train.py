@@ -291,7 +291,7 @@ def train(cfg: TrainConfig) -> dict:
                 s.step += 1; steps_since += 1
                 bar.update()
                 is_eval = s.step % cfg.eval_interval == 0 or s.step == cfg.max_steps or s.step in cfg.eval_steps
-                is_ckpt = s.step % cfg.checkpoint_interval == 0 or s.step == cfg.max_steps
+                is_ckpt = cfg.checkpoint_interval > 0 and (s.step % cfg.checkpoint_interval == 0 or s.step == cfg.max_steps)
                 if not (s.step % cfg.log_interval == 0 or is_eval or is_ckpt or (stop.signum and not d.ddp)):
                     continue                                          # no host sync on this step
                 stats = step_stats(s, loss_t, norm_t, aux_t, stop.signum is not None)   # means over the ranks
@@ -329,10 +329,12 @@ def finish(s: Setup, log: RunLog, summary: dict) -> dict:
         metrics = read_metrics(log.path)
         if summary["val_loss"] is None:                        # resumed a finished run: report its last eval
             summary["val_loss"] = next((m["val_loss"] for m in reversed(metrics) if "val_loss" in m), None)
-        plot_metrics(metrics, s.cfg.run_dir / "loss.png", title=f"{s.cfg.config}: {s.raw.num_params():,} parameters")
+        if s.cfg.plot:
+            plot_metrics(metrics, s.cfg.run_dir / "loss.png", title=f"{s.cfg.config}: {s.raw.num_params():,} parameters")
         val_txt = f"{summary['val_loss']:.4f}" if summary["val_loss"] is not None else "n/a"
+        outputs = [f for f in ("metrics.jsonl", "loss.png", "samples.txt") if (s.cfg.run_dir / f).exists()]
         log.print(f"done: step {s.step}, val loss {val_txt}, {summary['elapsed_s']:.0f} s; "
-                  f"outputs in {s.cfg.run_dir}/ (metrics.jsonl, loss.png, samples.txt)")
+                  f"outputs in {s.cfg.run_dir}/ ({', '.join(outputs)})")
         if covered := eval_coverage(s): log.print(covered)
         if summary["sample"]: log.print(f"--- sample ---\n{summary['sample']}")
     log.close()

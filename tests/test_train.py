@@ -395,3 +395,11 @@ def test_the_last_evaluation_covers_the_whole_split_and_the_bench_agrees(shakesp
     assert abs(two - vals[4]) > 1e-4                                              # not the 2-batch estimate
     n = json.loads((shakespeare_char / "meta.json").read_text())["splits"]["val"]["tokens"]
     assert tokens == (n - 1) // TINY["block_size"] * TINY["block_size"]          # every whole window of the split
+
+
+def test_a_run_without_checkpoints_or_plot_writes_only_its_log(shakespeare_char, tmp_path, one_thread):
+    "checkpoint_interval=0 and plot=False (a systems record's run): metrics and nothing else to disk."
+    out = train(make_config("cpu", out_dir=str(tmp_path), **dict(TINY, data_dir=str(shakespeare_char), max_steps=4,
+                                                                checkpoint_interval=0, plot=False, sample_tokens=0)))
+    assert out["step"] == 4 and checkpoints(tmp_path) == [] and not (tmp_path / "loss.png").exists()
+    assert [m["step"] for m in read_metrics(tmp_path / "metrics.jsonl") if "val_loss" in m][-1] == 4
