@@ -52,6 +52,10 @@ from gpt2book.muon import muon_split
 # - **An embedding skip** (`x0_skip`; modded-nanogpt mixes $x_0$ into every block): every block after
 #   the first also reads the embedding's output $x_0$, times a learned weight that starts at 0, so a
 #   deep block can see the characters themselves without the residual stream having to carry them.
+# - **Value embeddings** (`value_embeds`; modded-nanogpt): the first and the last block each get a
+#   token embedding table of their own whose row for each token is added to that block's attention
+#   values, so what a head copies from a position can carry the token itself. The tables start at
+#   zero (GPT-2's function at step 0) and are lookups, trained by AdamW like the embedding.
 # - **Batch size**: the step's cost on a CPU grows less than linearly with the batch at this size (the
 #   matrix products get more efficient), and Muon's orthogonalisation costs the same whatever the
 #   batch, so a larger batch with fewer steps may win on the clock even where it loses per token.
@@ -62,17 +66,19 @@ from gpt2book.muon import muon_split
 #   number of threads. These are kept only if they win end to end, start-up and compilation included.
 
 # %% [markdown]
-# We plug them into chapter 5's model without editing it. The six settings are a dataclass that we
-# register in `MODEL_EXTENSIONS` (so `model_config` and the trainer's command line know them). QK-norm
-# is a subclass of chapter 1's attention that overrides `split_heads`, so the queries and keys are
-# normalised before anything else touches them (chapter 11's rotation comes after). The other five
-# are a subclass of `GPT` that overrides the small methods chapter 5 built the model from:
-# `make_block` (the QK-norm attention), `tie_weights` (untied: the head keeps its own matrix),
-# `init_weights` (GPT-2's initialisation first, every random draw of it, then the zeros), `blocks`
-# (the U-net and the embedding skip) and `logits` (the softcap: the one place logits are made, so
-# generation and evaluation sample and score the capped logits that training saw). We register the
-# class in `MODEL_CLASSES` for configs that turn any of the six on; `make_model` builds plain `GPT`
-# for all others.
+# We plug them into chapter 5's model without editing it. The seven settings are a dataclass that we
+# register in `MODEL_EXTENSIONS` (so `model_config` and the trainer's command line know them).
+# QK-norm is a subclass of chapter 1's attention that overrides `split_heads`, so the queries and
+# keys are normalised before anything else touches them (chapter 11's rotation comes after); value
+# embeddings are a small class mixed into either attention, whose `split_heads` adds a table's rows
+# to the values. The others are a subclass of `GPT` that overrides the small methods chapter 5 built
+# the model from: `make_block` (the QK-norm attention), `tie_weights` (untied: the head keeps its
+# own matrix), `init_weights` (GPT-2's initialisation first, every random draw of it, then the
+# zeros), `blocks` (the U-net and the embedding skip), `hidden` (each pass's value-embedding rows,
+# set on the two attentions for that pass only), `num_params` (the tables are lookups) and `logits`
+# (the softcap: the one place logits are made, so generation and evaluation sample and score the
+# capped logits that training saw). We register the class in `MODEL_CLASSES` for configs that turn
+# any of the seven on; `make_model` builds plain `GPT` for all others.
 
 # %%
 #| export
@@ -101,12 +107,25 @@ class RecipeSettings:
                                       "with a learned weight (chapter 17)")
     x0_skip: bool = setting(False, "every block after the first also reads the embedding's output x0, times a learned "
                                    "weight that starts at 0 (chapter 17)")
+    value_embeds: bool = setting(False, "the first and the last block add a token embedding of their own, zero at the "
+                                        "start, to their attention's values (chapter 17)")
 
 class QKNormAttention(CausalSelfAttention):
     "Chapter 1's attention with QK-norm: each head's queries and keys at unit RMS before they meet."
     def split_heads(self, x):
         q, k, v = super().split_heads(x)                                           # 3 x (B, nh, T, hs)
         return F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),)), v       # |q.k| / sqrt(hs) <= sqrt(hs)
+
+class ValueEmbedded:
+    "An attention (mixed in first) whose values get `ve` (B, T, C) added: the model sets it for one forward pass."
+    ve = None
+    def split_heads(self, x):
+        q, k, v = super().split_heads(x)                                           # 3 x (B, nh, T, hs)
+        if self.ve is None: return q, k, v
+        return q, k, v + self.ve.view(*self.ve.shape[:2], v.size(1), v.size(3)).transpose(1, 2)
+
+class ValueEmbeddedAttention(ValueEmbedded, CausalSelfAttention): "Chapter 1's attention with value embeddings."
+class ValueEmbeddedQKNormAttention(ValueEmbedded, QKNormAttention): "QK-norm attention with value embeddings."
 
 
 # %%
@@ -119,9 +138,26 @@ class RecipeGPT(GPT):
             self.skip_weights = nn.Parameter(torch.ones(config.n_layer // 2))
         if config.x0_skip:      # one weight per block after the first, starting at 0: GPT-2's function at step 0
             self.x0_weights = nn.Parameter(torch.zeros(config.n_layer - 1))
+        if config.value_embeds: # a (V, C) table for the first and the last block, zero (no random draw)
+            self.value_embeds = nn.ModuleDict({str(i): nn.Embedding.from_pretrained(
+                torch.zeros(config.vocab_size, config.n_embd), freeze=False) for i in self.ve_blocks()})
+
+    def ve_blocks(self) -> list[int]: return sorted({0, self.config.n_layer - 1})
 
     def make_block(self, i: int) -> nn.Module:
-        return Block(self.config, attention=QKNormAttention if self.config.qk_norm else CausalSelfAttention)
+        ve = self.config.value_embeds and i in self.ve_blocks()
+        return Block(self.config, attention=(ValueEmbeddedQKNormAttention if ve else QKNormAttention) if self.config.qk_norm
+                     else (ValueEmbeddedAttention if ve else CausalSelfAttention))
+    def hidden(self, idx, kv_cache=None):
+        if not self.config.value_embeds: return super().hidden(idx, kv_cache)
+        attns = {int(i): self.transformer.h[int(i)].attn for i in self.value_embeds}
+        for i, a in attns.items(): a.ve = self.value_embeds[str(i)](idx)          # (B, T, C): this pass's tokens
+        try: return super().hidden(idx, kv_cache)
+        finally:
+            for a in attns.values(): a.ve = None
+    def num_params(self, non_embedding: bool = False, active: bool = False) -> int:
+        n = super().num_params(non_embedding, active)                      # value embeddings are lookups too
+        return n - sum(p.numel() for p in self.value_embeds.parameters()) if non_embedding and self.config.value_embeds else n
 
     def tie_weights(self):
         if self.config.tie_embeddings: super().tie_weights()
@@ -167,7 +203,8 @@ MODEL_CLASSES.append((wants_recipe, RecipeGPT))
 # (no longer counted as a non-embedding parameter); zero-initialised, the first prediction is
 # uniform; the softcap bounds the logits however large the head's weights; the U-net's last block
 # reads block 2's output plus block 0's; the embedding skip starts as GPT-2 (its weights at zero) and adds $x_0$ to every later block's
-# input; a config with none of the six builds GPT-2's `GPT`.
+# input; value embeddings start as GPT-2 too and, once set, move exactly the values of the first and
+# last block; a config with none of the seven builds GPT-2's `GPT`.
 
 # %%
 tiny = dict(vocab_size=65, block_size=16, n_layer=2, n_head=2, n_embd=32, bias=False)
@@ -203,6 +240,17 @@ hooks = [b.register_forward_pre_hook(lambda mod, a: seen.append(a[0])) for b in 
 x0m(idx)
 test_close(seen[2], x0m.transformer.h[1](seen[1]) + seen[0], eps=1e-6)   # block 2 reads block 1's output + x0
 for h in hooks: h.remove()
+for qkn in (False, True):
+    torch.manual_seed(1); base = make_model(model_config(**{**tiny, "n_layer": 3}, qk_norm=qkn))
+    torch.manual_seed(1); vem = make_model(model_config(**{**tiny, "n_layer": 3}, qk_norm=qkn, value_embeds=True))
+    assert torch.equal(vem(idx)[0], base(idx)[0])                                 # zero tables: GPT-2's function
+    test_eq(vem.num_params() - base.num_params(), 2 * 65 * 32)                     # two (V, C) tables ...
+    test_eq(vem.num_params(non_embedding=True), base.num_params(non_embedding=True))   # ... lookups, not counted
+    with torch.no_grad(): vem.value_embeds["2"].weight.normal_()
+    _, _, v = vem.transformer.h[2].attn.split_heads(torch.zeros(2, 16, 32))        # no table set outside a pass
+    assert (v == 0).all() and not torch.equal(vem(idx)[0], base(idx)[0])             # a table set: the output moves
+    assert all(getattr(b.attn, "ve", None) is None for b in vem.transformer.h)        # ... for that pass only
+    test_eq(vem.generate(idx[:1, :4], 6, top_k=1), vem.generate(idx[:1, :4], 6, top_k=1, use_cache=False))  # the cache too
 qk = make_model(model_config(**tiny, qk_norm=True))
 q, k, _ = qk.transformer.h[0].attn.split_heads(torch.randn(2, 5, 32) * 100)
 test_close(q.pow(2).mean(-1), torch.ones(2, 2, 5), eps=1e-3)                        # unit RMS per head

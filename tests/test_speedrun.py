@@ -34,7 +34,8 @@ def numbers(out_dir):
 def test_a_muon_run_resumed_is_the_straight_run(shakespeare_char, tmp_path, one_thread):
     settings = dict(TINY, data_dir=str(shakespeare_char), optimizer="muon", muon_lr=0.03, max_steps=40, log_interval=1,
                     eval_interval=20, checkpoint_interval=20, keep_checkpoints=2, qk_norm=True, ffn="relu2",
-                    tie_embeddings=False, zero_init=True, logit_softcap=15.0, unet_skips=True, x0_skip=True)
+                    tie_embeddings=False, zero_init=True, logit_softcap=15.0, unet_skips=True, x0_skip=True,
+                    value_embeds=True)
     train(make_config("cpu", out_dir=str(tmp_path / "straight"), **settings))
     shutil.copytree(tmp_path / "straight", tmp_path / "resumed")
     (tmp_path / "resumed" / "ckpt_0000040.pt").unlink()                 # as if killed between steps 20 and 40
