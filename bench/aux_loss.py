@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gpt2book.common import CommandError, Parser, machine_info, positive_int, user_errors  # noqa: E402
+from gpt2book.common import CommandError, Parser, key_value, machine_info, positive_int, user_errors  # noqa: E402
 from gpt2book.config import command_line  # noqa: E402
 from gpt2book.experiments import ARCHITECTURES, Scale, read_results, run_all, run_job, run_name, run_record  # noqa: E402
 from gpt2book.files import atomic_write_json  # noqa: E402
@@ -116,13 +116,6 @@ def rel(path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def setting_value(text: str):
-    "KEY=VALUE of --set: the value as JSON where it is a number or a boolean, else the text."
-    key, sep, value = text.partition("=")
-    if not sep or not key: raise ValueError(f"--set {text!r}: write KEY=VALUE, such as max_steps=20")
-    try: return key, json.loads(value)
-    except json.JSONDecodeError: return key, value
-
 
 def parser() -> Parser:
     ap = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
@@ -133,7 +126,7 @@ def parser() -> Parser:
                     help="the experiment's results, for the best rate (default nbs/data/architectures.csv)")
     ap.add_argument("--workers", type=positive_int, default=1, help="runs side by side (default 1)")
     ap.add_argument("--threads", type=positive_int, default=1, help="threads of each run (default 1, as the experiment)")
-    ap.add_argument("--set", type=setting_value, action="append", default=[], metavar="KEY=VALUE",
+    ap.add_argument("--set", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                     help="a trainer setting for every run (smoke tests: --set max_steps=20)")
     ap.add_argument("--json", type=Path, default=ROOT / "nbs" / "data" / "moe_aux_loss.json")
     return ap

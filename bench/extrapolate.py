@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gpt2book.checkpoint import newest_readable_checkpoint  # noqa: E402
-from gpt2book.common import CommandError, Parser, machine_info, positive_int, user_errors  # noqa: E402
+from gpt2book.common import CommandError, Parser, key_value, machine_info, positive_int, user_errors  # noqa: E402
 from gpt2book.config import command_line  # noqa: E402
 from gpt2book.experiments import run_all, run_record  # noqa: E402
 from gpt2book.files import atomic_write_json  # noqa: E402
@@ -254,13 +254,6 @@ def wavelength_over_seeds(by_seed: dict, bin_size: int) -> dict:
 
 # ---------------------------------------------------------------- the command
 
-def setting_value(text: str):
-    "KEY=VALUE of --set: the value as JSON where it is a number or a boolean, else the text."
-    key, sep, value = text.partition("=")
-    if not sep or not key: raise ValueError(f"--set {text!r}: write KEY=VALUE, such as max_steps=20")
-    try: return key, json.loads(value)
-    except json.JSONDecodeError: return key, value
-
 
 def parser() -> Parser:
     ap = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
@@ -273,7 +266,7 @@ def parser() -> Parser:
     ap.add_argument("--bin", type=positive_int, default=16, help="positions per bin (default 16)")
     ap.add_argument("--wavelength", choices=("all", "headline", "none"), default="all",
                     help="the wavelength test: every reading (default), only the slow/fast sets and all pairs, or none")
-    ap.add_argument("--set", type=setting_value, action="append", default=[], metavar="KEY=VALUE",
+    ap.add_argument("--set", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                     help="a trainer setting for every run (smoke tests: --set max_steps=20 --set n_embd=32)")
     ap.add_argument("--json", type=Path, default=ROOT / "nbs" / "data" / "positions_extrapolation.json")
     return ap

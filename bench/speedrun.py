@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gpt2book.common import CommandError, Parser, cpu_name, user_errors  # noqa: E402
+from gpt2book.common import CommandError, Parser, cpu_name, key_value, user_errors  # noqa: E402
 from gpt2book.speedrun import (COLUMNS, CONFIRMATION_SEEDS, MIN_ROUNDS, RECORDS, lean, record_settings,  # noqa: E402
                                round_order)
 from gpt2book.config import TRAIN_PRESETS, command_line, make_config  # noqa: E402
@@ -165,16 +165,6 @@ def confirm(names: list[str], rounds: int, threads: int, path: Path = CONFIRM, s
                   f"{r['wall_s']:6.1f} s (load {r['load1']:.2f})", flush=True)
 
 
-def parse_set(items: list[str]) -> dict:
-    "NAME=VALUE pairs as trainer settings: numbers and true/false as such, anything else a string."
-    out = {}
-    for item in items:
-        if "=" not in item: raise ValueError(f"--set {item!r}: write it as NAME=VALUE, e.g. --set max_steps=1200")
-        k, v = item.split("=", 1)
-        try: out[k] = json.loads(v)
-        except json.JSONDecodeError: out[k] = v
-    return out
-
 
 def seeds_of(text: str) -> list[int]:
     try: seeds = [int(s) for s in text.split(",") if s]
@@ -192,19 +182,19 @@ def main(argv=None):
     r.add_argument("--seeds_not_kept", type=int, default=2, help="changes not kept run on the first this many seeds (default 2)")
     r.add_argument("--sitting", default=time.strftime("%Y-%m-%d"), help="a label grouping runs timed together")
     r.add_argument("--threads", type=int, default=os.cpu_count(), help="OMP_NUM_THREADS of each run (default: all cores)")
-    r.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+    r.add_argument("--set", type=key_value, action="append", default=[], metavar="NAME=VALUE",
                    help="a setting on top of every run (a quick check of the plumbing: --set max_steps=5 ...)")
     r.add_argument("--csv", type=Path, default=RESULTS)
     e = sub.add_parser("explore", help="one recipe on some seeds, for choosing what to time")
     e.add_argument("name")
-    e.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a trainer setting over the cpu preset")
+    e.add_argument("--set", type=key_value, action="append", default=[], metavar="NAME=VALUE", help="a trainer setting over the cpu preset")
     e.add_argument("--seeds", default="1337")
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--csv", type=Path, default=EXPLORE)
     g = sub.add_parser("register", help="write a recipe to nbs/data/speedrun_recipes/ (commit it before confirming)")
     g.add_argument("name")
     g.add_argument("--against", required=True, help="the record it claims to beat: a registered recipe, or 'main job'")
-    g.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a trainer setting over the cpu preset")
+    g.add_argument("--set", type=key_value, action="append", default=[], metavar="NAME=VALUE", help="a trainer setting over the cpu preset")
     c = sub.add_parser("confirm", help="a confirmatory sitting of registered, committed recipes")
     c.add_argument("names", nargs="+")
     c.add_argument("--rounds", type=int, default=MIN_ROUNDS, help=f"rounds, one confirmation seed each (at least {MIN_ROUNDS})")
@@ -214,7 +204,7 @@ def main(argv=None):
     if a.cmd in ("register", "confirm"):
         try:
             if a.cmd == "register":
-                settings = parse_set(a.set)
+                settings = dict(a.set)
                 make_config("cpu", **settings)             # a wrong setting is refused before anything is written
                 print(f"wrote {shown(register(a.name, a.against, settings))}; commit it, then confirm")
                 return
@@ -233,7 +223,7 @@ def main(argv=None):
         if a.cmd == "explore" and set(seeds) & set(CONFIRMATION_SEEDS):
             raise ValueError(f"--seeds {a.seeds}: {sorted(set(seeds) & set(CONFIRMATION_SEEDS))} are confirmation seeds, "
                              "which never choose anything; explore on others (e.g. 1337-1346)")
-        settings = parse_set(a.set)
+        settings = dict(a.set)
         chosen = [n for n in a.only.split(",") if n] or names if a.cmd == "records" else []
         unknown = sorted(set(chosen) - set(names))
         if unknown: raise ValueError(f"--only: unknown record(s) {unknown}; the records are {names}")

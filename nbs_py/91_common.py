@@ -32,6 +32,7 @@ import argparse
 import contextlib
 import dataclasses
 import io
+import json
 import math
 import os
 import platform
@@ -116,9 +117,10 @@ except SystemExit as e:
 
 # %% [markdown]
 # Two more pieces every command uses. Counts such as `--workers` must be whole numbers of at least 1:
-# `positive_int` is an argparse type that says so in argparse's own one line. And to see what a user
-# of a command sees, `run_main` runs its `main` in this process and returns what it printed and its
-# exit status; `refusal` checks that a refusal is exactly one line. The chapters use them to show each
+# `positive_int` is an argparse type that says so in argparse's own one line; `key_value` is the type
+# of a `--set NAME=VALUE` that puts a trainer setting on top of a benchmark's runs. And to see what a
+# user of a command sees, `run_main` runs its `main` in this process and returns what it printed and
+# its exit status; `refusal` checks that a refusal is exactly one line. The chapters use them to show each
 # command's refusals, and the tests to check them.
 
 # %%
@@ -128,6 +130,13 @@ def positive_int(text: str) -> int:
     n = int(text)                                   # not a number: argparse's "invalid positive_int value"
     if n < 1: raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
     return n
+
+def key_value(text: str) -> tuple[str, object]:
+    "An argparse type: NAME=VALUE (`--set max_steps=20`), the value as JSON where it is a number or a boolean, else the text."
+    key, sep, value = text.partition("=")
+    if not sep or not key: raise argparse.ArgumentTypeError(f"{text!r}: write it as NAME=VALUE, e.g. max_steps=20")
+    try: return key, json.loads(value)
+    except json.JSONDecodeError: return key, value
 
 def run_main(main, argv) -> tuple[str, str, int]:
     "(stdout, stderr, exit status) of a command's `main(argv)`, run in this process: what a user of the command sees."
@@ -152,6 +161,10 @@ p = Parser(prog="demo")
 p.add_argument("--workers", type=positive_int, default=1)
 test_eq(refusal(p.parse_args, ["--workers=0"]), (2, "demo: error: argument --workers: must be at least 1, not 0 (see demo --help)"))
 test_eq(run_main(lambda argv: print(p.parse_args(argv).workers), ["--workers=3"]), ("3\n", "", 0))
+p.add_argument("--set", type=key_value, action="append", default=[])
+test_eq(dict(p.parse_args(["--set=max_steps=20", "--set=pos=rope", "--set=bias=false"]).set),
+        {"max_steps": 20, "pos": "rope", "bias": False})
+assert "write it as NAME=VALUE" in refusal(p.parse_args, ["--set=max_steps"])[1]
 
 
 # %% [markdown]
