@@ -4,6 +4,7 @@
     python bench/speedrun.py records                    # every record of gpt2book.speedrun.RECORDS, 5 seeds each
     python bench/speedrun.py records --only muon,lean   # some of them (the main job is always timed alongside)
     python bench/speedrun.py explore NAME --set optimizer=muon --set max_steps=1200 --seeds 1337,1338
+    python bench/speedrun.py explore NAME --config speedrun --set muon_split_qkv=true --seeds 1337,1338,1339
     python bench/speedrun.py register NAME --against PREVIOUS --set n_layer=2 --set max_steps=1080
     python bench/speedrun.py confirm NAME [NAME ...] --rounds 8   # a confirmatory sitting of registered recipes
 
@@ -38,6 +39,7 @@ from gpt2book.common import CommandError, Parser, cpu_name, key_value, user_erro
 from gpt2book.speedrun import (COLUMNS, CONFIRMATION_SEEDS, MIN_ROUNDS, RECORDS, lean, record_settings,  # noqa: E402
                                round_order)
 from gpt2book.config import TRAIN_PRESETS, command_line, make_config  # noqa: E402
+from gpt2book.checkpoint import load_chapters  # noqa: E402
 from gpt2book.runlog import read_metrics  # noqa: E402
 from gpt2book.scaling import read_rows, write_rows  # noqa: E402  (chapter 13's CSV rows)
 
@@ -187,7 +189,9 @@ def main(argv=None):
     r.add_argument("--csv", type=Path, default=RESULTS)
     e = sub.add_parser("explore", help="one recipe on some seeds, for choosing what to time")
     e.add_argument("name")
-    e.add_argument("--set", type=key_value, action="append", default=[], metavar="NAME=VALUE", help="a trainer setting over the cpu preset")
+    e.add_argument("--config", default="cpu", choices=sorted(TRAIN_PRESETS), help="the preset the settings change (default: cpu; "
+                   "speedrun: the current record)")
+    e.add_argument("--set", type=key_value, action="append", default=[], metavar="NAME=VALUE", help="a trainer setting over --config")
     e.add_argument("--seeds", default="1337")
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--csv", type=Path, default=EXPLORE)
@@ -201,6 +205,7 @@ def main(argv=None):
     c.add_argument("--threads", type=int, default=os.cpu_count(), help="OMP_NUM_THREADS of each run (default: all cores)")
     c.add_argument("--csv", type=Path, default=CONFIRM)
     a = ap.parse_args(argv)
+    load_chapters()                  # every variant a setting may name (rope, relu2, ...) checked as the trainer would
     if a.cmd in ("register", "confirm"):
         try:
             if a.cmd == "register":
@@ -228,12 +233,12 @@ def main(argv=None):
         unknown = sorted(set(chosen) - set(names))
         if unknown: raise ValueError(f"--only: unknown record(s) {unknown}; the records are {names}")
         if a.threads < 1: raise ValueError(f"--threads {a.threads}: must be at least 1")
-        make_config("cpu", **settings)                    # a wrong setting is refused before anything runs
+        make_config(getattr(a, "config", "cpu"), **settings)      # a wrong setting is refused before anything runs
     except ValueError as e:
         ap.error(str(e))
     with user_errors(PROG, OSError):
         if a.cmd == "explore":
-            run_plan([(a.name, "cpu", settings, seeds)], seeds, "explore", a.threads, a.csv)
+            run_plan([(a.name, a.config, settings, seeds)], seeds, "explore", a.threads, a.csv)
         else:
             kept, last = {n: k for n, _, _, k in RECORDS}, [n for n, _, _, k in RECORDS if k][-1]
             plan = [("main job", "cpu", settings, seeds)] + [

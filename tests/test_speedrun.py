@@ -157,6 +157,12 @@ def test_bench_speedrun_runs_a_recipe_into_its_file(shakespeare_char, tmp_path):
     assert json.loads(rows[0]["settings"])["max_steps"] == 3
     p = speedrun("explore", "tiny", "--set=max_steps=3", "--seeds=1,2", f"--csv={out}")   # done already: nothing runs
     assert p.returncode == 0 and len(list(csv.DictReader(out.open()))) == 2
+    p = speedrun("explore", "on-record", "--config=speedrun", *[f"--set={k}={v}" for k, v in TINY.items()],
+                 f"--set=data_dir={shakespeare_char}", "--set=max_steps=3", "--set=eval_interval=3", "--seeds=1",
+                 f"--csv={out}")                                   # a change over the current record
+    assert p.returncode == 0, p.stderr[-2000:]
+    s = json.loads(list(csv.DictReader(out.open()))[-1]["settings"])
+    assert s["config"] == "speedrun" and s["optimizer"] == "muon" and s["max_steps"] == 3
 
 
 def test_bench_speedrun_times_records_against_the_main_job(shakespeare_char, tmp_path):
