@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .common import setting
+from .common import SettingError, setting
 from .config import OPTIMIZERS, TRAIN_EXTENSIONS
 from .train import HOOKS
 
@@ -99,19 +99,27 @@ def muon_split(model) -> tuple[list, list]:
 
 def configure_muon(model, lr: float, muon_lr: float, weight_decay: float, betas=(0.9, 0.95),
                    momentum: float = 0.95, eps: float = 1e-8, ns_steps: int = 5, muon_weight_decay: float | None = None,
-                   split_qkv: bool = False) -> Optimizers:
+                   split_qkv: bool = False, embed_lr: float | None = None, head_lr: float | None = None) -> Optimizers:
     """Muon at `muon_lr` for the blocks' matrices (weight decay `muon_weight_decay`, default `weight_decay`; with
-    `split_qkv` each c_attn's query, key and value blocks orthogonalised apart), AdamW at `lr` for the rest; the
-    groups carry their ratio to `lr`."""
+    `split_qkv` each c_attn's query, key and value blocks orthogonalised apart), AdamW at `lr` for the rest (the token
+    embedding at `embed_lr` and an untied head at `head_lr` where given); the groups carry their ratio to `lr`."""
     hidden, rest = muon_split(model)
-    adamw = torch.optim.AdamW([{"params": [p for p in rest if p.dim() >= 2], "weight_decay": weight_decay},
-                               {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0}],
+    named = dict(model.named_parameters())                      # a tied head is wte's matrix, named once as wte
+    if head_lr is not None and "lm_head.weight" not in named:
+        raise ValueError("head_lr: this model's head is its token embedding (tied); untie it (tie_embeddings=False) "
+                         "or give the embedding its rate with embed_lr")
+    own = {id(named[n]): r for n, r in (("transformer.wte.weight", embed_lr), ("lm_head.weight", head_lr)) if r is not None}
+    ratio = lambda r: r / lr if lr else 1.0
+    adamw = torch.optim.AdamW([{"params": [p for p in rest if p.dim() >= 2 and id(p) not in own], "weight_decay": weight_decay},
+                               {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0},
+                               *({"params": [p], "weight_decay": weight_decay, "lr": own[id(p)], "lr_ratio": ratio(own[id(p)])}
+                                 for p in rest if id(p) in own)],
                               lr=lr, betas=tuple(betas), eps=eps)
     qkv = {id(p) for n, p in model.named_parameters() if split_qkv and n.endswith("attn.c_attn.weight")}
     groups = [{"params": [p for p in hidden if id(p) not in qkv]}, {"params": [p for p in hidden if id(p) in qkv], "split": 3}]
     muon = Muon([g for g in groups if g["params"]], lr=muon_lr, momentum=momentum, ns_steps=ns_steps,
                 weight_decay=weight_decay if muon_weight_decay is None else muon_weight_decay)
-    for g in muon.param_groups: g["lr_ratio"] = muon_lr / lr if lr else 1.0
+    for g in muon.param_groups: g["lr_ratio"] = ratio(muon_lr)
     return Optimizers(muon, adamw)
 
 # %% ../nbs/17a_muon.ipynb #3ae65d88
@@ -128,12 +136,20 @@ class MuonSettings:
                                            "muon_momentum_start to muon_momentum (0: none)", low=0)
     muon_momentum_start: float = setting(0.85, "optimizer=muon: the momentum at step 0 of a warm-up", low=0.0, high=0.9999)
     muon_split_qkv: bool = setting(False, "optimizer=muon: orthogonalise the query, key and value blocks of c_attn apart")
+    embed_lr: float = setting(-1.0, "optimizer=muon: the token embedding's peak AdamW rate (-1: learning_rate)", low=-1.0)
+    head_lr: float = setting(-1.0, "optimizer=muon: an untied head's peak AdamW rate (-1: learning_rate)", low=-1.0)
+
+    def check(self):
+        if self.head_lr >= 0 and getattr(self.model, "tie_embeddings", True):     # GPT-2 ties; chapter 17b can untie
+            raise SettingError(f"head_lr={self.head_lr}: this model's head is its token embedding (tied); add "
+                               f"tie_embeddings=False (chapter 17), or give the shared matrix its rate with embed_lr")
 
 def muon_optimizer(model, cfg, device_type: str) -> Optimizers:
     "A run's optimizer for `--optimizer=muon`: Muon for the blocks' matrices, AdamW (the run's) for the rest."
     return configure_muon(model, cfg.learning_rate, cfg.muon_lr, cfg.weight_decay, (cfg.beta1, cfg.beta2),
                           cfg.muon_momentum, ns_steps=cfg.muon_ns_steps, split_qkv=cfg.muon_split_qkv,
-                          muon_weight_decay=None if cfg.muon_weight_decay < 0 else cfg.muon_weight_decay)
+                          muon_weight_decay=None if cfg.muon_weight_decay < 0 else cfg.muon_weight_decay,
+                          embed_lr=None if cfg.embed_lr < 0 else cfg.embed_lr, head_lr=None if cfg.head_lr < 0 else cfg.head_lr)
 
 def muon_momentum(cfg, step: int) -> float:
     "Muon's momentum at `step`: muon_momentum, or on its way there from muon_momentum_start during the warm-up."

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gpt2book.common import setting
+from gpt2book.common import SettingError, setting
 from gpt2book.config import OPTIMIZERS, TRAIN_EXTENSIONS
 from gpt2book.train import HOOKS
 
@@ -319,19 +319,27 @@ def muon_split(model) -> tuple[list, list]:
 
 def configure_muon(model, lr: float, muon_lr: float, weight_decay: float, betas=(0.9, 0.95),
                    momentum: float = 0.95, eps: float = 1e-8, ns_steps: int = 5, muon_weight_decay: float | None = None,
-                   split_qkv: bool = False) -> Optimizers:
+                   split_qkv: bool = False, embed_lr: float | None = None, head_lr: float | None = None) -> Optimizers:
     """Muon at `muon_lr` for the blocks' matrices (weight decay `muon_weight_decay`, default `weight_decay`; with
-    `split_qkv` each c_attn's query, key and value blocks orthogonalised apart), AdamW at `lr` for the rest; the
-    groups carry their ratio to `lr`."""
+    `split_qkv` each c_attn's query, key and value blocks orthogonalised apart), AdamW at `lr` for the rest (the token
+    embedding at `embed_lr` and an untied head at `head_lr` where given); the groups carry their ratio to `lr`."""
     hidden, rest = muon_split(model)
-    adamw = torch.optim.AdamW([{"params": [p for p in rest if p.dim() >= 2], "weight_decay": weight_decay},
-                               {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0}],
+    named = dict(model.named_parameters())                      # a tied head is wte's matrix, named once as wte
+    if head_lr is not None and "lm_head.weight" not in named:
+        raise ValueError("head_lr: this model's head is its token embedding (tied); untie it (tie_embeddings=False) "
+                         "or give the embedding its rate with embed_lr")
+    own = {id(named[n]): r for n, r in (("transformer.wte.weight", embed_lr), ("lm_head.weight", head_lr)) if r is not None}
+    ratio = lambda r: r / lr if lr else 1.0
+    adamw = torch.optim.AdamW([{"params": [p for p in rest if p.dim() >= 2 and id(p) not in own], "weight_decay": weight_decay},
+                               {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0},
+                               *({"params": [p], "weight_decay": weight_decay, "lr": own[id(p)], "lr_ratio": ratio(own[id(p)])}
+                                 for p in rest if id(p) in own)],
                               lr=lr, betas=tuple(betas), eps=eps)
     qkv = {id(p) for n, p in model.named_parameters() if split_qkv and n.endswith("attn.c_attn.weight")}
     groups = [{"params": [p for p in hidden if id(p) not in qkv]}, {"params": [p for p in hidden if id(p) in qkv], "split": 3}]
     muon = Muon([g for g in groups if g["params"]], lr=muon_lr, momentum=momentum, ns_steps=ns_steps,
                 weight_decay=weight_decay if muon_weight_decay is None else muon_weight_decay)
-    for g in muon.param_groups: g["lr_ratio"] = muon_lr / lr if lr else 1.0
+    for g in muon.param_groups: g["lr_ratio"] = ratio(muon_lr)
     return Optimizers(muon, adamw)
 
 
@@ -351,7 +359,7 @@ test_eq(sum(p.numel() for g in opt.param_groups for p in g["params"]), m.num_par
 # `OPTIMIZERS["muon"]` builds it for a run, so `--optimizer=muon` is a valid setting from the moment
 # this module is imported.
 #
-# Three knobs that the speedrun's later records try, each off by default:
+# Four knobs that the speedrun's later records try, each off by default:
 #
 # - **A momentum warm-up** (`--muon_momentum_warmup=N`; modded-nanogpt raises Muon's momentum from
 #   0.85 to 0.95 over its first 300 steps). Early gradients change direction fast, and a long memory
@@ -364,6 +372,9 @@ test_eq(sum(p.numel() for g in opt.param_groups for p in g["params"]), m.num_par
 #   as if they were three separate layers (modded-nanogpt's later records do this).
 # - **Muon's own weight decay** (`--muon_weight_decay`): by default the run's `weight_decay`, the
 #   same as AdamW's; a record may sweep it alone.
+# - **The embedding's and an untied head's own rates** (`--embed_lr`, `--head_lr`). An embedding
+#   row moves only when its token appears, a head row on every step; modded-nanogpt gives the two
+#   rates that differ by almost a hundredfold. A fair test of an untied head tunes both.
 
 # %%
 #| export
@@ -380,12 +391,20 @@ class MuonSettings:
                                            "muon_momentum_start to muon_momentum (0: none)", low=0)
     muon_momentum_start: float = setting(0.85, "optimizer=muon: the momentum at step 0 of a warm-up", low=0.0, high=0.9999)
     muon_split_qkv: bool = setting(False, "optimizer=muon: orthogonalise the query, key and value blocks of c_attn apart")
+    embed_lr: float = setting(-1.0, "optimizer=muon: the token embedding's peak AdamW rate (-1: learning_rate)", low=-1.0)
+    head_lr: float = setting(-1.0, "optimizer=muon: an untied head's peak AdamW rate (-1: learning_rate)", low=-1.0)
+
+    def check(self):
+        if self.head_lr >= 0 and getattr(self.model, "tie_embeddings", True):     # GPT-2 ties; chapter 17b can untie
+            raise SettingError(f"head_lr={self.head_lr}: this model's head is its token embedding (tied); add "
+                               f"tie_embeddings=False (chapter 17), or give the shared matrix its rate with embed_lr")
 
 def muon_optimizer(model, cfg, device_type: str) -> Optimizers:
     "A run's optimizer for `--optimizer=muon`: Muon for the blocks' matrices, AdamW (the run's) for the rest."
     return configure_muon(model, cfg.learning_rate, cfg.muon_lr, cfg.weight_decay, (cfg.beta1, cfg.beta2),
                           cfg.muon_momentum, ns_steps=cfg.muon_ns_steps, split_qkv=cfg.muon_split_qkv,
-                          muon_weight_decay=None if cfg.muon_weight_decay < 0 else cfg.muon_weight_decay)
+                          muon_weight_decay=None if cfg.muon_weight_decay < 0 else cfg.muon_weight_decay,
+                          embed_lr=None if cfg.embed_lr < 0 else cfg.embed_lr, head_lr=None if cfg.head_lr < 0 else cfg.head_lr)
 
 def muon_momentum(cfg, step: int) -> float:
     "Muon's momentum at `step`: muon_momentum, or on its way there from muon_momentum_start during the warm-up."
@@ -431,6 +450,11 @@ test_eq([g["split"] for g in configure_muon(m, 1e-3, 0.1, 0.0, split_qkv=True).o
 test_fail(lambda: Muon([{"params": [torch.nn.Parameter(torch.zeros(10, 4))], "split": 3}]), contains="not that many blocks")
 wd = lambda **kw: {g["weight_decay"] for g in configure_muon(m, 1e-3, 0.1, 0.1, **kw).optimizers[0].param_groups}
 test_eq((wd(), wd(muon_weight_decay=0.0)), ({0.1}, {0.0}))
+groups = configure_muon(m, 1e-3, 0.1, 0.1, embed_lr=5e-2).optimizers[1].param_groups
+test_eq([(len(g["params"]), g["lr"], g.get("lr_ratio", 1.0)) for g in groups][-1], (1, 5e-2, 50.0))
+assert groups[-1]["params"][0] is m.transformer.wte.weight                               # the embedding alone, at its own rate
+test_fail(lambda: configure_muon(m, 1e-3, 0.1, 0.1, head_lr=1e-2), contains="tied")     # a tied head has no rate of its own
+test_fail(lambda: make_config("cpu", optimizer="muon", head_lr=1e-2), contains="tie_embeddings=False")   # refused when read
 
 # %% [markdown]
 # Next: [part 2](17b_recipe.ipynb), the model changes of the modern recipe; then [part 3](17c_speedrun.ipynb), the rules and the record table.

@@ -2,6 +2,7 @@
 one, the loss scaler leaves its step alone), the speedrun preset is the last record, and bench/speedrun.py runs a
 recipe into its results file and refuses bad input with one line before anything runs."""
 import csv
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -85,6 +86,28 @@ def test_muon_groups_follow_the_schedule_at_their_own_peak():
             return xy[:, :-1], xy[:, 1:]
     train_step(m, opt, Batches(), 5e-4)                                        # half the peak: warm-up, say
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-2, 5e-4, 5e-4])
+
+
+def test_an_untied_head_and_the_embedding_follow_the_schedule_at_their_own_rates():
+    "A run's optimizer (the trainer's own make_optimizer) for an untied Muon run with --embed_lr and --head_lr."
+    from gpt2book.train import make_optimizer
+    load_chapters()
+    cfg = make_config("speedrun", **{k: v for k, v in TINY.items() if k in ("n_layer", "n_head", "n_embd", "block_size")},
+                      tie_embeddings=False, embed_lr=0.3, head_lr=0.008)
+    from gpt2book.model import make_model
+    m = make_model(dataclasses.replace(cfg.model, vocab_size=66))
+    opt = make_optimizer(m, cfg, "cpu")
+
+    class Batches:
+        def next_batch(self):
+            xy = torch.randint(66, (2, 33))
+            return xy[:, :-1], xy[:, 1:]
+    train_step(m, opt, Batches(), cfg.learning_rate / 2)                     # half the peak: every group at half its own
+    rate = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    assert rate[id(m.transformer.wte.weight)] == pytest.approx(0.15)
+    assert rate[id(m.lm_head.weight)] == pytest.approx(0.004)
+    assert rate[id(m.transformer.h[0].attn.c_attn.weight)] == pytest.approx(cfg.muon_lr / 2)
+    assert rate[id(m.transformer.ln_f.weight)] == pytest.approx(cfg.learning_rate / 2)
 
 
 def test_the_loss_scaler_leaves_a_muon_step_alone():
