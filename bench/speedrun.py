@@ -93,7 +93,7 @@ def run_plan(plan: list[tuple], seeds: list[int], sitting: str, threads: int, pa
             if curves:                        # (written first: a row in `path` means its curve is in too)
                 curve_rows += [dict(sitting=sitting, record=name, seed=seed, **c) for c in curve]
                 write_rows(curve_rows, curves, CURVE_COLUMNS)
-            rows.append(dict(sitting=sitting, record=name, seed=seed, **r, threads=threads, cpu=cpu_name(),
+            rows.append(dict(sitting=sitting, record=name, seed=seed, **r, threads=threads, cpu=cpu_name(capability=True),
                              settings=json.dumps({"config": preset, **TRAIN_PRESETS[preset], **settings}, sort_keys=True)))
             write_rows(rows, path, COLUMNS)             # the whole file, atomically: a kill leaves the last one
             print(f"{time.strftime('%H:%M:%S')} {name:>14} seed {seed}: val {r['val_loss']:.4f} in {r['wall_s']:6.1f} s "
@@ -159,7 +159,7 @@ def confirm(names: list[str], rounds: int, threads: int, path: Path = CONFIRM, s
             if (sitting, name, str(seed)) in done: continue
             settings, commit = plan[name]
             r, _ = run_once("cpu", settings, seed, threads, scratch / f"{name.replace(' ', '_')}_s{seed}")
-            rows.append(dict(sitting=sitting, record=name, seed=seed, **r, threads=threads, cpu=cpu_name(),
+            rows.append(dict(sitting=sitting, record=name, seed=seed, **r, threads=threads, cpu=cpu_name(capability=True),
                              settings=json.dumps({"config": "cpu", **TRAIN_PRESETS["cpu"], **settings}, sort_keys=True),
                              round=rnd, order=i, commit=commit))
             write_rows(rows, path, CONFIRM_COLUMNS)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gpt2book.common import SettingError, setting
+from gpt2book.common import SettingError, cpu_has_bf16, setting
 from gpt2book.config import OPTIMIZERS, TRAIN_EXTENSIONS
 from gpt2book.train import HOOKS
 
@@ -255,27 +255,41 @@ print(f"{len(shapes)} matrices; Newton-Schulz {ns_macs / 1e9:.2f} G multiply-add
       f"the layers' own matmuls {layer_macs / 1e9:.2f} G: {ns_macs / layer_macs:.0%}")
 assert 0.5 < ns_macs / layer_macs < 0.8
 
+
 # %% [markdown]
-# Two economies, both PyTorch's own choices or modded-nanogpt's, cut the price. The iteration runs
-# in **bfloat16**: Newton–Schulz is self-correcting (each step pulls the singular values back towards
-# its band), so it tolerates 8-bit mantissas, and a CPU with AVX-512 BF16 instructions, like the one
-# that measured the numbers below, multiplies them faster. And the matrices of one shape (every block's
-# `c_attn`, say) are **stacked** and orthogonalised in one batched product, `torch.baddbmm` instead of
-# `torch.addmm` (the `mm_add` above), so a step makes four calls per iteration where it made sixteen.
-# `bench/muon_step.py` times the four combinations and the whole step on this machine:
+# Two economies, both PyTorch's own choices or modded-nanogpt's, cut the price. The matrices of one
+# shape (every block's `c_attn`, say) are **stacked** and orthogonalised in one batched product,
+# `torch.baddbmm` instead of `torch.addmm` (the `mm_add` above), so a step makes four calls per
+# iteration where it made sixteen. And the iteration can run in **bfloat16**: Newton–Schulz is
+# self-correcting (each step pulls the singular values back towards its band), so it tolerates 8-bit
+# mantissas, and GPUs, and CPUs with bfloat16 instructions (AVX-512 BF16, AMX), multiply them
+# faster. A CPU without them does the opposite: PyTorch converts every element in software, and the
+# product is twenty times *slower* than in float32. So the trainer's `--muon_ns_dtype=auto` asks
+# PyTorch what the CPU has and picks bfloat16 only where it is fast (`ns_dtype_for`).
+# `bench/muon_step.py` times the four ways and the whole step; here on two machines that both call
+# themselves "AMD EPYC", one with AVX-512 BF16 and one with AVX2 only (appendix B's `cpu_name`
+# tells them apart):
 
 # %%
-print(f"{ms['machine']['cpu']}, {ms['machine']['threads']} threads, median of {ms['reps']}:")
-for how, t in ms["ns_ms"].items(): print(f"  Newton-Schulz, {how:26} {t:6.2f} ms per step")
-step = ms["step_ms"]
-print(f"  the whole trainer step: AdamW {step['adamw']:.1f} ms, Muon (stacked, bfloat16) {step['muon']:.1f} ms "
-      f"= {step['muon'] / step['adamw']:.2f}x")
-assert ms["ns_ms"]["stacked by shape, bfloat16"] < 0.7 * ms["ns_ms"]["one at a time, float32"]   # recorded result
+def show_muon_step(path):
+    ms_ = json.loads(Path(path).read_text())
+    m_ = ms_["machine"]
+    print(f"{m_['cpu']} ({m_.get('cpu_capability', 'AVX-512 BF16')}), {m_['threads']} threads, median of {ms_['reps']}:")
+    for how, t in ms_["ns_ms"].items(): print(f"  Newton-Schulz, {how:26} {t:7.2f} ms per step")
+    for name, t in ms_["step_ms"].items(): print(f"  the whole trainer step, {name:25} {t:7.1f} ms")
+    return ms_
+
+fast, avx2 = show_muon_step("data/muon_step.json"), show_muon_step("data/muon_step_avx2.json")
+assert fast["ns_ms"]["stacked by shape, bfloat16"] < 0.7 * fast["ns_ms"]["one at a time, float32"]   # recorded results
+assert avx2["ns_ms"]["stacked by shape, bfloat16"] > 10 * avx2["ns_ms"]["stacked by shape, float32"]
+assert avx2["auto_ns_dtype"] == "float32"                                   # what the trainer's auto chose there (below)
 
 
 # %% [markdown]
-# (The first sitting of this chapter's records ran the iteration one matrix at a time in float32;
-# the record table below is from a later sitting, with the stacked bfloat16 iteration.)
+# With its bfloat16 instructions, the first machine's Muon step costs 1.3 times AdamW's; on the
+# second, bfloat16 would make it fifteen times AdamW's, and float32 keeps it at 1.4. (The first
+# sittings of this chapter's records ran on the first machine, with bfloat16; later sittings name
+# their machine and its instructions in every row.)
 
 # %% [markdown]
 # ## Muon and AdamW as one optimizer
@@ -319,7 +333,8 @@ def muon_split(model) -> tuple[list, list]:
 
 def configure_muon(model, lr: float, muon_lr: float, weight_decay: float, betas=(0.9, 0.95),
                    momentum: float = 0.95, eps: float = 1e-8, ns_steps: int = 5, muon_weight_decay: float | None = None,
-                   split_qkv: bool = False, embed_lr: float | None = None, head_lr: float | None = None) -> Optimizers:
+                   split_qkv: bool = False, embed_lr: float | None = None, head_lr: float | None = None,
+                   ns_dtype: str = "bfloat16") -> Optimizers:
     """Muon at `muon_lr` for the blocks' matrices (weight decay `muon_weight_decay`, default `weight_decay`; with
     `split_qkv` each c_attn's query, key and value blocks orthogonalised apart), AdamW at `lr` for the rest (the token
     embedding at `embed_lr` and an untied head at `head_lr` where given); the groups carry their ratio to `lr`."""
@@ -337,7 +352,7 @@ def configure_muon(model, lr: float, muon_lr: float, weight_decay: float, betas=
                               lr=lr, betas=tuple(betas), eps=eps)
     qkv = {id(p) for n, p in model.named_parameters() if split_qkv and n.endswith("attn.c_attn.weight")}
     groups = [{"params": [p for p in hidden if id(p) not in qkv]}, {"params": [p for p in hidden if id(p) in qkv], "split": 3}]
-    muon = Muon([g for g in groups if g["params"]], lr=muon_lr, momentum=momentum, ns_steps=ns_steps,
+    muon = Muon([g for g in groups if g["params"]], lr=muon_lr, momentum=momentum, ns_steps=ns_steps, ns_dtype=ns_dtype,
                 weight_decay=weight_decay if muon_weight_decay is None else muon_weight_decay)
     for g in muon.param_groups: g["lr_ratio"] = ratio(muon_lr)
     return Optimizers(muon, adamw)
@@ -393,16 +408,25 @@ class MuonSettings:
     muon_split_qkv: bool = setting(False, "optimizer=muon: orthogonalise the query, key and value blocks of c_attn apart")
     embed_lr: float = setting(-1.0, "optimizer=muon: the token embedding's peak AdamW rate (-1: learning_rate)", low=-1.0)
     head_lr: float = setting(-1.0, "optimizer=muon: an untied head's peak AdamW rate (-1: learning_rate)", low=-1.0)
+    muon_ns_dtype: str = setting("auto", "optimizer=muon: the Newton-Schulz iteration's dtype; auto: bfloat16 on GPUs "
+                                         "and on CPUs with bfloat16 instructions, float32 on others",
+                                 choices=("auto", "bfloat16", "float32"))
 
     def check(self):
         if self.head_lr >= 0 and getattr(self.model, "tie_embeddings", True):     # GPT-2 ties; chapter 17b can untie
             raise SettingError(f"head_lr={self.head_lr}: this model's head is its token embedding (tied); add "
                                f"tie_embeddings=False (chapter 17), or give the shared matrix its rate with embed_lr")
 
+def ns_dtype_for(device_type: str, setting: str = "auto") -> str:
+    "The Newton-Schulz dtype a run uses: `setting`, or for auto bfloat16 where it is fast (GPUs, CPUs with BF16), else float32."
+    if setting != "auto": return setting
+    return "bfloat16" if device_type == "cuda" or (device_type == "cpu" and cpu_has_bf16()) else "float32"
+
 def muon_optimizer(model, cfg, device_type: str) -> Optimizers:
     "A run's optimizer for `--optimizer=muon`: Muon for the blocks' matrices, AdamW (the run's) for the rest."
     return configure_muon(model, cfg.learning_rate, cfg.muon_lr, cfg.weight_decay, (cfg.beta1, cfg.beta2),
                           cfg.muon_momentum, ns_steps=cfg.muon_ns_steps, split_qkv=cfg.muon_split_qkv,
+                          ns_dtype=ns_dtype_for(device_type, cfg.muon_ns_dtype),
                           muon_weight_decay=None if cfg.muon_weight_decay < 0 else cfg.muon_weight_decay,
                           embed_lr=None if cfg.embed_lr < 0 else cfg.embed_lr, head_lr=None if cfg.head_lr < 0 else cfg.head_lr)
 
@@ -430,6 +454,8 @@ HOOKS.before_step.append(warm_momentum)
 cfg = make_config("cpu", optimizer="muon", muon_momentum_warmup=300)
 test_eq([round(muon_momentum(cfg, s), 4) for s in (0, 150, 300, 1000)], [0.85, 0.9, 0.95, 0.95])
 test_eq(muon_momentum(make_config("cpu", optimizer="muon"), 0), 0.95)                  # no warm-up: 0.95 from step 0
+test_eq([ns_dtype_for("cuda"), ns_dtype_for("cpu", "bfloat16")], ["bfloat16", "bfloat16"])
+test_eq(ns_dtype_for("cpu"), "bfloat16" if cpu_has_bf16() else "float32")              # auto: what this CPU does fast
 
 torch.manual_seed(5)
 m = make_model(model_config(vocab_size=65, block_size=16, n_layer=1, n_head=2, n_embd=32, bias=False))

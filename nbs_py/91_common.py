@@ -546,22 +546,33 @@ if not torch.cuda.is_available():
 # thread count matter more than one would think: chapter 13 found that the same command, the same
 # PyTorch and the same seed give bit-for-bit the same losses only on the same CPU model with the same
 # number of threads; on another CPU the runs drift apart after the first evaluation (different SIMD
-# paths sum in a different order).
+# paths sum in a different order). A virtual machine may name its CPU no more precisely than "AMD
+# EPYC", and two machines of that name can differ by a generation: one with AVX-512 and bfloat16
+# instructions, one with AVX2 only, where a bfloat16 matrix product is twenty times slower (chapter
+# 17). So with `capability=True` the name carries the widest vector instructions PyTorch uses there.
 
 # %%
 #| export
-def cpu_name() -> str:
-    "The CPU's model name (Linux's /proc/cpuinfo), or what the platform module knows."
+def cpu_name(capability: bool = False) -> str:
+    "The CPU's model name (Linux's /proc/cpuinfo), or what the platform module knows; with `capability`, PyTorch's SIMD level too."
     try:
         with open("/proc/cpuinfo") as f:
-            return next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+            name = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
     except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
+        name = platform.processor() or platform.machine()
+    if not capability: return name
+    import torch
+    return f"{name} ({torch.backends.cpu.get_cpu_capability()}{', BF16' if cpu_has_bf16() else ''})"
+
+def cpu_has_bf16() -> bool:
+    "Whether this CPU multiplies bfloat16 matrices in hardware (x86's AVX-512 BF16 or AMX; PyTorch's own checks)."
+    import torch
+    return any(getattr(torch.cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
 
 def machine_info() -> dict:
     "What a result file records about the machine: CPU, cores, torch threads, versions, load, GPU."
     import torch
-    info = {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
+    info = {"cpu": cpu_name(), "cpu_capability": cpu_name(True).removeprefix(cpu_name()).strip(" ()"), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
     if hasattr(os, "getloadavg"):
         info["loadavg_1min"] = round(os.getloadavg()[0], 2)
@@ -577,3 +588,4 @@ info
 
 # %%
 assert info["cpu_count"] >= 1 and info["threads"] >= 1 and info["torch"] == torch.__version__
+assert cpu_name(capability=True).startswith(cpu_name() + " (") and torch.backends.cpu.get_cpu_capability() in cpu_name(True)
