@@ -59,9 +59,10 @@ def positive_int(text: str) -> int:
     return n
 
 def key_value(text: str) -> tuple[str, object]:
-    "An argparse type: NAME=VALUE (`--set max_steps=20`), the value as JSON where it is a number or a boolean, else the text."
+    "An argparse type: NAME=VALUE (`--set max_steps=20`), the value as JSON where it is a number or a boolean (true, True), else the text."
     key, sep, value = text.partition("=")
     if not sep or not key: raise argparse.ArgumentTypeError(f"{text!r}: write it as NAME=VALUE, e.g. max_steps=20")
+    if value.lower() in ("true", "false"): return key, value.lower() == "true"      # Python's spelling as well as JSON's
     try: return key, json.loads(value)
     except json.JSONDecodeError: return key, value
 

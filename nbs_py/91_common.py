@@ -132,9 +132,10 @@ def positive_int(text: str) -> int:
     return n
 
 def key_value(text: str) -> tuple[str, object]:
-    "An argparse type: NAME=VALUE (`--set max_steps=20`), the value as JSON where it is a number or a boolean, else the text."
+    "An argparse type: NAME=VALUE (`--set max_steps=20`), the value as JSON where it is a number or a boolean (true, True), else the text."
     key, sep, value = text.partition("=")
     if not sep or not key: raise argparse.ArgumentTypeError(f"{text!r}: write it as NAME=VALUE, e.g. max_steps=20")
+    if value.lower() in ("true", "false"): return key, value.lower() == "true"      # Python's spelling as well as JSON's
     try: return key, json.loads(value)
     except json.JSONDecodeError: return key, value
 
@@ -162,8 +163,8 @@ p.add_argument("--workers", type=positive_int, default=1)
 test_eq(refusal(p.parse_args, ["--workers=0"]), (2, "demo: error: argument --workers: must be at least 1, not 0 (see demo --help)"))
 test_eq(run_main(lambda argv: print(p.parse_args(argv).workers), ["--workers=3"]), ("3\n", "", 0))
 p.add_argument("--set", type=key_value, action="append", default=[])
-test_eq(dict(p.parse_args(["--set=max_steps=20", "--set=pos=rope", "--set=bias=false"]).set),
-        {"max_steps": 20, "pos": "rope", "bias": False})
+test_eq(dict(p.parse_args(["--set=max_steps=20", "--set=pos=rope", "--set=bias=false", "--set=qk_norm=True"]).set),
+        {"max_steps": 20, "pos": "rope", "bias": False, "qk_norm": True})
 assert "write it as NAME=VALUE" in refusal(p.parse_args, ["--set=max_steps"])[1]
 
 
