@@ -6,8 +6,9 @@ Docs: https://gpt2book.github.io/gpt2book/speedrun.html.md"""
 
 # %% auto #0
 __all__ = ['TARGET', 'COLUMNS', 'RECORDS', 'TABLE_COLUMNS', 'EXPLORATION_SEEDS', 'CONFIRMATION_SEEDS', 'MIN_ROUNDS', 'ALPHA',
-           'lean', 'record_settings', 'ratio_interval', 'record_table', 'paired_delta', 'table_markdown', 'round_order',
-           'faster_test', 'is_record']
+           'SYSTEMS_ONLY', 'lean', 'record_settings', 'ratio_interval', 'record_table', 'paired_delta',
+           'table_markdown', 'round_order', 'faster_test', 'is_record', 'is_systems', 'verdict', 'confirm_table',
+           'loss_slope', 'step_factors']
 
 # %% ../nbs/17c_speedrun.ipynb #8a4dfa6e
 from .config import TRAIN_PRESETS
@@ -125,17 +126,82 @@ def round_order(names, round_no: int) -> list:
     "The order `names` run in, in round `round_no`: a shuffle drawn from the round number alone."
     return random.Random(f"speedrun round {round_no}").sample(list(names), len(names))
 
-def faster_test(rows: pd.DataFrame, name: str, against: str) -> dict:
-    "`name` against `against`, paired by round (seed): mean time ratio, its 95% t interval, one-sided p that it is faster."
+def faster_test(rows: pd.DataFrame, name: str, against: str, bound: float = 1.0) -> dict:
+    """`name` against `against`, paired by round (seed): mean time ratio, its 95% t interval, and the one-sided p that
+    the ratio is below `bound` (1: faster; 0.5: in under half the time)."""
     a = rows[rows.record == name].set_index("seed").wall_s
     b = rows[rows.record == against].set_index("seed").wall_s
     d = (a / b.reindex(a.index)).dropna().map(math.log)
     if len(d) < 2: return dict(rounds=len(d), ratio=math.nan, low=math.nan, high=math.nan, p=math.nan)
     mean, low, high = ci95(d)
-    return dict(rounds=len(d), ratio=math.exp(mean), low=math.exp(low), high=math.exp(high), p=p_below(d, 0.0))
+    return dict(rounds=len(d), ratio=math.exp(mean), low=math.exp(low), high=math.exp(high), p=p_below(d, math.log(bound)))
 
 def is_record(rows: pd.DataFrame, name: str, previous: str) -> bool:
     "A record: mean loss below the target and faster than `previous`, each at p < ALPHA, over at least MIN_ROUNDS rounds."
     g = rows[rows.record == name]
     t = faster_test(rows, name, previous)
     return len(g) >= MIN_ROUNDS and p_below(g.val_loss, TARGET) < ALPHA and t["rounds"] >= MIN_ROUNDS and t["p"] < ALPHA
+
+# %% ../nbs/17c_speedrun.ipynb #f4c6b0bd
+SYSTEMS_ONLY = {"eval_batch_size", "plot", "checkpoint_interval", "keep_checkpoints", "log_interval"}   # no weight sees these
+
+def is_systems(recipe: dict, previous: dict | None) -> bool:
+    "Whether `recipe` changes only settings no weight sees (`SYSTEMS_ONLY`) from `previous` (None: record 0)."
+    if previous is None: return False
+    a, b = recipe["settings"], previous["settings"]
+    changed = {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+    return bool(changed) and changed <= SYSTEMS_ONLY
+
+def verdict(rows: pd.DataFrame, name: str, previous: str | None, systems: bool = False) -> str:
+    "'record', or why not: the loss test (not for a systems record), the time test against `previous` (not for record 0)."
+    g = rows[rows.record == name]
+    if len(g) < MIN_ROUNDS: return f"{len(g)} rounds, fewer than {MIN_ROUNDS}"
+    if systems:
+        mine, theirs = g.set_index("seed").val_loss, rows[rows.record == previous].set_index("seed").val_loss
+        if not (mine - theirs.reindex(mine.index)).abs().max() < 1e-4: return "not the same training (losses differ)"
+    elif not p_below(g.val_loss, TARGET) < ALPHA: return "fails the loss test"
+    if previous is not None and not faster_test(rows, name, previous)["p"] < ALPHA: return f"not faster than {previous}"
+    return "record"
+
+def confirm_table(rows: pd.DataFrame, recipes: list[dict]) -> pd.DataFrame:
+    "A confirmatory sitting's rows, one line per recipe of `recipes` (record 0 first, each after the one it claims to beat)."
+    out, by_name = [], {r["name"]: r for r in recipes}
+    for r in recipes:
+        prev = by_name.get(r["against"])
+        systems = is_systems(r, prev)
+        g = rows[rows.record == r["name"]]
+        t = faster_test(rows, r["name"], prev["name"]) if prev else dict(ratio=math.nan, low=math.nan, high=math.nan, p=math.nan)
+        m = faster_test(rows, r["name"], "main job", bound=0.5)
+        out.append(dict(record=r["name"], against=prev["name"] if prev else "", systems=systems, rounds=len(g),
+                        steps=int(g.steps.iloc[0]), loss=g.val_loss.mean(), loss_sd=g.val_loss.std(ddof=1),
+                        p_loss=math.nan if systems else p_below(g.val_loss, TARGET), seconds=g.wall_s.mean(),
+                        ratio=t["ratio"], low=t["low"], high=t["high"], p_faster=t["p"],
+                        main_ratio=m["ratio"], main_low=m["low"], main_high=m["high"], p_half=m["p"],
+                        verdict=verdict(rows, r["name"], prev["name"] if prev else None, systems)))
+    return pd.DataFrame(out)
+
+# %% ../nbs/17c_speedrun.ipynb #354798a7
+import numpy as np
+import scipy.stats
+
+def loss_slope(rows: pd.DataFrame, runs: dict) -> tuple[float, float, float]:
+    "d loss / d ln(steps) near the record, from its runs named in `runs` (steps -> name): (mean, low, high) over seeds."
+    g = rows[rows.record.isin(runs.values())]
+    per_seed = [np.polyfit(np.log(s.steps), s.val_loss, 1)[0] for _, s in g.groupby("seed") if len(s) == len(runs)]
+    return ci95(per_seed)
+
+def step_factors(rows: pd.DataFrame, changes: dict, base: str, slope: float, published: dict) -> pd.DataFrame:
+    """Each change (label -> its runs' name) against `base`, paired by seed: the loss difference with a t interval
+    Bonferroni-corrected over the changes, as a step factor exp(delta / slope), and the verdict against `published`."""
+    out, level = [], 1 - 0.05 / len(changes)
+    for label, name in changes.items():
+        a = rows[rows.record == name].set_index("seed").val_loss
+        d = (a - rows[rows.record == base].set_index("seed").val_loss.reindex(a.index)).dropna()
+        h = scipy.stats.t.ppf(1 - (1 - level) / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else math.nan
+        f, f_low, f_high = (math.exp(x / slope) for x in (d.mean(), d.mean() + h, d.mean() - h))
+        g = published.get(label, math.nan)
+        say = ("gain" if f_low > 1 else "loss" if f_high < 1 else "no gain as large as published" if f_high < g
+               else "cannot tell")
+        out.append(dict(change=label, run=name, seeds=len(d), delta=d.mean(), low=d.mean() - h, high=d.mean() + h,
+                        factor=f, factor_low=f_low, factor_high=f_high, published=g, verdict=say))
+    return pd.DataFrame(out)
