@@ -18,6 +18,10 @@ for change in "relu2 --set ffn=relu2" "zero_init --set zero_init=true" "softcap1
   x ${name}_m0.04 $three "$@"
 done
 for s in 760 960; do x record_$s $three --set max_steps=$s --set eval_interval=$s; done
+# an untied head: the embedding's and the head's own AdamW rates (the record's shared matrix: learning_rate 4e-3)
+for e in 0.004 0.02; do for h in 0.002 0.008; do
+  x untied_e${e}_h$h 1337 --set tie_embeddings=false --set embed_lr=$e --set head_lr=$h
+done; done
 for lr in 0.03 0.055; do                         # Muon's rate (the blocks' matrices, where these changes act), one seed
   x record_m$lr 1337 --set muon_lr=$lr
   x relu2_m$lr 1337 --set ffn=relu2 --set muon_lr=$lr
@@ -25,7 +29,3 @@ for lr in 0.03 0.055; do                         # Muon's rate (the blocks' matr
   x softcap15_m$lr 1337 --set logit_softcap=15 --set muon_lr=$lr
   x unet_m$lr 1337 --set unet_skips=true --set muon_lr=$lr
 done
-# an untied head: the embedding's and the head's own AdamW rates (the record's shared matrix: learning_rate 4e-3)
-for e in 0.004 0.02; do for h in 0.002 0.008; do
-  x untied_e${e}_h$h 1337 --set tie_embeddings=false --set embed_lr=$e --set head_lr=$h
-done; done
