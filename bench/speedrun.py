@@ -115,6 +115,8 @@ def register(name: str, against: str, settings: dict) -> Path:
     from gpt2book.files import atomic_write_json
     path = recipe_path(name)
     if "max_steps" not in settings: raise ValueError("a recipe fixes its step count: add --set max_steps=N")
+    if against != "main job" and not recipe_path(against).exists():
+        raise ValueError(f"--against {against!r}: no such recipe in {shown(RECIPES)}; name a registered recipe, or 'main job'")
     recipe = {"name": name, "against": against, "settings": settings}
     if path.exists():
         if json.loads(path.read_text()) != recipe:

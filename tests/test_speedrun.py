@@ -253,6 +253,9 @@ def test_a_confirmation_runs_only_recipes_committed_as_they_are(tmp_path, monkey
         bench.register("two-blocks", "main job", {"n_layer": 2, "max_steps": 1050})
     with pytest.raises(ValueError, match="a recipe fixes its step count"):
         bench.register("no-steps", "main job", {"n_layer": 2})
+    with pytest.raises(ValueError, match="no such recipe"):
+        bench.register("faster", "two-block", {"n_layer": 2, "max_steps": 1000})          # a misspelt record to beat
+    bench.register("faster", "two-blocks", {"n_layer": 2, "max_steps": 1000, "plot": False})
     with pytest.raises(ValueError, match="is not committed as it is"):
         bench.load_recipe("two-blocks")
     git("add", "."); git("commit", "-qm", "register two-blocks")
