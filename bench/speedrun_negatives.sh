@@ -1,10 +1,11 @@
 #!/bin/bash
 # Chapter 17's fair tests of the changes not kept (issue 26): each alone on the current record (--config=speedrun,
-# 860 steps) on exploration seeds, one thread per run, losses only. Every change at the record's Muon rate (0.04) on
-# three seeds; its rate re-tuned (0.03, 0.055) on seed 1337 first, the three seeds again where another rate wins
-# (bench/speedrun.py explore ... by hand, recorded in the chapter). The record at 760 and 960 steps gives its loss
-# against log(steps), which turns a loss difference into a step factor to set against the published gains.
-# Resumable: a run already in the file is not repeated.  Usage: bash bench/speedrun_negatives.sh [CSV]
+# 860 steps) on exploration seeds, one thread per run, losses only: every change at the record's Muon rate (0.04) on
+# three seeds; the record at 760 and 960 steps (its loss against log(steps), which turns a loss difference into a step
+# factor); the untied head's own rates and Muon at 0.03 and 0.055 on seed 1337; then, 0.03 having won there, every
+# change and the record at 0.03 on three seeds. Writes nbs/data/speedrun_negatives.csv's runs (51; AMD EPYC AVX2,
+# 2026-12-07, beside one job of chapter 13's study). Resumable: a run already in the file is not repeated.
+#   bash bench/speedrun_negatives.sh [CSV]
 set -e
 cd "$(dirname "$0")/.."
 csv=${1:-out/speedrun/negatives.csv}
@@ -29,3 +30,11 @@ for lr in 0.03 0.055; do                         # Muon's rate (the blocks' matr
   x softcap15_m$lr 1337 --set logit_softcap=15 --set muon_lr=$lr
   x unet_m$lr 1337 --set unet_skips=true --set muon_lr=$lr
 done
+# Muon at 0.03 won on seed 1337 for the record and for every change: the comparison at that rate, on three seeds
+for change in "record_m0.03 --set muon_lr=0.03" "relu2_m0.03 --set ffn=relu2 --set muon_lr=0.03" \
+              "zero_init_m0.03 --set zero_init=true --set muon_lr=0.03" "softcap15_m0.03 --set logit_softcap=15 --set muon_lr=0.03" \
+              "unet_m0.03 --set unet_skips=true --set muon_lr=0.03"; do
+  set -- $change; name=$1; shift
+  x $name 1338,1339 "$@"
+done
+x untied_m0.03_e0.004_h0.008 $three --set tie_embeddings=false --set muon_lr=0.03 --set embed_lr=0.004 --set head_lr=0.008
