@@ -8,7 +8,7 @@ Docs: https://gpt2book.github.io/gpt2book/common.html.md"""
 __all__ = ['CommandError', 'one_line', 'fail', 'user_errors', 'Parser', 'positive_int', 'key_value', 'run_main', 'refusal',
            'setting', 'SettingError', 'check_settings', 'distinct', 'extended', 'parse_bool', 'parse_steps',
            'option_type', 'add_settings', 'settings_parser', 'parse_settings', 'book_path', 'markdown_table',
-           'resolve_device', 'cpu_name', 'cpu_has_bf16', 'machine_info']
+           'resolve_device', 'cpu_name', 'cpu_capability', 'cpu_has_bf16', 'machine_info']
 
 # %% ../nbs/91_common.ipynb #57872c36
 import argparse
@@ -260,9 +260,12 @@ def cpu_name(capability: bool = False) -> str:
             name = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
     except (OSError, StopIteration):
         name = platform.processor() or platform.machine()
-    if not capability: return name
+    return f"{name} ({cpu_capability()})" if capability else name
+
+def cpu_capability() -> str:
+    "PyTorch's SIMD level on this CPU (AVX2, AVX512, ...), with ', BF16' where it multiplies bfloat16 in hardware."
     import torch
-    return f"{name} ({torch.backends.cpu.get_cpu_capability()}{', BF16' if cpu_has_bf16() else ''})"
+    return torch.backends.cpu.get_cpu_capability() + (", BF16" if cpu_has_bf16() else "")
 
 def cpu_has_bf16() -> bool:
     "Whether this CPU multiplies bfloat16 matrices in hardware (x86's AVX-512 BF16 or AMX; PyTorch's own checks)."
@@ -272,8 +275,8 @@ def cpu_has_bf16() -> bool:
 def machine_info() -> dict:
     "What a result file records about the machine: CPU, cores, torch threads, versions, load, GPU."
     import torch
-    info = {"cpu": cpu_name(), "cpu_capability": cpu_name(True).removeprefix(cpu_name()).strip(" ()"), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
+    info = {"cpu": cpu_name(), "cpu_capability": cpu_capability(), "cpu_count": os.cpu_count(),
+            "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
     if hasattr(os, "getloadavg"):
         info["loadavg_1min"] = round(os.getloadavg()[0], 2)
     if torch.cuda.is_available():

@@ -752,8 +752,8 @@ assert vs["median_ratio"] <= 1.0 and vs_avx2["median_ratio"] <= 1.0   # recorded
 # a shared machine: "as fast, slightly faster". On the second (an AMD EPYC with AVX2 only, five
 # rounds), the trainer took 0.91 of nanoGPT's time per step (rounds 0.65 to 0.93), 50 ms against
 # 65. Neither reaches the 0.8 this book set itself as a goal: both programs spend the step in the
-# same PyTorch kernels, and what the trainer saves (a fused optimizer, PyTorch's own norms) is a
-# tenth of the step at most; the profile below says where the rest goes. What made the difference: `bench/cpu_step.py` times the trainer's own step on the CPU default
+# same PyTorch kernels, and what the trainer does differently (a fused optimizer, for one) saved
+# about a tenth of the step here; the profile below says where the rest goes. What made the difference: `bench/cpu_step.py` times the trainer's own step on the CPU default
 # model in one process, changing one thing at a time from what the trainer does, in interleaved
 # rounds:
 #
@@ -843,7 +843,7 @@ assert top.startswith("matmuls") and pr["ms_one_token_step"] < min(pr["ms_per_st
 # win more than a few percent here.
 #
 # The same profile on the AVX2-only EPYC (the second machine of the comparison above; the profile
-# above ran on an EPYC with AVX-512), after chapter 17's changes to the core:
+# above ran on an earlier EPYC machine), after chapter 17's changes to the core:
 
 # %%
 pr2 = json.loads(Path("train/bench_profile_avx2.json").read_text())
@@ -856,9 +856,9 @@ assert max(pr2["ms_by_kind"], key=pr2["ms_by_kind"].get).startswith("matmuls")  
 # %% [markdown]
 # The step is slower there (54 ms with both threads, 83 with one), and spread the same way: the
 # matrix products are about half, attention a sixth, GELU and the tensor shuffling under a tenth
-# each, the time between operators 9%. A trainer that calls the same kernels as nanoGPT cannot be
-# much more than a tenth faster than it at this size; the 0.8 would need fewer or cheaper matrix
-# products, which is what chapter 17's records buy with Muon and a smaller model.
+# each, the time between operators 9%. Half the step is matrix products that both programs hand to
+# the same kernel; the 0.8 would need fewer or cheaper ones, which is what chapter 17's records buy
+# with Muon and a smaller model, not a faster loop around them.
 
 # %% [markdown]
 # ### On GPUs

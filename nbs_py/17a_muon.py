@@ -264,7 +264,7 @@ assert 0.5 < ns_macs / layer_macs < 0.8
 # self-correcting (each step pulls the singular values back towards its band), so it tolerates 8-bit
 # mantissas, and GPUs, and CPUs with bfloat16 instructions (AVX-512 BF16, AMX), multiply them
 # faster. A CPU without them does the opposite: PyTorch converts every element in software, and the
-# product is twenty times *slower* than in float32. So the trainer's `--muon_ns_dtype=auto` asks
+# product is thirty to forty times *slower* than in float32. So the trainer's `--muon_ns_dtype=auto` asks
 # PyTorch what the CPU has and picks bfloat16 only where it is fast (`ns_dtype_for`).
 # `bench/muon_step.py` times the four ways and the whole step; here on two machines that both call
 # themselves "AMD EPYC", one with AVX-512 BF16 and one with AVX2 only (appendix B's `cpu_name`
@@ -274,7 +274,8 @@ assert 0.5 < ns_macs / layer_macs < 0.8
 def show_muon_step(path):
     ms_ = json.loads(Path(path).read_text())
     m_ = ms_["machine"]
-    print(f"{m_['cpu']} ({m_.get('cpu_capability', 'AVX-512 BF16')}), {m_['threads']} threads, median of {ms_['reps']}:")
+    cap = m_.get("cpu_capability", "not recorded; bfloat16 faster than float32 says BF16")
+    print(f"{m_['cpu']} ({cap}), {m_['threads']} threads, median of {ms_['reps']}:")
     for how, t in ms_["ns_ms"].items(): print(f"  Newton-Schulz, {how:26} {t:7.2f} ms per step")
     for name, t in ms_["step_ms"].items(): print(f"  the whole trainer step, {name:25} {t:7.1f} ms")
     return ms_

@@ -549,7 +549,7 @@ if not torch.cuda.is_available():
 # number of threads; on another CPU the runs drift apart after the first evaluation (different SIMD
 # paths sum in a different order). A virtual machine may name its CPU no more precisely than "AMD
 # EPYC", and two machines of that name can differ by a generation: one with AVX-512 and bfloat16
-# instructions, one with AVX2 only, where a bfloat16 matrix product is twenty times slower (chapter
+# instructions, one with AVX2 only, where a bfloat16 matrix product is thirty times slower (chapter
 # 17). So with `capability=True` the name carries the widest vector instructions PyTorch uses there.
 
 # %%
@@ -561,9 +561,12 @@ def cpu_name(capability: bool = False) -> str:
             name = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
     except (OSError, StopIteration):
         name = platform.processor() or platform.machine()
-    if not capability: return name
+    return f"{name} ({cpu_capability()})" if capability else name
+
+def cpu_capability() -> str:
+    "PyTorch's SIMD level on this CPU (AVX2, AVX512, ...), with ', BF16' where it multiplies bfloat16 in hardware."
     import torch
-    return f"{name} ({torch.backends.cpu.get_cpu_capability()}{', BF16' if cpu_has_bf16() else ''})"
+    return torch.backends.cpu.get_cpu_capability() + (", BF16" if cpu_has_bf16() else "")
 
 def cpu_has_bf16() -> bool:
     "Whether this CPU multiplies bfloat16 matrices in hardware (x86's AVX-512 BF16 or AMX; PyTorch's own checks)."
@@ -573,8 +576,8 @@ def cpu_has_bf16() -> bool:
 def machine_info() -> dict:
     "What a result file records about the machine: CPU, cores, torch threads, versions, load, GPU."
     import torch
-    info = {"cpu": cpu_name(), "cpu_capability": cpu_name(True).removeprefix(cpu_name()).strip(" ()"), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
+    info = {"cpu": cpu_name(), "cpu_capability": cpu_capability(), "cpu_count": os.cpu_count(),
+            "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
     if hasattr(os, "getloadavg"):
         info["loadavg_1min"] = round(os.getloadavg()[0], 2)
     if torch.cuda.is_available():
@@ -589,4 +592,5 @@ info
 
 # %%
 assert info["cpu_count"] >= 1 and info["threads"] >= 1 and info["torch"] == torch.__version__
-assert cpu_name(capability=True).startswith(cpu_name() + " (") and torch.backends.cpu.get_cpu_capability() in cpu_name(True)
+test_eq(cpu_name(capability=True), f"{cpu_name()} ({info['cpu_capability']})")
+assert info["cpu_capability"].startswith(torch.backends.cpu.get_cpu_capability())
