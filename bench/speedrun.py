@@ -4,7 +4,7 @@
     python bench/speedrun.py records                    # every record of gpt2book.speedrun.RECORDS, 5 seeds each
     python bench/speedrun.py records --only muon,lean   # some of them (the main job is always timed alongside)
     python bench/speedrun.py explore NAME --set optimizer=muon --set max_steps=1200 --seeds 1337,1338
-    python bench/speedrun.py explore NAME --config speedrun --set muon_split_qkv=true --seeds 1337,1338,1339
+    python bench/speedrun.py explore NAME --record "3 layers" --set muon_split_qkv=true --seeds 1337,1338,1339
     python bench/speedrun.py register NAME --against PREVIOUS --set n_layer=2 --set max_steps=1080
     python bench/speedrun.py confirm NAME [NAME ...] --rounds 8   # a confirmatory sitting of registered recipes
 
@@ -193,7 +193,10 @@ def main(argv=None):
     e.add_argument("name")
     e.add_argument("--config", default="cpu", choices=sorted(TRAIN_PRESETS), help="the preset the settings change (default: cpu; "
                    "speedrun: the current record)")
-    e.add_argument("--set", type=key_value, action="append", default=[], metavar="NAME=VALUE", help="a trainer setting over --config")
+    e.add_argument("--record", default="", help="start from this record of chapter 17's RECORDS (e.g. '3 layers') instead "
+                   "of a preset, so that a script keeps meaning the same base when --config=speedrun moves on")
+    e.add_argument("--set", type=key_value, action="append", default=[], metavar="NAME=VALUE",
+                   help="a trainer setting over --config (or --record)")
     e.add_argument("--seeds", default="1337")
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--csv", type=Path, default=EXPLORE)
@@ -231,6 +234,10 @@ def main(argv=None):
             raise ValueError(f"--seeds {a.seeds}: {sorted(set(seeds) & set(CONFIRMATION_SEEDS))} are confirmation seeds, "
                              "which never choose anything; explore on others (e.g. 1337-1346)")
         settings = dict(a.set)
+        if getattr(a, "record", ""):
+            if a.config != "cpu": raise ValueError("--record and --config: give one base, not both")
+            try: settings = {**record_settings(a.record), **settings}
+            except KeyError as e: raise ValueError(f"--record {a.record!r}: {e.args[0]}") from None
         chosen = [n for n in a.only.split(",") if n] or names if a.cmd == "records" else []
         unknown = sorted(set(chosen) - set(names))
         if unknown: raise ValueError(f"--only: unknown record(s) {unknown}; the records are {names}")

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Chapter 17's fair tests of the changes not kept (issue 26): each alone on the current record (--config=speedrun,
+# Chapter 17's fair tests of the changes not kept (issue 26): each alone on the ladder's last record ("3 layers",
 # 860 steps) on exploration seeds, one thread per run, losses only: every change at the record's Muon rate (0.04) on
 # three seeds; the record at 760 and 960 steps (its loss against log(steps), which turns a loss difference into a step
 # factor); the untied head's own rates and Muon at 0.03 and 0.055 on seed 1337; then, 0.03 having won there, every
@@ -9,7 +9,7 @@
 set -e
 cd "$(dirname "$0")/.."
 csv=${1:-out/speedrun/negatives.csv}
-x() { name=$1; seeds=$2; shift 2; python bench/speedrun.py explore "$name" --config speedrun --seeds $seeds --threads 1 \
+x() { name=$1; seeds=$2; shift 2; python bench/speedrun.py explore "$name" --record "3 layers" --seeds $seeds --threads 1 \
         --csv "$csv" --set checkpoint_interval=0 --set plot=false "$@"; }
 three=1337,1338,1339
 x record $three

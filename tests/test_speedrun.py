@@ -186,6 +186,12 @@ def test_bench_speedrun_runs_a_recipe_into_its_file(shakespeare_char, tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     s = json.loads(list(csv.DictReader(out.open()))[-1]["settings"])
     assert s["config"] == "speedrun" and s["optimizer"] == "muon" and s["max_steps"] == 3
+    p = speedrun("explore", "on-ladder", "--record=3 layers", *[f"--set={k}={v}" for k, v in TINY.items()],
+                 f"--set=data_dir={shakespeare_char}", "--set=max_steps=3", "--set=eval_interval=3", "--seeds=1",
+                 f"--csv={out}")                                   # a change over a named record of the ladder
+    assert p.returncode == 0, p.stderr[-2000:]
+    s = json.loads(list(csv.DictReader(out.open()))[-1]["settings"])
+    assert s["config"] == "cpu" and s["warmup_steps"] == record_settings("3 layers")["warmup_steps"] == 30
 
 
 def test_bench_speedrun_times_records_against_the_main_job(shakespeare_char, tmp_path):
@@ -221,6 +227,8 @@ def bench_main():
     (["explore", "x", "--set=max_steps"], "NAME=VALUE"),
     (["explore", "x", "--set=n_layr=2"], "unknown setting n_layr"),
     (["explore", "x", "--threads=0"], "--threads"),
+    (["explore", "x", "--record=nope"], "the records are"),
+    (["explore", "x", "--record=3 layers", "--config=speedrun"], "one base"),
 ])
 def test_bench_speedrun_refuses_bad_input_in_one_line(args, says, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
@@ -273,3 +281,22 @@ def test_exploration_never_uses_a_confirmation_seed(capsys):
     p = subprocess.run([sys.executable, str(ROOT / "bench" / "speedrun.py"), "explore", "x", "--seeds",
                         f"1337,{CONFIRMATION_SEEDS[0]}"], capture_output=True, text=True)
     assert p.returncode == 2 and "are confirmation seeds" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_bench_finish_cost_times_the_end_of_a_run(shakespeare_char, tmp_path):
+    out = tmp_path / "finish.json"
+    p = subprocess.run([sys.executable, str(ROOT / "bench" / "finish_cost.py"), f"--data_dir={shakespeare_char}",
+                        "--reps=1", "--batches=12,64", f"--json={out}"], capture_output=True, text=True, timeout=300,
+                       cwd=ROOT, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    r = json.loads(out.read_text())
+    assert set(r["eval_whole_split_s"]) == {"12", "64"} and all(v > 0 for v in r["eval_whole_split_s"].values())
+    assert r["plot_s"] > 0 and r["checkpoint_s"] > 0 and r["machine"]["cpu"]
+
+
+@pytest.mark.parametrize("args, says", [(["--reps=0"], "--reps"), (["--batches=a"], "--batches"), (["--batches=0"], "--batches")])
+def test_bench_finish_cost_refuses_bad_input_in_one_line(args, says, tmp_path):
+    p = subprocess.run([sys.executable, str(ROOT / "bench" / "finish_cost.py"), "--data_dir=x", *args,
+                        f"--json={tmp_path / 'f.json'}"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert p.returncode == 2 and says in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not (tmp_path / "f.json").exists()

@@ -120,16 +120,17 @@ def speed_rows() -> list[str]:
 
 
 def speedrun_rows() -> list[str]:
-    "Chapter 17: the record table of the last sitting, with the machine and its load."
+    "Chapter 17: the confirmatory sitting's table, with the machine, its load and the main job."
     import pandas as pd
-    from gpt2book.speedrun import RECORDS, record_table, table_markdown
-    rows = pd.read_csv(ROOT / "nbs" / "data" / "speedrun.csv")
-    rows = rows[rows.sitting == rows.sitting.iloc[-1]]
+    from gpt2book.speedrun import CONFIRMED, confirm_markdown, confirm_table
+    rows = pd.read_csv(ROOT / "nbs" / "data" / "speedrun_confirm.csv")
+    chain = [json.loads((ROOT / "nbs" / "data" / "speedrun_recipes" / f"{r}.json").read_text()) for r in CONFIRMED.values()]
     main = rows[rows.record == "main job"]
-    return [table_markdown(record_table(rows), {n: k for n, _, _, k in RECORDS}), "",
-            f"Main job (`python -m gpt2book.train`, unchanged): {main.wall_s.mean():.1f} s on average over {len(main)} runs. "
-            f"Sitting {rows.sitting.iloc[0]}: {rows.cpu.iloc[0]}, {rows.threads.iloc[0]} threads, 1-minute load average "
-            f"{rows.load1.min():.2f} to {rows.load1.max():.2f} at the runs' starts; {len(rows)} runs, interleaved by seed."]
+    return [confirm_markdown(confirm_table(rows, chain)), "",
+            f"Main job (`python -m gpt2book.train`, unchanged): {main.wall_s.mean():.1f} s on average over {len(main)} rounds, "
+            f"ending at {main.val_loss.mean():.4f} on the whole split. Sitting {rows.sitting.iloc[0]}: {rows.cpu.iloc[0]}, "
+            f"{rows.threads.iloc[0]} threads, 1-minute load average {rows.load1.min():.2f} to {rows.load1.max():.2f} at the "
+            f"runs' starts; {len(rows)} runs on the confirmation seeds, each round in its drawn order."]
 
 
 def bpe_rows() -> list[str]:
