@@ -21,7 +21,8 @@ x L3_760 $(at 760)                                        # three blocks, fewer 
 # x L2_wsd65_1050 --set n_layer=2 --set lr_schedule=wsd --set warmdown=0.65 $(at 1050)
 # x L2_mom_wu300_1050 --set n_layer=2 --set muon_momentum_warmup=300 $(at 1050)
 # --- then, the rest of the list, each alone on the confirmed two-block record (whose own runs on these seeds
-# are L2_1050 above: the same training, evaluated in smaller batches)
+# are L2_1050 above: the same training, evaluated in smaller batches); this part also ran as two queues
+# (the second from the batches on), each into its own file, merged into the chapter's
 y() { name=$1; shift; python bench/speedrun.py explore "$name" --record two-blocks --seeds 1337,1338,1339 --threads 1 \
         --csv "$csv" "$@"; }
 y 2b_mwd0 --set muon_weight_decay=0                       # Muon's weight decay (today weight_decay's 0.1), off

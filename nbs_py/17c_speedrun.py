@@ -932,6 +932,37 @@ assert saved < 0.03 * v.loc["three-blocks", "seconds"]                 # recorde
 # and U-net skips from no effect. A gain measured at GPT-2 scale is a hypothesis at this one.
 
 # %% [markdown]
+# ## What to try next
+#
+# The rest of the candidates, each alone on the new record, on the exploration seeds 1337–1339, one
+# thread per run, losses only (the second part of `bench/speedrun_explore.sh`, into the same file):
+# Muon's weight decay off and three times larger (today it shares AdamW's 0.1), Q, K and V
+# orthogonalised apart, the embedding added into every block, and larger batches at the same number
+# of characters with a higher Muon rate. Each against the record's own runs on those seeds
+# (`L2_1050` above: the same training, evaluated in smaller batches), with a $t$ interval at 2
+# degrees of freedom. These chose nothing yet; the next record is registered from them and confirmed
+# on the next confirmation seeds.
+
+# %%
+nxt = [n for n in dict.fromkeys(ex3.record) if n.startswith("2b_")]
+d4 = pd.DataFrame([{**paired_delta(ex3, n, "L2_1050"), "steps": int(ex3[ex3.record == n].steps.iloc[0]),
+                    "loss": ex3[ex3.record == n].val_loss.mean()} for n in nxt]).set_index("change")
+print(d4.drop(columns="time_ratio").to_string(float_format=lambda x: f"{x:+.4f}" if abs(x) < 1 else f"{x:.4f}"))
+assert d4.loc["2b_mwd03", "ci_low"] > 0                                   # recorded result: more weight decay loses
+
+# %% [markdown]
+# Three of them point somewhere, none yet proven. **No weight decay on Muon's matrices** (−0.012
+# [−0.026, +0.003]) and **Q, K and V orthogonalised apart** (−0.013 [−0.031, +0.005]) each lower the
+# loss on every seed, by about what 100 more steps were worth to three blocks; three times the weight decay is
+# clearly worse (+0.060). **Batches of 24 at half the steps** (525) end within noise of the record
+# (+0.004 [−0.019, +0.027]): the same characters in half as many, larger steps, which pays only if a
+# step of 24 costs less than two steps of 12 on the clock, which only a timed sitting can say.
+# Batches of 16 and the embedding into every block are ties. The next record to register is
+# therefore one of: the record without Muon's weight decay, or with Q, K and V apart, each at fewer
+# steps, or at batch 24; each chosen on these seeds and then confirmed, like two blocks, on
+# confirmation seeds.
+
+# %% [markdown]
 # ## Reproducibility
 #
 # Every table of this chapter is read from a committed file, and each file from one command:
