@@ -1,5 +1,5 @@
 #!/bin/bash
-# Chapter 17's third exploration (issue 26): each candidate change alone on the ladder's last record ("3 layers", then --config=speedrun)
+# Chapter 17's third exploration (issue 26): each candidate change alone on the ladder's last record ("3 layers", then "two-blocks")
 # at Muon 0.03 (the rate the fair tests' tuning preferred: bench/speedrun_negatives.sh, whose record_m0.03 runs are
 # these candidates' base), on exploration seeds 1337-1339, one thread per run; losses only (the times of a busy machine
 # choose nothing). Resumable: a run already in the file is not repeated. The chapter's file is this script's output:
