@@ -92,8 +92,9 @@ def checkpoint_state(step: int, model, optimizer, loader, scaler, rngs: list, co
             "loader": loader.state_dict(), "scaler": scaler.state_dict() if scaler else {}, "rng": rngs,
             "config": config, "model_config": dataclasses.asdict(model.config), "tokenizer": tokenizer}
 
-def check_model_config(saved: dict, current: dict, path) -> None:
-    "Refuse to resume a checkpoint whose model differs from the run's, naming every difference."
+def check_model_config(saved: dict, current: dict, path, defaults: dict | None = None) -> None:
+    "Refuse to resume a checkpoint whose model differs from the run's, naming every difference; a setting it lacks is its default."
+    saved = {**(defaults or {}), **saved}                   # (written before that setting existed)
     diff = {k: (saved.get(k), current.get(k)) for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)}
     if diff:
         what = ", ".join(f"{k}: checkpoint {a!r} vs run {b!r}" for k, (a, b) in diff.items())
@@ -103,7 +104,8 @@ def check_model_config(saved: dict, current: dict, path) -> None:
 def restore_checkpoint(ckpt: dict, path, model, optimizer, loader, scaler, rank: int = 0, world_size: int = 1,
                        seed: int = 0) -> int:
     "Load `ckpt` into the run's objects and random generators; returns its step."
-    check_model_config(ckpt["model_config"], dataclasses.asdict(model.config), path)
+    defaults = {f.name: f.default for f in dataclasses.fields(model.config) if f.default is not dataclasses.MISSING}
+    check_model_config(ckpt["model_config"], dataclasses.asdict(model.config), path, defaults)
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     loader.load_state_dict(ckpt["loader"])

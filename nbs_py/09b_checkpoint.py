@@ -145,7 +145,9 @@ shutil.rmtree(tmp)
 
 # %% [markdown]
 # What goes into a checkpoint, and back out of it. Restoring refuses a checkpoint of a different
-# model, naming every difference; a resumed run with a different number of processes cannot restore
+# model, naming every difference (a setting added to the model after the checkpoint was written
+# counts as its default, which is the model the checkpoint holds: new settings start switched
+# off); a resumed run with a different number of processes cannot restore
 # each rank's random stream, so it starts fresh streams that depend on the step (the batches are
 # unaffected: the loader's position is global).
 
@@ -157,8 +159,9 @@ def checkpoint_state(step: int, model, optimizer, loader, scaler, rngs: list, co
             "loader": loader.state_dict(), "scaler": scaler.state_dict() if scaler else {}, "rng": rngs,
             "config": config, "model_config": dataclasses.asdict(model.config), "tokenizer": tokenizer}
 
-def check_model_config(saved: dict, current: dict, path) -> None:
-    "Refuse to resume a checkpoint whose model differs from the run's, naming every difference."
+def check_model_config(saved: dict, current: dict, path, defaults: dict | None = None) -> None:
+    "Refuse to resume a checkpoint whose model differs from the run's, naming every difference; a setting it lacks is its default."
+    saved = {**(defaults or {}), **saved}                   # (written before that setting existed)
     diff = {k: (saved.get(k), current.get(k)) for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)}
     if diff:
         what = ", ".join(f"{k}: checkpoint {a!r} vs run {b!r}" for k, (a, b) in diff.items())
@@ -168,7 +171,8 @@ def check_model_config(saved: dict, current: dict, path) -> None:
 def restore_checkpoint(ckpt: dict, path, model, optimizer, loader, scaler, rank: int = 0, world_size: int = 1,
                        seed: int = 0) -> int:
     "Load `ckpt` into the run's objects and random generators; returns its step."
-    check_model_config(ckpt["model_config"], dataclasses.asdict(model.config), path)
+    defaults = {f.name: f.default for f in dataclasses.fields(model.config) if f.default is not dataclasses.MISSING}
+    check_model_config(ckpt["model_config"], dataclasses.asdict(model.config), path, defaults)
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     loader.load_state_dict(ckpt["loader"])
@@ -181,6 +185,10 @@ def restore_checkpoint(ckpt: dict, path, model, optimizer, loader, scaler, rank:
 # %%
 test_fail(lambda: check_model_config({"n_layer": 4, "ffn": "mlp"}, {"n_layer": 6, "ffn": "mlp"}, "ckpt.pt"),
           contains="n_layer: checkpoint 4 vs run 6")
+older = {"n_layer": 4}                                   # a checkpoint from before the model had `x0_skip`
+check_model_config(older, {"n_layer": 4, "x0_skip": False}, "ckpt.pt", defaults={"x0_skip": False})   # resumes
+test_fail(lambda: check_model_config(older, {"n_layer": 4, "x0_skip": True}, "ckpt.pt", defaults={"x0_skip": False}),
+          contains="x0_skip: checkpoint False vs run True")
 
 
 # %% [markdown]
