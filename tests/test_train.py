@@ -91,9 +91,10 @@ def test_ddp_equals_grad_accum_and_mfu_is_per_device(data, tmp_path):
     fpt = flops_per_token(make_model(model_config(**json.loads((tmp_path / "one" / "config.json").read_text())["model"])))
     for m in read_metrics(tmp_path / "ddp" / "metrics.jsonl"):
         if "mfu" in m:
-            assert m["mfu"] == pytest.approx(fpt * m["tokens_per_s"] / (2 * 0.5e12), rel=1e-4)   # tokens_per_s: rounded
+            # tokens_per_s is logged rounded to 0.1: the tolerance is that rounding's, whatever the machine's speed
+            assert m["mfu"] == pytest.approx(fpt * m["tokens_per_s"] / (2 * 0.5e12), abs=fpt * 0.051 / (2 * 0.5e12))
     lines = [m for m in read_metrics(tmp_path / "one" / "metrics.jsonl") if "mfu" in m]
-    assert lines[-1]["mfu"] == pytest.approx(fpt * lines[-1]["tokens_per_s"] / 0.5e12, rel=1e-4)
+    assert lines[-1]["mfu"] == pytest.approx(fpt * lines[-1]["tokens_per_s"] / 0.5e12, abs=fpt * 0.051 / 0.5e12)
 
 
 def test_sigkill_and_resume_is_bitwise(data, tmp_path):
