@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from gpt2book.common import (CommandError, Parser, SettingError, book_path, check_settings, parse_settings, setting,
@@ -31,7 +32,7 @@ from gpt2book.files import atomic_write_json
 from gpt2book.model import GPT
 from gpt2book.positions import RotaryPositions  # noqa: F401  chapter 11 registers pos="rope", which an arm uses
 from gpt2book.scaling import (CURVE_FIELDS, FILES, GAP_FIELDS, PLOTS, RUN_FIELDS, _jsonable, analyse, arch_gaps,
-                              plot_gaps, plot_law, read_rows, write_rows)
+                              plot_gaps, plot_isoflop, plot_law, read_rows, vertex, write_rows)
 from gpt2book.config import make_config
 from gpt2book.runlog import read_metrics
 from gpt2book.step import flops_per_token
@@ -43,51 +44,60 @@ from collections import Counter
 from fastcore.test import test_eq
 
 from gpt2book.common import refusal
-from gpt2book.scaling import LAW, annealing_check, seed_stats
+from gpt2book.scaling import FORMS, seed_stats
 
 # %% [markdown]
 # ## The design
 #
+# The second edition of this study could not answer its own question: at every IsoFLOP level the
+# smallest size was the best, so the compute-optimal size was never measured, only extrapolated. The
+# models were too big for the data. This design starts from the data.
+#
 # **Data.** The complete works of Shakespeare (chapter 7's `shakespeare_complete`, characters): 38
-# works, 4.57 million characters, train; four whole plays (Hamlet, Macbeth, The Tempest, Twelfth
-# Night; 490,688 characters) validate, so validation text is never seen in training, not even as a
-# neighbouring speech. No run passes over its training text more than once: the longest budget
-# reads 3.3 million characters, 0.72 of an epoch (the longest IsoFLOP run 0.82). Every evaluation is
-# over the whole validation split.
+# works, 4,566,552 characters, train; four whole plays (Hamlet, Macbeth, The Tempest, Twelfth Night;
+# 490,688 characters) validate, so validation text is never seen in training. No run reads its
+# training text more than once: a step is 8 sequences of 64 characters (512 characters), so one pass
+# is 8,919 steps, and that is every run's ceiling. Every evaluation is over the whole validation split.
 #
-# **Sizes.** Six GPT-2 models of 2 to 7 layers at one width-to-depth rule, width = 16 × layers and
-# heads of 16 channels: 24,736 to 1,055,376 parameters without the embedding, a factor of 43. The
-# largest, `L7C112`, is held out of the fits.
+# **Sizes.** Six GPT-2 models of 2 to 7 layers at one width-to-depth rule, width = 4 × layers, heads
+# of 4 channels: 1,576 to 66,276 parameters without the embedding, a factor of 42. The largest,
+# `L7C28`, is held out of the fits. Small, because a character model on 4.6 million characters is
+# compute-optimal at a few thousand to a few tens of thousands of parameters: a run at one pass
+# spends 20 to 40 times more characters per parameter than Chinchilla's 20 tokens (characters carry
+# less than tokens, and the ceiling is the data).
 #
-# **Budgets.** 400, 800, 1,600 and 3,200 steps of 16 sequences of 64 characters (0.4 to 3.3 million
-# characters), each run annealed to its own budget (cosine to a tenth of its peak learning rate),
-# after a warmup of a fixed 100 steps (not a share of the budget: Porian et al.'s point).
+# **Budgets.** 500, 1,000, 2,000, 4,000 and 8,000 steps (0.26 to 4.1 million characters, 16 times,
+# a factor of 2 apart), each run annealed to its own budget (cosine to a tenth of its peak rate), after
+# a warmup of a fixed 25 steps: 5% of the shortest run.
 #
-# **Learning rate at every size, for every arm, at two budgets.** At 800 and at 3,200 steps, three
-# rates a factor of 2 apart around a centre (the smallest size's centre is $8 \cdot 10^{-3}$; each
-# next size's is the previous size's best), widened by a factor of 2 while the best is at an edge; if
-# the best two are within 0.01 nats, both get two more seeds and the lower mean wins. The budgets in
-# between and beyond get the rate of a rule, log-linear in the budget through the two swept rates.
+# **IsoFLOP levels** (approach 2, GPT-2 only): six levels from $3.5 \cdot 10^{10}$ to
+# $4 \cdot 10^{11}$ FLOPs (11 times), each with every size that spends it in 500 steps to one pass, up
+# to seven. Between 500 steps and one pass a level only spans 18 times in FLOPs per character, so a
+# rule of whole layers leaves too few sizes per level; four two-layer models off the rule (`SHALLOW`:
+# widths 12, 16, 20, 24, two heads) fill the gaps. They are swept like the rule's sizes, enter the
+# IsoFLOP levels only, and never the law's fit. The top level stops at $4 \cdot 10^{11}$: above it, the
+# smallest size that fits in one pass is already near the optimum, and a level's valley could not have
+# a wall on its small side without a second pass.
 #
-# **Arms.** GPT-2 at all six sizes; rotary positions and SwiGLU + RMSNorm at the five that the law
-# is fitted on (the held-out size is GPT-2's test). The study was first planned with the other arms
-# at all six sizes too; two and a half hours in, on a machine shared with other work, what was left
-# would have taken about nine more hours, over a third of it the other arms' runs at the largest
-# size, and they were cut. The study then ran in two sittings: 4.9 hours on two cores shared with
-# chapter 16's study, in the order GPT-2's grid and the hold-out's seeds first, then the other arms
-# at the three smallest sizes, then the IsoFLOP runs; and 1.7 more hours, the first hour shared with
-# chapter 17's exploration, that finished the other arms at `L5C80` and `L6C96`. In all 6.6 hours
-# of wall time and 214 runs: the comparisons of the arms span all five fitted sizes, a 27-fold range
-# of parameters.
-# `python -m gpt2book.scaling_runs sweep` resumes a study from its run folders.
+# **Learning rate at every size, for every arm, at three budgets.** At 500, 1,000 and 2,000 steps,
+# three rates $\sqrt 2$ apart around a centre (the smallest size's is 0.016; each next size's is the
+# previous size's best at that budget), each on two seeds, widened by $\sqrt 2$ while the best mean is
+# at an edge. The chosen rate is the best rung; the optimum is the vertex of a parabola in $\log$ rate
+# through the best rung and its neighbours. The rule for every other budget (4,000, 8,000 and the
+# IsoFLOP runs) is a line in $\log$ budget through the three vertices. The rule extrapolates to 4,000
+# and 8,000 steps, so it is checked there: at 8,000 steps two sizes run at $\sqrt 2$ above and below the
+# rule's rate, on two seeds.
 #
-# **Seeds.** Three at every budget of the held-out size (for GPT-2), and at the longest budget of one
-# mid size (`L4C64`) for every arm: the noise is measured where the test and the comparisons need
-# it, budget by budget.
+# **Seeds.** Three at every grid cell (every arm, size and budget), so each budget's SD has 10
+# degrees of freedom per arm from its five fitted sizes; five at every cell of the held-out size;
+# three at every IsoFLOP point; two at every sweep rate.
 #
-# **IsoFLOP runs** (approach 2): for GPT-2, the sizes that fit within one epoch spend the same
-# compute at three levels, $8 \cdot 10^{11}$, $2 \cdot 10^{12}$ and $5 \cdot 10^{12}$ FLOPs, each run
-# annealed to its own number of steps.
+# **Arms.** GPT-2 at every size; rotary positions and SwiGLU + RMSNorm at the five sizes the law is
+# fitted on (the held-out size is GPT-2's test).
+#
+# **Where the results live.** The study resumes from its run folders *and* from the committed results
+# file: a run in `nbs/data/scaling.csv` is never trained again, so the study can be carried over from
+# one machine or sitting to the next by the repository alone.
 #
 # > **Module `gpt2book.scaling_runs`**: the study's design, the plan that decides each next run from
 # > the finished ones, running the study and collecting its results (it trains, so it needs PyTorch;
@@ -96,68 +106,95 @@ from gpt2book.scaling import LAW, annealing_check, seed_stats
 # %%
 #| export
 ARMS = {"gpt2": {}, "rope": {"pos": "rope"}, "swiglu-rmsnorm": {"norm": "rmsnorm", "ffn": "swiglu"}}
-SIZES = {f"L{L}C{16 * L}": dict(n_layer=L, n_head=L, n_embd=16 * L) for L in range(2, 8)}   # head size 16
-HELD_OUT = "L7C112"
-BUDGETS = (400, 800, 1600, 3200)              # optimizer steps of 16 x 64 = 1024 characters
-SWEEP_BUDGETS = (800, 3200)                   # where the learning rate is swept, at every size
-LADDER = tuple(2.5e-4 * 2 ** k for k in range(10))     # the rates a sweep chooses from: 2.5e-4 ... 0.128
-START = 8e-3                                  # the smallest size's first centre
-TIE = 0.01                                    # nats: the best two rates closer than this get two more seeds
-SEEDS = (1337, 1338, 1339)
-ARM_SIZES = {arm: [s for s in SIZES if arm == "gpt2" or s != HELD_OUT] for arm in ARMS}   # the held-out size: GPT-2's
-NOISE = {"gpt2": [(HELD_OUT, b) for b in BUDGETS] + [("L4C64", 3200)],     # seeds 1338 and 1339 here too
-         "rope": [("L4C64", 3200)], "swiglu-rmsnorm": [("L4C64", 3200)]}
-ISOFLOP = {8e11: ("L2C32", "L3C48", "L4C64"), 2e12: ("L3C48", "L4C64", "L5C80", "L6C96"),   # GPT-2 only, each
-           5e12: ("L4C64", "L5C80", "L6C96", "L7C112")}                                    # within one epoch
-TOKENS_PER_STEP = 16 * 64
+RULE = {f"L{L}C{4 * L}": dict(n_layer=L, n_head=L, n_embd=4 * L) for L in range(2, 8)}    # heads of 4 channels
+SHALLOW = {f"L2C{C}": dict(n_layer=2, n_head=2, n_embd=C) for C in (12, 16, 20, 24)}      # IsoFLOP levels only
+SIZES = {**RULE, **SHALLOW}
+HELD_OUT = "L7C28"
+FITTED = tuple(s for s in RULE if s != HELD_OUT)           # the sizes the law is fitted on
+ARM_SIZES = {arm: list(SIZES) if arm == "gpt2" else list(FITTED) for arm in ARMS}
+BUDGETS = (500, 1000, 2000, 4000, 8000)                    # optimizer steps of 8 x 64 = 512 characters
+SWEEP_BUDGETS = BUDGETS[:3]                                # where the learning rate is swept, at every size
+TOKENS_PER_STEP = 8 * 64
+ONE_PASS = 4_566_552 // TOKENS_PER_STEP                    # steps in one pass over the training characters
+LADDER = tuple(float(f"{1e-3 * 2 ** (k / 2):.3g}") for k in range(15))   # sqrt(2) apart: 0.001 ... 0.128
+START = 0.016                                              # the smallest size's first centre
+SEEDS = (1337, 1338, 1339, 1340, 1341)
+SWEEP_SEEDS, GRID_SEEDS, ISOFLOP_SEEDS, HOLDOUT_SEEDS = SEEDS[:2], SEEDS[:3], SEEDS[:3], SEEDS
+LEVELS = (3.5e10, 5.5e10, 9e10, 1.5e11, 2.4e11, 4e11)      # IsoFLOP compute levels, FLOPs
+LEVEL_SIZES = 7                                            # at most this many sizes per level, the smallest
+RATE_CHECK = ("L3C12", "L5C20")                            # the rule's rate checked at the longest budget
 DATA_DIR = "data/shakespeare_complete"
-COMMON = dict(dataset="shakespeare_complete", batch_size=16, block_size=64, warmup_steps=100, eval_iters=0,
-              log_interval=100, sample_tokens=0, keep_checkpoints=1, device="cpu")
+COMMON = dict(dataset="shakespeare_complete", batch_size=8, block_size=64, warmup_steps=25, eval_iters=0,
+              eval_batch_size=64, log_interval=250, sample_tokens=0, keep_checkpoints=1, device="cpu")
 
 
 # %% [markdown]
 # A run is an (arm, size, budget, rate, seed); its folder says so, and its settings are the
 # trainer's (chapter 9), written flat. It evaluates the whole validation split at every grid budget
-# it passes, so that its curve can be read there, and checkpoints every 800 steps, so that a killed
-# study loses little.
+# it passes, so that its curve can be read there (the annealing check), and checkpoints every 1,000
+# steps, so that a killed study loses little.
 
 # %%
 #| export
 def run_dir(root, arm: str, size: str, steps: int, lr: float, seed: int) -> Path:
-    "The folder of one run: ROOT/gpt2/L4C64/b3200_lr0.008_s1337."
+    "The folder of one run: ROOT/gpt2/L4C16/b2000_lr0.008_s1337."
     return Path(root) / arm / size / f"b{steps}_lr{lr:.3g}_s{seed}"
+
+def run_key(folder: Path) -> tuple:
+    "(arm, size, steps, lr, seed) of a run folder that `run_dir` named."
+    b, lr, s = re.fullmatch(r"b(\d+)_lr([0-9.e-]+)_s(\d+)", folder.name).groups()
+    return folder.parent.parent.name, folder.parent.name, int(b), float(lr), int(s)
 
 def settings(arm: str, size: str, steps: int, lr: float, seed: int, data_dir: str = DATA_DIR) -> dict:
     "The trainer's settings of one run (for `make_config` and the runner)."
     lr = float(f"{lr:.3g}")
     return {**COMMON, **ARMS[arm], **SIZES[size], "data_dir": data_dir, "max_steps": steps, "learning_rate": lr,
-            "min_lr": lr / 10, "seed": seed, "eval_interval": steps, "checkpoint_interval": min(steps, 800),
+            "min_lr": lr / 10, "seed": seed, "eval_interval": steps, "checkpoint_interval": min(steps, 1000),
             "eval_steps": tuple(b for b in BUDGETS if b < steps)}
 
 def size_table(arm: str = "gpt2", vocab_size: int = 85) -> dict:
     "{size: (parameters without the embedding, all parameters, training FLOPs per token)} of `arm`'s models."
     out = {}
-    for size in SIZES:
-        model = dataclasses.replace(make_config(**settings(arm, size, 400, 1e-3, 0)).model, vocab_size=vocab_size)
+    for size in ARM_SIZES[arm]:
+        model = dataclasses.replace(make_config(**settings(arm, size, 500, 1e-3, 0)).model, vocab_size=vocab_size)
         with torch.device("meta"): m = GPT(model)                    # shapes only: no memory, no time
         emb = m.transformer.wte.weight.numel() + sum(p.numel() for p in m.transformer.wpe.parameters())  # a table, or none
         out[size] = (m.num_params() - emb, m.num_params(), flops_per_token(m))
     return out
 
 def isoflop_steps(C: float, size: str, table: dict) -> int:
-    "The steps of 1024 characters that spend C FLOPs on `size` (FLOPs per token from `size_table`)."
+    "The steps of 512 characters that spend C FLOPs on `size` (FLOPs per token from `size_table`)."
     return round(C / (table[size][2] * TOKENS_PER_STEP))
+
+def level_sizes(C: float, table: dict) -> list[str]:
+    "The sizes of IsoFLOP level C: those that spend it in 500 steps to one pass, the LEVEL_SIZES smallest."
+    fits = [s for s in sorted(table, key=lambda s: table[s][0]) if BUDGETS[0] <= isoflop_steps(C, s, table) <= ONE_PASS]
+    return fits[:LEVEL_SIZES]
+
+
+# %% [markdown]
+# Each level, its sizes (by parameters without the embedding) and their steps; every level has five
+# to seven sizes, and every run fits in one pass:
+
+# %%
+table = size_table()
+for C in LEVELS:
+    sizes = level_sizes(C, table)
+    print(f"{C:.1e}: " + ", ".join(f"{s} ({table[s][0]:,}) {isoflop_steps(C, s, table)}" for s in sizes))
+    assert 5 <= len(sizes) <= 7 and all(BUDGETS[0] <= isoflop_steps(C, s, table) <= ONE_PASS for s in sizes)
+assert LEVELS[-1] / LEVELS[0] >= 10 and BUDGETS[-1] <= ONE_PASS and COMMON["warmup_steps"] <= 0.05 * BUDGETS[0]
+assert table[HELD_OUT][0] / table[FITTED[0]][0] >= 15 and len(RULE) >= 6
 
 
 # %% [markdown]
 # ## The plan, decided by the finished runs
 #
 # Which run comes next depends on earlier results (a sweep's centre is the previous size's best; a
-# sweep widens while its best is at an edge; a tie calls for seeds). `Plan` reads the finished runs
-# and answers, for any (arm, size, budget), the chosen rate, or "not yet" while it lists the runs
-# that decision still needs. Asked for everything, it returns every run that can start now. Because
-# it derives all of it from the run folders, the study resumes from any state, any number of times:
-# `run_study` runs what the plan asks for, then asks again, until it asks for nothing.
+# sweep widens while its best is at an edge). `Plan` reads the finished runs and answers, for any
+# (arm, size, budget), the chosen rate, or "not yet" while it lists the runs that decision still
+# needs. Asked for everything, it returns every run that can start now. Because it derives all of it
+# from the finished runs, the study resumes from any state, any number of times: `run_study` runs
+# what the plan asks for, then asks again, until it asks for nothing.
 
 # %%
 #| export
@@ -169,34 +206,40 @@ def final_loss(folder: Path, steps: int) -> float | None:
                  if m.get("step") == steps and "val_loss" in m), None)
 
 
+# %% [markdown]
+# A sweep looks at the mean over its seeds of each rate's loss. The best rung is the rate the grid
+# runs at; the optimum the rule uses is the vertex of the parabola through the best rung and its two
+# neighbours in $\log$ rate (the best rung itself where a neighbour diverged or is off the ladder).
+# Because the best rung is the lowest of the three, the vertex is always within half a rung of it.
+
 # %%
 #| export
-def choose_rate(loss, centre: float, ladder=LADDER, tie: float = TIE, seeds=SEEDS) -> float | None:
-    """The rate a sweep chooses, from `loss(lr, seed)`: a finished run's loss, or None (not yet run). Three rungs of
-    `ladder` around `centre`, widened while the best is at an edge (upwards only while it is finite); the best two
-    on every seed of `seeds` when they are closer than `tie`. None while a run it needs has not finished."""
+def choose_rate(loss, centre: float, ladder=LADDER, seeds=SWEEP_SEEDS) -> tuple[float, float] | None:
+    """(the best rung, the parabola's optimum) of a sweep, from `loss(lr, seed)`: a finished run's loss, or None (not
+    yet run). Three rungs of `ladder` around `centre`, each on every seed, widened while the best mean is at an edge
+    (upwards only while it is finite). None while a run it needs has not finished."""
     k = min(range(len(ladder)), key=lambda j: abs(math.log(ladder[j] / centre)))
     rates = [ladder[j] for j in (k - 1, k, k + 1) if 0 <= j < len(ladder)]
     while True:
-        losses = {lr: loss(lr, seeds[0]) for lr in rates}
-        if any(v is None for v in losses.values()): return None
-        top = min(rates, key=losses.get)
+        losses = {lr: [loss(lr, s) for s in seeds] for lr in rates}
+        if any(v is None for vs in losses.values() for v in vs): return None
+        mean = {lr: sum(vs) / len(vs) for lr, vs in losses.items()}
+        top = min(rates, key=mean.get)
         j = ladder.index(top)
         if top == rates[0] and j > 0: rates.insert(0, ladder[j - 1]); continue           # best at the low edge
-        if top == rates[-1] and j + 1 < len(ladder) and math.isfinite(losses[top]):      # at the high edge
+        if top == rates[-1] and j + 1 < len(ladder) and math.isfinite(mean[top]):        # at the high edge
             rates.append(ladder[j + 1]); continue
         break
-    first, second = sorted(rates, key=losses.get)[:2]
-    if losses[second] - losses[first] >= tie: return first
-    means = {lr: [loss(lr, s) for s in seeds] for lr in (first, second)}              # within noise: more seeds
-    if any(v is None for vs in means.values() for v in vs): return None
-    return min(means, key=lambda lr: sum(means[lr]))
+    i = rates.index(top)
+    if 0 < i < len(rates) - 1 and all(math.isfinite(mean[r]) for r in rates[i - 1:i + 2]):
+        return top, math.exp(vertex([math.log(r) for r in rates[i - 1:i + 2]], [mean[r] for r in rates[i - 1:i + 2]]))
+    return top, top
 
 
 # %% [markdown]
 # A sweep on a made-up loss, a parabola in $\log_2$ of the rate with its bottom at 0.032: started
-# at 0.008, it widens upwards twice and stops with the bottom in the middle. Where the best two are
-# within `TIE`, it asks for their seeds before it answers.
+# at 0.016 it widens upwards and stops with the bottom in the middle, on both seeds of every rung,
+# and the vertex finds the bottom exactly. A bottom between two rungs is found between them.
 
 # %%
 asked = []
@@ -205,75 +248,90 @@ def parabola(bottom):
         asked.append((lr, seed))
         return 1.5 + math.log2(lr / bottom) ** 2 / 10
     return loss
-assert choose_rate(parabola(0.032), 8e-3) == 0.032
-assert sorted({lr for lr, _ in asked}) == [0.004, 0.008, 0.016, 0.032, 0.064]
-asked.clear()
-def unfinished(lr, seed):                                      # only the first seed has run
-    asked.append((lr, seed))
-    return 1.5 + math.log2(lr / (0.016 * 2 ** 0.5)) ** 2 / 10 if seed == SEEDS[0] else None
-assert choose_rate(unfinished, 8e-3) is None                  # 0.016 and 0.032 tie: seeds first
-assert {(0.016, 1338), (0.032, 1339)} <= set(asked)
+best, opt = choose_rate(parabola(0.032), 0.016)
+assert best == 0.032 and abs(opt - 0.032) < 1e-9
+assert sorted({lr for lr, _ in asked}) == [0.0113, 0.016, 0.0226, 0.032, 0.0453]
+assert {s for _, s in asked} == set(SWEEP_SEEDS)
+best, opt = choose_rate(parabola(0.027), 0.016)
+assert best in (0.0226, 0.032) and abs(opt - 0.027) < 1e-9
+assert choose_rate(lambda lr, seed: None if seed == SEEDS[1] else 1.0, 0.016) is None      # a seed still running
 
 
 # %% [markdown]
-# `Plan` reads the finished runs through `loss`, asks `choose_rate` at each swept budget (`best`,
-# centred on the previous size's best), derives the rule's rate for every other budget (`rate`), and
-# lists every run the study can start now (`runs`): the sweeps, then the grid, the IsoFLOP runs and
-# the seeds.
+# `Plan` reads the finished runs through `loss`: a run folder under `root`, or else a row of the
+# results file collected before (`known`, the committed `nbs/data/scaling.csv`), so a study carried
+# to another machine by the repository alone does not train a run twice. It asks `choose_rate` at
+# each swept budget (`sweep`, centred on the previous size's best), derives the rule's rate for every
+# other budget (`rate`), and lists every run the study can start now (`runs`), in the order they
+# matter: GPT-2's sweeps, grid and held-out seeds, its IsoFLOP levels and the rule's check, then the
+# other arms.
 
 # %%
 #| export
 class Plan:
-    "The study's decisions, from the finished runs under `root`; `todo` collects the runs a decision still needs."
-    def __init__(self, root, table: dict):
-        self.root, self.table, self.todo = Path(root), table, []
+    "The study's decisions, from the finished runs under `root` and in `known`; `todo` collects the runs still needed."
+    def __init__(self, root, table: dict, known: dict | None = None):
+        self.root, self.table, self.known, self.todo, self.swept = Path(root), table, known or {}, [], {}
 
     def loss(self, arm, size, steps, lr, seed):
         "The run's final loss, or None (and the run goes on the list) if it has not finished."
-        v = final_loss(run_dir(self.root, arm, size, steps, lr, seed), steps)
-        if v is None: self.todo.append((arm, size, steps, float(f"{lr:.3g}"), seed))
+        key = (arm, size, steps, float(f"{lr:.3g}"), seed)
+        v = final_loss(run_dir(self.root, *key), steps)
+        if v is None: v = self.known.get(key)
+        if v is None: self.todo.append(key)
         return v
 
-    def best(self, arm: str, size: str, steps: int) -> float | None:
-        "The rate chosen at a swept budget: `choose_rate` around the previous size's best (START at the smallest size)."
-        i = list(SIZES).index(size)
-        centre = START if i == 0 else self.best(arm, list(SIZES)[i - 1], steps)
-        if centre is None: return None
-        return choose_rate(lambda lr, seed: self.loss(arm, size, steps, lr, seed), centre)
+    def sweep(self, arm: str, size: str, steps: int) -> tuple[float, float] | None:
+        "(best rung, optimum) at a swept budget, centred on the previous size's best (START at the smallest size)."
+        if (arm, size, steps) not in self.swept: self.swept[arm, size, steps] = self._sweep(arm, size, steps)
+        return self.swept[arm, size, steps]
+
+    def _sweep(self, arm, size, steps):
+        sizes = sorted(ARM_SIZES[arm], key=lambda s: self.table[s][0])
+        i = sizes.index(size)
+        prev = (START, START) if i == 0 else self.sweep(arm, sizes[i - 1], steps)
+        if prev is None: return None
+        return choose_rate(lambda lr, seed: self.loss(arm, size, steps, lr, seed), prev[0])
 
     def rate(self, arm: str, size: str, steps: int) -> float | None:
-        "The rule: the swept rates at 800 and 3,200 steps, log-linear in the budget between and beyond them."
-        lo, hi = (self.best(arm, size, b) for b in SWEEP_BUDGETS)
-        if lo is None or hi is None: return None
-        t = math.log(steps / SWEEP_BUDGETS[0]) / math.log(SWEEP_BUDGETS[1] / SWEEP_BUDGETS[0])
-        return float(f"{math.exp(math.log(lo) + t * (math.log(hi) - math.log(lo))):.3g}")
+        "The best rung at a swept budget; elsewhere the rule, a line in log budget through the three optima."
+        if steps in SWEEP_BUDGETS: return (self.sweep(arm, size, steps) or (None,))[0]
+        opts = [self.sweep(arm, size, b) for b in SWEEP_BUDGETS]
+        if None in opts: return None
+        x, y = np.log(SWEEP_BUDGETS), np.log([o[1] for o in opts])
+        slope, icept = np.polyfit(x, y, 1)
+        return float(f"{math.exp(icept + slope * math.log(steps)):.3g}")
 
     def runs(self) -> list[tuple]:
-        "Every run the study can start now, (arm, size, steps, lr, seed): sweeps, then the grid, IsoFLOP runs and seeds."
-        self.todo = []
-        for steps in SWEEP_BUDGETS:
-            for arm in ARMS:
-                for size in ARM_SIZES[arm]: self.best(arm, size, steps)
+        "Every run the study can start now, (arm, size, steps, lr, seed), the most needed first."
+        self.todo, self.swept = [], {}
         for arm in ARMS:
-            for size in ARM_SIZES[arm]:
+            for steps in SWEEP_BUDGETS:
+                for size in ARM_SIZES[arm]: self.sweep(arm, size, steps)
+            for size in FITTED + ((HELD_OUT,) if arm == "gpt2" else ()):
                 for steps in BUDGETS:
-                    if (lr := self.rate(arm, size, steps)) is not None: self.loss(arm, size, steps, lr, SEEDS[0])
-        for C, sizes in ISOFLOP.items():
-            for size in sizes:
-                steps = isoflop_steps(C, size, self.table)
-                if (lr := self.rate("gpt2", size, steps)) is not None: self.loss("gpt2", size, steps, lr, SEEDS[0])
-        for arm, cells in NOISE.items():
-            for size, steps in cells:
-                if (lr := self.rate(arm, size, steps)) is not None:
-                    for seed in SEEDS[1:]: self.loss(arm, size, steps, lr, seed)
+                    if (lr := self.rate(arm, size, steps)) is not None:
+                        for seed in HOLDOUT_SEEDS if size == HELD_OUT else GRID_SEEDS: self.loss(arm, size, steps, lr, seed)
+            if arm != "gpt2": continue
+            for C in LEVELS:
+                for size in level_sizes(C, self.table):
+                    steps = isoflop_steps(C, size, self.table)
+                    if (lr := self.rate(arm, size, steps)) is not None:
+                        for seed in ISOFLOP_SEEDS: self.loss(arm, size, steps, lr, seed)
+            for size in RATE_CHECK:
+                if (lr := self.rate(arm, size, BUDGETS[-1])) is not None:
+                    for f in (2 ** -0.5, 2 ** 0.5):
+                        for seed in SWEEP_SEEDS: self.loss(arm, size, BUDGETS[-1], lr * f, seed)
         return list(dict.fromkeys(self.todo))
 
 
 # %% [markdown]
-# Running it is then a loop: ask the plan, run what it asks for (two at a time on two cores, one
-# thread each; chapter 10's runner, which locks each run folder and resumes killed runs), ask again.
-# A run that diverges (a rate too high: the trainer stops on a non-finite loss) is a result too: it
-# is marked `failed.json` and counts as an infinite loss, which bounds the sweep.
+# Running it is then a loop: ask the plan, run the first few runs it asks for (two at a time on two
+# cores, one thread each; chapter 10's runner, which locks each run folder and resumes killed runs),
+# ask again. Taking a few at a time keeps the order: a GPT-2 run that a finished sweep has just made
+# possible goes before the other arms' runs that were already waiting. A run that diverges (a rate too
+# high: the trainer stops on a non-finite loss) is a result too: it is marked `failed.json` and counts
+# as an infinite loss, which bounds the sweep.
 
 # %%
 #| export
@@ -284,10 +342,10 @@ def run_jobs(jobs: list, workers: int) -> None:
             if "non-finite" not in st: raise CommandError(f"{folder}: {st}")
             atomic_write_json(Path(folder) / "failed.json", {"why": st})    # diverged: a result, not an error
 
-def run_study(root="out/scaling", workers: int = 2, data_dir: str = DATA_DIR) -> int:
-    "Run the study under `root` (its data in `data_dir`) until the plan asks for nothing more; the number of runs trained."
+def run_study(root="out/scaling", workers: int = 2, data_dir: str = DATA_DIR, known: dict | None = None) -> int:
+    "Run the study under `root` (its data in `data_dir`; `known`: runs collected before) until the plan asks for nothing more."
     table, trained = size_table(), 0
-    while jobs := Plan(root, table).runs():
+    while jobs := Plan(root, table, known).runs()[:2 * workers]:
         run_jobs([(run_dir(root, *job), settings(*job[:4], job[4], data_dir)) for job in jobs], workers)
         trained += len(jobs)
     return trained
@@ -297,37 +355,48 @@ def run_study(root="out/scaling", workers: int = 2, data_dir: str = DATA_DIR) ->
 # ## The results files
 #
 # `collect` turns the run folders into the two files part (a) reads: one row per run (with its
-# role: a `grid` run at the rule's rate, a seed for the `noise`, an `isoflop` run, or an `lr-sweep`
-# run at a rate that was not chosen; and the CPU and threads it ran on), and one row per evaluation.
+# role: a `grid` run at the chosen rate, a `holdout` run of the held-out size, an `isoflop` run, or an
+# `lr-sweep` run at a rate that was not chosen; and the CPU and threads it ran on), and one row per
+# evaluation. Rows collected before whose run folders are not here (another machine's, an earlier
+# sitting's) are kept as they were; `known_runs` reads them back for the plan.
 
 # %%
 #| export
 def _role(plan: Plan, arm, size, steps, lr, seed) -> str:
-    chosen = plan.rate(arm, size, steps) == float(f"{lr:.3g}")
-    iso = arm == "gpt2" and any(steps == isoflop_steps(C, size, plan.table) for C, s in ISOFLOP.items() if size in s)
-    if chosen and seed == SEEDS[0]: return "grid" if steps in BUDGETS else "isoflop" if iso else "lr-sweep"
-    return "noise" if chosen else "lr-sweep"
+    if plan.rate(arm, size, steps) != lr: return "lr-sweep"
+    if steps in BUDGETS and size == HELD_OUT: return "holdout" if seed in HOLDOUT_SEEDS else "lr-sweep"
+    if steps in BUDGETS and size in FITTED: return "grid" if seed in GRID_SEEDS else "lr-sweep"
+    iso = any(size in level_sizes(C, plan.table) and steps == isoflop_steps(C, size, plan.table) for C in LEVELS)
+    return "isoflop" if arm == "gpt2" and iso and seed in ISOFLOP_SEEDS else "lr-sweep"
 
-def collect(root="out/scaling", train_tokens: int | None = None, data_dir=DATA_DIR) -> tuple[list[dict], list[dict]]:
-    "(one row per finished run, one row per evaluation) of the study under `root` (`data_dir`: its data, for the epochs)."
+def known_runs(rows: list[dict]) -> dict:
+    "{(arm, size, steps, lr, seed): final loss} of collected rows, for `Plan`."
+    return {(r["arm"], r["size"], r["steps"], r["lr"], r["seed"]): r["val_loss"] for r in rows}
+
+def collect(root="out/scaling", train_tokens: int | None = None, data_dir=DATA_DIR, before=((), ())) -> tuple[list, list]:
+    """(one row per finished run, one row per evaluation) of the study under `root` (`data_dir`: its data, for the
+    epochs), with the rows and curves `before` (collected earlier) of runs whose folders are not under `root`."""
     train_tokens = train_tokens or json.loads((Path(data_dir) / "meta.json").read_text())["splits"]["train"]["tokens"]
     tables = {arm: size_table(arm) for arm in ARMS}
-    plan, runs, curves = Plan(root, tables["gpt2"]), [], []
+    runs, curves = [], []
     for folder in sorted(Path(root).glob("*/*/b*_lr*_s*")):
-        arm, size = folder.parent.parent.name, folder.parent.name
-        b, lr, s = re.fullmatch(r"b(\d+)_lr([0-9.e-]+)_s(\d+)", folder.name).groups()   # run_dir's name
-        steps, lr, seed = int(b), float(lr), int(s)
+        arm, size, steps, lr, seed = key = run_key(folder)
         if (loss := final_loss(folder, steps)) is None: continue                     # not finished
         n, n_total, fpt = tables[arm][size]
         runs.append(dict(arm=arm, size=size, n_params=n, n_params_total=n_total, flops_per_token=fpt, steps=steps,
                          tokens=steps * TOKENS_PER_STEP, epochs=round(steps * TOKENS_PER_STEP / train_tokens, 4),
-                         seed=seed, lr=lr, role=_role(plan, arm, size, steps, lr, seed), val_loss=loss,
-                         **run_record(folder)))
+                         seed=seed, lr=lr, val_loss=loss, **run_record(folder)))
         if math.isfinite(loss):
             curves += [dict(arm=arm, size=size, steps=steps, seed=seed, lr=lr, step=m["step"],
                             tokens=m["step"] * TOKENS_PER_STEP, val_loss=m["val_loss"])
                        for m in read_metrics(folder / "metrics.jsonl") if "val_loss" in m and m["step"] > 0]
-    return runs, curves
+    here = set(known_runs(runs))
+    runs += [r for r in before[0] if (r["arm"], r["size"], r["steps"], r["lr"], r["seed"]) not in here]
+    curves += [c for c in before[1] if (c["arm"], c["size"], c["steps"], c["lr"], c["seed"]) not in here]
+    plan = Plan(root, tables["gpt2"], known_runs(runs))
+    for r in runs: r["role"] = _role(plan, r["arm"], r["size"], r["steps"], r["lr"], r["seed"])
+    key = lambda r: (list(ARMS).index(r["arm"]), r["size"], r["steps"], r["lr"], r["seed"])
+    return sorted(runs, key=key), sorted(curves, key=lambda c: (*key(c), c["step"]))
 
 
 # %% [markdown]
@@ -365,11 +434,6 @@ class StudySettings:
     def __post_init__(self): check_settings(self)
 
 @dataclasses.dataclass(kw_only=True)
-class SweepSettings(StudySettings):
-    "`sweep`: train every run the study's plan asks for (resumable)."
-    workers: int = setting(2, "runs side by side, one thread each", low=1)
-
-@dataclasses.dataclass(kw_only=True)
 class ResultsSettings:
     "Where the results files and figures go (and `fit` reads them from)."
     results_root: str = setting("", f"the folder {FILES['runs']} and the other results files and figures are under "
@@ -377,6 +441,11 @@ class ResultsSettings:
     def __post_init__(self):
         check_settings(self)
         _folder("results_root", self.results_root, "make it, or leave the option out")
+
+@dataclasses.dataclass(kw_only=True)
+class SweepSettings(ResultsSettings, StudySettings):
+    "`sweep`: train every run the study's plan asks for and the results file does not already hold (resumable)."
+    workers: int = setting(2, "runs side by side, one thread each", low=1)
 
 @dataclasses.dataclass(kw_only=True)
 class CollectSettings(ResultsSettings, StudySettings):
@@ -413,10 +482,15 @@ def results_root(s: ResultsSettings) -> Path:
     "The folder the results files are under: --results_root, or the book's repository."
     return Path(s.results_root).expanduser() if s.results_root else book_path()
 
+def collected(s: ResultsSettings) -> tuple[list[dict], list[dict]]:
+    "The runs and curves already in the results files (none if there are none yet)."
+    files = [results_root(s) / FILES[k] for k in ("runs", "curves")]
+    return tuple(read_rows(f) if f.exists() else [] for f in files)
+
 def collect_files(s: CollectSettings) -> tuple[list[dict], list[dict]]:
     "Write the two results files of the study `s` names, from its run folders; (runs, curves)."
     root = results_root(s)
-    runs, curves = collect(s.out, data_dir=s.data_dir)
+    runs, curves = collect(s.out, data_dir=s.data_dir, before=collected(s))
     write_rows(runs, root / FILES["runs"], RUN_FIELDS); write_rows(curves, root / FILES["curves"], CURVE_FIELDS)
     print(f"wrote {root / FILES['runs']} ({len(runs)} runs) and {root / FILES['curves']} ({len(curves)} evaluations)")
     return runs, curves
@@ -429,15 +503,16 @@ def fit_files(s: FitSettings) -> dict:
         if not file[name].exists():
             raise CommandError(f"no results file {file[name]}: run `{PROG} sweep` and `{PROG} collect` first")
     runs, curves = read_rows(file["runs"]), read_rows(file["curves"])
-    if not runs or not {"arm", "size", "val_loss"} <= set(runs[0]):
-        raise CommandError(f"{file['runs']} is not a scaling results file (no arm, size, val_loss columns)")
-    fit = _jsonable(analyse(runs, curves, n_boot=s.boot))
+    if not runs or not {"arm", "size", "val_loss", "role"} <= set(runs[0]):
+        raise CommandError(f"{file['runs']} is not a scaling results file (no arm, size, role, val_loss columns)")
+    fit = _jsonable(analyse(runs, curves, HELD_OUT, FITTED, n_boot=s.boot))
     atomic_write_json(file["fit"], fit)
-    write_rows(gaps := arch_gaps(runs), file["gaps"], GAP_FIELDS)
-    plot_law(runs, fit, plot["law"]); plot_gaps(gaps, plot["gaps"])
-    law = fit["fits"]["n_params"]
-    print(f"wrote {file['fit']}, {file['gaps']}, {plot['law']}, {plot['gaps']}: "
-          + (f"a = {law['a']:.2f}" if law else "too few sizes and budgets finished for a law"))
+    drop = {(e["arm"], e["size"], e["steps"], e["seed"]) for e in fit["annealing"]["excluded"]}
+    write_rows(gaps := arch_gaps(runs, drop=drop), file["gaps"], GAP_FIELDS)
+    plot_law(runs, fit, plot["law"]); plot_isoflop(runs, fit, plot["isoflop"]); plot_gaps(gaps, plot["gaps"])
+    h = fit["holdout"]
+    print(f"wrote {file['fit']}, {file['gaps']} and the figures: " + (f"{h['form']} law, hold-out "
+          f"{'passed' if h['passed'] else 'failed'}" if h else "too few sizes and budgets finished for a law"))
     return fit
 
 def main(argv=None):
@@ -445,7 +520,8 @@ def main(argv=None):
     name, s = parse_settings(parser(), COMMANDS, argv)          # a wrong setting: one line, exit status 2
     with user_errors(PROG, OSError, ValueError):
         if name == "sweep":
-            print(f"{run_study(s.out, s.workers, s.data_dir)} runs trained; now: {PROG} collect --out {s.out}")
+            n = run_study(s.out, s.workers, s.data_dir, known_runs(collected(s)[0]))
+            print(f"{n} runs trained; now: {PROG} collect --out {s.out}")
         elif name == "collect": collect_files(s)
         else: fit_files(s)
 
@@ -476,10 +552,11 @@ if __name__ == "__main__" and "ipykernel" not in sys.modules:
 # %% [markdown]
 # ## Results
 #
-# What follows reads the committed results files; nothing here trains or fits. The study ran in the
-# background on this book's CPU machine (the `machine` column of every row), one or two runs side by
-# side, one thread each, with chapter 16's study and other work on the same two cores (so wall times
-# vary by run, and a run stopped and resumed records the wall time of its last part only).
+# What follows reads the committed results files; nothing here trains or fits. The study runs in the
+# background on this book's CPU machine (the `machine` column of every row), two runs side by side,
+# one thread each. **It has not finished**: the files hold the runs finished when they were last
+# collected, and every table below says what it rests on. A section whose runs have not finished
+# says so instead of printing a number.
 
 # %%
 root = Path("..")                              # this notebook runs in nbs/; FILES are paths from the repository's root
@@ -490,194 +567,157 @@ walls = [r["wall_s"] for r in runs if r["wall_s"]]
 print(f"{len(runs)} runs ({', '.join(f'{n} {k}' for k, n in roles.items())}); at most {max(r['epochs'] for r in runs):.2f} "
       f"epochs; {sum(walls) / 3600:.1f} hours of one thread in the runs' own records; machines: {', '.join(fit['machine'])}")
 assert max(r["epochs"] for r in runs) < 1 and all(r["machine"] for r in runs)
+assert set(roles) <= {"grid", "holdout", "isoflop", "lr-sweep"}
 
 # %% [markdown]
-# What had finished when these results were collected: for each arm and size, the budgets (400,
-# 800, 1,600, 3,200 steps) that have a run at the chosen rate (`x`), and the number of seeds where
-# there are more than one:
+# What had finished when these results were collected: for each arm and size, at each budget (500 to
+# 8,000 steps), the number of seeds at the chosen rate (`.` for none yet):
 
 # %%
-cells = seed_stats(runs)
-for arm in dict.fromkeys(r["arm"] for r in runs):
-    print(f"{arm:>15}: " + "  ".join(f"{s} " + "".join(str(cells[(arm, s, b)][2]) if cells.get((arm, s, b), (0, 0, 1))[2] > 1
-                                                        else "x" if (arm, s, b) in cells else "." for b in BUDGETS)
-                                     for s in SIZES))
+cells = seed_stats([r for r in runs if r["role"] != "isoflop"])
+for arm in ARMS:
+    print(f"{arm:>15}: " + "  ".join(f"{s} " + "".join(str(cells.get((arm, s, b), (0, 0, "."))[2]) for b in BUDGETS)
+                                     for s in (*FITTED, HELD_OUT) if s in ARM_SIZES[arm]))
 
 # %% [markdown]
 # ### The learning rate at every size
 #
-# The rate each sweep chose, for every arm and size, at the two swept budgets (the other budgets'
-# rates follow from these by the rule):
+# Each sweep's best rung and its parabola's optimum, for every arm and size at the three swept
+# budgets, and the rule's rate at 4,000 and 8,000 steps (a line in log budget through the optima),
+# rebuilt from the committed runs by the same `Plan` that chose them:
 
 # %%
-swept = {(r["arm"], r["size"], r["steps"]): r["lr"] for r in runs if r["role"] == "grid" and r["steps"] in SWEEP_BUDGETS}
-arms_ = list(dict.fromkeys(r["arm"] for r in runs))
-print(f"{'':>16}" + "".join(f"{s:>9}" for s in SIZES))
-for arm in arms_:
-    for b in SWEEP_BUDGETS:
-        print(f"{arm:>11} {b:>4}" + "".join(f"{swept.get((arm, s, b), float('nan')):9.4g}" for s in SIZES))
-falls = {(arm, b): all(swept[(arm, s, b)] >= swept[(arm, t, b)] for s, t in zip(SIZES, list(SIZES)[1:])
-                       if (arm, s, b) in swept and (arm, t, b) in swept) for arm in arms_ for b in SWEEP_BUDGETS}
-print("never rises with size:", {f"{a}@{b}": ok for (a, b), ok in falls.items()})
+plan = Plan(Path(tempfile.mkdtemp()), size_table(), known_runs(runs))
+rule = {}
+for arm in ARMS:
+    for size in sorted(ARM_SIZES[arm], key=lambda s: plan.table[s][0]):
+        swept = [plan.sweep(arm, size, b) for b in SWEEP_BUDGETS]
+        rates = [plan.rate(arm, size, b) for b in BUDGETS[len(SWEEP_BUDGETS):]]
+        rule[(arm, size)] = swept
+        print(f"{arm:>15} {size:>6}: " + "  ".join(f"{b}: {o[0]:.3g} ({o[1]:.3g})" if o else f"{b}: -" for b, o in zip(SWEEP_BUDGETS, swept))
+              + "  rule: " + "  ".join(f"{b}: {r:.3g}" if r else f"{b}: -" for b, r in zip(BUDGETS[3:], rates)))
 
 # %% [markdown]
-# At 3,200 steps GPT-2's chosen rate never rises with size (0.016 at the two smallest sizes, down
-# to 0.004 at the two largest), the pattern that muP-style arguments predict for a width that grows.
-# At 800 steps it rises once: at `L6C96` 0.016 beat 0.008 by 0.030 nats, about four of that budget's
-# seed SDs, and the next size chose 0.008 again. SwiGLU + RMSNorm's sweeps chose a lower rate at
-# `L3C48` than at the sizes either side, at both budgets. Neither is noise in the sense of a tie (the
-# tie rule would have given two more seeds each); they are what the sweeps found, and the rule between
-# the two swept budgets is therefore not monotone at every size. Each size and arm has its own swept
-# rate, so a non-monotone rule costs nothing at the swept budgets; at 400 and 1,600 steps the rule
-# interpolates (1,600) or extrapolates (400), and the next check shows where that hurt.
+# The optima against size, one line per swept budget (GPT-2 solid, the other arms dashed and dotted):
+
+# %%
+from matplotlib.figure import Figure
+fig = Figure(figsize=(7, 3.8)); ax = fig.subplots()
+for (arm, ls) in zip(ARMS, ("-", "--", ":")):
+    for i, b in enumerate(SWEEP_BUDGETS):
+        pts = sorted((plan.table[s][0], o[i][1]) for (a, s), o in rule.items() if a == arm and o[i])
+        if pts: ax.plot(*zip(*pts), ls, marker="o", ms=3, color=f"C{i}", label=f"{arm}, {b} steps")
+ax.set(xscale="log", yscale="log", xlabel="parameters (no embedding)", ylabel="learning rate (parabola's optimum)")
+ax.grid(alpha=0.3)
+if ax.get_legend_handles_labels()[0]: ax.legend(fontsize=6, ncol=2)
+fig
+
+# %% [markdown]
+# The rule extrapolates from 2,000 steps to 8,000, so it is checked there: at two sizes, the rule's
+# rate against $\sqrt 2$ above and below it, two seeds each (a rule that is right has the middle
+# rate best or tied).
+
+# %%
+stats_all = {}
+for r in runs:
+    if r["arm"] == "gpt2" and r["steps"] == BUDGETS[-1] and math.isfinite(r["val_loss"]):
+        stats_all.setdefault((r["size"], r["lr"]), []).append(r["val_loss"])
+for size in RATE_CHECK:
+    lr = plan.rate("gpt2", size, BUDGETS[-1])
+    got = {f: stats_all.get((size, float(f"{lr * f:.3g}"))) for f in (2 ** -0.5, 1, 2 ** 0.5)} if lr else {}
+    print(f"{size}: " + ("not yet" if not got or not all(got.values()) else
+                         "  ".join(f"{lr * f:.3g}: {np.mean(v):.4f} ({len(v)} seeds)" for f, v in got.items())))
 
 # %% [markdown]
 # ### At its best loss?
 #
-# The annealing check compares every annealed run with the longer runs of the same arm, size and
-# seed read at its budget:
+# The annealing check compares every run at its chosen rate (grid, hold-out and IsoFLOP runs) with
+# the longer runs of the same arm, size and seed read at its steps. A run that fails leaves the fits,
+# by name:
 
 # %%
-checks = annealing_check(runs, curves)
-bad = [c for c in checks if not c["ok"]]
-print(f"{len(checks)} comparisons, {len(bad)} where the annealed run ends worse than a longer run read at its budget")
-for c in bad:
+checks = fit["annealing"]
+print(f"{checks['comparisons']} comparisons, {len(checks['failures'])} failures; runs left out of the fits:")
+for c in checks["failures"]:
     print(f"  {c['arm']} {c['size']} seed {c['seed']}: {c['steps']} steps ends at {c['annealed']:.4f}, the {c['longer']}-step "
           f"run was at {c['longer_at_b']:.4f} there")
 
 # %% [markdown]
-# All but two failures are at 400 steps, the budget below both swept ones, where the rule
-# *extrapolates* the rate (for `L7C112`, 0.0113 against 0.008 swept at 800 steps) and where the fixed
-# 100-step warmup is a quarter of the run. Those runs end 0.006 to 0.35 nats above where the longer
-# runs stood at step 400: the 400-step points of `L2C32`, `L3C48`, `L6C96` and `L7C112` are not at
-# their best loss (SwiGLU + RMSNorm's at `L6C96` by the most, 0.35), and they sit in the bigram
-# transient (2.3 to 2.6 nats). The other two are at 800
-# steps at the two smallest sizes (by 0.016 and 0.056 nats), where the 1,600-step run, at the rule's
-# lower rate, was already below the 800-step run's annealed end when it passed step 800. They stay in the fits, as the design said before the runs (dropping them now would
-# be choosing points after seeing them), and the test below reports 400 steps like every other budget;
-# a study run again would sweep at 400 steps too or start its budgets at 800.
-
-# %% [markdown]
 # ### Noise, budget by budget
 #
-# The standard deviation over seeds of every cell that has three or more, at its chosen rate:
+# Each arm's seed SD at each budget, pooled over its cells with two or more seeds, with its degrees of
+# freedom and the cells it comes from:
 
 # %%
-for (arm, size, steps), (mean, sd, n) in sorted(seed_stats(runs).items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
-    if n >= 3: print(f"{arm:>15} {size:>7} {steps:>5} steps: mean {mean:.4f}, SD {sd:.4f} over {n} seeds")
-print("GPT-2's noise per budget:", {k: round(v, 4) for k, v in fit["noise_sd"].items()})
-
-
-# %% [markdown]
-# The noise is not one number. At 400 steps the seeds spread by 0.034 nats, ten times the 0.0035 of
-# 1,600 steps: short runs end in the steep part of the curve, where a small difference in the path is
-# a large difference in loss. Pooling these into one SD, as the first edition did, makes the short
-# budgets look precise and the long ones noisy. Every interval in this chapter uses its own budget's SD.
+for arm, by in fit["noise"].items():
+    for b, n in by.items():
+        print(f"{arm:>15} {b:>5} steps: SD {n['sd']:.4f} on {n['df']} degrees of freedom, from {', '.join(n['cells'])}")
 
 # %% [markdown]
-# ### The law
+# ### The law, chosen before its test
 #
-# GPT-2's law, fitted without the held-out size, under both parameter counts, with 95% bootstrap
-# intervals, and the exponent $a$ of the compute-optimal size three ways:
+# Each candidate's leave-one-size-out score (the RMS of its errors on the left-out sizes, in units of
+# their noise) and its fit on all fitted sizes, by weighted least squares and by Chinchilla's Huber
+# loss, with $\chi^2$ per degree of freedom against the seed noise:
 
 # %%
-def show(name, f):
-    if f is None: return print(f"{name:>30}: too few sizes and budgets finished for a law")
-    law, ci = f["law"], f["ci"]
-    print(f"{name:>30}: " + ", ".join(f"{k} {law[k]:.3g} [{ci[k][0]:.3g}, {ci[k][1]:.3g}]" for k in LAW)
-          + f"; a = {f['a']:.2f} [{f['a_ci'][0]:.2f}, {f['a_ci'][1]:.2f}]")
-show("N without the embedding", fit["fits"]["n_params"])
-show("N with the embedding", fit["fits"]["n_params_total"])
-show("all sizes (no hold-out)", fit["fit_all_sizes"])
-for name, o in fit["optimum"].items():
-    print(f"{'approach ' + ('1, ' if name == 'envelope' else '2, ') + name:>30}: a = {o['a']} {o['a_ci']} from {len(o['points'])} points")
-plot_law(runs, fit)
-
-# %% [markdown]
-# GPT-2's law here has $\alpha \approx 0.6$ and $\beta \approx 0.9$, both well above Chinchilla's
-# (0.34 and 0.28) and Besiroglu et al.'s refit (0.348 and 0.366): on characters of Shakespeare, at
-# 25 thousand to a million parameters and under an epoch of data, both more parameters and more data
-# pay off faster than at Chinchilla's scale, and $E \approx 1.6$ nats per character is a floor for
-# *these* sizes' reach, not an entropy of English. The intervals are wide (the budgets span only 8
-# times), but the optimum exponent $a = \beta/(\alpha + \beta)$ is pinned better than either
-# exponent, about 0.6 with an interval that includes Chinchilla's 0.5, under either parameter count:
-# at these sizes counting the embedding moves $\alpha$ a little and $a$ hardly at all.
-#
-# Approach 1 finds no optimum: at every compute the grid covers, the smallest size that reaches that
-# compute is the best one, so the envelope never has a size on each side of its minimum. The grid's
-# budgets (8 times) are too short a range for its sizes (43 times) to bracket the optimum: at a
-# given compute the larger sizes have seen only a few characters per parameter. The IsoFLOP runs
-# were placed to cross it, and at the two lower levels they do (a parabola's floor at about 38
-# thousand parameters for $8 \cdot 10^{11}$ FLOPs and 117 thousand for $2 \cdot 10^{12}$); at
-# $5 \cdot 10^{12}$ the smallest size is again the best. The slope through the two floors is
-# $a = 1.23$ [1.05, 1.41] (the interval re-draws every point with its nearest budget's seed noise),
-# far above approach 3's 0.61 and Chinchilla's 0.5. Two levels make a slope, not a law, and the
-# interval covers the seed noise only, not the choice of levels: the chapter prints it and does not
-# lean on it.
+if fit["forms"] is None: print("too few sizes and budgets finished to fit a law")
+for form in (fit["forms"] or {}) and FORMS:
+    f = fit["forms"][form]
+    print(f"{form:>10}: leave-one-size-out RMS {f['loso_rms']:.2f}; chi2/dof {f['wls']['chi2_dof']:.2f} (weighted), "
+          f"{f['huber']['chi2_dof']:.2f} (Huber on log L); " + ", ".join(f"{k} {v:.3g}" for k, v in f["wls"]["law"].items() if k != "form"))
+if fit["forms"]: print("chosen:", fit["forms"]["chosen"])
 
 # %% [markdown]
 # ### The test
 #
-# The held-out size at each budget, and each size's longest budget predicted from the other points:
+# The chosen law, fitted without the held-out size, at each of its budgets: the prediction and its
+# bootstrap SD, the five seeds' mean and standard error, and the ratio (at most 1 to pass):
 
 # %%
-if fit["holdout"] is None: print("too few sizes and budgets finished to fit a law without the held-out size")
-for b in (fit["holdout"] or {}).get("budgets", []):
-    print(f"{b['steps']:>5} steps: predicted {b['predicted']:.4f} [{b['band'][0]:.4f}, {b['band'][1]:.4f}], measured "
-          f"{b['mean']:.4f} (SD {b['sd']}, {b['seeds']} seeds): error {b['error']:+.4f} = {b['error_sds']} of the "
-          f"budget's SDs ({b['budget_sd']}), "
-          f"{'covered' if b['covered'] else 'NOT covered'}")
-for r in fit["longest_budget"]:
-    print(f"{r['size']:>7} at 3,200 steps from the rest: predicted {r['predicted']:.4f}, measured {r['measured']:.4f}, "
-          f"error {r['error']:+.4f}")
+h = fit["holdout"]
+if h is None: print("no test yet")
+for b in (h or {}).get("budgets", []):
+    print(f"{b['steps']:>5} steps: predicted {b['predicted']:.4f} (SD {b['pred_sd']:.4f}), measured {b['mean']:.4f} "
+          f"(SE {b['se']:.4f}, {b['seeds']} seeds): ratio {b['ratio']:.2f}, {'passed' if b['passed'] else 'FAILED'}")
+plot_law(runs, fit)
 
 # %% [markdown]
-# The law passes its test at 400, 800 and 1,600 steps (errors of 0.3 to 0.4 of the budget's SD,
-# inside the band) and **fails at 3,200 steps**: it predicts 1.729 where the three seeds average
-# 1.690, four of that budget's SDs off and outside the band. The IsoFLOP run at the held-out size
-# (698 steps, one seed) is also outside its band, by 0.04 nats. Predicting each size's longest budget
-# from everything else shows the same thing from the inside: the error at 3,200 steps grows with
-# size, from about −0.01 at the two smallest sizes to +0.018 at `L6C96` and +0.040 at `L7C112`. Larger models gain more
-# from more data than this law lets them: $E + A/N^\alpha + B/D^\beta$ has no term in which $N$
-# and $D$ meet, and these runs want one (Kaplan et al.'s $L(N, D)$ has it). Said plainly: fitted on
-# 25 thousand to 665 thousand parameters, the law predicts a 1.06-million-parameter model's loss
-# within its noise for up to 1.6 million characters, and not at 3.3 million.
+# ### The compute-optimal size, three ways
+#
+# Each IsoFLOP level's minimum and walls (approach 2), then $a$ by each approach:
+
+# %%
+opt = fit["optimum"]
+for C, m in opt["approach2"]["levels"].items():
+    print(f"{float(C):.2e} FLOPs: minimum {m['size']} ({m['loss']:.4f}), {'interior' if m['interior'] else 'not interior'}, "
+          f"walls {m['wall_left'] or '-'} | {m['wall_right'] or '-'}" + (f", N* = {m['n_star']:,.0f}" if m["n_star"] else ""))
+for k, o in opt.items():
+    print(f"{k}: " + ("n/a" if not o or o.get("a") is None else f"a = {o['a']:.2f} [{o['a_ci'][0]}, {o['a_ci'][1]}]"))
+plot_isoflop(runs, fit)
+
+# %% [markdown]
+# ### Larger and worse
+#
+# The pairs of sizes at one budget where the larger ends worse beyond the noise (Holm over all
+# pairs):
+
+# %%
+inv = fit["inversions"]
+print(f"{len(inv)} pairs tested, {sum(p['inverted'] for p in inv)} inverted beyond the noise")
+for p in inv:
+    if p["inverted"]: print(f"  {p['steps']} steps: {p['large']} {p['large_mean']:.4f} > {p['small']} {p['small_mean']:.4f} (Holm p {p['p_holm']:.3g})")
 
 # %% [markdown]
 # ### Architectures at every size and budget
+#
+# Each arm minus GPT-2, with Welch's 95% interval and the Holm-corrected interval; an arm is *ahead*
+# (or *behind*) only where the corrected interval excludes zero:
 
 # %%
-for arm in dict.fromkeys(g["arm"] for g in gaps):
-    print(arm, "minus gpt2 (nats per character, 95% interval):")
-    for g in sorted((g for g in gaps if g["arm"] == arm), key=lambda g: (g["n_params"], g["tokens"])):
-        print(f"  {g['size']:>7} {g['tokens'] / 1e6:5.2f}M tokens: {g['delta']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}]"
-              f" ({g['seeds']} seed{'s' if g['seeds'] > 1 else ''})")
-    for b, t in fit["multipliers"][arm]["trend"].items():
-        print(f"  trend of the model-free compute multiplier with size at {b} steps: slope {t['slope']} {t['ci']}")
+for g in gaps:
+    verdict = "ahead" if g["holm_high"] < 0 else "behind" if g["holm_low"] > 0 else "tie"
+    print(f"{g['arm']:>15} {g['size']:>6} {g['steps']:>5}: {g['delta']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}], "
+          f"corrected [{g['holm_low']:+.4f}, {g['holm_high']:+.4f}] {verdict}")
+if not gaps: print("no cell of another arm has finished beside GPT-2's yet")
 plot_gaps(gaps)
-
-# %% [markdown]
-# **RoPE** is ahead of GPT-2 at every size and budget measured, with every interval below zero, and
-# its lead shrinks with the budget: about 0.23 to 0.45 nats at 400 steps, 0.09 to 0.15 at 800, 0.05
-# to 0.07 at 1,600 and 0.04 to 0.06 at 3,200. Learned position embeddings must be learned from data; rotary positions
-# come free, and that matters most when data are scarce. The model-free compute multiplier (how much
-# more compute GPT-2 needs for RoPE's loss, read inside GPT-2's own annealed budgets) shrinks with
-# size at 800 and 1,600 steps, with the slope's interval below zero: over this range (five sizes,
-# 27-fold in parameters), the gain is worth less compute the larger the model.
-#
-# **SwiGLU + RMSNorm** is not one result. At 3,200 steps it ties GPT-2 at each of the five sizes
-# (intervals around zero); at 800 and 1,600 steps it is *behind* at the two smallest sizes (by 0.055
-# to 0.106 nats) and ahead at the three larger ones, `L4C64` to `L6C96` (by 0.014 to 0.054); at 400
-# steps it is ahead at the smallest size, behind at the largest (+0.16, a run the annealing check
-# below flags as 0.35 nats above its own longer run at step 400) and tied between. Its
-# multiplier rises with size at 800 and 1,600 steps, with an interval above zero, over five sizes (a
-# 27-fold range): at these budgets the variant gains with size over this range; at the longest
-# budget it does not (a tie everywhere), so whether the gain survives longer training at larger sizes
-# is open here.
-# The seed project's headline (SwiGLU + RMSNorm beats GPT-2) is neither
-# confirmed nor refuted here: at the longest budget, where the runs are closest to converged, it is a
-# tie. nanochat's log reports, as published, that SwiGLU did worse than its ReLU² baseline "on all
-# measures — step efficiency, wall clock time, and FLOPs" at depths 12 and 24 (dev/LOG.md,
-# 2026-02-05; a different baseline and the Muon optimiser), and that a DeepSeek-V3-style mixture of
-# experts (8 routed experts, top-2, one shared) was better per step but lost on wall clock, its MFU
-# falling from about 46% to 35% (2026-02-19).
