@@ -142,8 +142,8 @@ print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
 # | 10c | [Ablation (c)](10c_ablation.ipynb) | `gpt2book.experiments` | the experiment runner; GPT-2 vs SwiGLU + RMSNorm as a fair 2×2 experiment |
 # | 11 | [Positions](11_positions.ipynb) | `gpt2book.positions` | why attention needs positions; GPT-2's learned table and rotary embeddings (RoPE); beyond the training length |
 # | 12 | [Mixture of experts](12_moe.ipynb) | `gpt2book.moe` | a router, top-k experts, dropless routing, the load-balancing loss; total and active parameters |
-# | 13a | [Scaling laws (a): the fits](13a_scaling.ipynb) | `gpt2book.scaling` | Chinchilla's fits, the held-out test, the architectures' gaps; no torch |
-# | 13b | [Scaling laws (b): the study](13b_scaling_runs.ipynb) | `gpt2book.scaling_runs` | the study on CPU-sized runs, its command, and its results: SwiGLU's gain at every size |
+# | 13a | [Scaling laws (a): the fits](13a_scaling.ipynb) | `gpt2book.scaling` | candidate laws chosen before their test, IsoFLOP walls, the held-out test, Welch and Holm gaps; no torch |
+# | 13b | [Scaling laws (b): the study](13b_scaling_runs.ipynb) | `gpt2book.scaling_runs` | the study on CPU-sized runs sized to the data, its command, and its results so far |
 # | 14 | [Using the model](14_sample.ipynb) | `gpt2book.sample` | loading a model, generation with a KV cache, sampling controls, `python -m gpt2book.sample`, fine-tuning |
 # | 15 | [Evaluation](15_eval.ipynb) | `gpt2book.eval` | HellaSwag in two conventions, WikiText-2 in three (raw, the Hugging Face guide's, lm-evaluation-harness's; token, word, byte), bits per byte of any text, `python -m gpt2book.eval` |
 # | 16 | [Which vocabulary?](16_vocab.ipynb) | `gpt2book.vocab` | characters, bytes, BPE 512 / 2,048 / 8,192 and GPT-2's 50,257 at equal compute, in bits per byte; `python -m gpt2book.vocab` |
@@ -234,11 +234,11 @@ print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
 #   far less past the training length ([chapter 11](11_positions.ipynb)); a **mixture of 8 experts**
 #   with top-2 routing at the dense model's compute per token by 0.034 $[-0.053, -0.015]$, and at
 #   the dense model's size it is no better ([chapter 12](12_moe.ipynb)).
-# - **Scaling laws** fitted on 9 model sizes (4 thousand to 1.9 million parameters) predict the
-#   held-out largest size to about 6% (not to the seed noise), and the question is asked again at
-#   every size ([chapter 13](13b_scaling_runs.ipynb)): pooled over sizes, GPT-2 needs about 1.27 times the
-#   compute to match SwiGLU + RMSNorm (95% interval $[1.07, 2.1]$) and about 1.6 times to match
-#   rotary positions ($[1.3, 4.6]$); neither gain shrinks or grows detectably with size.
+# - **Scaling laws**: a third study, with models sized to the data (1.6 to 66 thousand parameters),
+#   IsoFLOP valleys measured on both sides, three candidate laws chosen before one test on a held-out
+#   size, and every interval at its true degrees of freedom, is running
+#   ([chapter 13](13b_scaling_runs.ipynb)); the second study's models were too big for the data to
+#   bracket the compute-optimal size, and its law missed the held-out size at the longest budget.
 #
 # ![Validation loss of the four arms of the ablation, mean and 95% band over 3 seeds](../images/val-loss-gpt2-swiglu-rmsnorm.png)
 #

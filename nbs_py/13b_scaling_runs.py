@@ -42,6 +42,7 @@ import tempfile
 from collections import Counter
 
 from fastcore.test import test_eq
+from matplotlib.figure import Figure
 
 from gpt2book.common import refusal
 from gpt2book.scaling import FORMS, seed_stats
@@ -601,7 +602,6 @@ for arm in ARMS:
 # The optima against size, one line per swept budget (GPT-2 solid, the other arms dashed and dotted):
 
 # %%
-from matplotlib.figure import Figure
 fig = Figure(figsize=(7, 3.8)); ax = fig.subplots()
 for (arm, ls) in zip(ARMS, ("-", "--", ":")):
     for i, b in enumerate(SWEEP_BUDGETS):

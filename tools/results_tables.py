@@ -41,54 +41,54 @@ def iv(x, ci, f: str = "{:.3f}") -> str:
     return f"{num(x, f)} [{num(ci[0], f)}, {num(ci[1], f)}]"
 
 
-HOLDOUT_COLUMNS = ["steps", "tokens", "predicted [95% band]", "measured: mean of seeds (its SD, seeds)", "the budget's SD",
-                   "error in the budget's SDs", "band covers it"]
+HOLDOUT_COLUMNS = ["steps", "tokens", "predicted (bootstrap SD)", "measured: mean of seeds (SE, seeds)", "ratio", "passed"]
 
 
 def holdout_cells(b: dict) -> list[str]:
     "One budget of chapter 13's hold-out test, as the cells of its row."
-    return [f"{b['steps']:,}", f"{b['tokens']:,.0f}", iv(b["predicted"], b["band"]),
-            f"{b['mean']:.3f} ({num(b['sd'], '{:.4f}')}, {b['seeds']})", num(b.get("budget_sd"), "{:.4f}"),
-            num(b["error_sds"], "{:.1f}"), "yes" if b["covered"] else "no"]
+    return [f"{b['steps']:,}", f"{b['tokens']:,.0f}", f"{b['predicted']:.3f} ({num(b['pred_sd'], '{:.4f}')})",
+            f"{b['mean']:.3f} ({num(b['se'], '{:.4f}')}, {b['seeds']})", num(b["ratio"], "{:.2f}"), "yes" if b["passed"] else "no"]
 
 
-def gap_cells(gaps: list[dict], size: str, toks: list) -> list[str]:
-    "One size of chapter 13's gaps table: the size, its parameters, and the arm's difference at each budget `toks`."
-    cell = {g["tokens"]: g for g in gaps if g["size"] == size}
+def gap_cells(gaps: list[dict], size: str, steps: list) -> list[str]:
+    "One size of chapter 13's gaps table: the size, its parameters, and the arm's difference at each budget (Holm's interval)."
+    cell = {g["steps"]: g for g in gaps if g["size"] == size}
     return [size, f"{next(iter(cell.values()))['n_params']:,}", *(
-        iv(cell[t]["delta"], (cell[t]["ci_low"], cell[t]["ci_high"]), "{:+.3f}") if t in cell else "" for t in toks)]
+        iv(cell[b]["delta"], (cell[b]["holm_low"], cell[b]["holm_high"]), "{:+.3f}") if b in cell else "" for b in steps)]
 
 
 def scaling_rows(fit: dict | None = None, gaps: list[dict] | None = None) -> list[str]:
-    "Chapter 13: the hold-out test, the law and its exponent a three ways, and each arm's loss difference at every size and budget."
-    from gpt2book.scaling import read_rows
+    "Chapter 13: the candidate laws, the hold-out test, the exponent a three ways, and each arm's difference at every cell."
+    from gpt2book.scaling import FORMS, read_rows
     fit = fit or json.loads((ROOT / FILES["fit"]).read_text())
     gaps = gaps if gaps is not None else read_rows(ROOT / FILES["gaps"])
-    ho, out = fit["holdout"], []
-    if ho is None:
-        out += ["Too few of GPT-2's sizes and budgets have finished to fit the law without the largest size."]
+    out, forms, ho, opt = [], fit["forms"], fit["holdout"], fit["optimum"]
+    if forms is None:
+        out += ["Too few of GPT-2's sizes and budgets have finished to fit a law."]
     else:
-        out += [f"Fitted without its largest size ({ho['held_out']}), GPT-2's law predicts that size at each budget "
-                "(95% band: the law's bootstrap plus the noise of the seeds' mean):", "",
-                markdown_table([holdout_cells(b) for b in ho["budgets"]], HOLDOUT_COLUMNS, align="rrllrrl")]
-    f1, f2, opt = fit["fits"]["n_params"], fit["fits"]["n_params_total"], fit["optimum"]
-    law = lambda name, f: [name, "too few points", "", "", ""] if f is None else [
-        name, *(iv(f["law"][k], f["ci"][k], "{:.2f}") for k in ("E", "alpha", "beta")), iv(f["a"], f["a_ci"], "{:.2f}")]
-    out += ["", markdown_table([law("N without the embedding", f1), law("N with the embedding", f2)],
-                               ["GPT-2's law, fitted without the held-out size", "E", "α", "β", "a = β/(α+β)"], align="lllll")]
-    out += ["", f"The compute-optimal exponent a (N* ∝ C^a) without a formula: approach 1 (the envelope) "
-                f"{iv(opt['envelope']['a'], opt['envelope']['a_ci'], '{:.2f}')}, approach 2 (IsoFLOP valleys) "
-                f"{iv(opt['isoflop']['a'], opt['isoflop']['a_ci'], '{:.2f}')}. Chinchilla's approaches give a ≈ 0.5; "
-                "Besiroglu et al.'s refit of approach 3: α = 0.348, β = 0.366 (published, not measured here)."]
+        out += [markdown_table([[f, num(forms[f]["loso_rms"], "{:.2f}"), num(forms[f]["wls"]["chi2_dof"], "{:.2f}"),
+                                 num(forms[f]["huber"]["chi2_dof"], "{:.2f}"), "chosen" if f == forms["chosen"] else ""]
+                                for f in FORMS], ["candidate law", "leave-one-size-out RMS (noise units)",
+                                                  "χ²/dof, weighted least squares", "χ²/dof, Huber on log L", ""], align="lrrrl")]
+    if ho:
+        out += ["", f"The chosen law, fitted without the held-out size ({ho['held_out']}), predicts it at each budget "
+                    "(passed: ratio = |error| / (2 √(SE² + the prediction's variance)) ≤ 1):", "",
+                markdown_table([holdout_cells(b) for b in ho["budgets"]], HOLDOUT_COLUMNS, align="rrllrl")]
+    walled = sum(m["bracketed"] for m in opt["approach2"]["levels"].values())
+    a = lambda o: "n/a" if not o or o.get("a") is None else iv(o["a"], o["a_ci"], "{:.2f}")
+    out += ["", f"The compute-optimal exponent a (N* ∝ C^a): approach 1 (the envelope) {a(opt['approach1'])}, approach 2 "
+                f"(IsoFLOP valleys; {walled} of {len(opt['approach2']['levels'])} levels walled on both sides) "
+                f"{a(opt['approach2'])}, approach 3 (the chosen law) {a(opt['approach3'])}. Chinchilla's approaches "
+                "give a ≈ 0.5 (published, not measured here)."]
     for arm in dict.fromkeys(g["arm"] for g in gaps):
         mine = [g for g in gaps if g["arm"] == arm]
-        toks = sorted({g["tokens"] for g in mine})
+        steps = sorted({g["steps"] for g in mine})
         out += ["", f"**{ARM_NAMES.get(arm, arm)} minus GPT-2**, loss (nats per character) at the same size and budget, "
-                    "each at its own best rate; 95% intervals (negative: better than GPT-2):", "",
-                markdown_table([gap_cells(mine, size, toks) for size in sorted(
+                    "each at its own best rate; Holm-corrected intervals over the table (negative: better than GPT-2):", "",
+                markdown_table([gap_cells(mine, size, steps) for size in sorted(
                     {g["size"] for g in mine}, key=lambda s: next(g["n_params"] for g in mine if g["size"] == s))],
-                    ["size", "parameters", *(f"{t / 1e6:.2f}M tokens" for t in toks)], align="lr" + "l" * len(toks))]
-    out += ["", f"{fit['runs']} runs on {', '.join(fit['machine'])}; the study's design, wall time and every check: chapter 13."]
+                    ["size", "parameters", *(f"{b:,} steps" for b in steps)], align="lr" + "l" * len(steps))]
+    out += ["", f"{fit['runs']} runs on {', '.join(fit['machine'])}; the study's design, state and every check: chapter 13."]
     return out
 
 
