@@ -45,7 +45,7 @@ HELD_OUT = "L7C28"
 FITTED = tuple(s for s in RULE if s != HELD_OUT)           # the sizes the law is fitted on
 ARM_SIZES = {arm: list(SIZES) if arm == "gpt2" else list(FITTED) for arm in ARMS}
 BUDGETS = (500, 1000, 2000, 4000, 8000)                    # optimizer steps of 8 x 64 = 512 characters
-SWEEP_BUDGETS = BUDGETS[:3]                                # where the learning rate is swept, at every size
+SWEEP_BUDGETS = BUDGETS[1:4]                               # where the learning rate is swept, at every size
 TOKENS_PER_STEP = 8 * 64
 ONE_PASS = 4_566_552 // TOKENS_PER_STEP                    # steps in one pass over the training characters
 LADDER = tuple(float(f"{1e-3 * 2 ** (k / 2):.3g}") for k in range(15))   # sqrt(2) apart: 0.001 ... 0.128

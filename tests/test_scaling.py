@@ -13,8 +13,8 @@ import pytest
 from gpt2book.common import run_main
 from gpt2book import scaling, scaling_runs
 from gpt2book.scaling import analyse, annealing_check, arch_gaps, failed_runs, law_loss, read_rows, write_rows
-from gpt2book.scaling_runs import (BUDGETS, FITTED, HELD_OUT, SWEEP_SEEDS, Plan, collect, known_runs, run_dir,
-                                   size_table)
+from gpt2book.scaling_runs import (BUDGETS, FITTED, HELD_OUT, SWEEP_BUDGETS, SWEEP_SEEDS, Plan, collect, known_runs,
+                                   run_dir, size_table)
 
 
 def test_the_fit_imports_no_torch():
@@ -38,33 +38,35 @@ def table():
 
 def test_a_sweep_runs_two_seeds_widens_at_its_edge_and_takes_the_parabola(tmp_path, table):
     plan = Plan(tmp_path, table)
-    assert plan.sweep("gpt2", "L2C8", 500) is None
-    assert sorted(plan.todo) == sorted(("gpt2", "L2C8", 500, lr, s) for lr in (0.0113, 0.016, 0.0226) for s in SWEEP_SEEDS)
+    b1, b2 = SWEEP_BUDGETS[:2]
+    assert plan.sweep("gpt2", "L2C8", b1) is None
+    assert sorted(plan.todo) == sorted(("gpt2", "L2C8", b1, lr, s) for lr in (0.0113, 0.016, 0.0226) for s in SWEEP_SEEDS)
     for lr, loss in ((0.0113, 2.0), (0.016, 1.9), (0.0226, 1.8)):
-        for s, d in zip(SWEEP_SEEDS, (-0.01, 0.01)): finish(tmp_path, "gpt2", "L2C8", 500, lr, s, loss + d)
+        for s, d in zip(SWEEP_SEEDS, (-0.01, 0.01)): finish(tmp_path, "gpt2", "L2C8", b1, lr, s, loss + d)
     plan = Plan(tmp_path, table)
-    assert plan.sweep("gpt2", "L2C8", 500) is None and {j[3] for j in plan.todo} == {0.032}       # widened upwards
-    for s in SWEEP_SEEDS: finish(tmp_path, "gpt2", "L2C8", 500, 0.032, s, 1.85)
-    best, opt = Plan(tmp_path, table).sweep("gpt2", "L2C8", 500)
+    assert plan.sweep("gpt2", "L2C8", b1) is None and {j[3] for j in plan.todo} == {0.032}        # widened upwards
+    for s in SWEEP_SEEDS: finish(tmp_path, "gpt2", "L2C8", b1, 0.032, s, 1.85)
+    best, opt = Plan(tmp_path, table).sweep("gpt2", "L2C8", b1)
     assert best == 0.0226 and 0.016 < opt < 0.032 and opt != best                                   # a vertex between rungs
     plan = Plan(tmp_path, table)                  # the next size by parameters centres on that best: L2C12, not L3C12
-    assert plan.sweep("gpt2", "L2C12", 500) is None and {j[3] for j in plan.todo} == {0.016, 0.0226, 0.032}
+    assert plan.sweep("gpt2", "L2C12", b1) is None and {j[3] for j in plan.todo} == {0.016, 0.0226, 0.032}
     assert {j[1] for j in plan.todo} == {"L2C12"}
     for s in SWEEP_SEEDS:                                       # a rate that diverged: a result, and no parabola through it
-        for lr, loss in ((0.0113, 2.0), (0.016, 1.9)): finish(tmp_path, "gpt2", "L2C8", 1000, lr, s, loss)
-        run_dir(tmp_path, "gpt2", "L2C8", 1000, 0.0226, s).mkdir(parents=True)
-        (run_dir(tmp_path, "gpt2", "L2C8", 1000, 0.0226, s) / "failed.json").write_text("{}")
-    assert Plan(tmp_path, table).sweep("gpt2", "L2C8", 1000) == (0.016, 0.016)
+        for lr, loss in ((0.0113, 2.0), (0.016, 1.9)): finish(tmp_path, "gpt2", "L2C8", b2, lr, s, loss)
+        run_dir(tmp_path, "gpt2", "L2C8", b2, 0.0226, s).mkdir(parents=True)
+        (run_dir(tmp_path, "gpt2", "L2C8", b2, 0.0226, s) / "failed.json").write_text("{}")
+    assert Plan(tmp_path, table).sweep("gpt2", "L2C8", b2) == (0.016, 0.016)
 
 
 def test_the_rule_and_the_runs_in_the_committed_file_are_not_trained_again(tmp_path, table):
     plan = Plan(tmp_path, table)
-    plan.sweep = lambda arm, size, steps: {500: (0.032, 0.032), 1000: (0.0226, 0.0226), 2000: (0.016, 0.016)}[steps]
-    assert [plan.rate("gpt2", "L2C8", b) for b in BUDGETS] == [0.032, 0.0226, 0.016, 0.0113, 0.008]   # a line in log budget
-    known = {("gpt2", "L2C8", 500, lr, s): 2.0 - lr for lr in (0.0113, 0.016, 0.0226) for s in SWEEP_SEEDS}
+    plan.sweep = lambda arm, size, steps: dict(zip(SWEEP_BUDGETS, ((0.0226, 0.0226), (0.016, 0.016), (0.0113, 0.0113))))[steps]
+    assert SWEEP_BUDGETS == (1000, 2000, 4000)
+    assert [plan.rate("gpt2", "L2C8", b) for b in BUDGETS] == pytest.approx([0.032, 0.0226, 0.016, 0.0113, 0.008], rel=2e-3)
+    known = {("gpt2", "L2C8", 1000, lr, s): 2.0 - lr for lr in (0.0113, 0.016, 0.0226) for s in SWEEP_SEEDS}
     plan = Plan(tmp_path, table, known)
-    plan.sweep("gpt2", "L2C8", 500)
-    assert plan.todo == [("gpt2", "L2C8", 500, 0.032, s) for s in SWEEP_SEEDS]       # only the widened rung is new
+    plan.sweep("gpt2", "L2C8", 1000)
+    assert plan.todo == [("gpt2", "L2C8", 1000, 0.032, s) for s in SWEEP_SEEDS]      # only the widened rung is new
 
 
 def test_collect_reads_run_folders_and_keeps_the_committed_rows(tmp_path, table):
