@@ -7,10 +7,11 @@ Docs: https://gpt2book.github.io/gpt2book/scaling.html.md"""
 # %% auto #0
 __all__ = ['RUN_FIELDS', 'CURVE_FIELDS', 'GAP_FIELDS', 'FILES', 'PLOTS', 'INTS', 'FLOATS', 'CHOSEN', 'FORMS', 'LAW', 'N0',
            'write_rows', 'read_rows', 'curve_at', 'annealing_check', 'failed_runs', 'seed_stats', 'budget_noise',
-           'noise_at', 'law_loss', 'fit_form', 'law_points', 'identifiable', 'loso', 'compare_forms', 'bootstrap_fits',
-           'holdout_test', 'power_fit', 'law_optimum', 'law_exponent', 'vertex', 'worse_p', 'level_minimum',
-           'isoflop_profiles', 'isoflop_optimum', 'interval', 'loss_at', 'envelope', 'holm', 'size_inversions', 'welch',
-           'arch_gaps', 'compute_multipliers', 'analyse', 'plot_law', 'plot_isoflop', 'plot_gaps']
+           'noise_at', 'transient_budgets', 'law_loss', 'fit_form', 'law_points', 'identifiable', 'loso',
+           'compare_forms', 'bootstrap_fits', 'holdout_test', 'power_fit', 'law_optimum', 'law_exponent', 'vertex',
+           'worse_p', 'level_minimum', 'isoflop_profiles', 'isoflop_optimum', 'interval', 'loss_at', 'envelope', 'holm',
+           'size_inversions', 'welch', 'arch_gaps', 'compute_multipliers', 'analyse', 'plot_law', 'plot_isoflop',
+           'plot_gaps']
 
 # %% ../nbs/13a_scaling.ipynb #239a416d
 import csv
@@ -98,6 +99,14 @@ def noise_at(noise: dict, steps: int) -> float:
     if not noise: return math.nan
     return noise[min(noise, key=lambda b: abs(math.log(b / steps)))]["sd"]
 
+def transient_budgets(noise: dict, factor: float = 2.0) -> list[int]:
+    "The shortest budgets, in a row, whose pooled seed SD is more than `factor` times the longest budget's: the transient."
+    out = []
+    for b in sorted(noise):
+        if noise[b]["sd"] <= factor * noise[max(noise)]["sd"]: break
+        out.append(b)
+    return out
+
 # %% ../nbs/13a_scaling.ipynb #ba8eeecf
 FORMS = {"chinchilla": "E + A/N^alpha + B/D^beta",
          "nd": "E + A/N^alpha + B/D^beta + G/(N^alpha D^beta)",
@@ -156,11 +165,11 @@ def fit_form(form: str, N, D, L, sigma, method: str = "wls", starts=None) -> dic
                 x=[float(v) for v in best.x], n_points=len(L))
 
 # %% ../nbs/13a_scaling.ipynb #3af607a8
-def law_points(runs: list[dict], sizes, arm: str = "gpt2", drop=frozenset(), n_key: str = "n_params") -> tuple:
-    "(N, D, L, sigma, cells) of `arm`'s grid cells at `sizes`: seed means and their noise."
+def law_points(runs: list[dict], sizes, arm: str = "gpt2", drop=frozenset(), budgets=None, n_key: str = "n_params") -> tuple:
+    "(N, D, L, sigma, cells) of `arm`'s grid cells at `sizes` (and `budgets`; None: all): seed means and their noise."
     noise, stats = budget_noise(runs, arm, drop), seed_stats([r for r in runs if r["role"] != "isoflop"], drop)
     first = {(r["arm"], r["size"]): r for r in runs}
-    cells = sorted(k for k in stats if k[0] == arm and k[1] in sizes)
+    cells = sorted(k for k in stats if k[0] == arm and k[1] in sizes and (budgets is None or k[2] in budgets))
     N = np.array([first[(arm, s)][n_key] for _, s, _ in cells], float)
     D = np.array([b * first[(arm, s)]["tokens"] / first[(arm, s)]["steps"] for _, s, b in cells], float)
     L = np.array([stats[k][0] for k in cells])
@@ -194,13 +203,14 @@ def bootstrap_fits(form: str, N, D, L, sigma, fit: dict, n_boot: int = 200, seed
     rng = np.random.default_rng(seed)
     return [fit_form(form, N, D, L + rng.normal(0, sigma), sigma, starts=[fit["x"]])["law"] for _ in range(n_boot)]
 
-def holdout_test(runs, held_out: str, fitted, form: str, arm="gpt2", drop=frozenset(), n_boot=200, seed=0) -> dict | None:
-    "`form` fitted without `held_out`; at each of its grid budgets the prediction, its SD, the seeds' mean and SE, the ratio."
-    N, D, L, sigma, _ = law_points(runs, fitted, arm, drop)
+def holdout_test(runs, held_out: str, fitted, form: str, arm="gpt2", drop=frozenset(), budgets=None, n_boot=200,
+                 seed=0) -> dict | None:
+    "`form` fitted without `held_out`; at each of its `budgets` the prediction, its SD, the seeds' mean and SE, the ratio."
+    N, D, L, sigma, _ = law_points(runs, fitted, arm, drop, budgets)
     if not identifiable(N, D): return None
     fit = fit_form(form, N, D, L, sigma)
     boots = bootstrap_fits(form, N, D, L, sigma, fit, n_boot, seed)
-    hN, hD, hL, _, hcells = law_points(runs, [held_out], arm, drop)
+    hN, hD, hL, _, hcells = law_points(runs, [held_out], arm, drop, budgets)
     stats = seed_stats([r for r in runs if r["role"] != "isoflop"], drop)
     budgets = []
     for n_, d_, (_, steps) in zip(hN, hD, hcells):
@@ -417,9 +427,11 @@ def analyse(runs: list[dict], curves: list[dict], held_out: str, fitted, n_boot:
     "Everything the chapter reports, from the results rows, as a JSON-able dict; the law fitted on `fitted` sizes."
     base, arms = "gpt2", list(dict.fromkeys(r["arm"] for r in runs))
     checks = annealing_check(runs, curves); drop = failed_runs(checks)
-    N, D, L, sigma, cells = law_points(runs, fitted, base, drop)
+    transient = transient_budgets(budget_noise(runs, base, drop))
+    budgets = sorted({r["steps"] for r in runs if r["arm"] == base and r["role"] == "grid"} - set(transient))
+    N, D, L, sigma, cells = law_points(runs, fitted, base, drop, budgets)
     forms = compare_forms(N, D, L, sigma, cells) if identifiable(N, D) else None
-    test = holdout_test(runs, held_out, fitted, forms["chosen"], base, drop, n_boot) if forms else None
+    test = holdout_test(runs, held_out, fitted, forms["chosen"], base, drop, budgets, n_boot) if forms else None
     iso = isoflop_optimum(isoflop_profiles(runs, base, drop), n_boot)
     sizes = {r["size"]: (r["n_params"], r["flops_per_token"]) for r in runs if r["arm"] == base}
     fpt = power_fit(*zip(*sizes.values())) if len(sizes) >= 2 else None
@@ -427,7 +439,7 @@ def analyse(runs: list[dict], curves: list[dict], held_out: str, fitted, n_boot:
     a3 = (dict(a=law_exponent(test["law"], Cs, fpt), a_ci=interval([law_exponent(b, Cs, fpt) for b in test["boots"]]),
                computes=[float(Cs[0]), float(Cs[-1])]) if test and Cs is not None else None)
     return dict(
-        baseline=base, held_out=held_out, fitted=list(fitted), flops_per_token_fit=fpt,
+        baseline=base, held_out=held_out, fitted=list(fitted), flops_per_token_fit=fpt, transient=transient, law_budgets=budgets,
         annealing=dict(comparisons=len(checks), failures=[c for c in checks if not c["ok"]],
                        excluded=[dict(zip(("arm", "size", "steps", "seed"), k)) for k in sorted(drop)]),
         noise={a: budget_noise(runs, a, drop) for a in arms},

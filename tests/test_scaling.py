@@ -179,3 +179,13 @@ def test_the_command_refuses_clearly(tmp_path, monkeypatch, capsys):
         _, err, status = run_main(scaling_runs.main, args)
         assert status == want and says in err and len(err.strip().splitlines()) == 1, (args, err)
     assert list(tmp_path.iterdir()) == []                         # the refusals wrote nothing
+
+
+def test_a_transient_budget_leaves_the_law_and_its_test(synth):
+    runs, curves = synth
+    rng = np.random.default_rng(2)                        # 500 steps: seeds 0.1 nats apart, as on the plateau
+    noisy = [dict(r, val_loss=r["val_loss"] + rng.normal(0, 0.1)) if r["steps"] == 500 and r["role"] != "isoflop" else r
+             for r in runs]
+    fit = analyse(noisy, curves, HELD_OUT, FITTED, n_boot=10)
+    assert fit["transient"] == [500] and fit["law_budgets"] == [1000, 2000, 4000, 8000]
+    assert [b["steps"] for b in fit["holdout"]["budgets"]] == [1000, 2000, 4000, 8000]
