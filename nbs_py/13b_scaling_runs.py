@@ -730,6 +730,19 @@ if not gaps: print("no cell of another arm has finished beside GPT-2's yet")
 plot_gaps(gaps)
 
 # %% [markdown]
+# The same comparison as compute: how many times GPT-2's compute reaches each arm's loss at the same
+# size (read inside GPT-2's own annealed budgets; none where the arm's loss is outside them), and its
+# trend with size at each budget (the slope in log parameters, with its interval):
+
+# %%
+for arm, m in fit["multipliers"].items():
+    cells_m = {k: c for k, c in m["cells"].items() if c}
+    print(f"{arm}: {len(cells_m)} cells measured" + (f", {min(c['m'] for c in cells_m.values()):.2f} to "
+                                                     f"{max(c['m'] for c in cells_m.values()):.2f} times" if cells_m else ""))
+    for b, t in m["trend"].items():
+        if t["slope"] is not None: print(f"  trend with size at {b} steps: slope {t['slope']:.2f} {t['ci']}")
+
+# %% [markdown]
 # ## Reproducibility note
 #
 # **Machine.** Every run so far: an AMD EPYC (Zen 3, AVX2) with 2 cores, one thread per run, two

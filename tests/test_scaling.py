@@ -189,3 +189,27 @@ def test_a_transient_budget_leaves_the_law_and_its_test(synth):
     fit = analyse(noisy, curves, HELD_OUT, FITTED, n_boot=10)
     assert fit["transient"] == [500] and fit["law_budgets"] == [1000, 2000, 4000, 8000]
     assert [b["steps"] for b in fit["holdout"]["budgets"]] == [1000, 2000, 4000, 8000]
+
+
+def test_the_committed_results_recompute_from_the_csvs():
+    "The fit file (hold-out table, IsoFLOP minima, everything else) and the gaps file are what the committed CSVs give."
+    from gpt2book.common import book_path
+    from gpt2book.scaling import FILES, GAP_FIELDS, _jsonable
+    root = book_path()
+    runs, curves = read_rows(root / FILES["runs"]), read_rows(root / FILES["curves"])
+    fit = json.loads(json.dumps(_jsonable(analyse(runs, curves, HELD_OUT, FITTED))))      # as `fit` writes it (n_boot 200)
+    committed = json.loads((root / FILES["fit"]).read_text())
+    assert _close(fit, committed)
+    drop = {(e["arm"], e["size"], e["steps"], e["seed"]) for e in committed["annealing"]["excluded"]}
+    gaps = read_rows(root / FILES["gaps"])
+    again = arch_gaps(runs, drop=drop)
+    assert len(gaps) == len(again) and all(_close({k: g[k] for k in GAP_FIELDS}, {k: a[k] for k in GAP_FIELDS})
+                                           for g, a in zip(gaps, again))
+
+
+def _close(a, b) -> bool:
+    "JSON-like values equal, floats to 1e-9 relative."
+    if isinstance(a, dict): return isinstance(b, dict) and a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list): return isinstance(b, list) and len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float): return a == pytest.approx(b, rel=1e-9, abs=1e-12)
+    return a == b
