@@ -411,6 +411,7 @@ def collect(root="out/scaling", train_tokens: int | None = None, data_dir=DATA_D
 # ```bash
 # python data/prepare.py shakespeare_complete                # the characters of the complete works, once
 # python -m gpt2book.scaling_runs sweep --out out/scaling    # every run the plan asks for, resumable (hours on 2 cores)
+# python -m gpt2book.scaling_runs status --out out/scaling   # what has finished, what the plan can start now
 # python -m gpt2book.scaling_runs collect --out out/scaling  # the run folders -> nbs/data/scaling.csv, scaling_curves.csv
 # python -m gpt2book.scaling_runs fit                        # -> nbs/data/scaling_fit.json, arch_gaps.csv, images/
 # ```
@@ -468,7 +469,13 @@ class FitSettings(ResultsSettings):
     "`fit`: fit the laws, test them, compare the arms; write the fit file, gaps and figures."
     boot: int = setting(200, "bootstrap resamples for the intervals", low=1)
 
+@dataclasses.dataclass(kw_only=True)
+class StatusSettings(ResultsSettings):
+    "`status`: what has finished and what the plan can start now."
+    out: str = setting("out/scaling", "the runs' folder (it need not exist: then only the results file counts)")
+
 COMMANDS = {"sweep": (SweepSettings, "train every run the study's plan asks for (resumable)"),
+            "status": (StatusSettings, "count the finished runs and the runs the plan can start now"),
             "collect": (CollectSettings, f"write {FILES['runs']} and {FILES['curves']} from the run folders"),
             "fit": (FitSettings, "fit the laws, test them, compare the arms; write the fit file, gaps and figures")}
 
@@ -521,6 +528,17 @@ def fit_files(s: FitSettings) -> dict:
           f"{'passed' if h['passed'] else 'failed'}" if h else "too few sizes and budgets finished for a law"))
     return fit
 
+def study_status(s: StatusSettings) -> dict:
+    "Print and return the finished runs by arm and the runs the plan can start now, with their steps."
+    known = known_runs(collected(s)[0])
+    here = [run_key(f) for f in Path(s.out).glob("*/*/b*_lr*_s*") if final_loss(f, run_key(f)[2]) is not None]
+    done = {**known, **dict.fromkeys(here, 0.0)}
+    todo = Plan(s.out, size_table(), known).runs()
+    print(f"finished: {len(done)} runs (" + ", ".join(f"{a} {sum(k[0] == a for k in done)}" for a in ARMS) + ")")
+    print(f"the plan can start now: {len(todo)} runs, {sum(j[2] for j in todo):,} steps" +
+          "".join(f"\n  {a}: {sum(j[0] == a for j in todo)}" for a in ARMS if any(j[0] == a for j in todo)))
+    return dict(done=len(done), todo=todo)
+
 def main(argv=None):
     "The `python -m gpt2book.scaling_runs` command."
     name, s = parse_settings(parser(), COMMANDS, argv)          # a wrong setting: one line, exit status 2
@@ -528,6 +546,7 @@ def main(argv=None):
         if name == "sweep":
             n = run_study(s.out, s.workers, s.data_dir, known_runs(collected(s)[0]))
             print(f"{n} runs trained; now: {PROG} collect --out {s.out}")
+        elif name == "status": study_status(s)
         elif name == "collect": collect_files(s)
         else: fit_files(s)
 
@@ -754,6 +773,7 @@ for arm, m in fit["multipliers"].items():
 # ```bash
 # python data/prepare.py shakespeare_complete --out data/shakespeare_complete
 # OMP_NUM_THREADS=1 python -m gpt2book.scaling_runs sweep --out out/scaling --workers 2
+# python -m gpt2book.scaling_runs status --out out/scaling     # while it runs, from another shell
 # python -m gpt2book.scaling_runs collect --out out/scaling
 # python -m gpt2book.scaling_runs fit
 # python tools/results_tables.py --readme --blocks scaling

@@ -213,3 +213,14 @@ def _close(a, b) -> bool:
     if isinstance(a, list): return isinstance(b, list) and len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
     if isinstance(a, float) or isinstance(b, float): return a == pytest.approx(b, rel=1e-9, abs=1e-12)
     return a == b
+
+
+def test_status_counts_finished_runs_and_what_can_start(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "nbs" / "data").mkdir(parents=True)
+    out, err, status = run_main(scaling_runs.main, ["status", "--out", tmp_path / "runs", "--results_root", tmp_path])
+    assert status == 0, err
+    assert "finished: 0 runs" in out and "the plan can start now: 54 runs" in out     # 3 rates x 2 seeds x 3 budgets x 3 arms
+    finish(tmp_path / "runs", "gpt2", "L2C8", 1000, 0.016, 1337, 2.0)
+    out, _, _ = run_main(scaling_runs.main, ["status", "--out", tmp_path / "runs", "--results_root", tmp_path])
+    assert "finished: 1 runs (gpt2 1, rope 0, swiglu-rmsnorm 0)" in out and "can start now: 53 runs" in out
