@@ -8,10 +8,10 @@ Docs: https://gpt2book.github.io/gpt2book/scaling_runs.html.md"""
 __all__ = ['ARMS', 'RULE', 'SHALLOW', 'SIZES', 'HELD_OUT', 'FITTED', 'ARM_SIZES', 'BUDGETS', 'SWEEP_BUDGETS', 'TOKENS_PER_STEP',
            'ONE_PASS', 'LADDER', 'START', 'SEEDS', 'SWEEP_SEEDS', 'GRID_SEEDS', 'ISOFLOP_SEEDS', 'HOLDOUT_SEEDS',
            'LEVELS', 'LEVEL_SIZES', 'RATE_CHECK', 'DATA_DIR', 'COMMON', 'PROG', 'COMMANDS', 'run_dir', 'run_key',
-           'settings', 'size_table', 'isoflop_steps', 'level_sizes', 'final_loss', 'choose_rate', 'Plan', 'run_jobs',
-           'run_study', 'known_runs', 'collect', 'StudySettings', 'ResultsSettings', 'SweepSettings', 'CollectSettings',
-           'FitSettings', 'StatusSettings', 'parser', 'results_root', 'collected', 'collect_files', 'fit_files',
-           'study_status', 'main']
+           'settings', 'size_table', 'isoflop_steps', 'level_sizes', 'final_loss', 'sweep_rungs', 'choose_rate', 'Plan',
+           'run_jobs', 'run_study', 'known_runs', 'collect', 'StudySettings', 'ResultsSettings', 'SweepSettings',
+           'CollectSettings', 'FitSettings', 'StatusSettings', 'parser', 'results_root', 'collected', 'collect_files',
+           'fit_files', 'study_status', 'main']
 
 # %% ../nbs/13b_scaling_runs.ipynb #29f304b3
 import dataclasses
@@ -105,25 +105,32 @@ def final_loss(folder: Path, steps: int) -> float | None:
                  if m.get("step") == steps and "val_loss" in m), None)
 
 # %% ../nbs/13b_scaling_runs.ipynb #b6c6ce25
-def choose_rate(loss, centre: float, ladder=LADDER, seeds=SWEEP_SEEDS) -> tuple[float, float] | None:
-    """(the best rung, the parabola's optimum) of a sweep, from `loss(lr, seed)`: a finished run's loss, or None (not
-    yet run). Three rungs of `ladder` around `centre`, each on every seed, widened while the best mean is at an edge
-    (upwards only while it is finite). None while a run it needs has not finished."""
+def sweep_rungs(score, centre: float, ladder) -> tuple[list, dict] | None:
+    """(rungs, {rung: score}) of a sweep on `ladder`: three rungs around `centre`, widened while the best is at an edge
+    (upwards only while it is finite); `score(lr)` is None for a rung not yet run, and then so is the answer."""
     k = min(range(len(ladder)), key=lambda j: abs(math.log(ladder[j] / centre)))
     rates = [ladder[j] for j in (k - 1, k, k + 1) if 0 <= j < len(ladder)]
     while True:
-        losses = {lr: [loss(lr, s) for s in seeds] for lr in rates}
-        if any(v is None for vs in losses.values() for v in vs): return None
-        mean = {lr: sum(vs) / len(vs) for lr, vs in losses.items()}
-        top = min(rates, key=mean.get)
+        scores = {lr: score(lr) for lr in rates}                     # every rung asked, so all missing runs are listed
+        if any(v is None for v in scores.values()): return None
+        top = min(rates, key=scores.get)
         j = ladder.index(top)
         if top == rates[0] and j > 0: rates.insert(0, ladder[j - 1]); continue           # best at the low edge
-        if top == rates[-1] and j + 1 < len(ladder) and math.isfinite(mean[top]):        # at the high edge
+        if top == rates[-1] and j + 1 < len(ladder) and math.isfinite(scores[top]):      # at the high edge
             rates.append(ladder[j + 1]); continue
-        break
-    i = rates.index(top)
-    if 0 < i < len(rates) - 1 and all(math.isfinite(mean[r]) for r in rates[i - 1:i + 2]):
-        return top, math.exp(vertex([math.log(r) for r in rates[i - 1:i + 2]], [mean[r] for r in rates[i - 1:i + 2]]))
+        return rates, scores
+
+def choose_rate(loss, centre: float, ladder=LADDER, seeds=SWEEP_SEEDS) -> tuple[float, float] | None:
+    """(the best rung, the parabola's optimum) of a sweep whose rungs are scored by the mean over `seeds` of
+    `loss(lr, seed)` (a finished run's loss, or None: not yet run). None while a run it needs has not finished."""
+    def mean(lr):
+        vs = [loss(lr, s) for s in seeds]
+        return None if None in vs else sum(vs) / len(vs)
+    if (swept := sweep_rungs(mean, centre, ladder)) is None: return None
+    rates, scores = swept
+    i = rates.index(top := min(rates, key=scores.get))
+    if 0 < i < len(rates) - 1 and all(math.isfinite(scores[r]) for r in rates[i - 1:i + 2]):
+        return top, math.exp(vertex([math.log(r) for r in rates[i - 1:i + 2]], [scores[r] for r in rates[i - 1:i + 2]]))
     return top, top
 
 # %% ../nbs/13b_scaling_runs.ipynb #3e86d1ed

@@ -220,25 +220,32 @@ def final_loss(folder: Path, steps: int) -> float | None:
 
 # %%
 #| export
-def choose_rate(loss, centre: float, ladder=LADDER, seeds=SWEEP_SEEDS) -> tuple[float, float] | None:
-    """(the best rung, the parabola's optimum) of a sweep, from `loss(lr, seed)`: a finished run's loss, or None (not
-    yet run). Three rungs of `ladder` around `centre`, each on every seed, widened while the best mean is at an edge
-    (upwards only while it is finite). None while a run it needs has not finished."""
+def sweep_rungs(score, centre: float, ladder) -> tuple[list, dict] | None:
+    """(rungs, {rung: score}) of a sweep on `ladder`: three rungs around `centre`, widened while the best is at an edge
+    (upwards only while it is finite); `score(lr)` is None for a rung not yet run, and then so is the answer."""
     k = min(range(len(ladder)), key=lambda j: abs(math.log(ladder[j] / centre)))
     rates = [ladder[j] for j in (k - 1, k, k + 1) if 0 <= j < len(ladder)]
     while True:
-        losses = {lr: [loss(lr, s) for s in seeds] for lr in rates}
-        if any(v is None for vs in losses.values() for v in vs): return None
-        mean = {lr: sum(vs) / len(vs) for lr, vs in losses.items()}
-        top = min(rates, key=mean.get)
+        scores = {lr: score(lr) for lr in rates}                     # every rung asked, so all missing runs are listed
+        if any(v is None for v in scores.values()): return None
+        top = min(rates, key=scores.get)
         j = ladder.index(top)
         if top == rates[0] and j > 0: rates.insert(0, ladder[j - 1]); continue           # best at the low edge
-        if top == rates[-1] and j + 1 < len(ladder) and math.isfinite(mean[top]):        # at the high edge
+        if top == rates[-1] and j + 1 < len(ladder) and math.isfinite(scores[top]):      # at the high edge
             rates.append(ladder[j + 1]); continue
-        break
-    i = rates.index(top)
-    if 0 < i < len(rates) - 1 and all(math.isfinite(mean[r]) for r in rates[i - 1:i + 2]):
-        return top, math.exp(vertex([math.log(r) for r in rates[i - 1:i + 2]], [mean[r] for r in rates[i - 1:i + 2]]))
+        return rates, scores
+
+def choose_rate(loss, centre: float, ladder=LADDER, seeds=SWEEP_SEEDS) -> tuple[float, float] | None:
+    """(the best rung, the parabola's optimum) of a sweep whose rungs are scored by the mean over `seeds` of
+    `loss(lr, seed)` (a finished run's loss, or None: not yet run). None while a run it needs has not finished."""
+    def mean(lr):
+        vs = [loss(lr, s) for s in seeds]
+        return None if None in vs else sum(vs) / len(vs)
+    if (swept := sweep_rungs(mean, centre, ladder)) is None: return None
+    rates, scores = swept
+    i = rates.index(top := min(rates, key=scores.get))
+    if 0 < i < len(rates) - 1 and all(math.isfinite(scores[r]) for r in rates[i - 1:i + 2]):
+        return top, math.exp(vertex([math.log(r) for r in rates[i - 1:i + 2]], [scores[r] for r in rates[i - 1:i + 2]]))
     return top, top
 
 

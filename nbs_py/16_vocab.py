@@ -60,7 +60,7 @@ from gpt2book.loader import TokenLoader, load_meta
 from gpt2book.prepare import prepare, split_documents
 from gpt2book.scaling import read_rows, write_rows
 from gpt2book.experiments import run_record
-from gpt2book.scaling_runs import SEEDS, choose_rate, final_loss, run_jobs
+from gpt2book.scaling_runs import final_loss, run_jobs, sweep_rungs
 from gpt2book.stats import ci95, welch_ci95
 from gpt2book.eval import token_bytes
 from gpt2book.tokenizer import BPETokenizer, CharTokenizer, tokenizer_from_dict, train_bpe
@@ -246,19 +246,46 @@ test_eq(n_bytes, len(tokenizer_from_dict(meta["tokenizer"]).decode(val[1:]).enco
 assert abs(evaluate(m, loader) * tokens / nll - 1) < 1e-5
 assert abs(bits_per_byte(evaluate(m, loader), tokens, n_bytes) - nll / math.log(2) / n_bytes) < 1e-5
 
-
 # %% [markdown]
 # ## The plan
 #
 # Each arm has its own best learning rate (a larger vocabulary has a different mix of embedding
-# and block weights, and fewer steps), so each is swept: chapter 13's `choose_rate` tries three rates
-# a factor of 2 apart around 0.008, widens the sweep while the best is at an edge, and, where the
-# best two are within 0.01 nats, decides on three seeds. The chosen rate then runs on seeds 1337,
-# 1338 and 1339. Warmup is a tenth of the run (at most 100 steps), the rate decays to a tenth of its
+# and block weights, and fewer steps), so each is swept: `choose_rate` tries three rates a factor of
+# 2 apart around 0.008 on one seed, widens the sweep while the best is at an edge, and, where the
+# best two are within 0.01 nats, decides on three seeds. (Chapter 13's scaling study, at many sizes
+# and budgets, later moved to steps of $\sqrt 2$ on two seeds; this study ran with this rule.) The
+# chosen rate then runs on seeds 1337, 1338 and 1339. Warmup is a tenth of the run (at most 100 steps), the rate decays to a tenth of its
 # peak, and the run is evaluated once, at its end, on the whole validation split.
 #
 # The plan reads the finished run folders and returns every run it can start now; the study is the
 # loop "ask, run, ask again", so it resumes from any state.
+
+# %%
+#| export
+LADDER = tuple(2.5e-4 * 2 ** k for k in range(10))     # the rates a sweep chooses from: 2.5e-4 ... 0.128
+TIE = 0.01                                             # nats: the best two rates closer than this get two more seeds
+SEEDS = (1337, 1338, 1339)
+
+def choose_rate(loss, centre: float, ladder=LADDER, tie: float = TIE, seeds=SEEDS) -> float | None:
+    """The rate a sweep chooses, from `loss(lr, seed)`: a finished run's loss, or None (not yet run). Three rungs of
+    `ladder` around `centre` on the first seed, widened while the best is at an edge (chapter 13's `sweep_rungs`); the
+    best two on every seed of `seeds` when they are closer than `tie`. None while a run it needs has not finished."""
+    if (swept := sweep_rungs(lambda lr: loss(lr, seeds[0]), centre, ladder)) is None: return None
+    rates, losses = swept
+    first, second = sorted(rates, key=losses.get)[:2]
+    if losses[second] - losses[first] >= tie: return first
+    means = {lr: [loss(lr, s) for s in seeds] for lr in (first, second)}              # within noise: more seeds
+    if any(v is None for vs in means.values() for v in vs): return None
+    return min(means, key=lambda lr: sum(means[lr]))
+
+
+# %% [markdown]
+# A sweep on a made-up loss, a parabola in $\log_2$ of the rate with its bottom at 0.032: started
+# at 0.008, it widens upwards twice and stops with the bottom in the middle.
+
+# %%
+assert choose_rate(lambda lr, seed: 1.5 + math.log2(lr / 0.032) ** 2 / 10, 8e-3) == 0.032
+
 
 # %%
 #| export

@@ -9,8 +9,7 @@ import pytest
 
 import gpt2book.vocab as vocab
 from gpt2book.common import run_main
-from gpt2book.scaling_runs import SEEDS
-from gpt2book.vocab import Plan, collect, run_dir, run_study, summary, summary_table
+from gpt2book.vocab import SEEDS, Plan, collect, run_dir, run_study, summary, summary_table
 
 
 def finish(root, arm, lr, seed, steps, loss):
