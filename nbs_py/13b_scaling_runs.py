@@ -62,10 +62,10 @@ from gpt2book.scaling import FORMS, seed_stats
 #
 # **Sizes.** Six GPT-2 models of 2 to 7 layers at one width-to-depth rule, width = 4 × layers, heads
 # of 4 channels: 1,576 to 66,276 parameters without the embedding, a factor of 42. The largest,
-# `L7C28`, is held out of the fits. Small, because a character model on 4.6 million characters is
-# compute-optimal at a few thousand to a few tens of thousands of parameters: a run at one pass
-# spends 20 to 40 times more characters per parameter than Chinchilla's 20 tokens (characters carry
-# less than tokens, and the ceiling is the data).
+# `L7C28`, is held out of the fits. Small, because the second edition's IsoFLOP runs found their
+# smallest size (25 thousand parameters) best at every level up to $5 \cdot 10^{12}$ FLOPs: on 4.6
+# million characters the compute-optimal model is smaller than that, and a valley needs sizes on
+# both sides of its floor.
 #
 # **Budgets.** 500, 1,000, 2,000, 4,000 and 8,000 steps (0.26 to 4.1 million characters, 16 times,
 # a factor of 2 apart), each run annealed to its own budget (cosine to a tenth of its peak rate), after
@@ -94,8 +94,8 @@ from gpt2book.scaling import FORMS, seed_stats
 # apart, and a sweep would choose by noise (the reproducibility note at the end says how this was
 # found).
 #
-# **Seeds.** Three at every grid cell (every arm, size and budget), so each budget's SD has 10
-# degrees of freedom per arm from its five fitted sizes; five at every cell of the held-out size;
+# **Seeds.** Three at every grid cell (every arm, size and budget), so each budget's SD has at least
+# 10 degrees of freedom per arm from its five fitted sizes; five at every cell of the held-out size;
 # three at every IsoFLOP point; two at every sweep rate.
 #
 # **Arms.** GPT-2 at every size; rotary positions and SwiGLU + RMSNorm at the five sizes the law is
@@ -213,7 +213,8 @@ def final_loss(folder: Path, steps: int) -> float | None:
 
 
 # %% [markdown]
-# A sweep looks at the mean over its seeds of each rate's loss. The best rung is the rate the grid
+# `sweep_rungs` is the widening (chapter 16's sweep uses it too); `choose_rate` scores each rung by
+# the mean over its seeds of its loss. The best rung is the rate the grid
 # runs at; the optimum the rule uses is the vertex of the parabola through the best rung and its two
 # neighbours in $\log$ rate (the best rung itself where a neighbour diverged or is off the ladder).
 # Because the best rung is the lowest of the three, the vertex is always within half a rung of it.
