@@ -688,6 +688,23 @@ print("GPT-2's transient budgets (out of the law's fit and test):", fit["transie
       "; the law's budgets:", fit["law_budgets"])
 
 # %% [markdown]
+# Every GPT-2 run's evaluations, at every rate, one line per run and a colour per size: the plateau
+# near 2.6 nats that every size starts on, and the spread of the runs as each leaves it.
+
+# %%
+fig = Figure(figsize=(7, 3.8)); ax = fig.subplots()
+order = sorted(SIZES, key=lambda s: plan.table[s][0])
+by_run = {}
+for c in curves:
+    if c["arm"] == "gpt2": by_run.setdefault((c["size"], c["steps"], c["lr"], c["seed"]), []).append((c["tokens"], c["val_loss"]))
+for (size, *_), pts in by_run.items():
+    ax.plot(*zip(*sorted(pts)), "-", lw=0.6, alpha=0.5, color=f"C{order.index(size) % 10}")
+for i, size in enumerate(order): ax.plot([], [], color=f"C{i % 10}", label=size)
+ax.set(xscale="log", xlabel="training characters", ylabel="validation loss (nats/char)", title="GPT-2: every run's evaluations")
+ax.grid(alpha=0.3); ax.legend(fontsize=6, ncol=2)
+fig
+
+# %% [markdown]
 # ### The law, chosen before its test
 #
 # Each candidate's leave-one-size-out score (the RMS of its errors on the left-out sizes, in units of
