@@ -806,6 +806,7 @@ for arm, m in fit["multipliers"].items():
 #
 # `sweep` skips every run already in `nbs/data/scaling.csv`, so the study goes on from the committed
 # file on any machine; `collect` keeps the committed rows whose folders are not there.
+# `nbs/data/scaling_study_log.txt` is the study's log: when each sitting started and stopped, and why.
 #
 # **Cost.** The plan, priced on a made-up loss at the measured time per step, asks for about 700
 # runs and 11.6 hours of one thread (5.8 hours on two cores; GPT-2's part 6.4 thread-hours, each other
