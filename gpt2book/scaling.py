@@ -432,6 +432,8 @@ def analyse(runs: list[dict], curves: list[dict], held_out: str, fitted, n_boot:
     N, D, L, sigma, cells = law_points(runs, fitted, base, drop, budgets)
     forms = compare_forms(N, D, L, sigma, cells) if identifiable(N, D) else None
     test = holdout_test(runs, held_out, fitted, forms["chosen"], base, drop, budgets, n_boot) if forms else None
+    total = law_points(runs, fitted, base, drop, budgets, n_key="n_params_total")
+    with_embedding = forms and {k: v for k, v in fit_form(forms["chosen"], *total[:4]).items() if k != "x"}
     iso = isoflop_optimum(isoflop_profiles(runs, base, drop), n_boot)
     sizes = {r["size"]: (r["n_params"], r["flops_per_token"]) for r in runs if r["arm"] == base}
     fpt = power_fit(*zip(*sizes.values())) if len(sizes) >= 2 else None
@@ -446,7 +448,7 @@ def analyse(runs: list[dict], curves: list[dict], held_out: str, fitted, n_boot:
         forms=forms and dict(chosen=forms["chosen"], **{f: dict(loso_rms=v["loso"]["rms"], loso_z=v["loso"]["z"],
                              **{m: {k: v[m][k] for k in ("law", "chi2", "dof", "chi2_dof")} for m in ("wls", "huber")})
                              for f, v in forms["forms"].items()}),
-        holdout=test and {k: v for k, v in test.items() if k != "boots"},
+        holdout=test and {k: v for k, v in test.items() if k != "boots"}, with_embedding=with_embedding,
         optimum=dict(approach1=_approach1(runs, [*fitted, held_out], base, drop, n_boot), approach2=iso, approach3=a3),
         inversions=size_inversions(runs, base, drop),
         multipliers={a: compute_multipliers(runs, base, a, drop, n_boot=n_boot) for a in arms if a != base},

@@ -41,7 +41,8 @@
 #
 # This chapter fits those laws on runs two CPU cores afford, as carefully as a referee of a
 # scaling-law paper would ask: a learning rate swept at every size, warmup a fixed number of steps,
-# $\beta_2 = 0.99$, the head's FLOPs counted, both parameter counts, noise measured at each budget
+# $\beta_2 = 0.99$, the head's FLOPs counted, both parameter counts (the law is fitted on $N$ without
+# the embedding and refitted with it), noise measured at each budget
 # from several seeds, and a test: fitted without the largest size, does the law predict it, within
 # the seed noise?
 #
@@ -752,7 +753,7 @@ def compute_multipliers(runs: list[dict], base="gpt2", arm="rope", drop=frozense
 # the annealing check and the runs it leaves out, by name; each arm's noise per budget with its
 # degrees of freedom and cells, and the transient budgets that leave the law; the candidate forms,
 # their leave-one-size-out scores and fits (both
-# ways, with $\chi^2$ per degree of freedom) and the chosen one; the hold-out test; the three
+# ways, with $\chi^2$ per degree of freedom) and the chosen one (refitted too with the embedding counted in N); the hold-out test; the three
 # approaches to $a$; the size inversions; and the model-free multipliers.
 # `python -m gpt2book.scaling_runs fit` (part (b)) writes it, with `arch_gaps.csv`.
 
@@ -778,6 +779,8 @@ def analyse(runs: list[dict], curves: list[dict], held_out: str, fitted, n_boot:
     N, D, L, sigma, cells = law_points(runs, fitted, base, drop, budgets)
     forms = compare_forms(N, D, L, sigma, cells) if identifiable(N, D) else None
     test = holdout_test(runs, held_out, fitted, forms["chosen"], base, drop, budgets, n_boot) if forms else None
+    total = law_points(runs, fitted, base, drop, budgets, n_key="n_params_total")
+    with_embedding = forms and {k: v for k, v in fit_form(forms["chosen"], *total[:4]).items() if k != "x"}
     iso = isoflop_optimum(isoflop_profiles(runs, base, drop), n_boot)
     sizes = {r["size"]: (r["n_params"], r["flops_per_token"]) for r in runs if r["arm"] == base}
     fpt = power_fit(*zip(*sizes.values())) if len(sizes) >= 2 else None
@@ -792,7 +795,7 @@ def analyse(runs: list[dict], curves: list[dict], held_out: str, fitted, n_boot:
         forms=forms and dict(chosen=forms["chosen"], **{f: dict(loso_rms=v["loso"]["rms"], loso_z=v["loso"]["z"],
                              **{m: {k: v[m][k] for k in ("law", "chi2", "dof", "chi2_dof")} for m in ("wls", "huber")})
                              for f, v in forms["forms"].items()}),
-        holdout=test and {k: v for k, v in test.items() if k != "boots"},
+        holdout=test and {k: v for k, v in test.items() if k != "boots"}, with_embedding=with_embedding,
         optimum=dict(approach1=_approach1(runs, [*fitted, held_out], base, drop, n_boot), approach2=iso, approach3=a3),
         inversions=size_inversions(runs, base, drop),
         multipliers={a: compute_multipliers(runs, base, a, drop, n_boot=n_boot) for a in arms if a != base},

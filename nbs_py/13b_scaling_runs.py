@@ -717,7 +717,10 @@ for form in (fit["forms"] or {}) and FORMS:
     f = fit["forms"][form]
     print(f"{form:>10}: leave-one-size-out RMS {f['loso_rms']:.2f}; chi2/dof {f['wls']['chi2_dof']:.2f} (weighted), "
           f"{f['huber']['chi2_dof']:.2f} (Huber on log L); " + ", ".join(f"{k} {v:.3g}" for k, v in f["wls"]["law"].items() if k != "form"))
-if fit["forms"]: print("chosen:", fit["forms"]["chosen"])
+if fit["forms"]:
+    w = fit["with_embedding"]
+    print("chosen:", fit["forms"]["chosen"], "; refitted with the embedding counted in N: chi2/dof",
+          f"{w['chi2_dof']:.2f},", ", ".join(f"{k} {v:.3g}" for k, v in w["law"].items() if k != "form"))
 
 # %% [markdown]
 # ### The test

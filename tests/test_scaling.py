@@ -133,6 +133,7 @@ def test_analyse_chooses_a_form_passes_the_holdout_and_brackets_the_levels(synth
     assert fit["forms"]["chinchilla"]["wls"]["chi2_dof"] < 2 and fit["holdout"]["held_out"] == HELD_OUT
     assert sum(b["passed"] for b in fit["holdout"]["budgets"]) >= 4 and len(fit["holdout"]["budgets"]) == 5
     assert {"E", "A", "B", "alpha", "beta", "form"} <= set(fit["holdout"]["law"])
+    assert fit["with_embedding"]["law"]["form"] == fit["holdout"]["law"]["form"] and fit["with_embedding"]["dof"] > 0
     levels = fit["optimum"]["approach2"]["levels"]
     assert len(levels) == 3 and all(m["bracketed"] for m in levels.values())
     a_true = scaling.law_exponent(TRUE, np.geomspace(1e11, 1e12, 5), (6.0, 1.0))
