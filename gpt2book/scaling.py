@@ -423,6 +423,7 @@ def _approach1(runs, sizes, base, drop, n_boot, seed=0) -> dict:
              for _ in range(n_boot)]
     return dict(**envelope({k: v[0] for k, v in cells.items()}, table), a_ci=interval(draws))
 
+# %% ../nbs/13a_scaling.ipynb #977b369c
 def analyse(runs: list[dict], curves: list[dict], held_out: str, fitted, n_boot: int = 200) -> dict:
     "Everything the chapter reports, from the results rows, as a JSON-able dict; the law fitted on `fitted` sizes."
     base, arms = "gpt2", list(dict.fromkeys(r["arm"] for r in runs))
@@ -454,6 +455,7 @@ def analyse(runs: list[dict], curves: list[dict], held_out: str, fitted, n_boot:
         multipliers={a: compute_multipliers(runs, base, a, drop, n_boot=n_boot) for a in arms if a != base},
         runs=len(runs), machine=sorted({r["machine"] for r in runs if r.get("machine")}))
 
+# %% ../nbs/13a_scaling.ipynb #34bc686a
 def _jsonable(x):
     "Tuples and tuple keys as JSON takes them: (size, steps) keys become 'size@steps'; inf and nan become null."
     if isinstance(x, dict): return {(f"{k[0]}@{k[1]}" if isinstance(k, tuple) else k): _jsonable(v) for k, v in x.items()}

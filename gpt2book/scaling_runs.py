@@ -340,6 +340,7 @@ def fit_files(s: FitSettings) -> dict:
           f"{'passed' if h['passed'] else 'failed'}" if h else "too few sizes and budgets finished for a law"))
     return fit
 
+# %% ../nbs/13b_scaling_runs.ipynb #5c2ddca9
 def study_status(s: StatusSettings) -> dict:
     "Print and return the finished runs by arm and the runs the plan can start now, with their steps."
     known = known_runs(collected(s)[0])

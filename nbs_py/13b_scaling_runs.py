@@ -495,7 +495,7 @@ def parser() -> Parser:
 
 
 # %% [markdown]
-# `collect_files` and `fit_files` write the files under the results root; `main` picks one of them.
+# `collect_files` and `fit_files` write the files under the results root.
 
 # %%
 #| export
@@ -536,6 +536,13 @@ def fit_files(s: FitSettings) -> dict:
           f"{'passed' if h['passed'] else 'failed'}" if h else "too few sizes and budgets finished for a law"))
     return fit
 
+
+# %% [markdown]
+# `status` reads what `sweep` reads (the run folders and the committed results file) and asks the
+# plan what it would start now; `main` picks the sub-command.
+
+# %%
+#| export
 def study_status(s: StatusSettings) -> dict:
     "Print and return the finished runs by arm and the runs the plan can start now, with their steps."
     known = known_runs(collected(s)[0])
