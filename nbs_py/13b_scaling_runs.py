@@ -90,7 +90,7 @@ from gpt2book.scaling import FORMS, seed_stats
 # sizes run at $\sqrt 2$ above and below the rule's rate, on two seeds.
 #
 # Not at 500 steps: there every size still sits on the plateau a character model crosses before its
-# attention learns to use positions (2.55 to 2.75 nats), with two seeds of one rate up to 0.2 nats
+# attention learns to use positions (2.51 to 2.77 nats), with two seeds of one rate up to 0.2 nats
 # apart, and a sweep would choose by noise (the reproducibility note at the end says how this was
 # found).
 #
@@ -693,6 +693,21 @@ for arm, by in fit["noise"].items():
         print(f"{arm:>15} {b:>5} steps: SD {n['sd']:.4f} on {n['df']} degrees of freedom, from {', '.join(n['cells'])}")
 print("GPT-2's transient budgets (out of the law's fit and test):", fit["transient"] or "none",
       "; the law's budgets:", fit["law_budgets"])
+
+# %% [markdown]
+# The plateau, in the runs of 500 steps that the first sweeps made (every size and rate, two seeds
+# each): where their losses lie, and how far apart two seeds of one size and rate end.
+
+# %%
+pairs = {}
+for r in runs:
+    if r["arm"] == "gpt2" and r["steps"] == BUDGETS[0] and r["role"] == "lr-sweep" and math.isfinite(r["val_loss"]):
+        pairs.setdefault((r["size"], r["lr"]), []).append(r["val_loss"])
+losses_500 = [v for vs in pairs.values() for v in vs]
+gaps_500 = [max(vs) - min(vs) for vs in pairs.values() if len(vs) == 2]
+print(f"{len(losses_500)} runs of 500 steps: losses {min(losses_500):.3f} to {max(losses_500):.3f}; two seeds of one size "
+      f"and rate differ by {np.median(gaps_500):.3f} (median) and up to {max(gaps_500):.3f} nats ({len(gaps_500)} pairs)")
+assert min(losses_500) > 2.5 and max(gaps_500) > 0.15
 
 # %% [markdown]
 # Every GPT-2 run's evaluations, at every rate, one line per run and a colour per size: the plateau
