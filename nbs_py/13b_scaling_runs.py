@@ -89,9 +89,9 @@ from gpt2book.scaling import FORMS, seed_stats
 # extrapolates by a factor of 2 at each end, so it is checked at the long end: at 8,000 steps two
 # sizes run at $\sqrt 2$ above and below the rule's rate, on two seeds.
 #
-# Not at 500 steps: there every size still sits on the plateau a character model crosses before its
-# attention learns to use positions (2.51 to 2.77 nats), with two seeds of one rate up to 0.2 nats
-# apart, and a sweep would choose by noise (the reproducibility note at the end says how this was
+# Not at 500 steps: there every size still sits on a plateau (2.51 to 2.77 nats; part (a) says why
+# learned positions are the likely reason), with two seeds of one rate up to 0.2 nats apart, and a
+# sweep would choose by noise (the reproducibility note at the end says how this was
 # found).
 #
 # **Seeds.** Three at every grid cell (every arm, size and budget), so each budget's SD has at least
