@@ -9,7 +9,7 @@ __all__ = ['RUN_FIELDS', 'CURVE_FIELDS', 'GAP_FIELDS', 'FILES', 'PLOTS', 'INTS',
            'write_rows', 'read_rows', 'curve_at', 'annealing_check', 'failed_runs', 'seed_stats', 'budget_noise',
            'noise_at', 'transient_budgets', 'law_loss', 'fit_form', 'law_points', 'identifiable', 'loso',
            'compare_forms', 'bootstrap_fits', 'holdout_test', 'power_fit', 'law_optimum', 'law_exponent', 'vertex',
-           'worse_p', 'level_minimum', 'isoflop_profiles', 'isoflop_optimum', 'interval', 'loss_at', 'envelope', 'holm',
+           'worse_p', 'level_minimum', 'isoflop_profiles', 'interval', 'isoflop_optimum', 'loss_at', 'envelope', 'holm',
            'size_inversions', 'welch', 'arch_gaps', 'compute_multipliers', 'analyse', 'plot_law', 'plot_isoflop',
            'plot_gaps']
 
@@ -210,7 +210,7 @@ def holdout_test(runs, held_out: str, fitted, form: str, arm="gpt2", drop=frozen
     if not identifiable(N, D): return None
     fit = fit_form(form, N, D, L, sigma)
     boots = bootstrap_fits(form, N, D, L, sigma, fit, n_boot, seed)
-    hN, hD, hL, _, hcells = law_points(runs, [held_out], arm, drop, budgets)
+    hN, hD, _, _, hcells = law_points(runs, [held_out], arm, drop, budgets)
     stats = seed_stats([r for r in runs if r["role"] != "isoflop"], drop)
     budgets = []
     for n_, d_, (_, steps) in zip(hN, hD, hcells):
@@ -276,6 +276,12 @@ def isoflop_profiles(runs: list[dict], arm: str = "gpt2", drop=frozenset()) -> d
             cells.setdefault(level, {}).setdefault((r["n_params"], r["size"]), []).append(r["val_loss"])
     return {C: [(n, s, v) for (n, s), v in sorted(by.items())] for C, by in sorted(cells.items())}
 
+def interval(values) -> tuple[float, float]:
+    "(2.5%, 97.5%) quantiles of `values`, NaNs left out ((nan, nan) if nothing is left)."
+    v = np.asarray(values, float)
+    v = v[~np.isnan(v)]
+    return tuple(float(q) for q in np.quantile(v, [0.025, 0.975])) if len(v) else (math.nan, math.nan)
+
 def isoflop_optimum(profiles: dict, n_boot: int = 200, seed: int = 0) -> dict:
     "Each level's minimum and walls, and a of N*(C) through the bracketed levels with its seed-resampling interval."
     levels = {C: level_minimum(p) for C, p in profiles.items()}
@@ -290,12 +296,6 @@ def isoflop_optimum(profiles: dict, n_boot: int = 200, seed: int = 0) -> dict:
             stars.append(math.exp(vertex([math.log(p[j][0]) for j in (i - 1, i, i + 1)], [np.mean(p[j][2]) for j in (i - 1, i, i + 1)])))
         draws.append(fit(stars))
     return dict(levels=levels, used=used, a=fit([levels[C]["n_star"] for C in used]), a_ci=interval(draws))
-
-def interval(values) -> tuple[float, float]:
-    "(2.5%, 97.5%) quantiles of `values`, NaNs left out ((nan, nan) if nothing is left)."
-    v = np.asarray(values, float)
-    v = v[~np.isnan(v)]
-    return tuple(float(q) for q in np.quantile(v, [0.025, 0.975])) if len(v) else (math.nan, math.nan)
 
 # %% ../nbs/13a_scaling.ipynb #b87117d6
 def loss_at(tokens, losses, D) -> float | None:

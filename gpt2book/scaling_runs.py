@@ -344,7 +344,7 @@ def fit_files(s: FitSettings) -> dict:
 def study_status(s: StatusSettings) -> dict:
     "Print and return the finished runs by arm and the runs the plan can start now, with their steps."
     known = known_runs(collected(s)[0])
-    here = [run_key(f) for f in Path(s.out).glob("*/*/b*_lr*_s*") if final_loss(f, run_key(f)[2]) is not None]
+    here = [k for f in Path(s.out).glob("*/*/b*_lr*_s*") if final_loss(f, (k := run_key(f))[2]) is not None]
     done = {**known, **dict.fromkeys(here, 0.0)}
     todo = Plan(s.out, size_table(), known).runs()
     print(f"finished: {len(done)} runs (" + ", ".join(f"{a} {sum(k[0] == a for k in done)}" for a in ARMS) + ")")

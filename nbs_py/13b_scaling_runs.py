@@ -546,7 +546,7 @@ def fit_files(s: FitSettings) -> dict:
 def study_status(s: StatusSettings) -> dict:
     "Print and return the finished runs by arm and the runs the plan can start now, with their steps."
     known = known_runs(collected(s)[0])
-    here = [run_key(f) for f in Path(s.out).glob("*/*/b*_lr*_s*") if final_loss(f, run_key(f)[2]) is not None]
+    here = [k for f in Path(s.out).glob("*/*/b*_lr*_s*") if final_loss(f, (k := run_key(f))[2]) is not None]
     done = {**known, **dict.fromkeys(here, 0.0)}
     todo = Plan(s.out, size_table(), known).runs()
     print(f"finished: {len(done)} runs (" + ", ".join(f"{a} {sum(k[0] == a for k in done)}" for a in ARMS) + ")")
@@ -735,7 +735,7 @@ fig
 
 # %%
 if fit["forms"] is None: print("too few sizes and budgets finished to fit a law")
-for form in (fit["forms"] or {}) and FORMS:
+for form in FORMS if fit["forms"] else ():
     f = fit["forms"][form]
     print(f"{form:>10}: leave-one-size-out RMS {f['loso_rms']:.2f}; chi2/dof {f['wls']['chi2_dof']:.2f} (weighted), "
           f"{f['huber']['chi2_dof']:.2f} (Huber on log L); " + ", ".join(f"{k} {v:.3g}" for k, v in f["wls"]["law"].items() if k != "form"))
