@@ -189,13 +189,16 @@ def loso(form: str, N, D, L, sigma, cells) -> dict:
         law = fit_form(form, N[~out], D[~out], L[~out], sigma[~out])["law"]
         z[size] = [float(v) for v in (law_loss(law, N[out], D[out]) - L[out]) / sigma[out]]
     every = [v for vs in z.values() for v in vs]
-    return dict(z=z, rms=float(np.sqrt(np.mean(np.square(every)))) if every else math.nan)
+    return dict(z=z, rms=float(np.sqrt(np.mean(np.square(every)))) if every else math.nan, n=len(every))
 
 def compare_forms(N, D, L, sigma, cells) -> dict:
-    "Every form of FORMS: its leave-one-size-out score and its fits (weighted least squares, Huber); and the chosen one."
+    """Every form of FORMS: its leave-one-size-out score and its fits (weighted least squares, Huber); and the chosen
+    one: the first in FORMS (the fewest parameters first) whose score is within the best score's own error."""
     out = {f: dict(loso=loso(f, N, D, L, sigma, cells), wls=fit_form(f, N, D, L, sigma),
                    huber=fit_form(f, N, D, L, sigma, "huber")) for f in FORMS}
-    return dict(forms=out, chosen=min(out, key=lambda f: out[f]["loso"]["rms"]))
+    best = min((v["loso"] for v in out.values()), key=lambda s: s["rms"])
+    tie = best["rms"] * (1 + 1 / math.sqrt(2 * best["n"]))           # an RMS of n errors is uncertain by about RMS/sqrt(2n)
+    return dict(forms=out, chosen=next(f for f in FORMS if out[f]["loso"]["rms"] <= tie))
 
 # %% ../nbs/13a_scaling.ipynb #c9c5c189
 def bootstrap_fits(form: str, N, D, L, sigma, fit: dict, n_boot: int = 200, seed: int = 0) -> list[dict]:
@@ -216,12 +219,12 @@ def holdout_test(runs, held_out: str, fitted, form: str, arm="gpt2", drop=frozen
     for n_, d_, (_, steps) in zip(hN, hD, hcells):
         mean, sd, n = stats[(arm, held_out, steps)]
         pred, spread = float(law_loss(fit["law"], n_, d_)), float(np.std([law_loss(b, n_, d_) for b in boots], ddof=1))
-        se = sd / math.sqrt(n) if n > 1 else math.nan
+        se = sd / math.sqrt(n) if n > 1 else math.nan                 # one seed left: no SE, so no test (None)
         ratio = abs(pred - mean) / (2 * math.sqrt(se ** 2 + spread ** 2))
         budgets.append(dict(steps=steps, tokens=float(d_), predicted=pred, pred_sd=spread, mean=mean, sd=sd, seeds=n,
-                            se=se, error=pred - mean, ratio=ratio, passed=bool(ratio <= 1)))
+                            se=se, error=pred - mean, ratio=ratio, passed=bool(ratio <= 1) if n > 1 else None))
     return dict(held_out=held_out, form=form, law=fit["law"], chi2_dof=fit["chi2_dof"], budgets=budgets,
-                passed=bool(budgets) and all(b["passed"] for b in budgets), boots=boots)
+                passed=bool(budgets) and all(b["passed"] is True for b in budgets), boots=boots)
 
 # %% ../nbs/13a_scaling.ipynb #9495e50d
 def power_fit(x, y) -> tuple[float, float]:

@@ -142,6 +142,15 @@ def test_analyse_chooses_a_form_passes_the_holdout_and_brackets_the_levels(synth
     assert fit["noise"]["gpt2"][500]["df"] == 5 * 2 + 4 and set(fit["noise"]["gpt2"][500]["cells"]) == set(NS)
 
 
+def test_a_held_out_cell_left_with_one_seed_is_not_testable_and_the_test_does_not_pass(synth):
+    runs, _ = synth
+    drop = {("gpt2", HELD_OUT, 1000, seed) for seed in range(1, 5)}                 # four of five seeds fail the check
+    test = scaling.holdout_test(runs, HELD_OUT, FITTED, "chinchilla", drop=drop, n_boot=20)
+    by = {b["steps"]: b for b in test["budgets"]}
+    assert by[1000]["seeds"] == 1 and by[1000]["passed"] is None and math.isnan(by[1000]["ratio"])
+    assert all(by[b]["passed"] is not None for b in by if b != 1000) and test["passed"] is False
+
+
 def test_gaps_are_welch_and_holm(synth):
     runs, _ = synth
     gaps = arch_gaps(runs)

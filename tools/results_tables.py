@@ -47,7 +47,7 @@ HOLDOUT_COLUMNS = ["steps", "tokens", "predicted (bootstrap SD)", "measured: mea
 def holdout_cells(b: dict) -> list[str]:
     "One budget of chapter 13's hold-out test, as the cells of its row."
     return [f"{b['steps']:,}", f"{b['tokens']:,.0f}", f"{b['predicted']:.3f} ({num(b['pred_sd'], '{:.4f}')})",
-            f"{b['mean']:.3f} ({num(b['se'], '{:.4f}')}, {b['seeds']})", num(b["ratio"], "{:.2f}"), "yes" if b["passed"] else "no"]
+            f"{b['mean']:.3f} ({num(b['se'], '{:.4f}')}, {b['seeds']})", num(b["ratio"], "{:.2f}"), {True: "yes", False: "no", None: "not testable (1 seed)"}[b["passed"]]]
 
 
 def gap_cells(gaps: list[dict], size: str, steps: list) -> list[str]:
