@@ -10,8 +10,8 @@ __all__ = ['RUN_FIELDS', 'CURVE_FIELDS', 'GAP_FIELDS', 'FILES', 'PLOTS', 'INTS',
            'noise_at', 'transient_budgets', 'law_loss', 'fit_form', 'law_points', 'identifiable', 'loso',
            'compare_forms', 'bootstrap_fits', 'holdout_test', 'power_fit', 'law_optimum', 'law_exponent', 'vertex',
            'worse_p', 'level_minimum', 'isoflop_profiles', 'interval', 'isoflop_optimum', 'loss_at', 'envelope', 'holm',
-           'size_inversions', 'welch', 'arch_gaps', 'compute_multipliers', 'analyse', 'plot_law', 'plot_isoflop',
-           'plot_gaps']
+           'size_inversions', 'contrast', 'welch', 'arch_gaps', 'size_gains', 'compute_multipliers', 'analyse',
+           'plot_law', 'plot_isoflop', 'plot_gaps']
 
 # %% ../nbs/13a_scaling.ipynb #239a416d
 import csv
@@ -346,16 +346,22 @@ def size_inversions(runs: list[dict], arm: str = "gpt2", drop=frozenset()) -> li
     return pairs
 
 # %% ../nbs/13a_scaling.ipynb #aba4f7d3
+def contrast(groups, signs, level: float = 0.95) -> tuple:
+    """(sum of sign x group mean, low, high, df, two-sided p): a contrast of independent groups' means, each with its
+    own variance, by Welch-Satterthwaite's degrees of freedom and the t quantile at them; the interval at `level`."""
+    import scipy.stats
+    groups = [np.asarray(g, float) for g in groups]
+    d = float(sum(s * g.mean() for s, g in zip(signs, groups)))
+    vs = [s * s * g.var(ddof=1) / len(g) for s, g in zip(signs, groups)]    # squared standard errors
+    v = sum(vs)
+    if v == 0: return d, d, d, math.inf, 0.0 if d else 1.0
+    df = v ** 2 / sum(vi ** 2 / (len(g) - 1) for vi, g in zip(vs, groups))
+    h = float(scipy.stats.t.ppf(0.5 + level / 2, df)) * math.sqrt(v)
+    return d, d - h, d + h, float(df), float(2 * scipy.stats.t.sf(abs(d) / math.sqrt(v), df))
+
 def welch(x, y, level: float = 0.95) -> tuple:
     "(mean(x) - mean(y), low, high, df, two-sided p) by Welch's t; the interval at `level`."
-    import scipy.stats
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    d = float(x.mean() - y.mean())
-    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)                   # squared standard errors
-    if vx + vy == 0: return d, d, d, math.inf, 0.0 if d else 1.0
-    df = (vx + vy) ** 2 / (vx ** 2 / (len(x) - 1) + vy ** 2 / (len(y) - 1))
-    h = float(scipy.stats.t.ppf(0.5 + level / 2, df)) * math.sqrt(vx + vy)
-    return d, d - h, d + h, float(df), float(2 * scipy.stats.t.sf(abs(d) / math.sqrt(vx + vy), df))
+    return contrast([x, y], [1, -1], level)
 
 def arch_gaps(runs: list[dict], base: str = "gpt2", drop=frozenset()) -> list[dict]:
     "One row per (arm, size, budget) with 2+ seeds in both arms: delta = arm - base, Welch's interval, Holm's p and interval."
@@ -377,6 +383,33 @@ def arch_gaps(runs: list[dict], base: str = "gpt2", drop=frozenset()) -> list[di
         r = rows[i]; x, y = values[(r["arm"], r["size"], r["steps"])], values[(base, r["size"], r["steps"])]
         _, r["holm_low"], r["holm_high"], _, _ = welch(x, y, 1 - 0.05 / (len(rows) - rank))
     return rows
+
+# %% ../nbs/13a_scaling.ipynb #bdff8668
+def size_gains(runs: list[dict], sizes, arm: str = "gpt2", drop=frozenset(), budgets=None) -> dict:
+    """{gains: the smallest of `sizes` minus each larger one at every budget (Welch), growth: that gain at the longest
+    budget minus at the shortest, per size (a contrast of four cells), with Holm's p and verdict}."""
+    cells = {}
+    for r in runs:
+        if r["arm"] == arm and r["role"] in ("grid", "holdout") and r["size"] in sizes and \
+                (budgets is None or r["steps"] in budgets) and math.isfinite(r["val_loss"]) and \
+                (r["arm"], r["size"], r["steps"], r["seed"]) not in drop:
+            cells.setdefault((r["size"], r["steps"]), (r["n_params"], []))[1].append(r["val_loss"])
+    n_of = {s: n for (s, _), (n, _) in cells.items()}
+    order = sorted(n_of, key=n_of.get)                                  # by parameters
+    if not order: return dict(smallest=None, gains=[], growth=[])
+    small, gains, growth = order[0], [], []
+    for size in order[1:]:
+        both = sorted(b for (s, b), (_, v) in cells.items() if s == size and len(v) > 1 and len(cells.get((small, b), (0, []))[1]) > 1)
+        for b in both:
+            d, lo, hi, df, p = welch(cells[small, b][1], cells[size, b][1])
+            gains.append(dict(size=size, steps=b, gain=d, ci_low=lo, ci_high=hi, df=df))
+        if len(both) >= 2:
+            short, long = both[0], both[-1]
+            d, lo, hi, df, p = contrast([cells[small, long][1], cells[size, long][1], cells[small, short][1],
+                                         cells[size, short][1]], [1, -1, -1, 1])
+            growth.append(dict(size=size, short=short, long=long, growth=d, ci_low=lo, ci_high=hi, df=df, p=p))
+    for g, q in zip(growth, holm([g["p"] for g in growth])): g.update(p_holm=q, grows=q < 0.05 and g["growth"] > 0)
+    return dict(smallest=small, gains=gains, growth=growth)
 
 # %% ../nbs/13a_scaling.ipynb #d34564f6
 def _multipliers(means: dict, runs_of: dict, base: str, arm: str, budgets) -> dict:
@@ -454,7 +487,7 @@ def analyse(runs: list[dict], curves: list[dict], held_out: str, fitted, n_boot:
                              for f, v in forms["forms"].items()}),
         holdout=test and {k: v for k, v in test.items() if k != "boots"}, with_embedding=with_embedding,
         optimum=dict(approach1=_approach1(runs, [*fitted, held_out], base, drop, n_boot), approach2=iso, approach3=a3),
-        inversions=size_inversions(runs, base, drop),
+        inversions=size_inversions(runs, base, drop), size_gains=size_gains(runs, fitted, base, drop, budgets),
         multipliers={a: compute_multipliers(runs, base, a, drop, n_boot=n_boot) for a in arms if a != base},
         runs=len(runs), machine=sorted({r["machine"] for r in runs if r.get("machine")}))
 

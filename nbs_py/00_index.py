@@ -143,7 +143,7 @@ print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
 # | 11 | [Positions](11_positions.ipynb) | `gpt2book.positions` | why attention needs positions; GPT-2's learned table and rotary embeddings (RoPE); beyond the training length |
 # | 12 | [Mixture of experts](12_moe.ipynb) | `gpt2book.moe` | a router, top-k experts, dropless routing, the load-balancing loss; total and active parameters |
 # | 13a | [Scaling laws (a): the fits](13a_scaling.ipynb) | `gpt2book.scaling` | candidate laws chosen before their test, IsoFLOP walls, the held-out test, Welch and Holm gaps; no torch |
-# | 13b | [Scaling laws (b): the study](13b_scaling_runs.ipynb) | `gpt2book.scaling_runs` | the study on CPU-sized runs sized to the data, its command, and its results so far |
+# | 13b | [Scaling laws (b): the study](13b_scaling_runs.ipynb) | `gpt2book.scaling_runs` | the study on CPU-sized runs sized to the data, its command, and why no law passes at this scale |
 # | 14 | [Using the model](14_sample.ipynb) | `gpt2book.sample` | loading a model, generation with a KV cache, sampling controls, `python -m gpt2book.sample`, fine-tuning |
 # | 15 | [Evaluation](15_eval.ipynb) | `gpt2book.eval` | HellaSwag in two conventions, WikiText-2 in three (raw, the Hugging Face guide's, lm-evaluation-harness's; token, word, byte), bits per byte of any text, `python -m gpt2book.eval` |
 # | 16 | [Which vocabulary?](16_vocab.ipynb) | `gpt2book.vocab` | characters, bytes, BPE 512 / 2,048 / 8,192 and GPT-2's 50,257 at equal compute, in bits per byte; `python -m gpt2book.vocab` |
@@ -236,9 +236,12 @@ print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
 #   the dense model's size it is no better ([chapter 12](12_moe.ipynb)).
 # - **Scaling laws**: a third study, with models sized to the data (1.6 to 66 thousand parameters),
 #   IsoFLOP valleys measured on both sides, three candidate laws chosen before one test on a held-out
-#   size, and every interval at its true degrees of freedom, is running
-#   ([chapter 13](13b_scaling_runs.ipynb)); the second study's models were too big for the data to
-#   bracket the compute-optimal size, and its law missed the held-out size at the longest budget.
+#   size, and every interval at its true degrees of freedom ([chapter 13](13b_scaling_runs.ipynb)).
+#   GPT-2's part is complete and no candidate law passes its test on the held-out size (it misses at
+#   2,000 and 8,000 steps); none describes even the fitted grid within the seed noise, and the
+#   chapter shows why at this scale: short runs not at their best loss, a plateau left at
+#   seed-dependent times, the value of size still growing with data. The IsoFLOP levels and the
+#   other arms are still running.
 #
 # ![Validation loss of the four arms of the ablation, mean and 95% band over 3 seeds](../images/val-loss-gpt2-swiglu-rmsnorm.png)
 #

@@ -665,23 +665,30 @@ test_eq(inv, {("a", "b"): False, ("a", "c"): True, ("b", "c"): True})
 #
 # Each arm's loss minus GPT-2's, cell by cell, is a difference of two means over three seeds each,
 # each arm with its own SD. `welch` gives the difference, its interval at the $t$ quantile of the
-# Welch–Satterthwaite degrees of freedom, and the two-sided p-value. Over a table of many cells, a few
+# Welch–Satterthwaite degrees of freedom, and the two-sided p-value (`contrast` does the same for any
+# signed sum of group means; a difference is the contrast $+1, -1$). Over a table of many cells, a few
 # intervals exclude zero by chance, so `arch_gaps` adds Holm's adjusted p-value and, for each cell,
 # the interval at the level Holm's step-down applies to it ($0.05/(m - r)$ for the cell of rank $r$
 # by p-value, $m$ cells): an arm is *ahead* in a cell only where that interval is below zero.
 
 # %%
 #| export
+def contrast(groups, signs, level: float = 0.95) -> tuple:
+    """(sum of sign x group mean, low, high, df, two-sided p): a contrast of independent groups' means, each with its
+    own variance, by Welch-Satterthwaite's degrees of freedom and the t quantile at them; the interval at `level`."""
+    import scipy.stats
+    groups = [np.asarray(g, float) for g in groups]
+    d = float(sum(s * g.mean() for s, g in zip(signs, groups)))
+    vs = [s * s * g.var(ddof=1) / len(g) for s, g in zip(signs, groups)]    # squared standard errors
+    v = sum(vs)
+    if v == 0: return d, d, d, math.inf, 0.0 if d else 1.0
+    df = v ** 2 / sum(vi ** 2 / (len(g) - 1) for vi, g in zip(vs, groups))
+    h = float(scipy.stats.t.ppf(0.5 + level / 2, df)) * math.sqrt(v)
+    return d, d - h, d + h, float(df), float(2 * scipy.stats.t.sf(abs(d) / math.sqrt(v), df))
+
 def welch(x, y, level: float = 0.95) -> tuple:
     "(mean(x) - mean(y), low, high, df, two-sided p) by Welch's t; the interval at `level`."
-    import scipy.stats
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    d = float(x.mean() - y.mean())
-    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)                   # squared standard errors
-    if vx + vy == 0: return d, d, d, math.inf, 0.0 if d else 1.0
-    df = (vx + vy) ** 2 / (vx ** 2 / (len(x) - 1) + vy ** 2 / (len(y) - 1))
-    h = float(scipy.stats.t.ppf(0.5 + level / 2, df)) * math.sqrt(vx + vy)
-    return d, d - h, d + h, float(df), float(2 * scipy.stats.t.sf(abs(d) / math.sqrt(vx + vy), df))
+    return contrast([x, y], [1, -1], level)
 
 def arch_gaps(runs: list[dict], base: str = "gpt2", drop=frozenset()) -> list[dict]:
     "One row per (arm, size, budget) with 2+ seeds in both arms: delta = arm - base, Welch's interval, Holm's p and interval."
@@ -711,6 +718,63 @@ toy = [dict(arm=a, size="s", n_params=10, steps=500, tokens=500 * 512, seed=k, v
 g = {r["arm"]: r for r in arch_gaps(toy)}
 assert g["rope"]["holm_high"] < 0 and g["other"]["holm_low"] < 0 < g["other"]["holm_high"]
 assert g["rope"]["holm_low"] <= g["rope"]["ci_low"] and abs(g["rope"]["df"] - 4) < 1e-9     # equal SDs: df = 2 + 2
+
+
+# %% [markdown]
+# ## Where no additive law can fit: gains that grow with data
+#
+# Chinchilla's form, and the `nd` form with $G \ge 0$, say that what a larger size is worth at one
+# budget, $L(N_1, D) - L(N_2, D) = A/N_1^{\alpha} - A/N_2^{\alpha}$, does not grow with $D$ (the `nd`
+# term makes it shrink). `size_gains` measures it without a law: at every budget, the smallest fitted
+# size's loss minus each larger size's (Welch), and its growth from the shortest budget where both cells
+# have seeds to the longest, the contrast $(L_{1,\text{long}} - L_{2,\text{long}}) - (L_{1,\text{short}} -
+# L_{2,\text{short}})$ of four cells, each with its own variance, Holm-corrected over the sizes. A
+# growth that excludes zero is a pattern those two forms cannot draw at any parameters; `beta(N)` can,
+# through a data exponent that changes with size.
+
+# %%
+#| export
+def size_gains(runs: list[dict], sizes, arm: str = "gpt2", drop=frozenset(), budgets=None) -> dict:
+    """{gains: the smallest of `sizes` minus each larger one at every budget (Welch), growth: that gain at the longest
+    budget minus at the shortest, per size (a contrast of four cells), with Holm's p and verdict}."""
+    cells = {}
+    for r in runs:
+        if r["arm"] == arm and r["role"] in ("grid", "holdout") and r["size"] in sizes and \
+                (budgets is None or r["steps"] in budgets) and math.isfinite(r["val_loss"]) and \
+                (r["arm"], r["size"], r["steps"], r["seed"]) not in drop:
+            cells.setdefault((r["size"], r["steps"]), (r["n_params"], []))[1].append(r["val_loss"])
+    n_of = {s: n for (s, _), (n, _) in cells.items()}
+    order = sorted(n_of, key=n_of.get)                                  # by parameters
+    if not order: return dict(smallest=None, gains=[], growth=[])
+    small, gains, growth = order[0], [], []
+    for size in order[1:]:
+        both = sorted(b for (s, b), (_, v) in cells.items() if s == size and len(v) > 1 and len(cells.get((small, b), (0, []))[1]) > 1)
+        for b in both:
+            d, lo, hi, df, p = welch(cells[small, b][1], cells[size, b][1])
+            gains.append(dict(size=size, steps=b, gain=d, ci_low=lo, ci_high=hi, df=df))
+        if len(both) >= 2:
+            short, long = both[0], both[-1]
+            d, lo, hi, df, p = contrast([cells[small, long][1], cells[size, long][1], cells[small, short][1],
+                                         cells[size, short][1]], [1, -1, -1, 1])
+            growth.append(dict(size=size, short=short, long=long, growth=d, ci_low=lo, ci_high=hi, df=df, p=p))
+    for g, q in zip(growth, holm([g["p"] for g in growth])): g.update(p_holm=q, grows=q < 0.05 and g["growth"] > 0)
+    return dict(smallest=small, gains=gains, growth=growth)
+
+
+# %% [markdown]
+# On made-up cells from Chinchilla's form the gains do not grow; on cells where the larger size's
+# advantage doubles from the short budget to the long one, they do, beyond the noise.
+
+# %%
+def toy_cells(extra):
+    "Three seeds per cell: size a (smallest) and b at 1,000 and 8,000 steps; b gains 0.1, plus `extra` at 8,000."
+    means = {("a", 1000): 2.5, ("b", 1000): 2.4, ("a", 8000): 2.2, ("b", 8000): 2.1 - extra}
+    return [dict(arm="gpt2", size=s, n_params={"a": 10, "b": 20}[s], steps=b, seed=k, val_loss=m + d, role="grid")
+            for (s, b), m in means.items() for k, d in enumerate((-0.01, 0, 0.012))]
+flat, grows = size_gains(toy_cells(0.0), ["a", "b"]), size_gains(toy_cells(0.1), ["a", "b"])
+print(flat["growth"][0]["growth"], grows["growth"][0]["growth"], grows["growth"][0]["df"])
+assert not flat["growth"][0]["grows"] and flat["growth"][0]["ci_low"] < 0 < flat["growth"][0]["ci_high"]
+assert grows["growth"][0]["grows"] and abs(grows["growth"][0]["growth"] - 0.1) < 1e-9 and len(grows["gains"]) == 2
 
 
 # %% [markdown]
@@ -811,7 +875,7 @@ def analyse(runs: list[dict], curves: list[dict], held_out: str, fitted, n_boot:
                              for f, v in forms["forms"].items()}),
         holdout=test and {k: v for k, v in test.items() if k != "boots"}, with_embedding=with_embedding,
         optimum=dict(approach1=_approach1(runs, [*fitted, held_out], base, drop, n_boot), approach2=iso, approach3=a3),
-        inversions=size_inversions(runs, base, drop),
+        inversions=size_inversions(runs, base, drop), size_gains=size_gains(runs, fitted, base, drop, budgets),
         multipliers={a: compute_multipliers(runs, base, a, drop, n_boot=n_boot) for a in arms if a != base},
         runs=len(runs), machine=sorted({r["machine"] for r in runs if r.get("machine")}))
 

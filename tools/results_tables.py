@@ -62,14 +62,14 @@ def scaling_rows(fit: dict | None = None, gaps: list[dict] | None = None) -> lis
     from gpt2book.scaling import FORMS, read_rows
     fit = fit or json.loads((ROOT / FILES["fit"]).read_text())
     gaps = gaps if gaps is not None else read_rows(ROOT / FILES["gaps"])
-    from gpt2book.scaling_runs import BUDGETS, HOLDOUT_SEEDS
+    import tempfile
+    from gpt2book.scaling_runs import Plan, known_runs, size_table
     out, forms, ho, opt = [], fit["forms"], fit["holdout"], fit["optimum"]
-    done = ho and len(ho["budgets"]) + len(fit["transient"]) == len(BUDGETS) and all(
-        b["seeds"] == len(HOLDOUT_SEEDS) for b in ho["budgets"])
-    if not done:
-        out += ["**Partial: the study is still running.** What follows is computed from the runs finished at the last "
-                "collect; a law fitted on part of the grid and a test on part of the held-out size's budgets and seeds "
-                "are not findings.", ""]
+    todo = Plan(tempfile.mkdtemp(), size_table(), known_runs(read_rows(ROOT / FILES["runs"]))).runs()
+    if todo:                                                  # the plan still asks for runs: the study is not finished
+        out += [f"**Partial: the study is still running** (at the last collect its plan could start {len(todo)} more "
+                "runs at once, and more after them). What follows is computed from the runs finished then; a part "
+                "still running can change it.", ""]
     if forms is None:
         out += ["Too few of GPT-2's sizes and budgets have finished to fit a law."]
     else:
