@@ -74,6 +74,9 @@ import numpy as np
 from gpt2book.files import atomic_write, atomic_write_text
 
 # %%
+# %matplotlib inline
+
+# %%
 from fastcore.test import test_eq
 
 # %% [markdown]

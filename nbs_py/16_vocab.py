@@ -69,6 +69,9 @@ from gpt2book.step import flops_per_token
 from gpt2book.train import initial_model
 
 # %%
+# %matplotlib inline
+
+# %%
 from fastcore.test import test_eq
 
 from gpt2book.common import run_main

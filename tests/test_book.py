@@ -181,12 +181,25 @@ def test_readme_results_are_the_result_files():
 def test_import_cells_hold_only_imports():
     "nbdev-docs executes every cell that imports something (to render docs): such a cell must do nothing else."
     import ast
+    from IPython.core.inputtransformer2 import TransformerManager
     mixed = []
     for nb in NOTEBOOKS:
         for src in _code_cells(nb):
             if "#| export" in src or "#| eval: false" in src: continue
-            tree = ast.parse(src)
+            tree = ast.parse(TransformerManager().transform_cell(src))            # a %magic as the call it stands for
             imports = any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in ast.walk(tree))
             if imports and not all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in tree.body):
                 mixed.append(f"{nb.name}: {src.splitlines()[0][:70]}")
     assert not mixed, "cells that import and also run code (split them; see nbdev's FAQ):\n" + "\n".join(mixed)
+
+
+def test_saved_figures_are_pictures():
+    "A cell that shows a matplotlib Figure saves it as a PNG, not as the text '<Figure size ...>' (what a reader of the site would see)."
+    text_only = []
+    for nb in NOTEBOOKS:
+        for c in json.loads(nb.read_text(encoding="utf-8"))["cells"]:
+            for out in c.get("outputs", []):
+                data = out.get("data", {})
+                if "image/png" not in data and "<Figure size" in "".join(data.get("text/plain", "")):
+                    text_only.append(f"{nb.name}: {''.join(c['source']).splitlines()[-1][:60]}")
+    assert not text_only, "figures saved as text (show them with `%matplotlib inline` or plt.show()):\n" + "\n".join(text_only)
