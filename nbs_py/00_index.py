@@ -238,7 +238,7 @@ print(f"{model.num_params():,} parameters:", repr(tok.decode(out[0].tolist())))
 #   IsoFLOP valleys measured on both sides, three candidate laws chosen before one test on a held-out
 #   size, and every interval at its true degrees of freedom ([chapter 13](13b_scaling_runs.ipynb)).
 #   GPT-2's part is complete and no candidate law passes its test on the held-out size (it misses at
-#   2,000 and 8,000 steps); none describes even the fitted grid within the seed noise, and the
+#   2,000, 4,000 and 8,000 steps); none describes even the fitted grid within the seed noise, and the
 #   chapter shows why at this scale: short runs not at their best loss, a plateau left at
 #   seed-dependent times, the value of size still growing with data. The IsoFLOP levels and the
 #   other arms are still running.
