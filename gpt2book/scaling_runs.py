@@ -7,11 +7,12 @@ Docs: https://gpt2book.github.io/gpt2book/scaling_runs.html.md"""
 # %% auto #0
 __all__ = ['ARMS', 'RULE', 'SHALLOW', 'SIZES', 'HELD_OUT', 'FITTED', 'ARM_SIZES', 'BUDGETS', 'SWEEP_BUDGETS', 'TOKENS_PER_STEP',
            'ONE_PASS', 'LADDER', 'START', 'SEEDS', 'SWEEP_SEEDS', 'GRID_SEEDS', 'ISOFLOP_SEEDS', 'HOLDOUT_SEEDS',
-           'LEVELS', 'LEVEL_SIZES', 'RATE_CHECK', 'DATA_DIR', 'COMMON', 'PROG', 'COMMANDS', 'run_dir', 'run_key',
-           'settings', 'size_table', 'isoflop_steps', 'level_sizes', 'final_loss', 'sweep_rungs', 'choose_rate', 'Plan',
-           'run_jobs', 'run_study', 'known_runs', 'collect', 'StudySettings', 'ResultsSettings', 'SweepSettings',
-           'CollectSettings', 'FitSettings', 'StatusSettings', 'parser', 'results_root', 'collected', 'collect_files',
-           'fit_files', 'study_status', 'main']
+           'LEVELS', 'LEVEL_SIZES', 'RATE_CHECK', 'DATA_DIR', 'COMMON', 'PROG', 'COMMANDS', 'MACHINE_FILE',
+           'RECHECK_STEPS', 'run_dir', 'run_key', 'settings', 'size_table', 'isoflop_steps', 'level_sizes',
+           'final_loss', 'sweep_rungs', 'choose_rate', 'Plan', 'run_jobs', 'run_study', 'known_runs', 'run_row',
+           'collect', 'StudySettings', 'ResultsSettings', 'SweepSettings', 'CollectSettings', 'FitSettings',
+           'StatusSettings', 'RecheckSettings', 'parser', 'results_root', 'collected', 'collect_files', 'fit_files',
+           'recheck_jobs', 'machine_effect', 'recheck_files', 'study_status', 'main']
 
 # %% ../nbs/13b_scaling_runs.ipynb #29f304b3
 import dataclasses
@@ -19,6 +20,7 @@ import json
 import math
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,8 +33,8 @@ from .experiments import run_all, run_record
 from .files import atomic_write_json
 from .model import GPT
 from .positions import RotaryPositions  # noqa: F401  chapter 11 registers pos="rope", which an arm uses
-from .scaling import (CURVE_FIELDS, FILES, GAP_FIELDS, PLOTS, RUN_FIELDS, _jsonable, analyse, arch_gaps,
-                              plot_gaps, plot_isoflop, plot_law, read_rows, vertex, write_rows)
+from .scaling import (CURVE_FIELDS, FILES, GAP_FIELDS, PLOTS, RUN_FIELDS, _jsonable, analyse, arch_gaps, contrast,
+                              holm, plot_gaps, plot_isoflop, plot_law, read_rows, vertex, welch, write_rows)
 from .config import make_config
 from .runlog import read_metrics
 from .step import flops_per_token
@@ -218,6 +220,15 @@ def known_runs(rows: list[dict]) -> dict:
     "{(arm, size, steps, lr, seed): final loss} of collected rows, for `Plan`."
     return {(r["arm"], r["size"], r["steps"], r["lr"], r["seed"]): r["val_loss"] for r in rows}
 
+def run_row(folder: Path, tables: dict, train_tokens: int) -> dict | None:
+    "The results-file row of the run in `folder` (all but its role), or None if it has not finished."
+    arm, size, steps, lr, seed = run_key(folder)
+    if (loss := final_loss(folder, steps)) is None: return None
+    n, n_total, fpt = tables[arm][size]
+    return dict(arm=arm, size=size, n_params=n, n_params_total=n_total, flops_per_token=fpt, steps=steps,
+                tokens=steps * TOKENS_PER_STEP, epochs=round(steps * TOKENS_PER_STEP / train_tokens, 4),
+                seed=seed, lr=lr, val_loss=loss, **run_record(folder))
+
 def collect(root="out/scaling", train_tokens: int | None = None, data_dir=DATA_DIR, before=((), ())) -> tuple[list, list]:
     """(one row per finished run, one row per evaluation) of the study under `root` (`data_dir`: its data, for the
     epochs), with the rows and curves `before` (collected earlier) of runs whose folders are not under `root`."""
@@ -225,13 +236,10 @@ def collect(root="out/scaling", train_tokens: int | None = None, data_dir=DATA_D
     tables = {arm: size_table(arm) for arm in ARMS}
     runs, curves = [], []
     for folder in sorted(Path(root).glob("*/*/b*_lr*_s*")):
-        arm, size, steps, lr, seed = key = run_key(folder)
-        if (loss := final_loss(folder, steps)) is None: continue                     # not finished
-        n, n_total, fpt = tables[arm][size]
-        runs.append(dict(arm=arm, size=size, n_params=n, n_params_total=n_total, flops_per_token=fpt, steps=steps,
-                         tokens=steps * TOKENS_PER_STEP, epochs=round(steps * TOKENS_PER_STEP / train_tokens, 4),
-                         seed=seed, lr=lr, val_loss=loss, **run_record(folder)))
-        if math.isfinite(loss):
+        if (row := run_row(folder, tables, train_tokens)) is None: continue               # not finished
+        runs.append(row)
+        arm, size, steps, lr, seed = run_key(folder)
+        if math.isfinite(row["val_loss"]):
             curves += [dict(arm=arm, size=size, steps=steps, seed=seed, lr=lr, step=m["step"],
                             tokens=m["step"] * TOKENS_PER_STEP, val_loss=m["val_loss"])
                        for m in read_metrics(folder / "metrics.jsonl") if "val_loss" in m and m["step"] > 0]
@@ -249,6 +257,12 @@ PROG = "python -m gpt2book.scaling_runs"
 def _folder(name: str, path: str, what: str) -> None:
     "SettingError naming the setting `name` if the folder `path` is not there; `what` says what to do."
     if path and not Path(path).expanduser().is_dir(): raise SettingError(f"--{name}={path}: no such folder; {what}")
+
+def _prepared(data_dir: str) -> None:
+    "SettingError if `data_dir` holds no prepared data, saying how to prepare it."
+    if not (Path(data_dir).expanduser() / "meta.json").is_file():
+        raise SettingError(f"--data_dir={data_dir}: no prepared data (no meta.json); pass the --data_dir the "
+                           f"runs used, or prepare it: python data/prepare.py shakespeare_complete --out {data_dir}")
 
 @dataclasses.dataclass(kw_only=True)
 class StudySettings:
@@ -277,9 +291,7 @@ class CollectSettings(ResultsSettings, StudySettings):
     def __post_init__(self):
         super().__post_init__()
         _folder("out", self.out, f"run `{PROG} sweep` first, or pass the --out it used")
-        if not (Path(self.data_dir).expanduser() / "meta.json").is_file():
-            raise SettingError(f"--data_dir={self.data_dir}: no prepared data (no meta.json); pass the --data_dir the "
-                               f"runs used, or prepare it: python data/prepare.py shakespeare_complete --out {self.data_dir}")
+        _prepared(self.data_dir)
 
 @dataclasses.dataclass(kw_only=True)
 class FitSettings(ResultsSettings):
@@ -291,10 +303,21 @@ class StatusSettings(ResultsSettings):
     "`status`: what has finished and what the plan can start now."
     out: str = setting("out/scaling", "the runs' folder (it need not exist: then only the results file counts)")
 
+@dataclasses.dataclass(kw_only=True)
+class RecheckSettings(SweepSettings):
+    "`recheck`: GPT-2's grid at one budget trained again on this machine, into a file of its own."
+    out: str = setting("out/machine_check", "the rechecked runs' folder")
+    def __post_init__(self):
+        super().__post_init__()
+        _prepared(self.data_dir)
+
+# %% ../nbs/13b_scaling_runs.ipynb #2f727803
 COMMANDS = {"sweep": (SweepSettings, "train every run the study's plan asks for (resumable)"),
             "status": (StatusSettings, "count the finished runs and the runs the plan can start now"),
             "collect": (CollectSettings, f"write {FILES['runs']} and {FILES['curves']} from the run folders"),
-            "fit": (FitSettings, "fit the laws, test them, compare the arms; write the fit file, gaps and figures")}
+            "fit": (FitSettings, "fit the laws, test them, compare the arms; write the fit file, gaps and figures"),
+            "recheck": (RecheckSettings, "train GPT-2's grid at 4,000 steps again on this machine, to measure the "
+                                         "machine's effect (resumable)")}
 
 def parser() -> Parser:
     "The command line of `python -m gpt2book.scaling_runs`, made from its settings."
@@ -341,6 +364,55 @@ def fit_files(s: FitSettings) -> dict:
     return fit
 
 # %% ../nbs/13b_scaling_runs.ipynb #5c2ddca9
+MACHINE_FILE = "nbs/data/scaling_machine.csv"   # GPT-2 runs trained again on another machine; never in FILES["runs"]
+RECHECK_STEPS = BUDGETS[3]                      # past the plateau, at a quarter of the longest runs' cost
+
+def recheck_jobs(plan: Plan, root, steps: int = RECHECK_STEPS, data_dir: str = DATA_DIR) -> list:
+    "(run folder under `root`, settings) of GPT-2's grid at `steps`: every fitted size and grid seed, at the study's rate."
+    return [(run_dir(root, "gpt2", size, steps, lr, seed), settings("gpt2", size, steps, lr, seed, data_dir))
+            for size in FITTED if (lr := plan.rate("gpt2", size, steps)) for seed in GRID_SEEDS]
+
+def machine_effect(runs: list[dict], rechecked: list[dict]) -> dict:
+    """{sizes: per (size, steps, lr), the rechecked runs minus the study's grid runs (Welch; Holm over the rows),
+    mean: that difference averaged over the rows, one contrast of all their cells; None without two rows' seeds}."""
+    def cells(rows, role):
+        out = {}
+        for r in rows:
+            if r["arm"] == "gpt2" and r["role"] == role and math.isfinite(r["val_loss"]):
+                out.setdefault((r["size"], r["steps"], r["lr"]), []).append(r["val_loss"])
+        return out
+    new, old = cells(rechecked, "machine-check"), cells(runs, "grid")
+    keys = [k for k in new if len(new[k]) > 1 and len(old.get(k, ())) > 1]
+    rows = [dict(zip(("size", "steps", "lr"), k), **dict(zip(("delta", "ci_low", "ci_high", "df", "p"), welch(new[k], old[k]))))
+            for k in keys]
+    for row, q in zip(rows, holm([r["p"] for r in rows])): row["p_holm"] = q
+    mean = contrast([g for k in keys for g in (new[k], old[k])], [s / len(keys) for _ in keys for s in (1, -1)]) if keys else None
+    return dict(sizes=rows, mean=mean and dict(zip(("delta", "ci_low", "ci_high", "df", "p"), mean)))
+
+# %% ../nbs/13b_scaling_runs.ipynb #0523bac1
+def recheck_files(s: RecheckSettings) -> dict:
+    "Train the machine check's unfinished runs under `s.out`; write them beside the file's other machines'; their effect."
+    runs = collected(s)[0]
+    with tempfile.TemporaryDirectory() as nothing:                # the study's rates from its results file alone
+        jobs = recheck_jobs(Plan(nothing, size_table(), known_runs(runs)), s.out, data_dir=s.data_dir)
+    if len(jobs) < len(FITTED) * len(GRID_SEEDS):
+        raise CommandError(f"the results file does not hold GPT-2's sweeps at {RECHECK_STEPS:,} steps at every size yet: "
+                           f"run `{PROG} sweep` and `{PROG} collect` first")
+    run_jobs([j for j in jobs if final_loss(j[0], RECHECK_STEPS) is None], s.workers)
+    tokens = json.loads((Path(s.data_dir).expanduser() / "meta.json").read_text())["splits"]["train"]["tokens"]
+    new = [dict(row, role="machine-check") for f, _ in jobs if (row := run_row(f, {"gpt2": size_table()}, tokens))]
+    file, key = results_root(s) / MACHINE_FILE, lambda r: (r["machine"] or "", r["size"], r["steps"], r["lr"], r["seed"])
+    mine = set(map(key, new))
+    others = [r for r in (read_rows(file) if file.exists() else []) if key(r) not in mine]
+    write_rows(others + new, file, RUN_FIELDS)
+    effect = machine_effect(runs, new)
+    print(f"wrote {file}: {len(new)} runs on {', '.join(sorted({r['machine'] for r in new}))}; each minus the study's:")
+    for r in effect["sizes"]:
+        print(f"  {r['size']} at {r['steps']} steps: {r['delta']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}], Holm p {r['p_holm']:.3f}")
+    if m := effect["mean"]: print(f"  averaged over the sizes: {m['delta']:+.4f} [{m['ci_low']:+.4f}, {m['ci_high']:+.4f}]")
+    return effect
+
+# %% ../nbs/13b_scaling_runs.ipynb #76b11f12
 def study_status(s: StatusSettings) -> dict:
     "Print and return the finished runs by arm and the runs the plan can start now, with their steps."
     known = known_runs(collected(s)[0])
@@ -361,6 +433,7 @@ def main(argv=None):
             print(f"{n} runs trained; now: {PROG} collect --out {s.out}")
         elif name == "status": study_status(s)
         elif name == "collect": collect_files(s)
+        elif name == "recheck": recheck_files(s)
         else: fit_files(s)
 
 # %% ../nbs/13b_scaling_runs.ipynb #8e8ce077

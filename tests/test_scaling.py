@@ -234,3 +234,29 @@ def test_status_counts_finished_runs_and_what_can_start(tmp_path, monkeypatch, c
     finish(tmp_path / "runs", "gpt2", "L2C8", 1000, 0.016, 1337, 2.0)
     out, _, _ = run_main(scaling_runs.main, ["status", "--out", tmp_path / "runs", "--results_root", tmp_path])
     assert "finished: 1 runs (gpt2 1, rope 0, swiglu-rmsnorm 0)" in out and "can start now: 53 runs" in out
+
+
+def test_recheck_writes_its_own_file_and_measures_the_machine(tmp_path, monkeypatch, capsys, table):
+    "`recheck` on runs already finished here: their rows go to the machine file (never the study's), with their effect."
+    from gpt2book.scaling import RUN_FIELDS
+    from gpt2book.scaling_runs import GRID_SEEDS, LADDER, MACHINE_FILE, RECHECK_STEPS
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir(); (tmp_path / "data" / "meta.json").write_text('{"splits": {"train": {"tokens": 4566552}}}')
+    base = dict(arm="gpt2", n_params=1, n_params_total=1, flops_per_token=1, steps=RECHECK_STEPS, tokens=RECHECK_STEPS * 512,
+                epochs=0.4, machine="first", wall_s=1.0)
+    rows = [dict(base, size=s, lr=lr, seed=seed, role="lr-sweep", val_loss=2 + math.log(lr / 0.016) ** 2)
+            for s in table for lr in LADDER for seed in SWEEP_SEEDS]                     # every sweep's best: 0.016
+    rows += [dict(base, size=s, lr=0.016, seed=seed, role="grid", val_loss=2.0 + 0.01 * (seed % 3)) for s in FITTED for seed in GRID_SEEDS]
+    (tmp_path / "nbs" / "data").mkdir(parents=True)
+    write_rows(rows, tmp_path / "nbs/data/scaling.csv", RUN_FIELDS)
+    for s in FITTED:
+        for seed in GRID_SEEDS: finish(tmp_path / "mc", "gpt2", s, RECHECK_STEPS, 0.016, seed, 2.1 + 0.01 * (seed % 3))
+    args = ["recheck", "--out", tmp_path / "mc", "--data_dir", tmp_path / "data", "--results_root", tmp_path]
+    out, err, status = run_main(scaling_runs.main, args)
+    assert status == 0, err
+    got = read_rows(tmp_path / MACHINE_FILE)
+    assert len(got) == len(FITTED) * len(GRID_SEEDS) and {r["role"] for r in got} == {"machine-check"}
+    assert len(read_rows(tmp_path / "nbs/data/scaling.csv")) == len(rows)                   # the study's file untouched
+    assert "averaged over the sizes: +0.1000" in out and out.count(" at 4000 steps: +0.1000") == len(FITTED)
+    run_main(scaling_runs.main, args)                                                          # again: the same rows, not twice
+    assert len(read_rows(tmp_path / MACHINE_FILE)) == len(got)
