@@ -7,12 +7,12 @@ Docs: https://gpt2book.github.io/gpt2book/scaling_runs.html.md"""
 # %% auto #0
 __all__ = ['ARMS', 'RULE', 'SHALLOW', 'SIZES', 'HELD_OUT', 'FITTED', 'ARM_SIZES', 'BUDGETS', 'SWEEP_BUDGETS', 'TOKENS_PER_STEP',
            'ONE_PASS', 'LADDER', 'START', 'SEEDS', 'SWEEP_SEEDS', 'GRID_SEEDS', 'ISOFLOP_SEEDS', 'HOLDOUT_SEEDS',
-           'LEVELS', 'LEVEL_SIZES', 'RATE_CHECK', 'DATA_DIR', 'COMMON', 'PROG', 'COMMANDS', 'MACHINE_FILE',
+           'LEVELS', 'LEVEL_SIZES', 'RATE_CHECK', 'CONFIRM', 'DATA_DIR', 'COMMON', 'PROG', 'COMMANDS', 'MACHINE_FILE',
            'RECHECK_STEPS', 'run_dir', 'run_key', 'settings', 'size_table', 'isoflop_steps', 'level_sizes',
            'final_loss', 'sweep_rungs', 'choose_rate', 'Plan', 'run_jobs', 'run_study', 'known_runs', 'run_row',
            'collect', 'StudySettings', 'ResultsSettings', 'SweepSettings', 'CollectSettings', 'FitSettings',
            'StatusSettings', 'RecheckSettings', 'parser', 'results_root', 'collected', 'collect_files', 'fit_files',
-           'recheck_jobs', 'machine_effect', 'recheck_files', 'study_status', 'main']
+           'recheck_jobs', 'machine_effect', 'recheck_files', 'lead_change', 'study_status', 'main']
 
 # %% ../nbs/13b_scaling_runs.ipynb #29f304b3
 import dataclasses
@@ -58,6 +58,8 @@ SWEEP_SEEDS, GRID_SEEDS, ISOFLOP_SEEDS, HOLDOUT_SEEDS = SEEDS[:2], SEEDS[:3], SE
 LEVELS = (3.5e10, 5.5e10, 9e10, 1.5e11, 2.4e11, 4e11)      # IsoFLOP compute levels, FLOPs
 LEVEL_SIZES = 7                                            # at most this many sizes per level, the smallest
 RATE_CHECK = ("L3C12", "L5C20")                            # the rule's rate checked at the longest budget
+CONFIRM = dict(arms=("gpt2", "rope"), sizes=("L4C16", "L5C20", "L6C24"), budgets=BUDGETS[-2:],
+               seeds=(1342, 1343, 1344))                   # fresh seeds for a pattern the grid showed (see the results)
 DATA_DIR = "data/shakespeare_complete"
 COMMON = dict(dataset="shakespeare_complete", batch_size=8, block_size=64, warmup_steps=25, eval_iters=0,
               eval_batch_size=64, log_interval=250, sample_tokens=0, keep_checkpoints=1, device="cpu")
@@ -190,6 +192,11 @@ class Plan:
                 if (lr := self.rate(arm, size, BUDGETS[-1])) is not None:
                     for f in (2 ** -0.5, 2 ** 0.5):
                         for seed in SWEEP_SEEDS: self.loss(arm, size, BUDGETS[-1], lr * f, seed)
+        for arm in CONFIRM["arms"]:                                      # last: the confirmation on fresh seeds
+            for size in CONFIRM["sizes"]:
+                for steps in CONFIRM["budgets"]:
+                    if (lr := self.rate(arm, size, steps)) is not None:
+                        for seed in CONFIRM["seeds"]: self.loss(arm, size, steps, lr, seed)
         return list(dict.fromkeys(self.todo))
 
 # %% ../nbs/13b_scaling_runs.ipynb #38cddc91
@@ -211,6 +218,8 @@ def run_study(root="out/scaling", workers: int = 2, data_dir: str = DATA_DIR, kn
 # %% ../nbs/13b_scaling_runs.ipynb #3401c8f0
 def _role(plan: Plan, arm, size, steps, lr, seed) -> str:
     if plan.rate(arm, size, steps) != lr: return "lr-sweep"
+    if arm in CONFIRM["arms"] and size in CONFIRM["sizes"] and steps in CONFIRM["budgets"] and seed in CONFIRM["seeds"]:
+        return "confirm"
     if steps in BUDGETS and size == HELD_OUT: return "holdout" if seed in HOLDOUT_SEEDS else "lr-sweep"
     if steps in BUDGETS and size in FITTED: return "grid" if seed in GRID_SEEDS else "lr-sweep"
     iso = any(size in level_sizes(C, plan.table) and steps == isoflop_steps(C, size, plan.table) for C in LEVELS)
@@ -411,6 +420,22 @@ def recheck_files(s: RecheckSettings) -> dict:
         print(f"  {r['size']} at {r['steps']} steps: {r['delta']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}], Holm p {r['p_holm']:.3f}")
     if m := effect["mean"]: print(f"  averaged over the sizes: {m['delta']:+.4f} [{m['ci_low']:+.4f}, {m['ci_high']:+.4f}]")
     return effect
+
+# %% ../nbs/13b_scaling_runs.ipynb #ee22c516
+def lead_change(runs: list[dict], arm: str, sizes, budgets, role: str = "grid", drop=frozenset(), base: str = "gpt2") -> list[dict]:
+    """Per size, `arm` minus `base` at the longer of `budgets` minus the same at the shorter (positive: the lead shrinks),
+    a contrast of four cells of `role` runs (`drop` left out), Welch-Satterthwaite; Holm over the sizes."""
+    cells = {}
+    for r in runs:
+        if r["role"] == role and math.isfinite(r["val_loss"]) and (r["arm"], r["size"], r["steps"], r["seed"]) not in drop:
+            cells.setdefault((r["arm"], r["size"], r["steps"]), []).append(r["val_loss"])
+    short, long = sorted(budgets)
+    four = lambda s: [(arm, s, long), (base, s, long), (arm, s, short), (base, s, short)]
+    rows = [dict(arm=arm, size=s, short=short, long=long,
+                 **dict(zip(("change", "ci_low", "ci_high", "df", "p"), contrast([cells[k] for k in four(s)], [1, -1, -1, 1]))))
+            for s in sizes if all(len(cells.get(k, ())) > 1 for k in four(s))]
+    for row, q in zip(rows, holm([r["p"] for r in rows])): row["p_holm"] = q
+    return rows
 
 # %% ../nbs/13b_scaling_runs.ipynb #76b11f12
 def study_status(s: StatusSettings) -> dict:

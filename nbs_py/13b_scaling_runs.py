@@ -103,6 +103,16 @@ from gpt2book.scaling import FORMS, annealing_check, isoflop_profiles, seed_stat
 # 10 degrees of freedom per arm from its five fitted sizes; five at every cell of the held-out size;
 # three at every IsoFLOP point; two at every sweep rate.
 #
+# **A confirmation, fixed before it ran.** RoPE's lead over GPT-2 looked smaller at 8,000 steps than
+# at 4,000 at the three larger sizes once RoPE's grid was in (the results below). A pattern found by
+# looking at a table is a question, so the plan asks it again on fresh seeds: GPT-2 and RoPE at
+# `L4C16`, `L5C20` and `L6C24`, at 4,000 and 8,000 steps, at each arm's chosen rate, seeds 1342 to
+# 1344 (`CONFIRM`; role `confirm`, in no other table). The test, fixed with them: per size, the
+# contrast (RoPE − GPT-2 at 8,000 steps) − (RoPE − GPT-2 at 4,000 steps) on the confirmation's runs
+# alone, every run kept, Welch–Satterthwaite degrees of freedom; the lead shrinks at a size where the
+# contrast is above zero with Holm's correction over the three sizes at 5%. These runs come last in
+# the plan.
+#
 # **Arms.** GPT-2 at every size; rotary positions and SwiGLU + RMSNorm at the five sizes the law is
 # fitted on (the held-out size is GPT-2's test).
 #
@@ -134,6 +144,8 @@ SWEEP_SEEDS, GRID_SEEDS, ISOFLOP_SEEDS, HOLDOUT_SEEDS = SEEDS[:2], SEEDS[:3], SE
 LEVELS = (3.5e10, 5.5e10, 9e10, 1.5e11, 2.4e11, 4e11)      # IsoFLOP compute levels, FLOPs
 LEVEL_SIZES = 7                                            # at most this many sizes per level, the smallest
 RATE_CHECK = ("L3C12", "L5C20")                            # the rule's rate checked at the longest budget
+CONFIRM = dict(arms=("gpt2", "rope"), sizes=("L4C16", "L5C20", "L6C24"), budgets=BUDGETS[-2:],
+               seeds=(1342, 1343, 1344))                   # fresh seeds for a pattern the grid showed (see the results)
 DATA_DIR = "data/shakespeare_complete"
 COMMON = dict(dataset="shakespeare_complete", batch_size=8, block_size=64, warmup_steps=25, eval_iters=0,
               eval_batch_size=64, log_interval=250, sample_tokens=0, keep_checkpoints=1, device="cpu")
@@ -341,6 +353,11 @@ class Plan:
                 if (lr := self.rate(arm, size, BUDGETS[-1])) is not None:
                     for f in (2 ** -0.5, 2 ** 0.5):
                         for seed in SWEEP_SEEDS: self.loss(arm, size, BUDGETS[-1], lr * f, seed)
+        for arm in CONFIRM["arms"]:                                      # last: the confirmation on fresh seeds
+            for size in CONFIRM["sizes"]:
+                for steps in CONFIRM["budgets"]:
+                    if (lr := self.rate(arm, size, steps)) is not None:
+                        for seed in CONFIRM["seeds"]: self.loss(arm, size, steps, lr, seed)
         return list(dict.fromkeys(self.todo))
 
 
@@ -383,6 +400,8 @@ def run_study(root="out/scaling", workers: int = 2, data_dir: str = DATA_DIR, kn
 #| export
 def _role(plan: Plan, arm, size, steps, lr, seed) -> str:
     if plan.rate(arm, size, steps) != lr: return "lr-sweep"
+    if arm in CONFIRM["arms"] and size in CONFIRM["sizes"] and steps in CONFIRM["budgets"] and seed in CONFIRM["seeds"]:
+        return "confirm"
     if steps in BUDGETS and size == HELD_OUT: return "holdout" if seed in HOLDOUT_SEEDS else "lr-sweep"
     if steps in BUDGETS and size in FITTED: return "grid" if seed in GRID_SEEDS else "lr-sweep"
     iso = any(size in level_sizes(C, plan.table) and steps == isoflop_steps(C, size, plan.table) for C in LEVELS)
@@ -433,6 +452,7 @@ def collect(root="out/scaling", train_tokens: int | None = None, data_dir=DATA_D
 # python -m gpt2book.scaling_runs status --out out/scaling   # what has finished, what the plan can start now
 # python -m gpt2book.scaling_runs collect --out out/scaling  # the run folders -> nbs/data/scaling.csv, scaling_curves.csv
 # python -m gpt2book.scaling_runs fit                        # -> nbs/data/scaling_fit.json, arch_gaps.csv, images/
+# python -m gpt2book.scaling_runs recheck                    # on another machine: GPT-2's grid at 4,000 steps again
 # ```
 #
 # `sweep` and `collect` train and count parameters; `fit` runs part (a)'s analysis, which needs no
@@ -643,6 +663,41 @@ same, moved = machine_effect(fake("grid", 0), fake("machine-check", 0)), machine
 print({k: round(v, 4) for k, v in same["mean"].items()}, {k: round(v, 4) for k, v in moved["mean"].items()})
 assert same["mean"]["ci_low"] < 0 < same["mean"]["ci_high"] and moved["mean"]["ci_low"] > 0.03
 assert len(same["sizes"]) == len(FITTED) and machine_effect(fake("grid", 0), [])["mean"] is None
+
+
+# %% [markdown]
+# The confirmation's test (the design's "A confirmation, fixed before it ran"), which also reads the
+# pattern in the grid where it was first seen:
+
+# %%
+#| export
+def lead_change(runs: list[dict], arm: str, sizes, budgets, role: str = "grid", drop=frozenset(), base: str = "gpt2") -> list[dict]:
+    """Per size, `arm` minus `base` at the longer of `budgets` minus the same at the shorter (positive: the lead shrinks),
+    a contrast of four cells of `role` runs (`drop` left out), Welch-Satterthwaite; Holm over the sizes."""
+    cells = {}
+    for r in runs:
+        if r["role"] == role and math.isfinite(r["val_loss"]) and (r["arm"], r["size"], r["steps"], r["seed"]) not in drop:
+            cells.setdefault((r["arm"], r["size"], r["steps"]), []).append(r["val_loss"])
+    short, long = sorted(budgets)
+    four = lambda s: [(arm, s, long), (base, s, long), (arm, s, short), (base, s, short)]
+    rows = [dict(arm=arm, size=s, short=short, long=long,
+                 **dict(zip(("change", "ci_low", "ci_high", "df", "p"), contrast([cells[k] for k in four(s)], [1, -1, -1, 1]))))
+            for s in sizes if all(len(cells.get(k, ())) > 1 for k in four(s))]
+    for row, q in zip(rows, holm([r["p"] for r in rows])): row["p_holm"] = q
+    return rows
+
+
+# %%
+rng = np.random.default_rng(0)
+made_up = [dict(arm=a, size=s, steps=b, seed=k, role="confirm", val_loss=2 - (0.1 if a == "rope" and b == 4000 else 0.05 * (a == "rope"))
+                + 0.005 * rng.normal()) for a in CONFIRM["arms"] for s in CONFIRM["sizes"] for b in CONFIRM["budgets"] for k in CONFIRM["seeds"]]
+lc = lead_change(made_up, "rope", CONFIRM["sizes"], CONFIRM["budgets"], role="confirm")
+print([(r["size"], round(r["change"], 3), round(r["p_holm"], 4)) for r in lc])
+assert [round(r["change"], 2) for r in lc] == [0.05] * 3 and all(r["p_holm"] < 0.05 for r in lc)   # a lead of 0.1 that halves
+assert lead_change(made_up, "rope", CONFIRM["sizes"], CONFIRM["budgets"]) == []                 # no grid runs among them
+
+
+# %% [markdown]
 # `status` reads what `sweep` reads (the run folders and the committed results file) and asks the
 # plan what it would start now; `main` picks the sub-command.
 
@@ -714,7 +769,7 @@ walls = [r["wall_s"] for r in runs if r["wall_s"]]
 print(f"{len(runs)} runs ({', '.join(f'{n} {k}' for k, n in roles.items())}); at most {max(r['epochs'] for r in runs):.2f} "
       f"epochs; {sum(walls) / 3600:.1f} hours of one thread in the runs' own records; machines: {', '.join(fit['machine'])}")
 assert max(r["epochs"] for r in runs) < 1 and all(r["machine"] for r in runs)
-assert set(roles) <= {"grid", "holdout", "isoflop", "lr-sweep"}
+assert set(roles) <= {"grid", "holdout", "isoflop", "lr-sweep", "confirm"}
 
 # %% [markdown]
 # What had finished when these results were collected: for each arm and size, at each budget (500 to
@@ -773,6 +828,28 @@ for size in RATE_CHECK:
     got = {f: stats_all.get((size, float(f"{lr * f:.3g}"))) for f in (2 ** -0.5, 1, 2 ** 0.5)} if lr else {}
     print(f"{size}: " + ("not yet" if not got or not all(got.values()) else
                          "  ".join(f"{lr * f:.3g}: {np.mean(v):.4f} ({len(v)} seeds)" for f, v in got.items())))
+
+# %% [markdown]
+# ### Across machines
+#
+# GPT-2's grid at 4,000 steps trained again on the second machine (`recheck`), each size against the
+# study's runs of it (Welch; Holm over the sizes), their average, and whether any seed reproduced
+# its first-machine loss exactly:
+
+# %%
+machine_file = root / MACHINE_FILE
+rechecked = read_rows(machine_file) if machine_file.exists() else []
+effect = machine_effect(runs, rechecked)
+first = {(r["size"], r["steps"], r["lr"], r["seed"]): r for r in runs if r["arm"] == "gpt2" and r["role"] == "grid"}
+same_seed = [(r, first[k]) for r in rechecked if (k := (r["size"], r["steps"], r["lr"], r["seed"])) in first]
+print(f"{len(rechecked)} runs on {', '.join(sorted({r['machine'] for r in rechecked})) or 'no machine yet'}, against "
+      f"{', '.join(sorted({f['machine'] for _, f in same_seed}))}; {sum(r['val_loss'] == f['val_loss'] for r, f in same_seed)} "
+      f"of {len(same_seed)} seeds ended exactly where they did on the first machine")
+for r in effect["sizes"]:
+    print(f"  {r['size']} at {r['steps']} steps: second minus first {r['delta']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] "
+          f"({r['df']:.1f} df), Holm p {r['p_holm']:.3f}")
+if m := effect["mean"]:
+    print(f"  averaged over the sizes: {m['delta']:+.4f} [{m['ci_low']:+.4f}, {m['ci_high']:+.4f}] ({m['df']:.1f} df)")
 
 # %% [markdown]
 # ### At its best loss?
@@ -945,24 +1022,30 @@ plot_gaps(gaps)
 # How the lead moves with data. This was seen in the table above, not planned before it: RoPE's lead
 # looked smaller at 8,000 steps than at 4,000 at the larger sizes. So it is tested here as a contrast
 # of four cells per size and arm (the arm's change from 4,000 to 8,000 steps minus GPT-2's; positive:
-# the lead shrinks), Holm over the sizes of each arm, and it is a question for fresh seeds rather than a
-# finding until they answer it:
+# the lead shrinks), Holm over the sizes of each arm. It is a question for fresh seeds rather than a
+# finding until they answer it; the design's confirmation asks it, and its answer follows.
 
 # %%
 drop = {(e["arm"], e["size"], e["steps"], e["seed"]) for e in fit["annealing"]["excluded"]}
-grid_ = {}
+lead_moves = {(r["arm"], r["size"]): r for arm in list(ARMS)[1:] for r in lead_change(runs, arm, FITTED, BUDGETS[-2:], drop=drop)}
+for r in lead_moves.values():
+    print(f"{r['arm']:>15} {r['size']:>6}: the gap changes by {r['change']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] from "
+          f"{r['short']} to {r['long']} steps ({r['df']:.1f} df), Holm p {r['p_holm']:.3f}")
+grid_ = {}                                                     # the grid's cells, for the multipliers' floors below
 for r in runs:
     if r["role"] == "grid" and math.isfinite(r["val_loss"]) and (r["arm"], r["size"], r["steps"], r["seed"]) not in drop:
         grid_.setdefault((r["arm"], r["size"], r["steps"]), []).append(r["val_loss"])
-short, long = BUDGETS[-2:]
-lead_moves = {}
-for arm in list(ARMS)[1:]:
-    four = lambda s: [(arm, s, long), ("gpt2", s, long), (arm, s, short), ("gpt2", s, short)]     # (arm - GPT-2) at long minus at short
-    rows_ = [(s, contrast([grid_[k] for k in four(s)], [1, -1, -1, 1])) for s in FITTED if all(len(grid_.get(k, ())) > 1 for k in four(s))]
-    for (s, c), q in zip(rows_, holm([c[4] for _, c in rows_])):
-        lead_moves[arm, s] = (*c, q)
-        print(f"{arm:>15} {s:>6}: the gap changes by {c[0]:+.3f} [{c[1]:+.3f}, {c[2]:+.3f}] from {short} to {long} steps "
-              f"({c[3]:.1f} df), Holm p {q:.3f}")
+
+# %% [markdown]
+# The confirmation, on seeds 1342 to 1344, by the test fixed before they ran:
+
+# %%
+confirmed = lead_change(runs, "rope", CONFIRM["sizes"], CONFIRM["budgets"], role="confirm")
+for r in confirmed:
+    print(f"{r['size']:>6}: {r['change']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] ({r['df']:.1f} df), Holm p {r['p_holm']:.3f}: "
+          + ("the lead shrinks" if r["change"] > 0 and r["p_holm"] < 0.05 else "not shown"))
+print(f"{sum(r['role'] == 'confirm' for r in runs)} of the confirmation's "
+      f"{len(CONFIRM['arms']) * len(CONFIRM['sizes']) * len(CONFIRM['budgets']) * len(CONFIRM['seeds'])} runs have finished")
 
 # %% [markdown]
 # The same comparison as compute: how many times GPT-2's compute reaches each arm's loss at the same
@@ -985,9 +1068,10 @@ for arm, m in fit["multipliers"].items():
 # %%
 beyond = {}
 for (arm, s, b), v in sorted(grid_.items(), key=lambda kv: (kv[0][0], plan.table[kv[0][1]][0], kv[0][2])):
-    if arm != "gpt2" and (g8 := grid_.get(("gpt2", s, long))) and np.mean(v) < np.mean(g8):
-        beyond[arm, s, b] = long / b
-        print(f"{arm:>15} {s:>6} at {b:>5} steps: {np.mean(v):.3f} < GPT-2's {np.mean(g8):.3f} at {long}: more than {long / b:g} times")
+    if arm != "gpt2" and (g8 := grid_.get(("gpt2", s, BUDGETS[-1]))) and np.mean(v) < np.mean(g8):
+        beyond[arm, s, b] = BUDGETS[-1] / b
+        print(f"{arm:>15} {s:>6} at {b:>5} steps: {np.mean(v):.3f} < GPT-2's {np.mean(g8):.3f} at {BUDGETS[-1]}: "
+              f"more than {BUDGETS[-1] / b:g} times")
 
 # %% [markdown]
 # ## What the study says
@@ -1068,8 +1152,17 @@ for (arm, s, b), v in sorted(grid_.items(), key=lambda kv: (kv[0][0], plan.table
 # One pattern was seen in the table, not planned: at the three larger sizes RoPE's lead is smaller at
 # 8,000 steps than at 4,000, and beyond the noise after Holm at `L5C20` (+0.066 [+0.035, +0.096]) and
 # `L6C24` (+0.055 [+0.024, +0.086]). A lead that shrinks with data is what a head start off the
-# plateau would give, but a pattern found by looking is a question: fresh seeds, fixed before they run,
-# have to confirm it before it is a finding.
+# plateau would give, but a pattern found by looking is a question. The design's confirmation asks it
+# again on fresh seeds (1342 to 1344) by a test fixed before they run; at the last collect none of
+# its 36 runs had run, so the pattern is not a finding.
+#
+# **Across machines.** Every GPT-2 run trained on the first machine; all of SwiGLU + RMSNorm's and
+# all but RoPE's first 18 on the second. GPT-2's grid at 4,000 steps, trained again on the second
+# machine (15 runs), bounds what that can do: none of its seeds ended where it did on the first, as
+# expected, yet the second machine's runs minus the first's average +0.003 [−0.014, +0.021] nats over
+# the five sizes, and no size differs beyond the noise after Holm. A machine effect, if there is one,
+# is under about 0.02 nats at this budget: far below RoPE's gaps, and an arm's gap smaller than that
+# could not be told from the machine it ran on.
 #
 # **SwiGLU + RMSNorm against GPT-2** is still running (`python -m gpt2book.scaling_runs status` lists
 # what the plan can start): at the last collect it had 11 of its sweep runs and one comparable cell.
@@ -1077,7 +1170,7 @@ for (arm, s, b), v in sorted(grid_.items(), key=lambda kv: (kv[0][0], plan.table
 # %%
 noise_, h_ = fit["noise"]["gpt2"], {b["steps"]: b for b in fit["holdout"]["budgets"]}   # the numbers above, from the files
 assert len(runs) == 637 and roles["isoflop"] == 123 and Counter(r["arm"] for r in runs) == {"gpt2": 473, "rope": 153, "swiglu-rmsnorm": 11}
-assert not any(j[0] in ("gpt2", "rope") for j in plan.runs())                           # GPT-2's and RoPE's parts: nothing left to run
+assert not any(j[0] in ("gpt2", "rope") and j[4] not in CONFIRM["seeds"] for j in plan.runs())   # both parts done, but for the confirmation
 assert fit["forms"]["chosen"] == "beta(N)" and not fit["holdout"]["passed"]
 assert {b: (h_[b]["seeds"], h_[b]["passed"], h_[b]["ratio"] and round(h_[b]["ratio"], 2))
         for b in h_} == {1000: (1, None, None), 2000: (3, False, 1.33), 4000: (5, False, 1.22), 8000: (5, False, 1.94)}
@@ -1134,8 +1227,17 @@ assert not any(g["steps"] == 500 for g in gaps) and all(len(grid_.get(("gpt2", s
 m500 = {a: [np.mean([r["val_loss"] for r in runs if (r["arm"], r["size"], r["steps"], r["role"]) == (a, s, 500, "grid")])
             for s in FITTED] for a in ("gpt2", "rope")}                                  # all three seeds, checked or not
 assert [round(f(m500[a]), 2) for a in ("rope", "gpt2") for f in (min, max)] == [2.32, 2.52, 2.57, 2.66]
-moved = {s: tuple(round(v, 3) for v in m[:3]) for (a, s), m in lead_moves.items() if a == "rope" and m[5] < 0.05}
+moved = {s: tuple(round(m[k], 3) for k in ("change", "ci_low", "ci_high")) for (a, s), m in lead_moves.items()
+         if a == "rope" and m["p_holm"] < 0.05}
 assert moved == {"L5C20": (0.066, 0.035, 0.096), "L6C24": (0.055, 0.024, 0.086)}
+assert not confirmed and roles.get("confirm", 0) == 0
+m_ = effect["mean"]                                                                     # across machines
+assert len(rechecked) == 15 and len(same_seed) == 15 and not any(r["val_loss"] == f["val_loss"] for r, f in same_seed)
+assert {r["machine"] for r in rechecked} == {"Intel(R) Xeon(R) Processor, 1 thread"} == {r["machine"] for r in runs if r["arm"] == "swiglu-rmsnorm"}
+assert {f["machine"] for _, f in same_seed} == {r["machine"] for r in runs if r["arm"] == "gpt2"} == {"AMD EPYC, 1 thread"}
+assert (round(m_["delta"], 3), round(m_["ci_low"], 3), round(m_["ci_high"], 3)) == (0.003, -0.014, 0.021)
+assert all(r["p_holm"] > 0.05 for r in effect["sizes"]) and len(effect["sizes"]) == 5
+assert sum(r["machine"].startswith("AMD") for r in runs if r["arm"] == "rope") == 18
 # SwiGLU + RMSNorm: still in its sweeps
 assert sum(g["arm"] == "swiglu-rmsnorm" for g in gaps) == 1
 assert round(noise_["8000"]["sd"], 3) == 0.019 and all(round(rc_[k] - rc_[j], 3) < 0.019 for k, j in (
@@ -1158,6 +1260,7 @@ assert round(noise_["8000"]["sd"], 3) == 0.019 and all(round(rc_[k] - rc_[j], 3)
 # python -m gpt2book.scaling_runs collect --out out/scaling
 # python -m gpt2book.scaling_runs fit
 # python tools/results_tables.py --readme --blocks scaling
+# OMP_NUM_THREADS=1 python -m gpt2book.scaling_runs recheck --out out/machine_check   # the machine check
 # ```
 #
 # `sweep` skips every run already in `nbs/data/scaling.csv`, so the study goes on from the committed

@@ -260,3 +260,15 @@ def test_recheck_writes_its_own_file_and_measures_the_machine(tmp_path, monkeypa
     assert "averaged over the sizes: +0.1000" in out and out.count(" at 4000 steps: +0.1000") == len(FITTED)
     run_main(scaling_runs.main, args)                                                          # again: the same rows, not twice
     assert len(read_rows(tmp_path / MACHINE_FILE)) == len(got)
+
+
+def test_the_confirmation_comes_last_on_fresh_seeds_and_has_its_own_role(tmp_path, table):
+    from gpt2book.scaling_runs import CONFIRM, SEEDS, _role
+    plan = Plan(tmp_path, table)
+    plan.sweep = lambda arm, size, steps: (0.01, 0.01)                    # every sweep done: every rate known
+    jobs = plan.runs()
+    confirm = [j for j in jobs if j[4] in CONFIRM["seeds"]]
+    assert not set(CONFIRM["seeds"]) & set(SEEDS) and len(confirm) == 36 and jobs[-36:] == confirm
+    assert {(j[0], j[1], j[2]) for j in confirm} == {(a, s, b) for a in CONFIRM["arms"] for s in CONFIRM["sizes"] for b in CONFIRM["budgets"]}
+    assert _role(plan, "rope", "L5C20", 8000, 0.01, 1342) == "confirm" and _role(plan, "rope", "L5C20", 8000, 0.01, 1337) == "grid"
+    assert _role(plan, "swiglu-rmsnorm", "L5C20", 8000, 0.01, 1342) == "lr-sweep"          # not an arm of the confirmation
