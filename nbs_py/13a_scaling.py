@@ -1011,6 +1011,8 @@ def plot_gaps(gaps: list[dict], path=None):
             ax.errorbar(x, [g["delta"] for g in gs], yerr=[[g["delta"] - g["holm_low"] for g in gs],
                         [g["holm_high"] - g["delta"] for g in gs]], fmt="o-", ms=3, lw=1, label=f"{b} steps")
         ax.axhline(0, color="gray", lw=0.8); ax.set(xscale="log", xlabel="parameters (no embedding)", title=f"{arm} - gpt2")
+        ns = sorted({g["n_params"] for g in gaps if g["arm"] == arm})
+        if ns: ax.set_xticks(ns, [f"{n:,}" for n in ns], fontsize=7); ax.set_xticks([], minor=True)   # the sizes, no crowding
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("loss difference (nats/char)")
     if gaps: axes[0].legend(fontsize=7)
