@@ -1129,8 +1129,9 @@ for (arm, s, b), v in sorted(grid_.items(), key=lambda kv: (kv[0][0], plan.table
 # other four the best size has no wall on at least one side: the annealing check leaves out many of
 # the short runs of the larger sizes, and the two-layer and deeper sizes of one level do not fall on
 # one smooth curve (at $9 \cdot 10^{10}$ FLOPs the three-layer `L3C12`, 2.339, is worse than the
-# two-layer sizes on either side of it in $N$, 2.276 and 2.220). Through the two walled levels approach 2 gives $a = 0.79$ [0.76, 0.84]; approach 3,
-# from the `beta(N)` law that failed its test, 0.67 [0.64, 0.70]; approach 1 cannot place an
+# two-layer sizes on either side of it in $N$, 2.276 and 2.220). Through the two walled levels
+# approach 2 gives $a = 0.79$ [0.76, 0.84]; approach 3, from the `beta(N)` law that failed its test,
+# 0.67 [0.64, 0.70]; approach 1 cannot place an
 # exponent (its interval spans $-0.04$ to 0.95). Approaches 2 and 3 do not agree within their
 # intervals, and neither is a finding: one is a line through two levels, the other comes from a law
 # that misses the held-out size.
@@ -1162,22 +1163,23 @@ for (arm, s, b), v in sorted(grid_.items(), key=lambda kv: (kv[0][0], plan.table
 # `L5C20` (+0.035 [+0.013, +0.056], Holm p 0.022) and `L6C24` (+0.043 [+0.014, +0.071], Holm p 0.022),
 # but not at `L4C16` (+0.040 [−0.006, +0.087], Holm p 0.075). So at the two larger sizes RoPE's lead
 # shrinks from 4,000 to 8,000 steps, by about 0.04 nats of the 0.13 to 0.15 it had at 4,000: GPT-2
-# makes up part of RoPE's head start with data. How far it would go on closing this study cannot
-# say, as one pass over the text ends at 8,919 steps.
+# makes up part of RoPE's head start with data. Whether the gap goes on closing, this study cannot
+# say: one pass over the text ends at 8,919 steps.
 #
 # **Across machines.** Every GPT-2 run of the grid, sweeps and IsoFLOP levels trained on the first
-# machine; all of SwiGLU + RMSNorm's, all but RoPE's first 18, and the confirmation on the second. GPT-2's grid at 4,000 steps, trained again on the second
-# machine (15 runs), bounds what that can do: none of its seeds ended where it did on the first, as
-# expected, yet the second machine's runs minus the first's average +0.003 [−0.014, +0.021] nats over
-# the five sizes, and no size differs beyond the noise after Holm. A machine effect, if there is one,
+# machine; all of SwiGLU + RMSNorm's, all but RoPE's first 18, and the confirmation on the second.
+# GPT-2's grid at 4,000 steps, trained again on the second machine (15 runs), bounds what that can
+# do: none of its seeds ended where it did on the first, as expected, yet the second machine's runs
+# minus the first's average +0.003 [−0.014, +0.021] nats over the five sizes, and no size differs
+# beyond the noise after Holm. A machine effect, if there is one,
 # is under about 0.02 nats at this budget: far below RoPE's gaps, and an arm's gap smaller than that
 # could not be told from the machine it ran on.
 #
 # **SwiGLU + RMSNorm ties GPT-2 in every cell**: the seed project's question gets, at these sizes,
-# the answer chapter 10's 2×2 gave at 0.8 million parameters (−0.031 [−0.072, +0.010]). In none of its 13 cells does the corrected
-# interval exclude zero. Its point estimates lean its way (below GPT-2 in 12 of the 13, by up to
-# 0.08 nats at the smallest size), and two uncorrected intervals exclude zero (`L2C8` and `L5C20` at
-# 8,000 steps), which is about what 13 comparisons at this noise give by chance. From `L4C16` up the
+# the answer chapter 10's 2×2 gave at 0.8 million parameters (−0.031 [−0.072, +0.010]). In none of
+# its 13 cells does the corrected interval exclude zero. Its point estimates lean its way (below
+# GPT-2 in 12 of the 13, by up to 0.08 nats at the smallest size), and two uncorrected intervals
+# exclude zero (`L2C8` and `L5C20` at 8,000 steps), but neither survives the correction. From `L4C16` up the
 # gaps lie between −0.033 and +0.011 nats: no larger than what the machine check allows. The
 # multipliers, where they can be read (eight cells), run from 1.05 to 2.24; their intervals lie above
 # 1 at four short-budget cells of the two smallest sizes (`L2C8` at 1,000 and 2,000 steps, `L3C12` at
