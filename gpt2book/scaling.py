@@ -6,12 +6,12 @@ Docs: https://gpt2book.github.io/gpt2book/scaling.html.md"""
 
 # %% auto #0
 __all__ = ['RUN_FIELDS', 'CURVE_FIELDS', 'GAP_FIELDS', 'FILES', 'PLOTS', 'INTS', 'FLOATS', 'CHOSEN', 'FORMS', 'LAW', 'N0',
-           'write_rows', 'read_rows', 'curve_at', 'annealing_check', 'failed_runs', 'seed_stats', 'budget_noise',
-           'noise_at', 'transient_budgets', 'law_loss', 'fit_form', 'law_points', 'identifiable', 'loso',
-           'compare_forms', 'bootstrap_fits', 'holdout_test', 'power_fit', 'law_optimum', 'law_exponent', 'vertex',
-           'worse_p', 'level_minimum', 'isoflop_profiles', 'interval', 'isoflop_optimum', 'loss_at', 'envelope', 'holm',
-           'size_inversions', 'contrast', 'welch', 'arch_gaps', 'size_gains', 'compute_multipliers', 'analyse',
-           'plot_law', 'plot_isoflop', 'plot_gaps']
+           'write_rows', 'read_rows', 'curve_at', 'annealing_check', 'failed_runs', 'cell_values', 'seed_stats',
+           'budget_noise', 'noise_at', 'transient_budgets', 'law_loss', 'fit_form', 'law_points', 'identifiable',
+           'loso', 'compare_forms', 'bootstrap_fits', 'holdout_test', 'power_fit', 'law_optimum', 'law_exponent',
+           'vertex', 'worse_p', 'level_minimum', 'isoflop_profiles', 'interval', 'isoflop_optimum', 'loss_at',
+           'envelope', 'holm', 'size_inversions', 'contrast', 'welch', 'arch_gaps', 'size_gains', 'compute_multipliers',
+           'analyse', 'plot_law', 'plot_isoflop', 'plot_gaps']
 
 # %% ../nbs/13a_scaling.ipynb #239a416d
 import csv
@@ -78,13 +78,18 @@ def failed_runs(checks: list[dict]) -> set:
     return {(c["arm"], c["size"], c["steps"], c["seed"]) for c in checks if not c["ok"]}
 
 # %% ../nbs/13a_scaling.ipynb #e9bbe28a
-def seed_stats(runs: list[dict], drop=frozenset()) -> dict:
-    "{(arm, size, steps): (mean, SD or nan, seeds)} of each cell at its chosen rate; the runs in `drop` left out."
+def cell_values(runs: list[dict], roles=CHOSEN, drop=frozenset(), by=("arm", "size", "steps")) -> dict:
+    "{the `by` fields of a run: [final losses]} of the finite runs whose role is in `roles`; the runs in `drop` left out."
     cells = {}
     for r in runs:
-        if r["role"] in CHOSEN and math.isfinite(r["val_loss"]) and (r["arm"], r["size"], r["steps"], r["seed"]) not in drop:
-            cells.setdefault((r["arm"], r["size"], r["steps"]), []).append(r["val_loss"])
-    return {k: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else math.nan, len(v)) for k, v in cells.items()}
+        if r["role"] in roles and math.isfinite(r["val_loss"]) and (r["arm"], r["size"], r["steps"], r["seed"]) not in drop:
+            cells.setdefault(tuple(r[f] for f in by), []).append(r["val_loss"])
+    return cells
+
+def seed_stats(runs: list[dict], drop=frozenset()) -> dict:
+    "{(arm, size, steps): (mean, SD or nan, seeds)} of each cell at its chosen rate; the runs in `drop` left out."
+    return {k: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else math.nan, len(v))
+            for k, v in cell_values(runs, CHOSEN, drop).items()}
 
 def budget_noise(runs: list[dict], arm: str = "gpt2", drop=frozenset()) -> dict:
     "{steps: dict(sd, df, cells)}: `arm`'s seed SD at each grid budget, pooled over its cells with 2+ seeds there."
@@ -365,10 +370,9 @@ def welch(x, y, level: float = 0.95) -> tuple:
 
 def arch_gaps(runs: list[dict], base: str = "gpt2", drop=frozenset()) -> list[dict]:
     "One row per (arm, size, budget) with 2+ seeds in both arms: delta = arm - base, Welch's interval, Holm's p and interval."
-    values, first = {}, {}
+    values, first = cell_values(runs, ("grid",), drop), {}
     for r in runs:
-        if r["role"] == "grid" and math.isfinite(r["val_loss"]) and (r["arm"], r["size"], r["steps"], r["seed"]) not in drop:
-            values.setdefault((r["arm"], r["size"], r["steps"]), []).append(r["val_loss"]); first.setdefault(r["size"], r)
+        if r["role"] == "grid": first.setdefault(r["size"], r)              # its parameters and characters per step
     rows = []
     for (arm, size, steps), x in sorted(values.items()):
         y = values.get((base, size, steps))

@@ -33,8 +33,8 @@ from .experiments import run_all, run_record
 from .files import atomic_write_json
 from .model import GPT
 from .positions import RotaryPositions  # noqa: F401  chapter 11 registers pos="rope", which an arm uses
-from .scaling import (CURVE_FIELDS, FILES, GAP_FIELDS, PLOTS, RUN_FIELDS, _jsonable, analyse, arch_gaps, contrast,
-                              holm, plot_gaps, plot_isoflop, plot_law, read_rows, vertex, welch, write_rows)
+from .scaling import (CURVE_FIELDS, FILES, GAP_FIELDS, PLOTS, RUN_FIELDS, _jsonable, analyse, arch_gaps, cell_values,
+                              contrast, holm, plot_gaps, plot_isoflop, plot_law, read_rows, vertex, welch, write_rows)
 from .config import make_config
 from .runlog import read_metrics
 from .step import flops_per_token
@@ -384,12 +384,7 @@ def recheck_jobs(plan: Plan, root, steps: int = RECHECK_STEPS, data_dir: str = D
 def machine_effect(runs: list[dict], rechecked: list[dict]) -> dict:
     """{sizes: per (size, steps, lr), the rechecked runs minus the study's grid runs (Welch; Holm over the rows),
     mean: that difference averaged over the rows, one contrast of all their cells; None without two rows' seeds}."""
-    def cells(rows, role):
-        out = {}
-        for r in rows:
-            if r["arm"] == "gpt2" and r["role"] == role and math.isfinite(r["val_loss"]):
-                out.setdefault((r["size"], r["steps"], r["lr"]), []).append(r["val_loss"])
-        return out
+    cells = lambda rows, role: cell_values([r for r in rows if r["arm"] == "gpt2"], (role,), by=("size", "steps", "lr"))
     new, old = cells(rechecked, "machine-check"), cells(runs, "grid")
     keys = [k for k in new if len(new[k]) > 1 and len(old.get(k, ())) > 1]
     rows = [dict(zip(("size", "steps", "lr"), k), **dict(zip(("delta", "ci_low", "ci_high", "df", "p"), welch(new[k], old[k]))))
@@ -425,11 +420,7 @@ def recheck_files(s: RecheckSettings) -> dict:
 def lead_change(runs: list[dict], arm: str, sizes, budgets, role: str = "grid", drop=frozenset(), base: str = "gpt2") -> list[dict]:
     """Per size, `arm` minus `base` at the longer of `budgets` minus the same at the shorter (positive: the lead shrinks),
     a contrast of four cells of `role` runs (`drop` left out), Welch-Satterthwaite; Holm over the sizes."""
-    cells = {}
-    for r in runs:
-        if r["role"] == role and math.isfinite(r["val_loss"]) and (r["arm"], r["size"], r["steps"], r["seed"]) not in drop:
-            cells.setdefault((r["arm"], r["size"], r["steps"]), []).append(r["val_loss"])
-    short, long = sorted(budgets)
+    cells, (short, long) = cell_values(runs, (role,), drop), sorted(budgets)
     four = lambda s: [(arm, s, long), (base, s, long), (arm, s, short), (base, s, short)]
     rows = [dict(arm=arm, size=s, short=short, long=long,
                  **dict(zip(("change", "ci_low", "ci_high", "df", "p"), contrast([cells[k] for k in four(s)], [1, -1, -1, 1]))))

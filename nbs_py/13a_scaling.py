@@ -200,13 +200,18 @@ test_eq(failed_runs(checked), {("gpt2", "L2C8", 500, 1)})
 
 # %%
 #| export
-def seed_stats(runs: list[dict], drop=frozenset()) -> dict:
-    "{(arm, size, steps): (mean, SD or nan, seeds)} of each cell at its chosen rate; the runs in `drop` left out."
+def cell_values(runs: list[dict], roles=CHOSEN, drop=frozenset(), by=("arm", "size", "steps")) -> dict:
+    "{the `by` fields of a run: [final losses]} of the finite runs whose role is in `roles`; the runs in `drop` left out."
     cells = {}
     for r in runs:
-        if r["role"] in CHOSEN and math.isfinite(r["val_loss"]) and (r["arm"], r["size"], r["steps"], r["seed"]) not in drop:
-            cells.setdefault((r["arm"], r["size"], r["steps"]), []).append(r["val_loss"])
-    return {k: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else math.nan, len(v)) for k, v in cells.items()}
+        if r["role"] in roles and math.isfinite(r["val_loss"]) and (r["arm"], r["size"], r["steps"], r["seed"]) not in drop:
+            cells.setdefault(tuple(r[f] for f in by), []).append(r["val_loss"])
+    return cells
+
+def seed_stats(runs: list[dict], drop=frozenset()) -> dict:
+    "{(arm, size, steps): (mean, SD or nan, seeds)} of each cell at its chosen rate; the runs in `drop` left out."
+    return {k: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else math.nan, len(v))
+            for k, v in cell_values(runs, CHOSEN, drop).items()}
 
 def budget_noise(runs: list[dict], arm: str = "gpt2", drop=frozenset()) -> dict:
     "{steps: dict(sd, df, cells)}: `arm`'s seed SD at each grid budget, pooled over its cells with 2+ seeds there."
@@ -695,10 +700,9 @@ def welch(x, y, level: float = 0.95) -> tuple:
 
 def arch_gaps(runs: list[dict], base: str = "gpt2", drop=frozenset()) -> list[dict]:
     "One row per (arm, size, budget) with 2+ seeds in both arms: delta = arm - base, Welch's interval, Holm's p and interval."
-    values, first = {}, {}
+    values, first = cell_values(runs, ("grid",), drop), {}
     for r in runs:
-        if r["role"] == "grid" and math.isfinite(r["val_loss"]) and (r["arm"], r["size"], r["steps"], r["seed"]) not in drop:
-            values.setdefault((r["arm"], r["size"], r["steps"]), []).append(r["val_loss"]); first.setdefault(r["size"], r)
+        if r["role"] == "grid": first.setdefault(r["size"], r)              # its parameters and characters per step
     rows = []
     for (arm, size, steps), x in sorted(values.items()):
         y = values.get((base, size, steps))

@@ -32,8 +32,8 @@ from gpt2book.experiments import run_all, run_record
 from gpt2book.files import atomic_write_json
 from gpt2book.model import GPT
 from gpt2book.positions import RotaryPositions  # noqa: F401  chapter 11 registers pos="rope", which an arm uses
-from gpt2book.scaling import (CURVE_FIELDS, FILES, GAP_FIELDS, PLOTS, RUN_FIELDS, _jsonable, analyse, arch_gaps, contrast,
-                              holm, plot_gaps, plot_isoflop, plot_law, read_rows, vertex, welch, write_rows)
+from gpt2book.scaling import (CURVE_FIELDS, FILES, GAP_FIELDS, PLOTS, RUN_FIELDS, _jsonable, analyse, arch_gaps, cell_values,
+                              contrast, holm, plot_gaps, plot_isoflop, plot_law, read_rows, vertex, welch, write_rows)
 from gpt2book.config import make_config
 from gpt2book.runlog import read_metrics
 from gpt2book.step import flops_per_token
@@ -611,12 +611,7 @@ def recheck_jobs(plan: Plan, root, steps: int = RECHECK_STEPS, data_dir: str = D
 def machine_effect(runs: list[dict], rechecked: list[dict]) -> dict:
     """{sizes: per (size, steps, lr), the rechecked runs minus the study's grid runs (Welch; Holm over the rows),
     mean: that difference averaged over the rows, one contrast of all their cells; None without two rows' seeds}."""
-    def cells(rows, role):
-        out = {}
-        for r in rows:
-            if r["arm"] == "gpt2" and r["role"] == role and math.isfinite(r["val_loss"]):
-                out.setdefault((r["size"], r["steps"], r["lr"]), []).append(r["val_loss"])
-        return out
+    cells = lambda rows, role: cell_values([r for r in rows if r["arm"] == "gpt2"], (role,), by=("size", "steps", "lr"))
     new, old = cells(rechecked, "machine-check"), cells(runs, "grid")
     keys = [k for k in new if len(new[k]) > 1 and len(old.get(k, ())) > 1]
     rows = [dict(zip(("size", "steps", "lr"), k), **dict(zip(("delta", "ci_low", "ci_high", "df", "p"), welch(new[k], old[k]))))
@@ -674,11 +669,7 @@ assert len(same["sizes"]) == len(FITTED) and machine_effect(fake("grid", 0), [])
 def lead_change(runs: list[dict], arm: str, sizes, budgets, role: str = "grid", drop=frozenset(), base: str = "gpt2") -> list[dict]:
     """Per size, `arm` minus `base` at the longer of `budgets` minus the same at the shorter (positive: the lead shrinks),
     a contrast of four cells of `role` runs (`drop` left out), Welch-Satterthwaite; Holm over the sizes."""
-    cells = {}
-    for r in runs:
-        if r["role"] == role and math.isfinite(r["val_loss"]) and (r["arm"], r["size"], r["steps"], r["seed"]) not in drop:
-            cells.setdefault((r["arm"], r["size"], r["steps"]), []).append(r["val_loss"])
-    short, long = sorted(budgets)
+    cells, (short, long) = cell_values(runs, (role,), drop), sorted(budgets)
     four = lambda s: [(arm, s, long), (base, s, long), (arm, s, short), (base, s, short)]
     rows = [dict(arm=arm, size=s, short=short, long=long,
                  **dict(zip(("change", "ci_low", "ci_high", "df", "p"), contrast([cells[k] for k in four(s)], [1, -1, -1, 1]))))
@@ -1031,10 +1022,7 @@ lead_moves = {(r["arm"], r["size"]): r for arm in list(ARMS)[1:] for r in lead_c
 for r in lead_moves.values():
     print(f"{r['arm']:>15} {r['size']:>6}: the gap changes by {r['change']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] from "
           f"{r['short']} to {r['long']} steps ({r['df']:.1f} df), Holm p {r['p_holm']:.3f}")
-grid_ = {}                                                     # the grid's cells, for the multipliers' floors below
-for r in runs:
-    if r["role"] == "grid" and math.isfinite(r["val_loss"]) and (r["arm"], r["size"], r["steps"], r["seed"]) not in drop:
-        grid_.setdefault((r["arm"], r["size"], r["steps"]), []).append(r["val_loss"])
+grid_ = cell_values(runs, ("grid",), drop)                      # the grid's cells, for the multipliers' floors below
 
 # %% [markdown]
 # The confirmation, on seeds 1342 to 1344, by the test fixed before they ran:
